@@ -1,0 +1,66 @@
+"""sm_async_nb: Amazon SageMaker asynchronous inference from Jupyter.
+
+Public names are resolved lazily so ``import sm_async_nb`` stays cheap: it does not import
+moto, ipywidgets, pandas or boto3 until a name that needs them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "AsyncInferenceClient": "sm_async_nb.client",
+    "Invocation": "sm_async_nb.invocation",
+    "InvocationBatch": "sm_async_nb.invocation",
+    "Status": "sm_async_nb.records",
+    "LocalStack": "sm_async_nb.local.stack",
+    "SageMakerAsync": "sm_async_nb.config",
+    "ValidationError": "sm_async_nb.errors",
+    "InferenceFailed": "sm_async_nb.errors",
+    "InferenceExpired": "sm_async_nb.errors",
+    "ResultNotReady": "sm_async_nb.errors",
+    "SubmissionError": "sm_async_nb.errors",
+    "DecodeError": "sm_async_nb.errors",
+    "JournalError": "sm_async_nb.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import AsyncInferenceClient
+    from .config import SageMakerAsync
+    from .errors import (DecodeError, InferenceExpired, InferenceFailed, JournalError, ResultNotReady,
+                         SubmissionError, ValidationError)
+    from .invocation import Invocation, InvocationBatch
+    from .local.stack import LocalStack
+    from .records import Status
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sm_async_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext sm_async_nb``: register the magics (a second load is harmless)."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    """``%unload_ext sm_async_nb``: stop background polling and remove the magics."""
+    from .magics import unload
+
+    unload(ipython)

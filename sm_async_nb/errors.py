@@ -1,0 +1,69 @@
+"""Exceptions users see. Each message ends with what to do next."""
+
+from __future__ import annotations
+
+
+class SmAsyncError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ValidationError(SmAsyncError, ValueError):
+    """A request parameter or payload breaks a rule; nothing was uploaded or invoked."""
+
+    def __init__(self, message: str, *, parameter: str | None = None):
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class SubmissionError(SmAsyncError):
+    """The client could not hand the request to SageMaker (status ERROR)."""
+
+    def __init__(self, message: str, *, inference_id: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.inference_id = inference_id
+        self.code = code
+
+
+class InferenceFailed(SmAsyncError):
+    """The model or the service wrote a failure object (status FAILED)."""
+
+    def __init__(self, inference_id: str, reason: str | None, failure_location: str | None,
+                 input_location: str | None = None):
+        shown = (reason or "no reason given").strip()
+        if len(shown) > 500:
+            shown = shown[:500] + "…"
+        super().__init__(
+            f"Inference {inference_id} failed: {shown} "
+            f"(failure object: {failure_location}; inspect it with .failure_reason or resubmit())"
+        )
+        self.inference_id = inference_id
+        self.failure_reason = reason
+        self.failure_location = failure_location
+        self.input_location = input_location
+
+
+class InferenceExpired(SmAsyncError):
+    """No output or failure appeared in time, or the service said the request expired."""
+
+    def __init__(self, inference_id: str, detail: str):
+        super().__init__(f"Inference {inference_id} expired: {detail}. Resubmit it with resubmit() "
+                         "or a larger request_ttl_seconds.")
+        self.inference_id = inference_id
+
+
+class ResultNotReady(SmAsyncError):
+    """The invocation has not finished yet."""
+
+    def __init__(self, inference_id: str, status: str):
+        super().__init__(f"Inference {inference_id} is {status}, not finished yet: "
+                         "call .wait() (or `await` it) first, or check .status.")
+        self.inference_id = inference_id
+        self.status = status
+
+
+class DecodeError(SmAsyncError, ValueError):
+    """An output could not be turned into a DataFrame; the raw bytes are still available."""
+
+
+class JournalError(SmAsyncError):
+    """The journal file cannot be used (corrupt, or written by a newer version)."""

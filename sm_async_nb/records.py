@@ -1,0 +1,116 @@
+"""The state of an invocation, as the journal stores it. Handles and views read these."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    """Where an invocation is in its life. ERROR: never reached SageMaker; FAILED: the model or
+    service wrote a failure object; EXPIRED: nothing appeared in time, or the service said so."""
+
+    SUBMITTING = "SUBMITTING"
+    PENDING = "PENDING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    ERROR = "ERROR"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.EXPIRED, Status.ERROR})
+
+
+class SubmitStep(str, enum.Enum):
+    """How far a SUBMITTING invocation got, so recovery knows what is safe to redo."""
+
+    JOURNALED = "journaled"   # row written, nothing uploaded yet
+    UPLOADED = "uploaded"     # input object written, invoke not sent
+    INVOKING = "invoking"     # invoke sent, answer not recorded
+    DONE = "done"             # invoke answered (or gave up)
+
+
+# Request parameters kept for display and for resubmission (Python keyword names).
+REQUEST_FIELDS = ("content_type", "accept", "custom_attributes", "request_ttl_seconds",
+                  "invocation_timeout_seconds", "s3_output_path_extension", "filename")
+
+
+def new_inference_id(now: float | None = None) -> str:
+    """A UUIDv7 (RFC 9562): random, but sorting by time, so a listing can start after the
+    oldest pending id instead of reading every output the endpoint ever wrote."""
+    ms = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    rand = int.from_bytes(secrets.token_bytes(10), "big")
+    rand_a, rand_b = rand >> 68, rand & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass
+class InvocationRecord:
+    inference_id: str
+    endpoint_name: str
+    status: Status = Status.SUBMITTING
+    submit_step: SubmitStep = SubmitStep.JOURNALED
+    origin: str = ""
+    label: str | None = None
+    batch_id: str | None = None
+    batch_index: int | None = None
+    row_start: int | None = None
+    row_count: int | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    inline: bool = False
+    input_location: str | None = None
+    input_size: int | None = None
+    input_sha256: str | None = None
+    output_location: str | None = None
+    failure_location: str | None = None
+    submitted_at: float | None = None
+    invoked_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float | None = None
+    output_size: int | None = None
+    failure_reason: str | None = None
+    error: str | None = None
+    owner_pid: int = field(default_factory=os.getpid)
+
+    @property
+    def content_type(self) -> str | None:
+        return self.request.get("content_type")
+
+    @property
+    def accept(self) -> str | None:
+        return self.request.get("accept")
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from submission to the result being seen (None while unfinished)."""
+        if self.finished_at is None or self.submitted_at is None:
+            return None
+        return max(0.0, self.finished_at - self.submitted_at)
+
+    def replace(self, **changes: Any) -> "InvocationRecord":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class BatchRecord:
+    batch_id: str
+    endpoint_name: str
+    size: int
+    label: str | None = None
+    created_at: float | None = None
+    kind: str = "payloads"          # "payloads" | "dataframe"
+    index_json: str | None = None   # the input DataFrame's index, when JSON can hold it
