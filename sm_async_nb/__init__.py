@@ -25,6 +25,7 @@ _EXPORTS = {
     "SubmissionError": "sm_async_nb.errors",
     "DecodeError": "sm_async_nb.errors",
     "JournalError": "sm_async_nb.errors",
+    "ConfigurationError": "sm_async_nb.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -32,7 +33,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover
     from .client import AsyncInferenceClient
     from .config import SageMakerAsync
-    from .errors import (DecodeError, InferenceExpired, InferenceFailed, JournalError, ResultNotReady,
+    from .errors import (ConfigurationError, DecodeError, InferenceExpired, InferenceFailed, JournalError, ResultNotReady,
                          SubmissionError, ValidationError)
     from .invocation import Invocation, InvocationBatch
     from .local.stack import LocalStack

@@ -67,3 +67,7 @@ class DecodeError(SmAsyncError, ValueError):
 
 class JournalError(SmAsyncError):
     """The journal file cannot be used (corrupt, or written by a newer version)."""
+
+
+class ConfigurationError(SmAsyncError, ValueError):
+    """Settings are missing or contradictory (no region, a bad s3_input_path...)."""

@@ -36,10 +36,9 @@ FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.EXPIRED, Status.ER
 class SubmitStep(str, enum.Enum):
     """How far a SUBMITTING invocation got, so recovery knows what is safe to redo."""
 
-    JOURNALED = "journaled"   # row written, nothing uploaded yet
-    UPLOADED = "uploaded"     # input object written, invoke not sent
-    INVOKING = "invoking"     # invoke sent, answer not recorded
-    DONE = "done"             # invoke answered (or gave up)
+    JOURNALED = "journaled"   # row written; the input may be partly uploaded, nothing invoked
+    INVOKING = "invoking"     # input in place; the invoke may have been sent, answer not recorded
+    DONE = "done"             # the invoke was answered (or the submission gave up)
 
 
 # Request parameters kept for display and for resubmission (Python keyword names).

@@ -1,0 +1,254 @@
+"""One poller per client: turns S3 objects (or SNS notifications) into journal status changes.
+
+``step(now)`` does at most one refresh with an injected clock, so tests drive time exactly; the
+background thread only calls it and sleeps. The interval is short right after a submission and
+backs off while nothing changes, up to ``poll_interval``, with jitter.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .events import EventBus, StatusChange
+from .polling import S3Prober
+from .records import FINISHED, InvocationRecord, Status
+from .s3uri import S3Uri
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .client import AsyncInferenceClient
+
+MIN_INTERVAL = 0.5
+BACKOFF = 1.6
+JITTER = 0.1
+EXPIRY_GRACE_SECONDS = 300
+DEFAULT_TTL = 21600
+DEFAULT_TIMEOUT = 900
+
+
+@dataclass
+class RefreshStats:
+    """What the last refresh cost, and totals since the tracker was made."""
+
+    s3_requests: int = 0
+    duration: float = 0.0
+    pending: int = 0
+    changed: int = 0
+    at: float | None = None
+    refreshes: int = 0
+    total_s3_requests: int = 0
+    errors: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class _Outcome:
+    """What one refresh learned about one pending row."""
+
+    status: Status
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+def expiry_deadline(record: InvocationRecord, grace: float = EXPIRY_GRACE_SECONDS) -> float:
+    ttl = record.request.get("request_ttl_seconds") or DEFAULT_TTL
+    timeout = record.request.get("invocation_timeout_seconds") or DEFAULT_TIMEOUT
+    return (record.invoked_at or record.submitted_at or 0.0) + ttl + timeout + grace
+
+
+def failure_status(reason: str) -> Status:
+    """The service writes a failure object for expired requests too; its text says so."""
+    return Status.EXPIRED if "expired" in reason.lower() else Status.FAILED
+
+
+class Tracker:
+    def __init__(self, client: "AsyncInferenceClient", *, clock: Callable[[], float] = time.time,
+                 grace: float = EXPIRY_GRACE_SECONDS):
+        self.client = client
+        self.journal = client.journal
+        self.clock = clock
+        self.grace = grace
+        self.events = EventBus()
+        self.stats = RefreshStats()
+        self.notices: dict[str, str] = {}
+        self.s3 = client.aws.new_client("s3")
+        self.prober = S3Prober(self.s3.client, client.pool, self._notice)
+        self.event_source = None  # set by enable_events()
+        self._interval = MIN_INTERVAL
+        self._next_due = 0.0
+        self._refresh_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    # --- one round ---------------------------------------------------------------------------
+
+    def refresh(self, inference_ids: Iterable[str] | None = None, now: float | None = None) -> list[StatusChange]:
+        """One synchronous round over the pending invocations (or just ``inference_ids``);
+        returns the status changes it made and published."""
+        with self._refresh_lock:
+            return self._refresh(inference_ids, self.clock() if now is None else now)
+
+    def _refresh(self, inference_ids, now: float) -> list[StatusChange]:
+        started, before = time.perf_counter(), self.s3.counter.total("s3")
+        if inference_ids is None:
+            pending = self.journal.query(statuses=[Status.PENDING], origin=self.client.origin)
+        else:
+            rows = self.journal.get_many(list(inference_ids))
+            pending = [r for r in rows.values() if r.status is Status.PENDING]
+        try:
+            outcomes = self._learn(pending, now)
+        except Exception as exc:
+            self.stats.errors += 1
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            spent = self.s3.counter.total("s3") - before
+            self.stats.s3_requests = spent
+            self.stats.total_s3_requests += spent
+            self.stats.duration = time.perf_counter() - started
+            self.stats.pending = len(pending)
+            self.stats.at = now
+            self.stats.refreshes += 1
+        changes = self.apply(pending, outcomes)
+        self.stats.changed = len(changes)
+        return changes
+
+    def _learn(self, pending: Sequence[InvocationRecord], now: float) -> dict[str, _Outcome]:
+        outcomes: dict[str, _Outcome] = {}
+        if self.event_source is not None:
+            outcomes.update(self.event_source.poll(pending))
+        unresolved = [r for r in pending if r.inference_id not in outcomes and r.output_location]
+        outputs = {S3Uri.parse(r.output_location): r for r in unresolved}
+        for uri, seen in self.prober.find(outputs).items():
+            outcomes[outputs[uri].inference_id] = _Outcome(
+                Status.COMPLETED, {"output_size": seen.size, "finished_at": seen.last_modified})
+        failures = {S3Uri.parse(r.failure_location): r for r in unresolved
+                    if r.inference_id not in outcomes and r.failure_location}
+        failed = list(self.prober.find(failures).items())
+        texts = self.prober.read_texts([uri for uri, _ in failed]) if failed else []
+        for (uri, seen), reason in zip(failed, texts):
+            outcomes[failures[uri].inference_id] = _Outcome(
+                failure_status(reason), {"failure_reason": reason, "finished_at": seen.last_modified})
+        for record in pending:
+            if record.inference_id not in outcomes and now > expiry_deadline(record, self.grace):
+                outcomes[record.inference_id] = _Outcome(Status.EXPIRED, {
+                    "failure_reason": "No output or failure object appeared within the request's TTL, "
+                                      "invocation timeout and a grace period.", "finished_at": now})
+        return outcomes
+
+    def apply(self, pending: Sequence[InvocationRecord], outcomes: dict[str, _Outcome]) -> list[StatusChange]:
+        """Write the transitions (compare-and-set, so each happens once across processes), then
+        publish the ones this process made."""
+        by_id = {r.inference_id: r for r in pending}
+        updates = [(iid, Status.PENDING, {"status": o.status, **o.changes}) for iid, o in outcomes.items()
+                   if iid in by_id]
+        applied = self.journal.update_many(updates) if updates else []
+        fresh = self.journal.get_many(applied) if applied else {}
+        changes = [StatusChange(iid, Status.PENDING, fresh[iid].status, fresh[iid]) for iid in applied]
+        if changes:
+            self.events.publish(changes)
+        return changes
+
+    def _notice(self, key: str, message: str) -> None:
+        """Say each explanation once (the panel and `%sm_async list` show them)."""
+        if key not in self.notices:
+            self.notices[key] = message
+            import warnings
+
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+    # --- timing ------------------------------------------------------------------------------
+
+    def step(self, now: float | None = None) -> list[StatusChange] | None:
+        """Refresh if one is due at ``now``; returns the changes, or None when not due."""
+        now = self.clock() if now is None else now
+        if now < self._next_due:
+            return None
+        try:
+            changes = self.refresh(now=now)
+        except Exception:
+            changes = []
+        self._interval = MIN_INTERVAL if changes else min(self._interval * BACKOFF, self.max_interval)
+        self._next_due = now + self._interval * random.uniform(1 - JITTER, 1 + JITTER)
+        return changes
+
+    @property
+    def max_interval(self) -> float:
+        return max(MIN_INTERVAL, self.client.settings.poll_interval)
+
+    @property
+    def next_due(self) -> float:
+        return self._next_due
+
+    def poke(self) -> None:
+        """A submission just happened: poll soon again."""
+        self._interval = MIN_INTERVAL
+        self._next_due = min(self._next_due, self.clock() + MIN_INTERVAL)
+        self._wake.set()
+
+    # --- background thread -------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> "Tracker":
+        """Poll in a daemon thread until stop(); starting twice is harmless."""
+        if not self.running:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="sm-async-nb-tracker", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.step()
+            self._wake.clear()
+            self._wake.wait(max(0.05, self._next_due - self.clock()))
+
+    # --- waiting and views -------------------------------------------------------------------
+
+    def wait_for(self, inference_ids: Sequence[str], timeout: float | None = None) -> None:
+        """Block until every id is finished; TimeoutError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.1
+        ids = list(inference_ids)
+        while True:
+            unfinished = [r.inference_id for r in self.journal.get_many(ids).values()
+                          if r.status not in FINISHED]
+            if not unfinished:
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"{len(unfinished)} of {len(ids)} invocation(s) still unfinished after "
+                                   f"{timeout} s; they keep running: wait again or check .status later.")
+            pause = interval if remaining is None else min(interval, remaining)
+            if self.running:
+                self.poke()
+                self.events.wait(pause)
+            else:
+                self.refresh(unfinished)
+                time.sleep(pause)
+            interval = min(interval * BACKOFF, self.max_interval)
+
+    def subscribe(self, listener) -> Callable[[], None]:
+        return self.events.subscribe(listener)
+
+    def to_frame(self, *, include_other_origins: bool = False) -> "pd.DataFrame":
+        """One row per tracked invocation: every journal field plus timings."""
+        from .frames import records_frame
+
+        return records_frame(self.client.records(include_other_origins=include_other_origins))

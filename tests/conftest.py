@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated home, dummy AWS credentials, moto, and clients on top of them."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pytest
+
+AWS_VARS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+            "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    """No test reads the developer's AWS config or writes to their home."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SM_ASYNC_NB_HOME", str(home / ".sm-async-nb"))
+    for name in AWS_VARS + tuple(k for k in os.environ if k.startswith(("AWS_ENDPOINT_URL", "SM_ASYNC_NB_"))
+                                 and k != "SM_ASYNC_NB_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+    return home
+
+
+@pytest.fixture
+def moto_aws():
+    """moto's in-process mock with the input bucket most tests use."""
+    from moto import mock_aws
+
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="input-bucket")
+        yield
+
+
+@pytest.fixture
+def client(moto_aws, tmp_path):
+    from sm_async_nb import AsyncInferenceClient
+
+    with AsyncInferenceClient("s3://input-bucket/payloads/", journal_path=tmp_path / "journal.sqlite3",
+                              max_workers=4) as c:
+        yield c
+
+
+@pytest.fixture
+def list_keys():
+    """Every key under a prefix, through the ambient boto3 configuration."""
+
+    def keys(bucket: str, prefix: str = "") -> list[str]:
+        s3 = boto3.client("s3", region_name="us-east-1")
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    return keys
