@@ -191,18 +191,22 @@ def _finite(obj: Any) -> Any:
 
 
 def _dumps(obj: Any) -> str:
+    options: dict[str, Any] = dict(separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                                   default=_json_default)
     try:
         try:
-            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                              default=_json_default)
+            return json.dumps(obj, **options)
         except ValueError:  # NaN or inf somewhere: retry with them as null
-            return json.dumps(_finite(obj), separators=(",", ":"), ensure_ascii=False,
-                              allow_nan=False, default=_json_default)
+            return json.dumps(_finite(obj), **options)
     except TypeError as exc:
-        bad = type(exc.args[0]).__name__ if exc.args and not isinstance(exc.args[0], str) else str(exc)
-        raise ValidationError(f"Cannot send the payload as JSON: it holds a {bad} value, which is "
-                              "not JSON-serialisable; convert it to str, a number, a list or a dict.",
-                              parameter="payload") from None
+        culprit = exc.args[0] if exc.args else None
+        what = (f"it holds a {type(culprit).__name__} value, which is not JSON-serialisable"
+                if not isinstance(culprit, str) else culprit)
+        problem = exc
+    except (ValueError, RecursionError) as exc:
+        what, problem = "it is circular or nested too deeply", exc
+    raise ValidationError(f"Cannot send the payload as JSON: {what}; convert it to str, numbers, "
+                          "lists and dicts.", parameter="payload") from problem
 
 
 def _json_lines(items: Any) -> bytes:

@@ -6,6 +6,10 @@ from __future__ import annotations
 class SmAsyncError(Exception):
     """Base class of every error this package raises on purpose."""
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: a user error is one line (%tb shows more)."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ValidationError(SmAsyncError, ValueError):
     """A request parameter or payload breaks a rule; nothing was uploaded or invoked."""

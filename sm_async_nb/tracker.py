@@ -221,14 +221,18 @@ class Tracker:
 
     # --- waiting and views -------------------------------------------------------------------
 
-    def wait_for(self, inference_ids: Sequence[str], timeout: float | None = None) -> None:
-        """Block until every id is finished; TimeoutError after ``timeout`` seconds."""
+    def wait_for(self, inference_ids: Sequence[str], timeout: float | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        """Block until every id is finished; TimeoutError after ``timeout`` seconds.
+        ``progress(finished, total)`` is called as the count moves."""
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = 0.1
         ids = list(inference_ids)
         while True:
             unfinished = [r.inference_id for r in self.journal.get_many(ids).values()
                           if r.status not in FINISHED]
+            if progress is not None:
+                progress(len(ids) - len(unfinished), len(ids))
             if not unfinished:
                 return
             remaining = None if deadline is None else deadline - time.monotonic()

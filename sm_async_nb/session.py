@@ -1,0 +1,121 @@
+"""What one kernel holds: the settings, the client built from them, and a local stack if started.
+
+The magics only parse and print; this object does the wiring (and nothing AWS-specific itself).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .config import SageMakerAsync
+from .errors import ValidationError
+
+if TYPE_CHECKING:
+    from .client import AsyncInferenceClient
+    from .invocation import Invocation, InvocationBatch
+    from .local.stack import LocalStack
+
+# Settings that change which AWS target or journal the client talks to: rebuild it when they change.
+_CLIENT_SETTINGS = ("s3_input_path", "region", "profile", "journal_path", "max_workers")
+
+
+class NotebookSession:
+    def __init__(self, settings: SageMakerAsync):
+        self.settings = settings
+        self._client: AsyncInferenceClient | None = None
+        self._aws_client: AsyncInferenceClient | None = None  # kept while a local stack is in use
+        self.stack: LocalStack | None = None
+        self.panels: list = []
+        self.submitted_once = False
+        settings.observe(self._settings_changed, names=list(_CLIENT_SETTINGS))
+
+    # --- the client ----------------------------------------------------------------------------
+
+    @property
+    def client(self) -> "AsyncInferenceClient":
+        if self._client is None:
+            if self.stack is not None:
+                self._client = self.stack.client(settings=self.settings)
+            else:
+                from .client import AsyncInferenceClient
+
+                self._client = AsyncInferenceClient(settings=self.settings)
+        return self._client
+
+    @property
+    def has_client(self) -> bool:
+        return self._client is not None
+
+    def _settings_changed(self, change: dict) -> None:
+        if self._client is not None and self.stack is None:
+            self._client.close()
+            self._client = None
+
+    def after_submit(self) -> bool:
+        """Start background tracking; True when this was the kernel's first submission."""
+        self.client.tracker.start()
+        first = not self.submitted_once
+        self.submitted_once = True
+        return first
+
+    # --- finding what the user named -----------------------------------------------------------
+
+    def resolve(self, key: str) -> "Invocation | InvocationBatch":
+        """An inference id (or unique prefix), a label or a batch id → a handle."""
+        rows = self.client.journal.find(key)
+        if not rows:
+            raise ValidationError(f"Nothing tracked matches {key!r}: give an inference id (or its first "
+                                  "characters), a label or a batch id (see %sm_async list).")
+        batches = {r.batch_id for r in rows}
+        if len(rows) == 1 and rows[0].batch_id is None:
+            return self.client.invocation(rows[0].inference_id)
+        if len(batches) == 1 and None not in batches:
+            return self.client.batch(batches.pop())
+        if len(rows) == 1:
+            return self.client.invocation(rows[0].inference_id)
+        raise ValidationError(f"{key!r} matches {len(rows)} invocations from different submissions: "
+                              "use an inference id or a batch id instead.")
+
+    def ids_for(self, keys: list[str]) -> list[str]:
+        ids: list[str] = []
+        for key in keys:
+            handle = self.resolve(key)
+            ids += getattr(handle, "inference_ids", None) or [handle.inference_id]
+        return ids
+
+    # --- the local stack -----------------------------------------------------------------------
+
+    def start_local(self, **options: Any) -> "LocalStack":
+        """Start a LocalStack and point this kernel's client at it (stop_local() points it back)."""
+        if self.stack is not None:
+            raise ValidationError("A local stack is already running in this kernel: "
+                                  "%sm_async local stop first.")
+        from .local.stack import LocalStack
+
+        stack = LocalStack(**{k: v for k, v in options.items() if v is not None})
+        stack.start()
+        if self._client is not None:
+            self._client.tracker.stop()
+        self._aws_client, self._client = self._client, None
+        self.stack = stack
+        return stack
+
+    def stop_local(self) -> bool:
+        if self.stack is None:
+            return False
+        if self._client is not None:
+            self._client.close()
+        self.stack.stop()
+        self.stack = None
+        self._client, self._aws_client = self._aws_client, None
+        return True
+
+    def close(self) -> None:
+        for panel in self.panels:
+            panel.close()
+        self.panels.clear()
+        self.stop_local()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self.settings.unobserve(self._settings_changed, names=list(_CLIENT_SETTINGS))
