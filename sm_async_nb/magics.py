@@ -57,6 +57,10 @@ def _sm_async_parser() -> MagicArgumentParser:
     p.add_argument("--finished", action="store_true", help="forget every finished invocation")
     p = sub.add_parser("resubmit", help="send ERROR/FAILED/EXPIRED invocations again")
     p.add_argument("key", metavar="ID_OR_LABEL")
+    p = sub.add_parser("events", help="learn completions from the endpoint's SNS topics (creates an SQS queue)")
+    p.add_argument("action", choices=["on", "off"])
+    p.add_argument("endpoint", metavar="ENDPOINT")
+    p.add_argument("--keep", action="store_true", help="with off: stop listening but keep the queue")
     p = sub.add_parser("local", help="the embedded local stack: start | stop | status")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--model", help="inference-toolkit handler file or serving container URL (default: iris)")
@@ -248,6 +252,18 @@ class SageMakerAsyncMagics(Magics):
         self.session.after_submit()
         print(f"Resubmitted {len(again)} invocation(s): " + ", ".join(i.inference_id for i in again[:5])
               + (" …" if len(again) > 5 else ""))
+
+    def _cmd_events(self, args):
+        tracker = self.session.client.tracker
+        if args.action == "on":
+            made = tracker.enable_events(args.endpoint)
+            tracker.start()
+            print(f"Listening to {len(made.topics)} SNS topic(s) of {args.endpoint!r} through {made.queue_url}; "
+                  f"'%sm_async events off {args.endpoint}' removes the queue and subscriptions.")
+            return None
+        removed = tracker.disable_events(args.endpoint, remove=not args.keep)
+        print("Stopped listening" + (f"; removed {removed.queue_url} and its subscriptions." if removed else "."))
+        return None
 
     def _cmd_local(self, args):
         if args.action == "start":

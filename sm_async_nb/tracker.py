@@ -30,6 +30,7 @@ JITTER = 0.1
 EXPIRY_GRACE_SECONDS = 300
 DEFAULT_TTL = 21600
 DEFAULT_TIMEOUT = 900
+EVENT_MODE_S3_EVERY = 10
 
 
 @dataclass
@@ -78,7 +79,7 @@ class Tracker:
         self.notices: dict[str, str] = {}
         self.s3 = client.aws.new_client("s3")
         self.prober = S3Prober(self.s3.client, client.pool, self._notice)
-        self.event_source = None  # set by enable_events()
+        self.event_sources: dict[str, Any] = {}  # endpoint name -> QueueEventSource (event mode)
         self._interval = MIN_INTERVAL
         self._next_due = 0.0
         self._refresh_lock = threading.Lock()
@@ -101,9 +102,11 @@ class Tracker:
         else:
             rows = self.journal.get_many(list(inference_ids))
             pending = [r for r in rows.values() if r.status is Status.PENDING]
+        failed = False
         try:
             outcomes = self._learn(pending, now)
         except Exception as exc:
+            failed = True
             self.stats.errors += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             raise
@@ -115,15 +118,24 @@ class Tracker:
             self.stats.pending = len(pending)
             self.stats.at = now
             self.stats.refreshes += 1
+            if failed:
+                self.stats.changed = 0
+                self.events.publish([])  # views show the failed refresh (stats.last_error)
         changes = self.apply(pending, outcomes)
         self.stats.changed = len(changes)
+        if not changes:
+            self.events.publish([])  # every refresh is published: views update "last refresh"
         return changes
 
     def _learn(self, pending: Sequence[InvocationRecord], now: float) -> dict[str, _Outcome]:
         outcomes: dict[str, _Outcome] = {}
-        if self.event_source is not None:
-            outcomes.update(self.event_source.poll(pending))
-        unresolved = [r for r in pending if r.inference_id not in outcomes and r.output_location]
+        for endpoint_name, source in self.event_sources.items():
+            heard = source.poll([r for r in pending if r.endpoint_name == endpoint_name])
+            outcomes.update((iid, _Outcome(status, changes)) for iid, (status, changes) in heard.items())
+        # Event mode checks S3 only now and then, for notifications that were lost or not sent.
+        poll_s3 = not self.event_sources or self.stats.refreshes % EVENT_MODE_S3_EVERY == 0
+        unresolved = [r for r in pending if r.inference_id not in outcomes and r.output_location
+                      and (poll_s3 or r.endpoint_name not in self.event_sources)]
         outputs = {S3Uri.parse(r.output_location): r for r in unresolved}
         for uri, seen in self.prober.find(outputs).items():
             outcomes[outputs[uri].inference_id] = _Outcome(
@@ -154,6 +166,23 @@ class Tracker:
         if changes:
             self.events.publish(changes)
         return changes
+
+    # --- event mode --------------------------------------------------------------------------
+
+    def enable_events(self, endpoint_name: str):
+        """Listen to the endpoint's SNS notifications through an SQS queue created for it."""
+        from . import notifications
+
+        resources = notifications.enable(self.client.aws, endpoint_name)
+        self.event_sources[endpoint_name] = notifications.QueueEventSource(self.client.aws, resources)
+        return resources
+
+    def disable_events(self, endpoint_name: str, *, remove: bool = True):
+        """Stop listening; with ``remove`` delete the queue and subscriptions enable_events made."""
+        from . import notifications
+
+        self.event_sources.pop(endpoint_name, None)
+        return notifications.remove(self.client.aws, endpoint_name) if remove else None
 
     def _notice(self, key: str, message: str) -> None:
         """Say each explanation once (the panel and `%sm_async list` show them)."""

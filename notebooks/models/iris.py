@@ -1,0 +1,1 @@
+../../sm_async_nb/local/models/iris.py

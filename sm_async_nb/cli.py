@@ -1,0 +1,108 @@
+"""The ``sm-async-nb`` command (also ``python -m sm_async_nb.cli``).
+
+Subcommands are registered in :data:`COMMANDS` (name -> (configure parser, run)); adding one is
+two small functions and a line there.
+
+``sm-async-nb local`` runs the embedded local stack in the foreground, prints the ``export``
+lines another shell needs to point any AWS client at it, and stops cleanly on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+def _configure_local(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None,
+                        help="model: a .py file with inference handlers or a container URL "
+                             "(default: the shipped iris demo model)")
+    parser.add_argument("--endpoint", default="local-async", help="endpoint name (default: %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="MaxConcurrentInvocationsPerInstance (default: %(default)s)")
+    parser.add_argument("--instance-count", type=int, default=1, help="instances (default: %(default)s)")
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="extra seconds each model invocation takes (default: %(default)s)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="emulated network latency per request")
+    parser.add_argument("--fault-rate", type=float, default=0.0,
+                        help="fraction of S3/runtime data requests failing with a retryable error")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for fault injection")
+    parser.add_argument("--sns", action="store_true", help="create SNS success/error topics")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="emulated seconds per real second for TTL/timeout accounting (default: 1)")
+    parser.add_argument("--region", default="us-east-1", help="region (default: %(default)s)")
+    parser.add_argument("--moto-port", type=int, default=0, help="port for S3/SageMaker/SNS/SQS/STS (default: free)")
+    parser.add_argument("--runtime-port", type=int, default=0, help="port for the async runtime (default: free)")
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM (restoring the previous handlers afterwards)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from .local.stack import LocalStack
+
+    stack = LocalStack(model=args.model, endpoint_name=args.endpoint, concurrency=args.concurrency,
+                       latency_ms=args.latency_ms, fault_rate=args.fault_rate, region=args.region,
+                       delay=args.delay, sns=args.sns, time_scale=args.time_scale,
+                       instance_count=args.instance_count, moto_port=args.moto_port,
+                       runtime_port=args.runtime_port, seed=args.seed)
+    stack.start()
+    try:
+        print("# sm_async_nb local stack is running. In another shell, run these lines (dummy credentials):")
+        for name, value in stack.env.items():
+            print(f"export {name}={shlex.quote(value)}")
+        bucket = stack.input_bucket
+        print(f"# then e.g.: aws s3 cp data.csv s3://{bucket}/inputs/data.csv && "
+              f"aws sagemaker-runtime invoke-endpoint-async --endpoint-name {stack.endpoint_name} "
+              f"--input-location s3://{bucket}/inputs/data.csv --content-type text/csv")
+        print(f"# endpoint {stack.endpoint_name!r} is ready; press Ctrl-C to stop.", flush=True)
+        _wait_for_signal()
+    finally:
+        stack.stop()
+    print("# local stack stopped.", flush=True)
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "local": ("run the embedded local stack (no AWS account needed) in the foreground",
+              _configure_local, _run_local),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sm-async-nb",
+                                     description="SageMaker asynchronous inference from notebooks and shells.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (help_text, configure, run) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        configure(command)
+        command.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args: Any = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, ImportError, OSError, RuntimeError) as exc:
+        print(f"sm-async-nb {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

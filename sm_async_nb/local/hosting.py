@@ -1,0 +1,302 @@
+"""Model adapters: how the local runtime turns a request body into a response.
+
+Three kinds, one interface (``load()``, ``invoke(...) -> (body, content_type)``, ``close()``):
+
+* :class:`HandlerModel` — a Python file with SageMaker inference-toolkit handlers ``model_fn``,
+  ``input_fn``, ``predict_fn``, ``output_fn`` (any subset). Missing ones get the toolkit's
+  defaults: ``input_fn`` decodes JSON / CSV / NPY into a numpy array, ``predict_fn`` calls
+  ``model.predict(data)`` (or ``model(data)``), ``output_fn`` encodes to the first supported
+  type in Accept (JSON when Accept is absent or ``*/*``). ``output_fn`` may return the body or
+  ``(body, content_type)``; a body alone is sent with the Accept type. A handler that declares
+  a ``context`` parameter also receives a :class:`Context` (custom attributes, accept, type).
+* :class:`CallableModel` — ``fn(body: bytes, content_type)``; ``accept`` and
+  ``custom_attributes`` are passed too when ``fn`` declares them. It returns bytes, str,
+  a JSON-able dict/list, or ``(body, content_type)``.
+* :class:`ContainerModel` — the URL of a serving container implementing ``GET /ping`` and
+  ``POST /invocations`` (CustomAttributes forwarded as ``X-Amzn-SageMaker-Custom-Attributes``).
+
+Errors raised by a model are turned into failure objects by the worker; they never stop the
+runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import io
+import json
+import os
+import threading
+import types
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+JSON, CSV, NPY = "application/json", "text/csv", "application/x-npy"
+SHIPPED_IRIS = Path(__file__).with_name("models") / "iris.py"
+
+
+class ModelInvocationError(Exception):
+    """The model answered with an HTTP error (container) or refused the content type."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Context:
+    custom_attributes: str | None
+    accept: str | None
+    content_type: str | None
+
+
+class ModelAdapter(Protocol):
+    name: str
+
+    def load(self) -> None: ...
+
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None,
+               custom_attributes: str | None = None, timeout: float | None = None) -> tuple[bytes, str]: ...
+
+    def close(self) -> None: ...
+
+
+def media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+# -- the toolkit's default encoders / decoders -----------------------------------------------
+def default_decode(data: bytes, content_type: str | None) -> Any:
+    import numpy as np
+
+    kind = media_type(content_type) or JSON
+    if kind == JSON:
+        return np.array(json.loads(data))
+    if kind == CSV:
+        return np.genfromtxt(io.StringIO(data.decode("utf-8")), delimiter=",")
+    if kind == NPY:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    raise ModelInvocationError(415, f"Content type {content_type} is not supported by the default "
+                                    f"input_fn; supported: {JSON}, {CSV}, {NPY}.")
+
+
+def choose_accept(accept: str | None, supported: tuple[str, ...] = (JSON, CSV, NPY),
+                  default: str = JSON) -> str:
+    """The first type in Accept that ``supported`` has; ``default`` for absent or ``*/*``."""
+    wanted = [media_type(part) for part in (accept or "").split(",") if part.strip()]
+    if not wanted or "*/*" in wanted:
+        return default
+    for kind in wanted:
+        if kind in supported:
+            return kind
+    raise ModelInvocationError(406, f"Accept {accept} is not supported; supported: {', '.join(supported)}.")
+
+
+def default_encode(prediction: Any, accept: str) -> bytes:
+    import numpy as np
+
+    if accept == JSON:
+        value = prediction.tolist() if hasattr(prediction, "tolist") else prediction
+        return json.dumps(value).encode()
+    if accept == CSV:
+        stream = io.StringIO()
+        np.savetxt(stream, np.asarray(prediction), delimiter=",", fmt="%s")
+        return stream.getvalue().encode()
+    stream_b = io.BytesIO()
+    np.save(stream_b, np.asarray(prediction), allow_pickle=False)
+    return stream_b.getvalue()
+
+
+def default_predict(data: Any, model: Any) -> Any:
+    if hasattr(model, "predict"):
+        return model.predict(data)
+    if callable(model):
+        return model(data)
+    raise NotImplementedError("the handler file has no predict_fn and its model has no predict(); "
+                              "define predict_fn(data, model).")
+
+
+def _as_bytes(body: Any) -> bytes:
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    raise TypeError(f"a model must return bytes or str (or a (body, content_type) tuple), "
+                    f"not {type(body).__name__}")
+
+
+def _wants(fn: Callable, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+# -- adapters ----------------------------------------------------------------------------------
+class HandlerModel:
+    """Inference-toolkit handlers from a Python file (or an already imported module)."""
+
+    def __init__(self, source: str | os.PathLike | types.ModuleType):
+        self._module = source if isinstance(source, types.ModuleType) else None
+        self.path = None if self._module else Path(source).resolve()
+        self.name = self.path.name if self.path else getattr(source, "__name__", "module")
+        self._model: Any = None
+        self._loaded = False
+        self._lock = threading.Lock()
+
+    def _import(self) -> types.ModuleType:
+        assert self.path is not None
+        if not self.path.is_file():
+            raise FileNotFoundError(f"model file {self.path} does not exist")
+        digest = hashlib.sha1(str(self.path).encode()).hexdigest()[:10]
+        spec = importlib.util.spec_from_file_location(f"sm_async_nb_model_{digest}", self.path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    def load(self) -> None:
+        """Import the file and call ``model_fn(model_dir)`` once (the file's directory)."""
+        with self._lock:
+            if self._loaded:
+                return
+            module = self._module or self._import()
+            model_fn = getattr(module, "model_fn", None)
+            model_dir = str(self.path.parent) if self.path else os.getcwd()
+            self._model = model_fn(model_dir) if model_fn else None
+            self._module, self._loaded = module, True
+
+    def _call(self, fn: Callable, *args: Any, context: Context) -> Any:
+        return fn(*args, context=context) if _wants(fn, "context") else fn(*args)
+
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None,
+               custom_attributes: str | None = None, timeout: float | None = None) -> tuple[bytes, str]:
+        self.load()
+        module = self._module
+        context = Context(custom_attributes, accept, content_type)
+        input_fn = getattr(module, "input_fn", None)
+        predict_fn = getattr(module, "predict_fn", None)
+        output_fn = getattr(module, "output_fn", None)
+        data = (self._call(input_fn, body, content_type, context=context) if input_fn
+                else default_decode(body, content_type))
+        prediction = (self._call(predict_fn, data, self._model, context=context) if predict_fn
+                      else default_predict(data, self._model))
+        if output_fn:
+            wanted = accept if accept and accept.strip() != "*/*" else JSON
+            result = self._call(output_fn, prediction, wanted, context=context)
+        else:
+            wanted = choose_accept(accept)
+            result = default_encode(prediction, wanted)
+        if isinstance(result, tuple):
+            out, out_type = result
+            return _as_bytes(out), str(out_type)
+        return _as_bytes(result), wanted
+
+    def close(self) -> None:
+        pass
+
+
+class CallableModel:
+    """A plain Python function as the model (see the module docstring for its signature)."""
+
+    def __init__(self, fn: Callable[..., Any]):
+        self.fn = fn
+        self.name = getattr(fn, "__name__", type(fn).__name__)
+
+    def load(self) -> None:
+        pass
+
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None,
+               custom_attributes: str | None = None, timeout: float | None = None) -> tuple[bytes, str]:
+        extra: dict[str, Any] = {}
+        if _wants(self.fn, "accept"):
+            extra["accept"] = accept
+        if _wants(self.fn, "custom_attributes"):
+            extra["custom_attributes"] = custom_attributes
+        result = self.fn(body, content_type, **extra)
+        if isinstance(result, tuple):
+            out, out_type = result
+            return _as_bytes(out), str(out_type)
+        if isinstance(result, (dict, list)):
+            return json.dumps(result).encode(), JSON
+        if isinstance(result, str):
+            return result.encode("utf-8"), accept if accept and "*" not in accept else "text/plain"
+        return _as_bytes(result), accept if accept and "*" not in accept else (content_type or "application/octet-stream")
+
+    def close(self) -> None:
+        pass
+
+
+class ContainerModel:
+    """A serving container (``GET /ping``, ``POST /invocations``) reachable at ``url``."""
+
+    def __init__(self, url: str, ping_timeout: float = 10.0):
+        self.url = url.rstrip("/")
+        self.name = self.url
+        self.ping_timeout = ping_timeout
+
+    def load(self) -> None:
+        try:
+            with urllib.request.urlopen(self.url + "/ping", timeout=self.ping_timeout) as answer:
+                status = answer.status
+        except (urllib.error.URLError, OSError) as exc:
+            raise RuntimeError(f"the model container at {self.url} did not answer GET /ping: {exc}") from exc
+        if status != 200:
+            raise RuntimeError(f"the model container at {self.url} answered GET /ping with {status}")
+
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None,
+               custom_attributes: str | None = None, timeout: float | None = None) -> tuple[bytes, str]:
+        headers = {"Content-Type": content_type or "application/octet-stream"}
+        if accept:
+            headers["Accept"] = accept
+        if custom_attributes:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
+        request = urllib.request.Request(self.url + "/invocations", data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                return answer.read(), answer.headers.get("Content-Type") or "application/octet-stream"
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode("utf-8", "replace")[:2000]
+            raise ModelInvocationError(exc.code, text) from None
+
+    def close(self) -> None:
+        pass
+
+
+def resolve_model(model: Any = None) -> Any:
+    """Turn what the user passed as ``model`` into an adapter (None = the shipped iris model)."""
+    if model is None:
+        return HandlerModel(SHIPPED_IRIS)
+    if all(hasattr(model, attr) for attr in ("load", "invoke", "close")) and not isinstance(model, types.ModuleType):
+        return model
+    if isinstance(model, types.ModuleType):
+        return HandlerModel(model)
+    if isinstance(model, str) and model.startswith(("http://", "https://")):
+        return ContainerModel(model)
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if path.is_dir():
+            for candidate in (path / "inference.py", path / "code" / "inference.py"):
+                if candidate.is_file():
+                    return HandlerModel(candidate)
+            raise FileNotFoundError(f"{path} has no inference.py (or code/inference.py) with model handlers")
+        if not path.is_file():
+            raise FileNotFoundError(f"model file {path} does not exist; pass a .py file with "
+                                    "model_fn/input_fn/predict_fn/output_fn, a callable or a container URL")
+        return HandlerModel(path)
+    if callable(model):
+        return CallableModel(model)
+    raise TypeError(f"cannot host {model!r}: pass a handler .py file, a callable or a container URL")
+
+
+def describe(model: Any) -> str:
+    """A short human label for logs and the model's Environment in the control plane."""
+    if isinstance(model, HandlerModel):
+        return str(model.path) if model.path else model.name
+    return getattr(model, "name", type(model).__name__)

@@ -1,0 +1,279 @@
+"""The queue consumer: runs queued invocations through the model, like the service's instances.
+
+:meth:`Worker.step` does one pass at an injected clock reading, so tests drive time exactly:
+
+1. collect finished model calls → output object (carrying the model's content type) or failure
+   object, and the SNS success/error notification;
+2. time out calls running longer than InvocationTimeoutSeconds → failure object; the model's
+   late result is discarded, never written;
+3. expire requests still queued after RequestTTLSeconds → failure object saying "expired";
+4. start queued requests in FIFO order while fewer than the endpoint's concurrency
+   (MaxConcurrentInvocationsPerInstance x instance count) are running.
+
+Model calls run on their own daemon threads, so a crashing or hanging model cannot stop the
+runtime. The stack's thread just calls ``step()`` and waits a few milliseconds (or until the
+backend signals a change).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from ..s3uri import S3Uri
+from .backend import COMPLETED, EXPIRED, FAILED, TIMED_OUT, Backend, Endpoint, Invocation
+from .hosting import ModelInvocationError
+
+log = logging.getLogger("sm_async_nb.local")
+
+FAILURE_CONTENT_TYPE = "text/plain; charset=utf-8"
+
+
+class Sink(Protocol):
+    """Where inputs are read and results go (S3 + SNS in the stack)."""
+
+    def read(self, uri: str) -> bytes: ...
+
+    def write(self, uri: str, body: bytes, content_type: str) -> None: ...
+
+    def publish(self, topic_arn: str, message: str) -> None: ...
+
+
+class BotoSink:
+    """S3 and SNS through boto3 clients pointed at the moto server."""
+
+    def __init__(self, s3: Any, sns: Any):
+        self.s3, self.sns = s3, sns
+
+    def read(self, uri: str) -> bytes:
+        location = S3Uri.parse(uri)
+        return self.s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
+
+    def write(self, uri: str, body: bytes, content_type: str) -> None:
+        location = S3Uri.parse(uri)
+        self.s3.put_object(Bucket=location.bucket, Key=location.key, Body=body, ContentType=content_type)
+
+    def publish(self, topic_arn: str, message: str) -> None:
+        self.sns.publish(TopicArn=topic_arn, Message=message)
+
+
+class InputError(Exception):
+    """The input object could not be read."""
+
+
+@dataclass
+class _Job:
+    invocation: Invocation
+    thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: tuple[bytes, str] | None = None
+    error: BaseException | None = None
+
+
+def failure_reason(error: BaseException) -> str:
+    """AWS-like failure text naming what the model raised."""
+    if isinstance(error, InputError):
+        return str(error)
+    if isinstance(error, ModelInvocationError):
+        side = "client" if 400 <= error.status < 500 else "server"
+        return f'ModelError: Received {side} error ({error.status}) from model with message "{error.message}".'
+    return f'ModelError: Received server error (500) from model with message "{type(error).__name__}: {error}".'
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def notification(inv: Invocation, region: str, succeeded: bool) -> dict[str, Any]:
+    """The SNS message SageMaker publishes when an async inference ends."""
+    request = {"contentType": inv.content_type, "endpointName": inv.endpoint_name,
+               "inputLocation": inv.input_location, "accept": inv.accept,
+               "customAttributes": inv.custom_attributes}
+    message: dict[str, Any] = {
+        "awsRegion": region,
+        "eventTime": _iso(inv.finished_at or time.time()),
+        "receivedTime": _iso(inv.received_at),
+        "invocationStatus": "Completed" if succeeded else "Failed",
+        "requestParameters": {k: v for k, v in request.items() if v is not None},
+    }
+    if succeeded:
+        message["responseParameters"] = {"contentType": inv.output_content_type,
+                                         "outputLocation": inv.output_location}
+    else:
+        message["failureReason"] = inv.failure_reason
+        message["responseParameters"] = {"contentType": FAILURE_CONTENT_TYPE,
+                                         "failureLocation": inv.failure_location}
+    message.update(inferenceId=inv.inference_id, eventVersion="1.0", eventSource="aws:sagemaker",
+                   eventName="InferenceResult")
+    return message
+
+
+class Worker:
+    """Consumes the backend's queues. ``clock`` is the emulated clock used for TTL/timeouts."""
+
+    def __init__(self, backend: Backend, sink: Sink, *, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time, time_scale: float = 1.0):
+        self.backend, self.sink, self.clock, self.wall = backend, sink, clock, wall
+        self.time_scale = time_scale
+        self._jobs: dict[tuple[str, str], _Job] = {}
+        self._abandoned: list[_Job] = []
+        self._step_lock = threading.Lock()
+        self._closing = threading.Event()
+        self.notifications_sent = 0
+        self.notification_errors = 0
+
+    # -- one pass ------------------------------------------------------------------------------
+    def step(self, now: float | None = None) -> int:
+        """Advance every endpoint's queue to clock reading ``now``; returns how many changes."""
+        now = self.clock() if now is None else now
+        changes = 0
+        with self._step_lock:
+            self._reap_abandoned()
+            for endpoint in self.backend.endpoints():
+                changes += self._step_endpoint(endpoint, now)
+        return changes
+
+    def _step_endpoint(self, endpoint: Endpoint, now: float) -> int:
+        changes = 0
+        for inv in self.backend.running(endpoint.name):
+            job = self._jobs[(endpoint.name, inv.inference_id)]
+            if job.done.is_set():
+                self._complete(endpoint, job)
+                changes += 1
+            elif inv.started_clock is not None and now - inv.started_clock >= inv.timeout_seconds:
+                self._time_out(endpoint, job)
+                changes += 1
+        for inv in self.backend.queued(endpoint.name):
+            if now - inv.received_clock >= inv.ttl_seconds:
+                self.backend.remove_queued(inv)
+                self._fail(endpoint, inv, EXPIRED,
+                           f"RequestExpired: The request expired: it was still queued after "
+                           f"RequestTTLSeconds ({inv.ttl_seconds} s), so it was never processed.")
+                changes += 1
+        while len(self.backend.running(endpoint.name)) < endpoint.concurrency and not self._closing.is_set():
+            inv = self.backend.pop_next(endpoint.name)
+            if inv is None:
+                break
+            self._start(endpoint, inv, now)
+            changes += 1
+        return changes
+
+    def _start(self, endpoint: Endpoint, inv: Invocation, now: float) -> None:
+        self.backend.mark_running(inv, now_clock=now, now_wall=self.wall())
+        job = _Job(inv)
+        self._jobs[(endpoint.name, inv.inference_id)] = job
+        job.thread = threading.Thread(target=self._execute, args=(endpoint, job), daemon=True,
+                                      name=f"sm-async-nb-model-{inv.inference_id[:12]}")
+        job.thread.start()
+
+    def _execute(self, endpoint: Endpoint, job: _Job) -> None:
+        inv = job.invocation
+        try:
+            if inv.body is not None:
+                body = inv.body
+            else:
+                try:
+                    body = self.sink.read(inv.input_location or "")
+                except Exception as exc:
+                    raise InputError(f"ClientError: Failed to download the input from "
+                                     f"{inv.input_location}: {exc}") from exc
+            if endpoint.delay > 0:
+                self._closing.wait(endpoint.delay)
+            timeout = inv.timeout_seconds / self.time_scale + 1.0
+            job.result = endpoint.model.invoke(body, inv.content_type, inv.accept, inv.custom_attributes,
+                                               timeout=timeout)
+        except BaseException as exc:  # noqa: BLE001 - any model failure becomes a failure object
+            log.info("inference %s failed: %s: %s", inv.inference_id, type(exc).__name__, exc)
+            job.error = exc
+        finally:
+            job.done.set()
+            self.backend.notify()
+
+    def _complete(self, endpoint: Endpoint, job: _Job) -> None:
+        inv = job.invocation
+        del self._jobs[(endpoint.name, inv.inference_id)]
+        if job.error is not None or job.result is None:
+            self._fail(endpoint, inv, FAILED, failure_reason(job.error or RuntimeError("no result")))
+            return
+        body, content_type = job.result
+        try:
+            self.sink.write(inv.output_location, body, content_type)
+        except Exception as exc:
+            self._fail(endpoint, inv, FAILED, f"InternalFailure: Could not write the output to "
+                                              f"{inv.output_location}: {exc}")
+            return
+        inv.output_content_type, inv.output_size = content_type, len(body)
+        self.backend.mark_finished(inv, COMPLETED, now_wall=self.wall())
+        self._notify(endpoint.success_topic, inv, succeeded=True)
+
+    def _time_out(self, endpoint: Endpoint, job: _Job) -> None:
+        inv = job.invocation
+        del self._jobs[(endpoint.name, inv.inference_id)]
+        self._abandoned.append(job)  # its result, if it ever comes, is discarded
+        self._fail(endpoint, inv, TIMED_OUT,
+                   f"InvocationTimeout: The model did not respond within InvocationTimeoutSeconds "
+                   f"({inv.timeout_seconds} s); the invocation was stopped and its result discarded.")
+
+    def _reap_abandoned(self) -> None:
+        for job in [j for j in self._abandoned if j.done.is_set()]:
+            self._abandoned.remove(job)
+            job.invocation.late_result_discarded = True
+
+    def _fail(self, endpoint: Endpoint, inv: Invocation, status: str, reason: str) -> None:
+        try:
+            self.sink.write(inv.failure_location, reason.encode("utf-8"), FAILURE_CONTENT_TYPE)
+        except Exception:
+            log.exception("could not write the failure object %s", inv.failure_location)
+        self.backend.mark_finished(inv, status, now_wall=self.wall(), reason=reason)
+        self._notify(endpoint.error_topic, inv, succeeded=False)
+
+    def _notify(self, topic: str | None, inv: Invocation, *, succeeded: bool) -> None:
+        if not topic:
+            return
+        try:
+            self.sink.publish(topic, json.dumps(notification(inv, self.backend.region, succeeded)))
+            self.notifications_sent += 1
+        except Exception:
+            self.notification_errors += 1
+            log.exception("could not publish the notification for %s to %s", inv.inference_id, topic)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def run(self, stop: threading.Event, interval: float = 0.02) -> None:
+        """Thread body: step until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("local runtime worker step failed")
+            with self.backend.changed:
+                self.backend.changed.wait(interval)
+
+    def wait_done(self, inference_id: str, timeout: float) -> bool:
+        """Wait until the model call for ``inference_id`` has returned (for deterministic tests)."""
+        with self._step_lock:
+            jobs = [j for j in list(self._jobs.values()) + self._abandoned
+                    if j.invocation.inference_id == inference_id]
+        return all(job.done.wait(timeout) for job in jobs)
+
+    def threads(self) -> list[threading.Thread]:
+        with self._step_lock:
+            jobs = list(self._jobs.values()) + list(self._abandoned)
+        return [job.thread for job in jobs if job.thread is not None and job.thread.is_alive()]
+
+    def wait_for_models(self, timeout: float) -> bool:
+        """Join every model thread (running or abandoned); True when none is left."""
+        deadline = time.monotonic() + timeout
+        for thread in self.threads():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.threads()
+
+    def close(self, timeout: float = 2.0) -> bool:
+        """Stop starting work, cut model delays short and wait briefly for model threads."""
+        self._closing.set()
+        return self.wait_for_models(timeout)
