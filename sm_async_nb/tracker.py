@@ -133,7 +133,7 @@ class Tracker:
             heard = source.poll([r for r in pending if r.endpoint_name == endpoint_name])
             outcomes.update((iid, _Outcome(status, changes)) for iid, (status, changes) in heard.items())
         # Event mode checks S3 only now and then, for notifications that were lost or not sent.
-        poll_s3 = not self.event_sources or self.stats.refreshes % EVENT_MODE_S3_EVERY == 0
+        poll_s3 = not self.event_sources or (self.stats.refreshes + 1) % EVENT_MODE_S3_EVERY == 0
         unresolved = [r for r in pending if r.inference_id not in outcomes and r.output_location
                       and (poll_s3 or r.endpoint_name not in self.event_sources)]
         outputs = {S3Uri.parse(r.output_location): r for r in unresolved}

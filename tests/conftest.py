@@ -57,3 +57,27 @@ def list_keys():
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     return keys
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """One shared local stack for the session: iris model, concurrency 2, SNS topics."""
+    from sm_async_nb.local import LocalStack
+
+    with LocalStack(concurrency=2, sns=True) as running:
+        yield running
+
+
+@pytest.fixture
+def unique():
+    """A fresh name prefix per test (endpoints and ids must not collide on the shared stack)."""
+    import time
+
+    return f"t{time.time_ns() % 10**12}"
+
+
+@pytest.fixture
+def stack_client(stack, tmp_path):
+    """A client of the shared stack with its own journal."""
+    with stack.client(journal_path=tmp_path / "journal.sqlite3") as c:
+        yield c

@@ -1,0 +1,183 @@
+"""The panel in a real ipykernel: invocations complete AFTER the cell that displayed the panel has
+finished, and the kernel sends the row updates on its own (iopub comm_msg), with no cell running.
+
+A moto server subprocess on 127.0.0.1 plays S3; the kernel reaches it through
+AWS_ENDPOINT_URL_S3. The test process writes the output objects over HTTP, then only listens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+
+import boto3
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def moto_server():
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 20
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("moto server did not start")
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def kernel(moto_server, tmp_path):
+    from jupyter_client.manager import KernelManager
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_ASYNC_NB_", "JUPYTER_"))}
+    for name in ("home", "jupyter-config", "jupyter-data", "jupyter-runtime", "ipython"):
+        (tmp_path / name).mkdir()
+    env.update(
+        HOME=str(tmp_path / "home"), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+        JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
+        IPYTHONDIR=str(tmp_path / "ipython"), SM_ASYNC_NB_HOME=str(tmp_path / "home" / ".sm-async-nb"),
+        AWS_ENDPOINT_URL_S3=moto_server, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=moto_server,
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+        PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
+    )
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env, cwd=str(tmp_path))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def run_cell(kc, code: str, timeout: float = 60) -> tuple[list[dict], str]:
+    """Execute ``code``; return the iopub messages of that request and its stdout. Fails on error."""
+    msg_id = kc.execute(code)
+    messages, stdout = [], ""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        msg = kc.get_iopub_msg(timeout=deadline - time.time())
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(msg)
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream" and content["name"] == "stdout":
+            stdout += content["text"]
+        if kind == "error":
+            pytest.fail("cell failed: " + "\n".join(content["traceback"]))
+        if kind == "status" and content["execution_state"] == "idle":
+            reply = kc.get_shell_msg(timeout=10)
+            assert reply["content"]["status"] == "ok"
+            return messages, stdout
+    pytest.fail("cell did not finish in time")
+
+
+SETUP = textwrap.dedent("""
+    import json, time
+    import sm_async_nb as sma
+    from sm_async_nb.records import InvocationRecord, Status, SubmitStep, new_inference_id
+
+    client = sma.AsyncInferenceClient("s3://out/inputs/", journal_path="journal.sqlite3")
+    client.settings.poll_interval = 0.3
+    now = time.time()
+    rows = []
+    for i in range(3):
+        iid = new_inference_id(now + i / 1000)
+        rows.append(InvocationRecord(
+            iid, "ep", origin=client.origin, status=Status.PENDING, submit_step=SubmitStep.DONE,
+            label=f"<b>kernel-{i}</b>", output_location=f"s3://out/outputs/{iid}.out",
+            failure_location=f"s3://out/failures/{iid}-error.out", submitted_at=now, invoked_at=now))
+    client.journal.add(rows)
+    panel = client.panel()
+    display(panel)
+    print(json.dumps([r.output_location.split("/", 3)[3] for r in rows]))
+""")
+
+CHECK = textwrap.dedent("""
+    shown = [s.status.value for s in panel.table.slots if s.inference_id]
+    assert len(shown) == 3 and all(">COMPLETED<" in v for v in shown), shown
+    assert "completed 3" in panel.w.counts.value, panel.w.counts.value
+    assert panel.w.progress.value == 3 and panel.w.progress.bar_style == "success"
+    assert client.tracker.running
+    print(json.dumps({"labels": [s.label.value for s in panel.table.slots if s.inference_id],
+                      "refreshes": client.tracker.stats.refreshes}))
+    panel.close()
+    client.close()
+""")
+
+
+def test_rows_turn_completed_while_no_cell_runs(kernel, moto_server):
+    started = time.time()
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    s3.create_bucket(Bucket="out")
+
+    messages, stdout = run_cell(kernel, SETUP)
+    keys = json.loads(stdout.strip().splitlines()[-1])
+    views = [m for m in messages if m["msg_type"] == "display_data"
+             and "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
+    assert len(views) == 1
+    opened: dict[str, dict] = {}  # widget state as the frontend would hold it after the cell
+    for m in messages:
+        if m["msg_type"] == "comm_open":
+            opened[m["content"]["comm_id"]] = dict(m["content"]["data"]["state"])
+        elif m["msg_type"] == "comm_msg" and m["content"]["comm_id"] in opened:
+            opened[m["content"]["comm_id"]].update(m["content"]["data"].get("state", {}))
+    status_cells = {cid for cid, state in opened.items()
+                    if state.get("_model_name") == "HTMLModel" and ">PENDING<" in state.get("value", "")}
+    assert len(status_cells) == 3
+    # The label is outside text: it travels as Label text, never inside an HTML value.
+    assert not any("<b>kernel" in s.get("value", "") for s in opened.values() if s.get("_model_name") == "HTMLModel")
+
+    # The cell is finished. Complete the invocations from outside the kernel...
+    for key in keys:
+        s3.put_object(Bucket="out", Key=key, Body=b"0.5\n", ContentType="text/csv")
+
+    # ...and only listen: the tracker thread must push the new row state by itself.
+    completed, seen_types = set(), set()
+    deadline = time.time() + 20
+    while completed != status_cells and time.time() < deadline:
+        try:
+            msg = kernel.get_iopub_msg(timeout=0.5)
+        except queue.Empty:
+            continue
+        seen_types.add(msg["msg_type"])
+        content = msg["content"]
+        if msg["msg_type"] == "comm_msg" and content["comm_id"] in status_cells:
+            state = content["data"].get("state", {})
+            if ">COMPLETED<" in state.get("value", ""):
+                completed.add(content["comm_id"])
+    assert completed == status_cells, f"only {len(completed)} of 3 rows updated; saw {seen_types}"
+    assert "execute_input" not in seen_types  # no cell ran meanwhile
+
+    _, stdout = run_cell(kernel, CHECK)
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert sorted(summary["labels"]) == [f"<b>kernel-{i}</b>" for i in range(3)]
+    assert summary["refreshes"] >= 1
+    assert time.time() - started < 60
