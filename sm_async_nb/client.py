@@ -103,9 +103,7 @@ class AsyncInferenceClient:
         ERROR; the exception carries the inference id)."""
         options = RequestOptions(content_type, accept, custom_attributes, request_ttl_seconds,
                                  invocation_timeout_seconds, s3_output_path_extension, label, inline)
-        prefix = self._prefix_for(options)
-        request = self._prepare(endpoint_name, payload, options, prefix, inference_id=inference_id,
-                                filename=filename)
+        request = self._prepare(endpoint_name, payload, options, inference_id=inference_id, filename=filename)
         [record] = self._submitter.run([request])
         self._after_submit()
         if record.status is Status.ERROR:
@@ -160,13 +158,12 @@ class AsyncInferenceClient:
             ids = _per_item("inference_id", inference_id, count)
             batch_id = f"batch-{uuid.uuid4().hex[:12]}"
         names = _per_item("filename", filename, count)
-        prefix = self._prefix_for(options)
         now = time.time()
         requests = []
         for i, ((payload, rows), iid, name) in enumerate(zip(parts, ids, names)):
             try:
                 requests.append(self._prepare(
-                    endpoint_name, payload, options, prefix, inference_id=iid, filename=name, now=now,
+                    endpoint_name, payload, options, inference_id=iid, filename=name, now=now,
                     batch_id=batch_id, batch_index=i, rows=rows))
             except ValidationError as exc:
                 raise ValidationError(f"payload {i}: {exc}", parameter=exc.parameter) from None
@@ -177,7 +174,7 @@ class AsyncInferenceClient:
         self._after_submit()
         return self.batch(batch_id)
 
-    def _prepare(self, endpoint_name: str, payload: Any, options: RequestOptions, prefix: S3Uri | None, *,
+    def _prepare(self, endpoint_name: str, payload: Any, options: RequestOptions, *,
                  inference_id: str | None, filename: str | None, now: float | None = None,
                  batch_id: str | None = None, batch_index: int | None = None,
                  rows: tuple[int, int] | None = None) -> PreparedRequest:
@@ -202,7 +199,8 @@ class AsyncInferenceClient:
         params["inference_id"] = inference_id
         api = validation.validate_request(params)
         request = {k: params[k] for k in REQUEST_FIELDS if params.get(k) is not None}
-        location = None if options.inline else str(input_uri(prefix, inference_id, encoded.suffix))
+        # Only now, with the request known to be valid, may the network be touched.
+        location = None if options.inline else str(input_uri(self.input_prefix(), inference_id, encoded.suffix))
         record = InvocationRecord(
             inference_id=inference_id, endpoint_name=endpoint_name, origin=self.origin, label=options.label,
             batch_id=batch_id, batch_index=batch_index, row_start=rows[0] if rows else None,
@@ -273,9 +271,6 @@ class AsyncInferenceClient:
             raise SubmissionError(problem.message, inference_id=record.inference_id, code=problem.code) from None
 
     # --- where inputs go ---------------------------------------------------------------------
-
-    def _prefix_for(self, options: RequestOptions) -> S3Uri | None:
-        return None if options.inline else self.input_prefix()
 
     def input_prefix(self) -> S3Uri:
         """The configured s3_input_path, else SageMaker's default bucket (created if missing)."""

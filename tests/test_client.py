@@ -290,3 +290,11 @@ def test_await_returns_the_result(client):
         return await inv
 
     assert asyncio.run(main())["prediction"].tolist() == [1, 2]
+
+
+def test_validation_happens_before_any_network_call(moto_aws, tmp_path):
+    with sma.AsyncInferenceClient(journal_path=tmp_path / "j") as c:
+        with pytest.raises(sma.ValidationError, match="RequestTTLSeconds"):
+            c.submit("ep", "1", request_ttl_seconds=10)
+        assert c.aws.counter.counts == {}
+    assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == ["input-bucket"]

@@ -24,16 +24,22 @@ class ReRaisingShell(InteractiveShell):
 
 
 @pytest.fixture
-def shell(moto_aws, tmp_path):
+def plain_shell(tmp_path):
+    """A shell with the extension loaded and a journal of its own (no AWS mock)."""
     config = Config()
     config.HistoryManager.enabled = False
     ip = ReRaisingShell(config=config)
     ip.run_line_magic("load_ext", "sm_async_nb")
     ip.run_line_magic("config", f"SageMakerAsync.journal_path = {str(tmp_path / 'journal.sqlite3')!r}")
-    ip.run_line_magic("config", "SageMakerAsync.s3_input_path = 's3://input-bucket/cells/'")
     yield ip
     ip.run_line_magic("unload_ext", "sm_async_nb")
     ip.clear_instance()
+
+
+@pytest.fixture
+def shell(moto_aws, plain_shell):
+    plain_shell.run_line_magic("config", "SageMakerAsync.s3_input_path = 's3://input-bucket/cells/'")
+    return plain_shell
 
 
 @pytest.fixture
@@ -203,3 +209,30 @@ def test_help_is_there():
 
     assert "--rows-per-request" in SageMakerAsyncMagics.invoke_async.__doc__
     assert "local" in SageMakerAsyncMagics.sm_async.__doc__ and "forget" in SageMakerAsyncMagics.sm_async.__doc__
+
+
+def test_local_stack_start_status_stop(plain_shell, capsys):
+    plain_shell.run_line_magic("sm_async", "local start --delay 0.2 --endpoint demo-ep")
+    out = capsys.readouterr().out
+    assert "Local stack running: endpoint 'demo-ep'" in out
+    plain_shell.run_cell("%%invoke_async demo-ep --label iris --accept text/csv\n5.1,3.5,1.4,0.2\n")
+    plain_shell.run_line_magic("sm_async", "wait iris --timeout 30")
+    plain_shell.run_line_magic("sm_async", "result iris -o df")
+    assert plain_shell.user_ns["df"][0].tolist() == ["setosa"]
+    plain_shell.run_line_magic("sm_async", "local status")
+    assert "endpoints:" in capsys.readouterr().out
+    stack = session(plain_shell).stack
+    plain_shell.run_line_magic("sm_async", "local stop")
+    assert "Local stack stopped." in capsys.readouterr().out
+    assert session(plain_shell).stack is None
+    assert stack.moto_pid is None or not _alive(stack.moto_pid)
+    with pytest.raises(sma.ValidationError, match="already running"):
+        plain_shell.run_line_magic("sm_async", "local start")
+        plain_shell.run_line_magic("sm_async", "local start")
+    plain_shell.run_line_magic("sm_async", "local stop")
+
+
+def _alive(pid):
+    import psutil
+
+    return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

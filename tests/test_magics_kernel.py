@@ -1,0 +1,55 @@
+"""The magics in a real ipykernel (nbclient), against the embedded local stack."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+pytestmark = pytest.mark.kernel
+
+
+def run(cells, tmp_path, timeout=120):
+    nb = new_notebook(cells=[new_code_cell(src) for src in cells],
+                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return nb
+
+
+def outputs_text(cell):
+    return "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in cell.outputs)
+
+
+def test_new_user_flow_in_a_fresh_kernel(tmp_path):
+    nb = run([
+        "%load_ext sm_async_nb",
+        "%sm_async local start --delay 0.3",
+        "%%invoke_async local-async --label first --accept text/csv\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n",
+        "%sm_async wait first --timeout 60",
+        "%sm_async result first -o df\nassert df[0].tolist() == ['setosa', 'virginica'], df\ndf.shape",
+        "import pandas as pd\nframe = pd.DataFrame([[5.1, 3.5, 1.4, 0.2]] * 5)\n"
+        "job = %invoke_async local-async frame --rows-per-request 2 --accept text/csv --wait -o scored\n"
+        "assert scored[0].tolist() == ['setosa'] * 5 and scored.index.tolist() == list(range(5))",
+        "%sm_async list",
+        "%sm_async local stop",
+    ], tmp_path)
+    assert "Submitted" in outputs_text(nb.cells[2]) and "input: s3://" in outputs_text(nb.cells[2])
+    assert "1 completed" in outputs_text(nb.cells[3])
+    assert "(2, 2)" in outputs_text(nb.cells[4])
+    assert "COMPLETED" in outputs_text(nb.cells[6])
+    assert "Local stack stopped." in outputs_text(nb.cells[7])
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("%load_ext sm_async_nb"),
+                             new_code_cell("%%invoke_async my-endpoint --ttl 10\n1,2\n")],
+                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    [error] = [o for o in nb.cells[1].outputs if o["output_type"] == "error"]
+    assert error["ename"] == "ValidationError"
+    assert error["traceback"] == [f"ValidationError: {error['evalue']}"]
+    assert "RequestTTLSeconds 10 is invalid" in error["evalue"]
