@@ -77,9 +77,21 @@ def _run_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_quickstart(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--delay", type=float, default=0.5, help="seconds each model invocation takes")
+
+
+def _run_quickstart(args: argparse.Namespace) -> int:
+    from .quickstart import main as quickstart
+
+    return quickstart(delay=args.delay)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "local": ("run the embedded local stack (no AWS account needed) in the foreground",
               _configure_local, _run_local),
+    "quickstart": ("submit, track and load results end to end on the local stack",
+                   _configure_quickstart, _run_quickstart),
 }
 
 
