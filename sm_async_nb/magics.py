@@ -43,6 +43,7 @@ def _sm_async_parser() -> MagicArgumentParser:
     parser = MagicArgumentParser(prog="%sm_async")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sub.add_parser("panel", help="show the live panel of tracked invocations")
+    sub.add_parser("client", help="return this kernel's AsyncInferenceClient (client = %sm_async client)")
     p = sub.add_parser("list", help="a DataFrame of tracked invocations")
     p.add_argument("--all", action="store_true", help="include rows from other regions or earlier local stacks")
     p = sub.add_parser("result", help="completed output(s) as a DataFrame")
@@ -67,6 +68,9 @@ def _sm_async_parser() -> MagicArgumentParser:
     p.add_argument("--endpoint", help="endpoint name (default local-async)")
     p.add_argument("--concurrency", type=int)
     p.add_argument("--delay", type=float, metavar="S", help="seconds each invocation takes")
+    p.add_argument("--sns", action="store_true", help="give the endpoint SNS success/error topics")
+    p.add_argument("--time-scale", type=float, metavar="X",
+                   help="emulated seconds per real second for TTL/timeout accounting")
     return parser
 
 
@@ -188,6 +192,9 @@ class SageMakerAsyncMagics(Magics):
                         + SM_ASYNC_PARSER.format_help()
                         + "\nSubcommand help: %sm_async COMMAND -h is not available; see the list above.")
 
+    def _cmd_client(self, args):
+        return self.session.client
+
     def _cmd_panel(self, args):
         return self._show_panel()
 
@@ -268,7 +275,8 @@ class SageMakerAsyncMagics(Magics):
     def _cmd_local(self, args):
         if args.action == "start":
             stack = self.session.start_local(model=args.model, endpoint_name=args.endpoint,
-                                             concurrency=args.concurrency, delay=args.delay)
+                                             concurrency=args.concurrency, delay=args.delay,
+                                             sns=args.sns or None, time_scale=args.time_scale)
             print(f"Local stack running: endpoint {stack.endpoint_name!r}, inputs under "
                   f"{self.session.client.input_prefix()}. This kernel's client now uses it "
                   "(%sm_async local stop restores the previous one).")
