@@ -140,8 +140,9 @@ class Submitter:
             bucket = S3Uri.parse(record.input_location).bucket if record.input_location else None
             problem = explain(exc, bucket=bucket, endpoint_name=record.endpoint_name)
             message = problem.message
+            if problem.permanent or problem.code == "ConnectionError":
+                stop.trip(problem)  # the rest of the batch would fail the same way, slowly
             if problem.permanent:
-                stop.trip(problem)
                 if uploaded is not None and self._delete_quietly(uploaded):
                     message += " (the uploaded input was removed)"
                     self.journal.update(record.inference_id, input_location=None)
