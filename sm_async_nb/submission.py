@@ -50,6 +50,8 @@ def input_uri(prefix: S3Uri, inference_id: str, suffix: str) -> S3Uri:
 
 
 def owner_alive(pid: int) -> bool:
+    """Whether the process that journaled a submission can still finish it. A killed kernel may
+    linger as a zombie until its parent reaps it: that counts as dead."""
     if pid == os.getpid():
         return True
     try:
@@ -58,7 +60,11 @@ def owner_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 @dataclass

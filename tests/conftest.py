@@ -81,3 +81,63 @@ def stack_client(stack, tmp_path):
     """A client of the shared stack with its own journal."""
     with stack.client(journal_path=tmp_path / "journal.sqlite3") as c:
         yield c
+
+
+class Kernel:
+    """A real ipykernel driven through jupyter_client: run code, collect stdout, kill it."""
+
+    def __init__(self, env: dict, cwd: str):
+        from jupyter_client.manager import KernelManager
+
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel(env=env, cwd=cwd)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def run(self, code: str, timeout: float = 120) -> str:
+        """Execute ``code``; return its stdout and display text; raise if it raised."""
+        out: list[str] = []
+        errors: list[str] = []
+
+        def hook(msg):
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                out.append(content["data"].get("text/plain", ""))
+            elif kind == "error":
+                errors.append(f"{content['ename']}: {content['evalue']}")
+
+        self.client.execute_interactive(code, timeout=timeout, output_hook=hook)
+        if errors:
+            raise AssertionError(f"kernel raised {errors[0]}\n{''.join(out)}")
+        return "".join(out)
+
+    def execute_nowait(self, code: str) -> str:
+        return self.client.execute(code)
+
+    @property
+    def pid(self) -> int:
+        return self.manager.provisioner.process.pid
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        if self.manager.is_alive():
+            self.manager.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def kernels(tmp_path):
+    """Start kernels with extra environment; every one is shut down at the end."""
+    started: list[Kernel] = []
+
+    def start(extra_env: dict | None = None) -> Kernel:
+        env = {**os.environ, **(extra_env or {})}
+        kernel = Kernel(env, str(tmp_path))
+        started.append(kernel)
+        return kernel
+
+    yield start
+    for kernel in started:
+        kernel.shutdown()
