@@ -55,7 +55,8 @@ class RowSlot:
         self.timing = W.Label(layout=c[6], style=shared.label_style)
         self.size = W.Label(layout=c[7], style=shared.label_style)
         self.box = W.HBox([self.check, self.label, self.endpoint, self.ident, self.status,
-                           self.submitted, self.timing, self.size], layout=shared.row)
+                           self.submitted, self.timing, self.size], layout=shared.row,
+                          _dom_classes=("sm-async-row",))
         self.check.observe(lambda change: on_toggle(self, bool(change["new"])), names="value")
 
     def show(self, row: RowView, selected: bool) -> None:

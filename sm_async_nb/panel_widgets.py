@@ -58,7 +58,7 @@ class PanelWidgets:
         self.reasons = W.HTML()
         self.uri_text = W.Textarea(rows=8, layout=W.Layout(width="95%"))
         self.hide = W.Button(description="Hide details", layout=_px("110px"))
-        self.details = W.VBox([])
+        self.details = W.VBox([], _dom_classes=("sm-async-details",))
         row = W.Layout(align_items="center", flex_flow="row wrap")
         self.root = W.VBox([
             W.HBox([self.title, self.counts], layout=row),
@@ -70,7 +70,7 @@ class PanelWidgets:
             W.HBox([self.prev, self.page_text, self.next], layout=row),
             W.HBox([self.selection_text, self.select_shown, self.clear], layout=row),
             W.HBox([self.var, self.load, self.why, self.uris, self.forget, self.resubmit], layout=row),
-            self.message, self.details])
+            self.message, self.details], _dom_classes=("sm-async-panel",))  # CSS hooks for browser tests
         self._extra = [table.box, *table.widgets()]
 
     # --- drawing -----------------------------------------------------------------------------
