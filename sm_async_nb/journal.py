@@ -238,21 +238,29 @@ class Journal:
             rows = self._db.execute(sql, params).fetchall()
         return [_from_row(r) for r in rows]
 
-    def find(self, key: str) -> list[InvocationRecord]:
-        """Resolve what a user typed: a full inference id, a unique id prefix, a label or a batch
-        id. Returns the matching rows in submission order."""
+    def find(self, key: str, origin: str | None = None) -> list[InvocationRecord]:
+        """Resolve what a user typed: a full inference id, a label, a batch id or a unique id
+        prefix (within ``origin`` when given). A label names its latest submission, since
+        re-running a cell reuses its label. Returns that submission's rows in order."""
         record = self.get(key)
-        if record is not None:
+        if record is not None and origin in (None, record.origin):
             return [record]
-        for column in ("label", "batch_id"):
-            rows = self.query(**{column: key})
-            if rows:
-                return rows
+        labelled = self.query(label=key, origin=origin)
+        if labelled:
+            submissions: dict[str, list[InvocationRecord]] = {}
+            for row in labelled:
+                submissions.setdefault(row.batch_id or row.inference_id, []).append(row)
+            return max(submissions.values(), key=lambda rows: max(r.submitted_at or 0.0 for r in rows))
+        in_batch = self.query(batch_id=key, origin=origin)
+        if in_batch:
+            return in_batch
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM invocations WHERE inference_id LIKE ? ESCAPE '\\'"
+        params: list[Any] = [key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"]
+        if origin is not None:
+            sql += " AND origin = ?"
+            params.append(origin)
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM invocations WHERE inference_id LIKE ? ESCAPE '\\' "
-                "ORDER BY submitted_at LIMIT 2",
-                (key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",)).fetchall()
+            rows = self._db.execute(sql + " LIMIT 2", params).fetchall()
         return [_from_row(rows[0])] if len(rows) == 1 else []
 
     def delete(self, inference_ids: Iterable[str]) -> int:

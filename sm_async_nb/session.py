@@ -61,20 +61,15 @@ class NotebookSession:
     # --- finding what the user named -----------------------------------------------------------
 
     def resolve(self, key: str) -> "Invocation | InvocationBatch":
-        """An inference id (or unique prefix), a label or a batch id → a handle."""
-        rows = self.client.journal.find(key)
+        """An inference id (or unique prefix), a label (its latest submission) or a batch id →
+        a handle, among this client's AWS target."""
+        rows = self.client.journal.find(key, origin=self.client.origin)
         if not rows:
             raise ValidationError(f"Nothing tracked matches {key!r}: give an inference id (or its first "
                                   "characters), a label or a batch id (see %sm_async list).")
-        batches = {r.batch_id for r in rows}
-        if len(rows) == 1 and rows[0].batch_id is None:
-            return self.client.invocation(rows[0].inference_id)
-        if len(batches) == 1 and None not in batches:
-            return self.client.batch(batches.pop())
-        if len(rows) == 1:
-            return self.client.invocation(rows[0].inference_id)
-        raise ValidationError(f"{key!r} matches {len(rows)} invocations from different submissions: "
-                              "use an inference id or a batch id instead.")
+        if rows[0].batch_id is not None:
+            return self.client.batch(rows[0].batch_id)
+        return self.client.invocation(rows[0].inference_id)
 
     def ids_for(self, keys: list[str]) -> list[str]:
         ids: list[str] = []

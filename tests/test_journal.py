@@ -56,8 +56,8 @@ def test_update_rejects_unknown_fields(journal):
 
 
 def test_find_by_id_prefix_label_and_batch(journal):
-    journal.add([record("0190aaaa-1", label="night-run", submitted_at=1),
-                 record("0190aaab-2", label="night-run", submitted_at=2),
+    journal.add([record("0190aaaa-1", label="night-run", submitted_at=1, batch_id="b1", batch_index=0),
+                 record("0190aaab-2", label="night-run", submitted_at=1, batch_id="b1", batch_index=1),
                  record("0190bbbb-3", batch_id="batch-x", batch_index=0)])
     assert [r.inference_id for r in journal.find("night-run")] == ["0190aaaa-1", "0190aaab-2"]
     assert [r.inference_id for r in journal.find("0190b")] == ["0190bbbb-3"]
@@ -124,3 +124,12 @@ def test_inference_ids_are_uuid7_and_sort_by_time():
     assert early < late
     assert early[14] == "7" and early[19] in "89ab"
     assert len({new_inference_id(5.0) for _ in range(1000)}) == 1000
+
+
+def test_a_label_names_its_latest_submission_within_an_origin(journal):
+    journal.add([record("first", label="again", submitted_at=1),
+                 record("second", label="again", submitted_at=5),
+                 InvocationRecord("elsewhere", "ep", origin="other", label="again", submitted_at=9)])
+    assert [r.inference_id for r in journal.find("again", origin="o")] == ["second"]
+    assert [r.inference_id for r in journal.find("again")] == ["elsewhere"]
+    assert journal.find("elsewhere", origin="o") == []

@@ -236,3 +236,10 @@ def _alive(pid):
     import psutil
 
     return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+
+def test_a_rerun_cell_label_means_its_latest_submission(shell):
+    shell.run_cell("%%invoke_async ep --label rerun -o first\n1\n")
+    shell.run_cell("%%invoke_async ep --label rerun -o second\n2\n")
+    assert session(shell).resolve("rerun") == shell.user_ns["second"]
+    shell.run_line_magic("sm_async", "wait rerun --timeout 10")

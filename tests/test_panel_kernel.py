@@ -50,8 +50,28 @@ def moto_server():
     process.wait(10)
 
 
+IPYKERNEL6_PYTHON = os.environ.get("SM_ASYNC_NB_IPYKERNEL6_PYTHON")  # .ci/run makes such an env
+
+
+@pytest.fixture(params=["installed", "ipykernel6"])
+def kernel_spec(request, tmp_path):
+    """The installed kernel (ipykernel 7 here), and ipykernel 6 when an interpreter with it is given."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if request.param == "installed":
+        return "python3", KernelSpecManager()
+    if not IPYKERNEL6_PYTHON:
+        pytest.skip("set SM_ASYNC_NB_IPYKERNEL6_PYTHON to a Python with ipykernel 6 (as .ci/run does)")
+    spec_dir = tmp_path / "kernels" / "ipykernel6"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [IPYKERNEL6_PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "ipykernel 6", "language": "python"}))
+    return "ipykernel6", KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
+
+
 @pytest.fixture
-def kernel(moto_server, tmp_path):
+def kernel(moto_server, kernel_spec, tmp_path):
     from jupyter_client.manager import KernelManager
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_ASYNC_NB_", "JUPYTER_"))}
@@ -65,12 +85,15 @@ def kernel(moto_server, tmp_path):
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
         PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
     )
-    manager = KernelManager(kernel_name="python3")
+    name, spec_manager = kernel_spec
+    manager = KernelManager(kernel_name=name, kernel_spec_manager=spec_manager)
     manager.start_kernel(env=env, cwd=str(tmp_path))
     client = manager.client()
     client.start_channels()
     try:
         client.wait_for_ready(timeout=60)
+        version = run_cell(client, "import ipykernel; print(ipykernel.__version__)")[1].strip()
+        assert name != "ipykernel6" or version.startswith("6."), version
         yield client
     finally:
         client.stop_channels()
