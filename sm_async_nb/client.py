@@ -343,6 +343,9 @@ class AsyncInferenceClient:
             if record.submit_step is SubmitStep.INVOKING and not record.inline:
                 why = ("Interrupted during submission (input uploaded, invoke answer lost): resubmit() "
                        "finishes it with the same inference id and input.")
+            elif record.inline:
+                why = ("Interrupted during an inline submission (the payload was only in memory): submit it "
+                       "again (re-running the cell with the same inference_id continues a batch).")
             else:
                 why = ("Interrupted during submission before the input was uploaded: submit the payload "
                        "again (re-running the cell with the same inference_id continues a batch).")

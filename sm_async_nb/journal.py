@@ -102,6 +102,17 @@ def _encode_change(name: str, value: Any) -> Any:
     return value
 
 
+class _Closed:
+    """Stands in for the connection after close(): one clear error instead of sqlite's."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __getattr__(self, name: str):
+        raise JournalError(f"The journal at {self.path} was closed with its client; create a new "
+                           "AsyncInferenceClient (or reload the extension) to use it again.")
+
+
 class Journal:
     """Durable record of invocations and batches."""
 
@@ -151,7 +162,9 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if not isinstance(self._db, _Closed):
+                self._db.close()
+                self._db = _Closed(self.path)
 
     # --- invocations -------------------------------------------------------------------------
 

@@ -257,6 +257,8 @@ class Tracker:
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = 0.1
         ids = list(inference_ids)
+        if self.running:
+            self.poke()  # once: then the thread's own back-off decides, however long the wait
         while True:
             unfinished = [r.inference_id for r in self.journal.get_many(ids).values()
                           if r.status not in FINISHED]
@@ -270,7 +272,6 @@ class Tracker:
                                    f"{timeout} s; they keep running: wait again or check .status later.")
             pause = interval if remaining is None else min(interval, remaining)
             if self.running:
-                self.poke()
                 self.events.wait(pause)
             else:
                 self.refresh(unfinished)

@@ -133,3 +133,11 @@ def test_a_label_names_its_latest_submission_within_an_origin(journal):
     assert [r.inference_id for r in journal.find("again", origin="o")] == ["second"]
     assert [r.inference_id for r in journal.find("again")] == ["elsewhere"]
     assert journal.find("elsewhere", origin="o") == []
+
+
+def test_a_closed_journal_says_so(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.close()
+    with pytest.raises(JournalError, match="was closed with its client"):
+        journal.get("x")
+    journal.close()  # twice is harmless
