@@ -230,7 +230,7 @@ def fresh_artifacts():
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's loop must not outlive these tests (asyncio.run elsewhere)
 def chromium():
     from playwright.sync_api import sync_playwright
 
