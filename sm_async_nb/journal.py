@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JournalError
-from .records import BatchRecord, InvocationRecord, Status, SubmitStep
+from .records import BatchRecord, InvocationRecord, PendingRow, Status, SubmitStep
 
 SCHEMA_VERSION = 1
 
@@ -49,7 +49,8 @@ _DDL = (
         output_size INTEGER,
         failure_reason TEXT,
         error TEXT,
-        owner_pid INTEGER NOT NULL
+        owner_pid INTEGER NOT NULL,
+        deadline REAL
     )""",
     "CREATE INDEX IF NOT EXISTS invocations_status ON invocations (status, origin)",
     "CREATE INDEX IF NOT EXISTS invocations_batch ON invocations (batch_id, batch_index)",
@@ -250,6 +251,21 @@ class Journal:
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
         return [_from_row(r) for r in rows]
+
+    def pending(self, origin: str) -> list[PendingRow]:
+        """The PENDING rows of ``origin``, reading only what polling needs."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT inference_id, endpoint_name, output_location, failure_location, deadline, "
+                "CASE WHEN deadline IS NULL THEN request END, invoked_at, submitted_at FROM invocations "
+                "WHERE status = ? AND origin = ?", (Status.PENDING.value, origin)).fetchall()
+        found = []
+        for iid, endpoint, output, failure, deadline, request, invoked_at, submitted_at in rows:
+            if deadline is None:  # rows journaled without one: work it out from the request
+                deadline = InvocationRecord(iid, endpoint, request=json.loads(request), invoked_at=invoked_at,
+                                            submitted_at=submitted_at).service_deadline()
+            found.append(PendingRow(iid, endpoint, output, failure, deadline))
+        return found
 
     def find(self, key: str, origin: str | None = None) -> list[InvocationRecord]:
         """Resolve what a user typed: a full inference id, a label, a batch id or a unique id

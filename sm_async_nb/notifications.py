@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .config import default_home
 from .errors import ValidationError
-from .records import InvocationRecord, Status
+from .records import PendingRow, Status
 
 if TYPE_CHECKING:
     from .aws import AwsClients
@@ -139,7 +139,7 @@ class QueueEventSource:
         self.resources = resources
         self.received = 0
 
-    def poll(self, pending: list[InvocationRecord]) -> dict[str, tuple[Status, dict]]:
+    def poll(self, pending: list[PendingRow]) -> dict[str, tuple[Status, dict]]:
         """Drain what is waiting (without blocking) → {inference_id: (status, journal changes)}."""
         wanted = {r.inference_id for r in pending}
         found: dict[str, tuple[Status, dict]] = {}

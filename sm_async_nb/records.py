@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Status(str, enum.Enum):
@@ -40,6 +40,10 @@ class SubmitStep(str, enum.Enum):
     INVOKING = "invoking"     # input in place; the invoke may have been sent, answer not recorded
     DONE = "done"             # the invoke was answered (or the submission gave up)
 
+
+# The service's defaults when a request does not set them (SPEC §2).
+DEFAULT_TTL_SECONDS = 21600
+DEFAULT_TIMEOUT_SECONDS = 900
 
 # Request parameters kept for display and for resubmission (Python keyword names).
 REQUEST_FIELDS = ("content_type", "accept", "custom_attributes", "request_ttl_seconds",
@@ -84,6 +88,7 @@ class InvocationRecord:
     failure_reason: str | None = None
     error: str | None = None
     owner_pid: int = field(default_factory=os.getpid)
+    deadline: float | None = None  # when the service's TTL and invocation timeout have both run out
 
     @property
     def content_type(self) -> str | None:
@@ -100,6 +105,14 @@ class InvocationRecord:
             return None
         return max(0.0, self.finished_at - self.submitted_at)
 
+    def service_deadline(self) -> float:
+        """After this, the service can no longer write an output (TTL + invocation timeout)."""
+        if self.deadline is not None:
+            return self.deadline
+        ttl = self.request.get("request_ttl_seconds") or DEFAULT_TTL_SECONDS
+        timeout = self.request.get("invocation_timeout_seconds") or DEFAULT_TIMEOUT_SECONDS
+        return (self.invoked_at or self.submitted_at or 0.0) + ttl + timeout
+
     def replace(self, **changes: Any) -> "InvocationRecord":
         return dataclasses.replace(self, **changes)
 
@@ -113,3 +126,18 @@ class BatchRecord:
     created_at: float | None = None
     kind: str = "payloads"          # "payloads" | "dataframe"
     index_json: str | None = None   # the input DataFrame's index, when JSON can hold it
+
+
+class PendingRow(NamedTuple):
+    """The few fields the tracker polls with: cheap to read for thousands of pending rows."""
+
+    inference_id: str
+    endpoint_name: str
+    output_location: str | None
+    failure_location: str | None
+    deadline: float
+
+    @classmethod
+    def of(cls, record: InvocationRecord) -> "PendingRow":
+        return cls(record.inference_id, record.endpoint_name, record.output_location,
+                   record.failure_location, record.service_deadline())

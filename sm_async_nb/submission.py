@@ -138,10 +138,12 @@ class Submitter:
                 params["InputLocation"] = str(location)
             self.journal.update(record.inference_id, expect=Status.SUBMITTING, submit_step=SubmitStep.INVOKING)
             answer = self.aws.runtime.invoke_endpoint_async(**params)
+            invoked_at = time.time()
             self.journal.update(
                 record.inference_id, expect=Status.SUBMITTING, status=Status.PENDING,
                 submit_step=SubmitStep.DONE, output_location=answer.get("OutputLocation"),
-                failure_location=answer.get("FailureLocation"), invoked_at=time.time())
+                failure_location=answer.get("FailureLocation"), invoked_at=invoked_at,
+                deadline=record.replace(invoked_at=invoked_at, deadline=None).service_deadline())
         except Exception as exc:
             bucket = S3Uri.parse(record.input_location).bucket if record.input_location else None
             problem = explain(exc, bucket=bucket, endpoint_name=record.endpoint_name)

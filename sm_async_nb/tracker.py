@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .events import EventBus, StatusChange
 from .polling import S3Prober
-from .records import FINISHED, InvocationRecord, Status
+from .records import FINISHED, PendingRow, Status
 from .s3uri import S3Uri
 
 if TYPE_CHECKING:
@@ -28,8 +28,6 @@ MIN_INTERVAL = 0.5
 BACKOFF = 1.6
 JITTER = 0.1
 EXPIRY_GRACE_SECONDS = 300
-DEFAULT_TTL = 21600
-DEFAULT_TIMEOUT = 900
 EVENT_MODE_S3_EVERY = 10
 
 
@@ -54,12 +52,6 @@ class _Outcome:
 
     status: Status
     changes: dict[str, Any] = field(default_factory=dict)
-
-
-def expiry_deadline(record: InvocationRecord, grace: float = EXPIRY_GRACE_SECONDS) -> float:
-    ttl = record.request.get("request_ttl_seconds") or DEFAULT_TTL
-    timeout = record.request.get("invocation_timeout_seconds") or DEFAULT_TIMEOUT
-    return (record.invoked_at or record.submitted_at or 0.0) + ttl + timeout + grace
 
 
 def failure_status(reason: str) -> Status:
@@ -98,10 +90,10 @@ class Tracker:
     def _refresh(self, inference_ids, now: float) -> list[StatusChange]:
         started, before = time.perf_counter(), self.s3.counter.total("s3")
         if inference_ids is None:
-            pending = self.journal.query(statuses=[Status.PENDING], origin=self.client.origin)
+            pending = self.journal.pending(self.client.origin)
         else:
             rows = self.journal.get_many(list(inference_ids))
-            pending = [r for r in rows.values() if r.status is Status.PENDING]
+            pending = [PendingRow.of(r) for r in rows.values() if r.status is Status.PENDING]
         failed = False
         try:
             outcomes = self._learn(pending, now)
@@ -127,7 +119,7 @@ class Tracker:
             self.events.publish([])  # every refresh is published: views update "last refresh"
         return changes
 
-    def _learn(self, pending: Sequence[InvocationRecord], now: float) -> dict[str, _Outcome]:
+    def _learn(self, pending: Sequence[PendingRow], now: float) -> dict[str, _Outcome]:
         outcomes: dict[str, _Outcome] = {}
         for endpoint_name, source in self.event_sources.items():
             heard = source.poll([r for r in pending if r.endpoint_name == endpoint_name])
@@ -147,14 +139,14 @@ class Tracker:
         for (uri, seen), reason in zip(failed, texts):
             outcomes[failures[uri].inference_id] = _Outcome(
                 failure_status(reason), {"failure_reason": reason, "finished_at": seen.last_modified})
-        for record in pending:
-            if record.inference_id not in outcomes and now > expiry_deadline(record, self.grace):
-                outcomes[record.inference_id] = _Outcome(Status.EXPIRED, {
+        for row in pending:
+            if row.inference_id not in outcomes and now > row.deadline + self.grace:
+                outcomes[row.inference_id] = _Outcome(Status.EXPIRED, {
                     "failure_reason": "No output or failure object appeared within the request's TTL, "
                                       "invocation timeout and a grace period.", "finished_at": now})
         return outcomes
 
-    def apply(self, pending: Sequence[InvocationRecord], outcomes: dict[str, _Outcome]) -> list[StatusChange]:
+    def apply(self, pending: Sequence[PendingRow], outcomes: dict[str, _Outcome]) -> list[StatusChange]:
         """Write the transitions (compare-and-set, so each happens once across processes), then
         publish the ones this process made."""
         by_id = {r.inference_id: r for r in pending}

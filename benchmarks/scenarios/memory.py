@@ -162,11 +162,9 @@ def _peak_sites(tracker: Any, count: int = 3) -> list[dict[str, Any]]:
     """Where one refresh's memory lives at its largest: hold the rows it reads, snapshot then."""
     import tracemalloc
 
-    from sm_async_nb.records import Status
-
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
-    rows = tracker.journal.query(statuses=[Status.PENDING], origin=tracker.client.origin)
+    rows = tracker.journal.pending(tracker.client.origin)  # what Tracker.refresh reads
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
     del rows
