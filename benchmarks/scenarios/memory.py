@@ -54,8 +54,8 @@ def _dominant(data: dict[str, Any]) -> str:
                       for site in data["refresh_top_sites"])
     return (f"peak RSS rises {phases['journal'] / MB:.1f} MB while journaling the rows and "
             f"{phases['refresh'] / MB:.1f} MB during {REFRESHES} refreshes. One refresh's Python heap peaks at "
-            f"{data['refresh_traced_peak_bytes'] / MB:.1f} MB, mostly the pending rows it reads from the journal "
-            f"({sites}). Journal: "
+            f"{data['refresh_traced_peak_bytes'] / MB:.1f} MB: the pending rows it reads from the journal "
+            f"({sites}) and the S3 listing botocore parses. Journal: "
             f"{data['journal_bytes'] / data['rows']:.0f} bytes per invocation.")
 
 
