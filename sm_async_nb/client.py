@@ -330,6 +330,12 @@ class AsyncInferenceClient:
         """Drop rows from the journal (their S3 objects stay)."""
         return self.journal.delete(inference_ids)
 
+    def prune(self, older_than_days: float = 30.0) -> int:
+        """Forget finished invocations whose result was seen more than ``older_than_days`` ago."""
+        if older_than_days < 0:
+            raise ValidationError(f"older_than_days must be >= 0, not {older_than_days}.")
+        return self.journal.prune(finished_before=time.time() - older_than_days * 86400)
+
     def _after_submit(self) -> None:
         if self._tracker is not None:
             self._tracker.poke()

@@ -56,6 +56,8 @@ def _sm_async_parser() -> MagicArgumentParser:
     p = sub.add_parser("forget", help="drop invocations from the journal (S3 objects stay)")
     p.add_argument("key", nargs="?", metavar="ID_OR_LABEL")
     p.add_argument("--finished", action="store_true", help="forget every finished invocation")
+    p.add_argument("--older-than", type=float, metavar="DAYS",
+                   help="with --finished: only those finished more than DAYS ago")
     p = sub.add_parser("resubmit", help="send ERROR/FAILED/EXPIRED invocations again")
     p.add_argument("key", metavar="ID_OR_LABEL")
     p = sub.add_parser("events", help="learn completions from the endpoint's SNS topics (creates an SQS queue)")
@@ -247,11 +249,13 @@ class SageMakerAsyncMagics(Magics):
         client = self.session.client
         if args.finished == bool(args.key):
             raise ValidationError("Give either ID_OR_LABEL or --finished.")
-        if args.finished:
-            ids = [r.inference_id for r in client.records(statuses=FINISHED)]
+        if args.finished and args.older_than is not None:
+            forgotten = client.prune(args.older_than)
+        elif args.finished:
+            forgotten = client.forget([r.inference_id for r in client.records(statuses=FINISHED)])
         else:
-            ids = self.session.ids_for([args.key])
-        print(f"Forgot {client.forget(ids)} invocation(s); their S3 objects are untouched.")
+            forgotten = client.forget(self.session.ids_for([args.key]))
+        print(f"Forgot {forgotten} invocation(s); their S3 objects are untouched.")
 
     def _cmd_resubmit(self, args):
         handle = self.session.resolve(args.key)

@@ -243,3 +243,26 @@ def test_a_rerun_cell_label_means_its_latest_submission(shell):
     shell.run_cell("%%invoke_async ep --label rerun -o second\n2\n")
     assert session(shell).resolve("rerun") == shell.user_ns["second"]
     shell.run_line_magic("sm_async", "wait rerun --timeout 10")
+
+
+def test_forget_older_than_prunes_only_old_finished_rows(shell, capsys):
+    import time
+
+    shell.run_cell("%%invoke_async ep -o old\n1\n")
+    shell.run_cell("%%invoke_async ep -o recent\n2\n")
+    shell.run_line_magic("sm_async", "wait --timeout 10")
+    journal = session(shell).client.journal
+    journal.update(shell.user_ns["old"].inference_id, finished_at=time.time() - 10 * 86400)
+    shell.run_line_magic("sm_async", "forget --finished --older-than 7")
+    assert "Forgot 1 invocation(s)" in capsys.readouterr().out
+    assert [r.inference_id for r in session(shell).client.records()] == [shell.user_ns["recent"].inference_id]
+
+
+def test_auto_panel_appears_after_the_first_submission_only(shell, monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    shell.run_line_magic("config", "SageMakerAsync.auto_panel = True")
+    shell.run_cell("%%invoke_async ep\n1\n")
+    shell.run_cell("%%invoke_async ep\n2\n")
+    panels = [o for o in shown if type(o).__name__ == "Panel"]
+    assert len(panels) == 1 and session(shell).panels == panels

@@ -53,3 +53,28 @@ def test_user_error_is_one_line_without_traceback(tmp_path):
     assert error["ename"] == "ValidationError"
     assert error["traceback"] == [f"ValidationError: {error['evalue']}"]
     assert "RequestTTLSeconds 10 is invalid" in error["evalue"]
+
+
+def test_interrupting_a_wait_keeps_the_invocation(kernels, tmp_path):
+    import time
+
+    from sm_async_nb.local import LocalStack
+
+    with LocalStack(delay=30) as stack:
+        kernel = kernels({**stack.env, "SM_ASYNC_NB_JOURNAL_PATH": str(tmp_path / "journal.sqlite3")})
+        kernel.run("%load_ext sm_async_nb")
+        msg_id = kernel.execute_nowait("%%invoke_async local-async --label slow --wait -o r\n5.1,3.5,1.4,0.2\n")
+        time.sleep(3)
+        kernel.manager.interrupt_kernel()
+        text = ""
+        while True:
+            msg = kernel.client.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                text += msg["content"]["text"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert "Stopped waiting; the invocation(s) keep running" in text
+        listing = kernel.run("frame = %sm_async list\nprint(frame[['label', 'status']].values.tolist())")
+        assert "['slow', 'PENDING']" in listing
