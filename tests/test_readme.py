@@ -23,3 +23,13 @@ def test_moto_server_example_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "s3://my-bucket/inputs/" in done.stdout
     assert "COMPLETED" in done.stdout
+
+
+def test_python_api_example_runs(tmp_path):
+    block = re.search(r"```python\n# README example: Python API\n(.*?)```", README.read_text(), re.S).group(1)
+    env = {**__import__("os").environ, "SM_ASYNC_NB_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "setosa" in done.stdout
+    assert re.search(r"\{'(PENDING|COMPLETED)': \d", done.stdout)
+    assert "200 True" in done.stdout
