@@ -126,6 +126,15 @@ class Phase:
         self.clients.append(self.stack.client(journal_path=path, **kwargs))
         return self.clients[-1]
 
+    def pending_behind_held(self, count: int) -> tuple[str, AsyncInferenceClient]:
+        """A held endpoint with ``count`` invocations waiting behind it (sent inline, at no
+        emulated latency, so setting up is quick), and the client that sent them."""
+        held = self.held_endpoint()
+        client = self.client()
+        with self.without_latency():
+            client.submit_many(held, csv_payloads(count), content_type="text/csv", inline=True)
+        return held, client
+
     def boto3(self, service: str) -> Any:
         """A raw boto3 client with the same retry policy and pool size as ours."""
         return self.stack.boto3_client(service, config=boto_config(self.workers))
@@ -156,3 +165,14 @@ class Bench:
                 yield phase
             finally:
                 phase.close()
+
+
+def per_latency(at: Callable[["Bench", int], Any]) -> Callable[["Bench"], list[Any]]:
+    """A scenario's ``run``: ``at(bench, latency)`` for each latency, rows in that order."""
+    def run(bench: "Bench") -> list[Any]:
+        rows: list[Any] = []
+        for latency in bench.sizes.latencies:
+            made = at(bench, latency)
+            rows += made if isinstance(made, list) else [made]
+        return rows
+    return run

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from ..config import TARGET_LATENCY_MS
-from ..harness import Bench, csv_payloads, interleaved
+from ..harness import Bench, per_latency, csv_payloads, interleaved
 from ..report import Check, Row, ratio, seconds
 
 TITLE = "Submit {n} CSV payloads inline vs S3"
-
-
-def run(bench: Bench) -> list[Row]:
-    return [_at(bench, latency) for latency in bench.sizes.latencies]
 
 
 def _at(bench: Bench, latency: int) -> Row:
@@ -32,3 +28,6 @@ def _at(bench: Bench, latency: int) -> Row:
                baselines=f"S3 path {seconds(times['s3_path'])}", ratios=f"{ratio(speedup)} S3 path",
                checks=checks, data={"inline_s": times["inline"], "s3_path_s": times["s3_path"],
                                     "payloads": sizes.payloads, "rounds_s": rounds})
+
+
+run = per_latency(_at)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TARGET_LATENCY_MS
-from ..harness import Bench, Phase, csv_payloads
+from ..harness import Bench, Phase, per_latency
 from ..report import Check, Row
 
 BLOCKS = 4
@@ -83,17 +83,10 @@ class KernelSession:
         self.manager.shutdown_kernel(now=False)
 
 
-def run(bench: Bench) -> list[Row]:
-    return [_at(bench, latency) for latency in bench.sizes.latencies]
-
-
 def _at(bench: Bench, latency: int) -> Row:
     sizes = bench.sizes
     with bench.phase(latency) as phase:
-        held = phase.held_endpoint()
-        submitter = phase.client()
-        with phase.without_latency():
-            submitter.submit_many(held, csv_payloads(sizes.pending), content_type="text/csv", inline=True)
+        _, submitter = phase.pending_behind_held(sizes.pending)
         kernel = KernelSession(phase.workdir, phase.stack.env)
         try:
             data = _measure(kernel, phase, str(submitter.journal.path), sizes.kernel_runs)
@@ -146,3 +139,6 @@ def _measure(kernel: KernelSession, phase: Phase, journal: str, runs: int) -> di
 
 def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else values[0]
+
+
+run = per_latency(_at)

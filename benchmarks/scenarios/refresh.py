@@ -11,24 +11,14 @@ from sm_async_nb import AsyncInferenceClient, Status
 
 from ..baselines import RequestCount, head_per_id
 from ..config import TARGET_LATENCY_MS, Sizes
-from ..harness import Bench, Phase, Sampled, csv_payloads, interleaved, timed
+from ..harness import Bench, Phase, Sampled, interleaved, per_latency, timed
 from ..report import Check, Row, plural, ratio, seconds
-
-
-def run(bench: Bench) -> list[Row]:
-    rows: list[Row] = []
-    for latency in bench.sizes.latencies:
-        rows += _at(bench, latency)
-    return rows
 
 
 def _at(bench: Bench, latency: int) -> list[Row]:
     sizes = bench.sizes
     with bench.phase(latency) as phase:
-        held = phase.held_endpoint()
-        client = phase.client()
-        with phase.without_latency():
-            client.submit_many(held, csv_payloads(sizes.pending), content_type="text/csv", inline=True)
+        held, client = phase.pending_behind_held(sizes.pending)
         ids = [r.inference_id for r in client.records(statuses=[Status.PENDING])]
         assert len(ids) == sizes.pending, "every invocation should be pending behind the held model"
         pending = _measure(phase, client, ids, "pending", sizes)
@@ -80,3 +70,6 @@ def _row(data: dict, latency: int, title: str) -> Row:
                ratios=f"{ratio(speedup)} faster; "
                       f"{data['head_per_id_requests'] / max(1, data['refresh_s3_requests']):,.0f}× fewer requests",
                checks=checks, data=data)
+
+
+run = per_latency(_at)

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from ..baselines import PutThenInvoke
 from ..config import TARGET_LATENCY_MS
-from ..harness import Bench, Sampled, csv_payloads, interleaved
+from ..harness import Bench, per_latency, Sampled, csv_payloads, interleaved
 from ..report import Check, Row, ratio, seconds
 
 TITLE = "Submit {n} CSV payloads (S3 path)"
-
-
-def run(bench: Bench) -> list[Row]:
-    return [_at(bench, latency) for latency in bench.sizes.latencies]
 
 
 def _at(bench: Bench, latency: int) -> Row:
@@ -44,3 +40,6 @@ def _at(bench: Bench, latency: int) -> Row:
                      "sequential_items_timed": sequential.timed_items, "payloads": sizes.payloads,
                      "workers": sizes.workers, "rounds_s": rounds,
                      "sequential_round_items": sequential.size})
+
+
+run = per_latency(_at)
