@@ -132,7 +132,7 @@ def explain(exc: BaseException, *, bucket: str | None = None, endpoint_name: str
         code = str(error.get("Code") or "ClientError")
         text = str(error.get("Message") or exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("NoSuchBucket",) or (code == "404" and bucket):
+        if code == "NoSuchBucket":
             return Problem(code, f"Bucket {bucket!r} does not exist: create it or set "
                            "%config SageMakerAsync.s3_input_path to a bucket you own.", True)
         if code in ("AccessDenied", "AccessDeniedException", "403", "Forbidden"):

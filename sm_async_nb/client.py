@@ -185,19 +185,18 @@ class AsyncInferenceClient:
             "invocation_timeout_seconds": options.invocation_timeout_seconds,
             "s3_output_path_extension": options.s3_output_path_extension, "filename": filename,
         }
-        validation.validate_request(params)
+        api = validation.validate_request(params)
         if options.label is not None and not isinstance(options.label, str):
             raise ValidationError(f"label must be a string, not {type(options.label).__name__}.", parameter="label")
         encoded = codecs.encode(payload, options.content_type,
                                 default_content_type=self.settings.default_content_type,
                                 csv_header=self.settings.csv_header)
-        params["content_type"] = encoded.content_type
         validation.check_member("ContentType", encoded.content_type)
         if options.inline:
             validation.check_inline_body(encoded.size)
-        inference_id = inference_id or new_inference_id(now)
-        params["inference_id"] = inference_id
-        api = validation.validate_request(params)
+        inference_id = inference_id or new_inference_id(now)  # a generated UUIDv7 is always valid
+        params.update(content_type=encoded.content_type, inference_id=inference_id)
+        api.update(ContentType=encoded.content_type, InferenceId=inference_id)
         request = {k: params[k] for k in REQUEST_FIELDS if params.get(k) is not None}
         # Only now, with the request known to be valid, may the network be touched.
         location = None if options.inline else str(input_uri(self.input_prefix(), inference_id, encoded.suffix))

@@ -100,9 +100,6 @@ class PagedTable:
         if tuple(self.box.children) != children:
             self.box.children = children  # assigned whole: one message with the new model list
 
-    def visible_ids(self) -> list[str]:
-        return [s.inference_id for s in self.slots if s.inference_id is not None]
-
     def widgets(self) -> list[W.Widget]:
         found: list[W.Widget] = [self.box, self.header, self.empty, *self.header.children, *self.shared.widgets()]
         for slot in self.slots:

@@ -42,10 +42,6 @@ class NotebookSession:
                 self._client = AsyncInferenceClient(settings=self.settings)
         return self._client
 
-    @property
-    def has_client(self) -> bool:
-        return self._client is not None
-
     def _settings_changed(self, change: dict) -> None:
         if self._client is not None and self.stack is None:
             self._client.close()
