@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "AsyncInferenceClient": "sm_async_nb.client",
-    "Invocation": "sm_async_nb.invocation",
-    "InvocationBatch": "sm_async_nb.invocation",
+    "Invocation": "sm_async_nb.handles",
+    "InvocationBatch": "sm_async_nb.handles",
     "Status": "sm_async_nb.records",
     "LocalStack": "sm_async_nb.local.stack",
     "SageMakerAsync": "sm_async_nb.config",
@@ -23,6 +23,7 @@ _EXPORTS = {
     "InferenceExpired": "sm_async_nb.errors",
     "ResultNotReady": "sm_async_nb.errors",
     "SubmissionError": "sm_async_nb.errors",
+    "SubmissionInterrupted": "sm_async_nb.errors",
     "DecodeError": "sm_async_nb.errors",
     "JournalError": "sm_async_nb.errors",
     "ConfigurationError": "sm_async_nb.errors",
@@ -34,8 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .client import AsyncInferenceClient
     from .config import SageMakerAsync
     from .errors import (ConfigurationError, DecodeError, InferenceExpired, InferenceFailed, JournalError, ResultNotReady,
-                         SubmissionError, ValidationError)
-    from .invocation import Invocation, InvocationBatch
+                         SubmissionError, SubmissionInterrupted, ValidationError)
+    from .handles import Invocation, InvocationBatch
     from .local.stack import LocalStack
     from .records import Status
 
@@ -53,15 +54,15 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-def load_ipython_extension(ipython) -> None:
+def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext sm_async_nb``: register the magics (a second load is harmless)."""
-    from .magics import load
+    from .notebook.magics import load
 
     load(ipython)
 
 
-def unload_ipython_extension(ipython) -> None:
+def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext sm_async_nb``: stop background polling and remove the magics."""
-    from .magics import unload
+    from .notebook.magics import unload
 
     unload(ipython)

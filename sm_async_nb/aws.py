@@ -1,28 +1,88 @@
-"""boto3 clients with one retry policy, request counting, and errors turned into next steps.
+"""boto3 clients with one retry policy and request counting; AWS errors classified and explained.
 
-The same code serves real AWS and the local stack: only ``endpoint_urls`` differ.
+The same code serves real AWS and the local stack: only ``endpoint_urls`` differ. Every AWS error
+code list the package uses is defined here, once; whether an error is transient is decided by
+botocore's own standard-mode retry checkers (``botocore.retries.standard``), so a code botocore
+retries (RequestTimeout, SlowDown, throttling...) is never treated as a permanent failure.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 import botocore.exceptions as bx
 from botocore.config import Config
+from botocore.retries import standard
+
+if TYPE_CHECKING:
+    from types_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from types_boto3_cloudwatch import CloudWatchClient
+    from types_boto3_logs import CloudWatchLogsClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_sagemaker import SageMakerClient
+    from types_boto3_sagemaker_runtime import SageMakerRuntimeClient
+    from types_boto3_sns import SNSClient
+    from types_boto3_sqs import SQSClient
+    from types_boto3_sts import STSClient
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = "sm-async-nb/0.1"
+RETRY_POLICY = {"mode": "standard", "max_attempts": 5}
 
-# Error codes that will fail the same way however often they are retried.
-_PERMANENT_CODES = {
-    "ValidationError", "ValidationException", "AccessDenied", "AccessDeniedException",
-    "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-    "ExpiredTokenException", "UnrecognizedClientException", "InvalidBucketName",
-    "KMS.NotFoundException", "KMSAccessDeniedException", "InvalidArgument",
-}
+# --- error codes, defined once ---------------------------------------------------------------
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+NO_BUCKET_CODES = frozenset({"NoSuchBucket"})
+ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "403", "Forbidden",
+                                 "UnauthorizedOperation", "KMSAccessDeniedException"})
+EXPIRED_CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+INVALID_CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch",
+                                      "UnrecognizedClientException", "InvalidClientTokenId"})
+CREDENTIAL_CODES = EXPIRED_CREDENTIAL_CODES | INVALID_CREDENTIAL_CODES
+VALIDATION_CODES = frozenset({"ValidationError", "ValidationException"})
+QUEUE_GONE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+# Raised by botocore before any request when credentials cannot be loaded at all.
+CREDENTIAL_EXCEPTIONS: tuple[type[Exception], ...] = (
+    bx.NoCredentialsError, bx.PartialCredentialsError, bx.CredentialRetrievalError, bx.TokenRetrievalError,
+    bx.SSOTokenLoadError, bx.UnauthorizedSSOTokenError)
+CONNECTION_EXCEPTIONS: tuple[type[Exception], ...] = (
+    bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError)
+
+_RETRYABLE = standard.OrRetryChecker([standard.TransientRetryableChecker(), standard.ThrottledRetryableChecker(),
+                                      standard.ThrottlingStatusCodeChecker()])
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a ClientError (``"NoSuchKey"``, ``"404"``...), else None."""
+    if isinstance(exc, bx.ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "") or None
+    return None
+
+
+def http_status(exc: BaseException) -> int | None:
+    if isinstance(exc, bx.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return int(status) if status is not None else None
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether botocore's standard retry mode would retry this error (it outlasted the retries
+    when we see it): transient codes and 5xx, throttling codes and 429, connection errors."""
+    status = http_status(exc)
+    context = standard.RetryContext(
+        attempt_number=1,
+        parsed_response=exc.response if isinstance(exc, bx.ClientError) else None,
+        http_response=SimpleNamespace(status_code=status) if status is not None else None,
+        caught_exception=None if isinstance(exc, bx.ClientError) else exc)
+    return bool(_RETRYABLE.is_retryable(context))
 
 
 class RequestCounter:
@@ -44,6 +104,10 @@ class RequestCounter:
             return self.counts[service]
 
 
+ServiceName = Literal["s3", "sagemaker", "sagemaker-runtime", "sns", "sqs", "sts", "cloudwatch", "logs",
+                      "application-autoscaling"]
+
+
 class AwsClients:
     """Lazily created boto3 clients sharing one session, retry policy and request counter."""
 
@@ -52,19 +116,36 @@ class AwsClients:
         self.session = session
         self.endpoint_urls = dict(endpoint_urls or {})
         self.counter = RequestCounter()
-        self._config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            max_pool_connections=max(10, max_pool_connections),
-            user_agent_extra=USER_AGENT,
-        )
-        self._clients: dict[str, object] = {}
+        self._config = Config(retries=RETRY_POLICY, max_pool_connections=max(10, max_pool_connections),  # type: ignore[arg-type]
+                              user_agent_extra=USER_AGENT)
+        self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     @property
     def region(self) -> str | None:
         return self.session.region_name
 
-    def get(self, service: str):
+    @overload
+    def get(self, service: Literal["s3"]) -> S3Client: ...
+    @overload
+    def get(self, service: Literal["sagemaker"]) -> SageMakerClient: ...
+    @overload
+    def get(self, service: Literal["sagemaker-runtime"]) -> SageMakerRuntimeClient: ...
+    @overload
+    def get(self, service: Literal["sns"]) -> SNSClient: ...
+    @overload
+    def get(self, service: Literal["sqs"]) -> SQSClient: ...
+    @overload
+    def get(self, service: Literal["sts"]) -> STSClient: ...
+    @overload
+    def get(self, service: Literal["cloudwatch"]) -> CloudWatchClient: ...
+    @overload
+    def get(self, service: Literal["logs"]) -> CloudWatchLogsClient: ...
+    @overload
+    def get(self, service: Literal["application-autoscaling"]) -> ApplicationAutoScalingClient: ...
+
+    def get(self, service: ServiceName) -> Any:
+        """The shared client of ``service`` (made on first use, thread-safe)."""
         with self._lock:
             client = self._clients.get(service)
             if client is None:
@@ -72,22 +153,23 @@ class AwsClients:
                 self._clients[service] = client
             return client
 
-    def new_client(self, service: str) -> "CountedClient":
-        """A client of its own with its own request counter (the tracker's S3 client)."""
+    def new_s3(self) -> CountedS3:
+        """An S3 client of its own with its own request counter (the tracker's)."""
         counter = RequestCounter()
-        return CountedClient(self._make(service, counter), counter)
+        return CountedS3(self._make("s3", counter), counter)
 
-    def _make(self, service: str, counter: RequestCounter):
-        client = self.session.client(service, endpoint_url=self.endpoint_urls.get(service), config=self._config)
+    def _make(self, service: ServiceName, counter: RequestCounter) -> Any:
+        client = self.session.client(service, endpoint_url=self.endpoint_urls.get(service),  # type: ignore[call-overload]
+                                     config=self._config)
         client.meta.events.register("before-send", counter)
         return client
 
     @property
-    def s3(self):
+    def s3(self) -> S3Client:
         return self.get("s3")
 
     @property
-    def runtime(self):
+    def runtime(self) -> SageMakerRuntimeClient:
         return self.get("sagemaker-runtime")
 
     def origin(self) -> str:
@@ -95,60 +177,88 @@ class AwsClients:
         never polls rows written against another region or an earlier local stack."""
         return "|".join([self.region or "", self.s3.meta.endpoint_url, self.runtime.meta.endpoint_url])
 
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
 
 @dataclass(frozen=True)
-class CountedClient:
-    client: object
+class CountedS3:
+    client: S3Client
     counter: RequestCounter
+
+
+ProblemKind = Literal["credentials", "region", "connection", "not_found", "no_bucket", "access_denied",
+                      "validation", "transient", "permanent"]
 
 
 @dataclass(frozen=True)
 class Problem:
-    """A failed AWS call, said the way a user can act on."""
+    """A failed AWS call, said the way a user can act on.
+
+    ``kind`` classifies it once for every caller: ``transient`` ones are what botocore would retry
+    (they never stop a batch or delete an uploaded input), ``credentials``/``connection`` ones
+    would fail the same way for every other request of a batch."""
 
     code: str
     message: str
-    permanent: bool
+    kind: ProblemKind
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind not in ("transient", "connection")
+
+    @property
+    def stops_batch(self) -> bool:
+        """Every other request of the batch would fail the same way: stop sending them."""
+        return self.kind in ("credentials", "region", "connection", "no_bucket", "access_denied", "validation")
 
 
 def explain(exc: BaseException, *, bucket: str | None = None, endpoint_name: str | None = None) -> Problem:
-    """Turn a botocore/boto3 exception into one actionable line."""
+    """Turn a botocore/boto3 exception into one actionable line and a classification."""
     if isinstance(exc, bx.NoCredentialsError):
         return Problem("NoCredentials", "No AWS credentials found: configure a profile (aws configure / "
-                       "aws sso login), set AWS_PROFILE, or try the local stack with %sm_async local start.", True)
-    if isinstance(exc, (bx.PartialCredentialsError, bx.CredentialRetrievalError, bx.TokenRetrievalError,
-                        bx.SSOTokenLoadError, bx.UnauthorizedSSOTokenError)):
+                       "aws sso login), set AWS_PROFILE, or try the local stack with %sm_async local start.",
+                       "credentials")
+    if isinstance(exc, CREDENTIAL_EXCEPTIONS):
         return Problem("CredentialsError", f"AWS credentials could not be loaded ({type(exc).__name__}): "
-                       "refresh them (e.g. aws sso login) and try again.", True)
+                       "refresh them (e.g. aws sso login) and try again.", "credentials")
     if isinstance(exc, bx.NoRegionError):
         return Problem("NoRegion", "No AWS region configured: set AWS_DEFAULT_REGION or "
-                       "%config SageMakerAsync.region.", True)
-    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
-                        bx.ConnectionClosedError)):
+                       "%config SageMakerAsync.region.", "region")
+    if isinstance(exc, CONNECTION_EXCEPTIONS):
         return Problem("ConnectionError", f"Could not reach AWS ({exc}); check the network or, for the "
-                       "local stack, that it is still running.", False)
+                       "local stack, that it is still running.", "connection")
     if isinstance(exc, bx.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code") or "ClientError")
         text = str(error.get("Message") or exc)
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code == "NoSuchBucket":
+        if code in NO_BUCKET_CODES:
             return Problem(code, f"Bucket {bucket!r} does not exist: create it or set "
-                           "%config SageMakerAsync.s3_input_path to a bucket you own.", True)
-        if code in ("AccessDenied", "AccessDeniedException", "403", "Forbidden"):
+                           "%config SageMakerAsync.s3_input_path to a bucket you own.", "no_bucket")
+        if code in ACCESS_DENIED_CODES:
             where = f" on bucket {bucket!r}" if bucket else ""
             return Problem(code, f"Access denied{where}: {text}. Ask for s3:PutObject/GetObject and "
-                           "sagemaker:InvokeEndpointAsync permissions, or use another s3_input_path.", True)
-        if code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
+                           "sagemaker:InvokeEndpointAsync permissions, or use another s3_input_path.",
+                           "access_denied")
+        if code in EXPIRED_CREDENTIAL_CODES:
             return Problem(code, "Your AWS credentials have expired: refresh them (aws sso login, or a new "
-                           "session) and resubmit.", True)
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "UnrecognizedClientException"):
-            return Problem(code, f"AWS rejected the credentials ({code}): check your profile or keys.", True)
-        if code in ("ValidationError", "ValidationException") and "not found" in text.lower():
+                           "session) and resubmit.", "credentials")
+        if code in INVALID_CREDENTIAL_CODES:
+            return Problem(code, f"AWS rejected the credentials ({code}): check your profile or keys.",
+                           "credentials")
+        if code in NOT_FOUND_CODES:
+            return Problem(code, f"{code}: {text}", "not_found")
+        if code in VALIDATION_CODES and "not found" in text.lower():
             name = f" {endpoint_name!r}" if endpoint_name else ""
             return Problem(code, f"Endpoint{name} not found: {text} Check the name and region "
-                           "(aws sagemaker list-endpoints).", True)
-        permanent = code in _PERMANENT_CODES or (status is not None and 400 <= status < 500
-                                                 and "Throttl" not in code and status != 429)
-        return Problem(code, f"{code}: {text}", permanent)
-    return Problem(type(exc).__name__, f"{type(exc).__name__}: {exc}", False)
+                           "(aws sagemaker list-endpoints).", "validation")
+        if is_transient(exc):
+            return Problem(code, f"{code}: {text} (still failing after botocore's retries; it is "
+                           "transient: resubmit() sends it again)", "transient")
+        return Problem(code, f"{code}: {text}", "validation" if code in VALIDATION_CODES else "permanent")
+    if is_transient(exc):
+        return Problem(type(exc).__name__, f"{type(exc).__name__}: {exc}", "transient")
+    return Problem(type(exc).__name__, f"{type(exc).__name__}: {exc}", "permanent")

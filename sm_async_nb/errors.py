@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
 
 class SmAsyncError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -26,6 +31,25 @@ class SubmissionError(SmAsyncError):
         super().__init__(message)
         self.inference_id = inference_id
         self.code = code
+
+
+class SubmissionInterrupted(SubmissionError):
+    """Ctrl-C stopped a submission: requests not yet started were never sent (ERROR "not sent"),
+    those in flight finished. ``batch`` is the batch handle (the magic's ``-o VAR`` binds it);
+    ``batch.resubmit()`` sends the rest."""
+
+    def __init__(self, *, sent: int, not_sent: int, total: int, batch_id: str | None = None,
+                 inference_id: str | None = None):
+        if total == 1:
+            message = ("Interrupted: the request was already in flight and was sent." if sent else
+                       "Interrupted: the request was not sent; resubmit() sends it.")
+        else:
+            message = (f"Interrupted: {sent} of {total} requests were sent, {not_sent} were not; "
+                       "batch.resubmit() sends them.")
+        super().__init__(message, inference_id=inference_id, code="Interrupted")
+        self.sent, self.not_sent, self.total = sent, not_sent, total
+        self.batch_id = batch_id
+        self.batch: Any = None  # the InvocationBatch, attached by the client
 
 
 class InferenceFailed(SmAsyncError):

@@ -1,14 +1,20 @@
-"""The state of an invocation, as the journal stores it. Handles and views read these."""
+"""The state of an invocation as the journal stores it, and the one definition of every status set,
+service default and the "expired" rule. Handles, the tracker, the panel and the local stack read
+these; none of them defines its own.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import os
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
+
+log = logging.getLogger(__name__)
 
 
 class Status(str, enum.Enum):
@@ -30,7 +36,12 @@ class Status(str, enum.Enum):
         return self.value
 
 
+# Every status set the package uses, defined once.
 FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.EXPIRED, Status.ERROR})
+UNFINISHED = frozenset({Status.SUBMITTING, Status.PENDING})
+UNSUCCESSFUL = frozenset({Status.FAILED, Status.EXPIRED, Status.ERROR})
+RESUBMITTABLE = UNSUCCESSFUL                      # resubmit() accepts these
+RESUMABLE = frozenset({Status.ERROR, Status.SUBMITTING})  # a re-run of the same request continues these
 
 
 class SubmitStep(str, enum.Enum):
@@ -41,13 +52,47 @@ class SubmitStep(str, enum.Enum):
     DONE = "done"             # the invoke was answered (or the submission gave up)
 
 
+class BatchKind(str, enum.Enum):
+    """What a batch was made from, which decides how its results are aligned."""
+
+    PAYLOADS = "payloads"     # one payload per part: one result row per part aligns to its position
+    DATAFRAME = "dataframe"   # row slices of one DataFrame: aligns to the DataFrame's index
+
+
+ErrorsMode = Literal["raise", "skip"]
+ERRORS_MODES: tuple[ErrorsMode, ...] = ("raise", "skip")
+
 # The service's defaults when a request does not set them (SPEC §2).
 DEFAULT_TTL_SECONDS = 21600
 DEFAULT_TIMEOUT_SECONDS = 900
+# After TTL + invocation timeout, how long an output may still take to show up in S3.
+EXPIRY_GRACE_SECONDS = 300
+
+# Failure texts that are the service's own expiry signal: the error code that leads the failure
+# reason (``"<Code>: <message>"``). A model error that merely mentions "expired" is a FAILED row.
+EXPIRY_CODES = frozenset({"RequestExpired", "RequestTimeToLiveExpired", "ExpiredRequest"})
 
 # Request parameters kept for display and for resubmission (Python keyword names).
 REQUEST_FIELDS = ("content_type", "accept", "custom_attributes", "request_ttl_seconds",
                   "invocation_timeout_seconds", "s3_output_path_extension", "filename")
+
+
+def failure_status(reason: str | None) -> Status:
+    """EXPIRED when the failure reason starts with one of the service's expiry codes, else FAILED."""
+    code = (reason or "").lstrip().split(":", 1)[0].strip()
+    return Status.EXPIRED if code in EXPIRY_CODES else Status.FAILED
+
+
+def service_deadline(request: dict[str, Any], started: float) -> float:
+    """After this, the service can no longer write an output (TTL + invocation timeout)."""
+    ttl = request.get("request_ttl_seconds") or DEFAULT_TTL_SECONDS
+    timeout = request.get("invocation_timeout_seconds") or DEFAULT_TIMEOUT_SECONDS
+    return started + ttl + timeout
+
+
+def is_overdue(deadline: float, now: float, grace: float = EXPIRY_GRACE_SECONDS) -> bool:
+    """The "expired" rule: no output or failure by the service deadline plus a grace period."""
+    return now > deadline + grace
 
 
 def new_inference_id(now: float | None = None) -> str:
@@ -109,11 +154,9 @@ class InvocationRecord:
         """After this, the service can no longer write an output (TTL + invocation timeout)."""
         if self.deadline is not None:
             return self.deadline
-        ttl = self.request.get("request_ttl_seconds") or DEFAULT_TTL_SECONDS
-        timeout = self.request.get("invocation_timeout_seconds") or DEFAULT_TIMEOUT_SECONDS
-        return (self.invoked_at or self.submitted_at or 0.0) + ttl + timeout
+        return service_deadline(self.request, self.invoked_at or self.submitted_at or 0.0)
 
-    def replace(self, **changes: Any) -> "InvocationRecord":
+    def replace(self, **changes: Any) -> InvocationRecord:
         return dataclasses.replace(self, **changes)
 
 
@@ -124,7 +167,7 @@ class BatchRecord:
     size: int
     label: str | None = None
     created_at: float | None = None
-    kind: str = "payloads"          # "payloads" | "dataframe"
+    kind: BatchKind = BatchKind.PAYLOADS
     index_json: str | None = None   # the input DataFrame's index, when JSON can hold it
 
 
@@ -138,6 +181,6 @@ class PendingRow(NamedTuple):
     deadline: float
 
     @classmethod
-    def of(cls, record: InvocationRecord) -> "PendingRow":
+    def of(cls, record: InvocationRecord) -> PendingRow:
         return cls(record.inference_id, record.endpoint_name, record.output_location,
                    record.failure_location, record.service_deadline())

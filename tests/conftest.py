@@ -1,11 +1,33 @@
-"""Shared fixtures: an isolated home, dummy AWS credentials, moto, and clients on top of them."""
+"""Shared fixtures: an isolated home, dummy AWS credentials, moto, and clients on top of them.
+
+Tests live in tiers, one folder each, and every test gets its folder's marker, so
+``python -m pytest -m unit`` runs the fast tier alone: ``unit`` (pure code, moto's in-process
+mock, widgets without a kernel), ``stack`` (the local stack over HTTP), ``kernel`` (real
+ipykernels), ``browser`` (JupyterLab in Chromium) and ``reliability`` (hostile inputs, faults,
+crashes; any of the above).
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import boto3
 import pytest
+
+TIERS = ("unit", "stack", "kernel", "browser", "reliability")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath)).resolve()
+        if TESTS in path.parents:
+            tier = path.relative_to(TESTS).parts[0]
+            if tier not in TIERS:
+                raise pytest.UsageError(f"{path} is not in a test tier folder ({', '.join(TIERS)})")
+            item.add_marker(tier)
+
 
 AWS_VARS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
             "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")

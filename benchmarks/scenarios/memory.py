@@ -164,7 +164,7 @@ def _peak_sites(tracker: Any, count: int = 3) -> list[dict[str, Any]]:
 
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
-    rows = tracker.journal.pending(tracker.client.origin)  # what Tracker.refresh reads
+    rows = tracker.journal.pending(tracker.ctx.origin)  # what Tracker.refresh reads
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
     del rows

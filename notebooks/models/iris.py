@@ -1,1 +1,1 @@
-../../sm_async_nb/local/models/iris.py
+../../sm_async_nb/local/demo_models/iris.py

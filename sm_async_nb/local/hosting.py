@@ -22,6 +22,7 @@ runtime.
 from __future__ import annotations
 
 import hashlib
+import logging
 import importlib.util
 import inspect
 import io
@@ -37,7 +38,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 JSON, CSV, NPY = "application/json", "text/csv", "application/x-npy"
-SHIPPED_IRIS = Path(__file__).with_name("models") / "iris.py"
+log = logging.getLogger(__name__)
+
+SHIPPED_IRIS = Path(__file__).with_name("demo_models") / "iris.py"
 
 
 class ModelInvocationError(Exception):

@@ -1,4 +1,4 @@
-"""The local async runtime's HTTP server: a small route table on a werkzeug threaded server.
+"""The local async runtime's HTTP server: a werkzeug ``routing.Map`` on a threaded server.
 
 Why werkzeug: it is already required by moto's server, speaks HTTP/1.1 keep-alive (botocore
 reuses connections) and handles ``Expect: 100-continue``. The server binds only the address the
@@ -8,23 +8,31 @@ keep-alive connection so no handler thread outlives it.
 
 from __future__ import annotations
 
-import re
+import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote
 
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from . import wire
-from .backend import Backend
+from . import responses
 from .faults import FaultMiddleware, Faults
+from .models import Backend, ServiceError, UnsupportedOperation
 
-_INVOKE_ASYNC = re.compile(r"^/endpoints/([^/]*)/async-invocations/?$")
-_INVOKE_SYNC = re.compile(r"^/endpoints/([^/]*)/invocations/?$")
+log = logging.getLogger(__name__)
+
+INVOKE_ASYNC = "invoke_async"
+URLS = Map([
+    Rule("/endpoints/<endpoint_name>/async-invocations", endpoint=INVOKE_ASYNC, methods=["POST"],
+         strict_slashes=False),
+    Rule("/endpoints/<endpoint_name>/invocations", endpoint="invoke_sync", methods=["POST"], strict_slashes=False),
+    Rule("/ping", endpoint="ping", methods=["GET"]),
+])
 
 
 class RuntimeApp:
@@ -32,53 +40,48 @@ class RuntimeApp:
 
     def __init__(self, backend: Backend, clock: Callable[[], float]):
         self.backend, self.clock = backend, clock
-        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
-            ("POST", _INVOKE_ASYNC, self.invoke_async),
-            ("POST", _INVOKE_SYNC, self.invoke_sync),
-            ("GET", re.compile(r"^/ping$"), lambda request: Response("", status=200)),
-        ]
+        self.handlers: dict[str, Callable[..., Response]] = {
+            INVOKE_ASYNC: self.invoke_async, "invoke_sync": self.invoke_sync,
+            "ping": lambda request: Response("", status=200)}
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
         try:
             response = self.dispatch(request)
-        except wire.WireError as exc:
-            response = exc.response()
+        except ServiceError as exc:
+            response = responses.service_error(exc)
         except Exception as exc:  # never let a bug become a dropped connection
-            response = wire.error_response(500, "InternalFailure", f"{type(exc).__name__}: {exc}")
+            log.exception("local runtime request failed")
+            response = responses.error_response(500, "InternalFailure", f"{type(exc).__name__}: {exc}")
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
-        path = request.path
-        for method, pattern, handler in self.routes:
-            match = pattern.match(path)
-            if match and request.method == method:
-                return handler(request, *(unquote(group) for group in match.groups()))
-        return wire.error_response(404, "UnknownOperationException",
-                                   f"No operation {request.method} {path} on the local SageMaker "
-                                   "async runtime; it serves POST /endpoints/{name}/async-invocations.")
+        adapter = URLS.bind_to_environ(request.environ)
+        try:
+            name, args = adapter.match()
+        except (NotFound, MethodNotAllowed):
+            return responses.error_response(
+                404, "UnknownOperationException",
+                f"No operation {request.method} {request.path} on the local SageMaker async runtime; it "
+                "serves POST /endpoints/{name}/async-invocations.")
+        return self.handlers[str(name)](request, **args)
 
     def invoke_async(self, request: Request, endpoint_name: str) -> Response:
-        args = wire.parse_invoke(endpoint_name, request.headers, request.get_data())
-        endpoint = self.backend.endpoint(endpoint_name)
-        if endpoint is None:
-            raise wire.endpoint_not_found(endpoint_name, self.backend.account_id)
-        if not endpoint.asynchronous:
-            raise wire.endpoint_not_async(endpoint_name, self.backend.account_id, endpoint.config_name)
+        args = responses.parse_invoke(endpoint_name, request.headers, request.get_data())
         invocation, _ = self.backend.submit(args, now_clock=self.clock(), now_wall=time.time())
-        return wire.accepted(invocation.inference_id, invocation.output_location, invocation.failure_location)
+        return responses.accepted(invocation.inference_id, invocation.output_location, invocation.failure_location)
 
     def invoke_sync(self, request: Request, endpoint_name: str) -> Response:
-        raise wire.WireError(400, "ValidationError",
-                             f"The local stack serves asynchronous inference only; call "
-                             f"InvokeEndpointAsync on endpoint {endpoint_name} instead of InvokeEndpoint.")
+        raise UnsupportedOperation(endpoint_name)
 
 
-def classify_runtime(environ: dict[str, Any]) -> tuple:
+def classify_runtime(environ: dict[str, Any]) -> tuple[Any, ...]:
     """Only async invokes are data plane (faultable) on the runtime."""
-    if environ.get("REQUEST_METHOD") == "POST" and _INVOKE_ASYNC.match(environ.get("PATH_INFO", "")):
-        return wire.RUNTIME_FAULTS
-    return ()
+    try:
+        name, _ = URLS.bind_to_environ(environ).match()
+    except Exception:
+        return ()
+    return responses.RUNTIME_FAULTS if name == INVOKE_ASYNC else ()
 
 
 class _Handler(WSGIRequestHandler):
@@ -102,7 +105,7 @@ class RuntimeServer:
     def __init__(self, backend: Backend, faults: Faults, clock: Callable[[], float],
                  host: str = "127.0.0.1", port: int = 0):
         self.app = RuntimeApp(backend, clock)
-        wsgi = FaultMiddleware(self.app, faults, classify_runtime, wire.render_fault)
+        wsgi = FaultMiddleware(self.app, faults, classify_runtime, responses.render_fault)
         self._server = make_server(host, port, wsgi, threaded=True, request_handler=_Handler)
         self._server.connections = set()  # type: ignore[attr-defined]
         self.host, self.port = host, self._server.server_address[1]

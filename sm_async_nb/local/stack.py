@@ -20,16 +20,23 @@ cannot be started again (:meth:`start` raises RuntimeError): create a new ``Loca
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import ipaddress
+import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..validation import check_member
-from .backend import Backend, Endpoint
 from .faults import INTERNAL_MARKER, Faults
 from .hosting import describe, resolve_model
+from .models import Backend, Endpoint
+
+if TYPE_CHECKING:
+    from ..client import AsyncInferenceClient
+
+log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 DUMMY_ACCESS_KEY_ID = "testing"
@@ -57,6 +64,17 @@ def check_host(host: str, allow_non_loopback: bool) -> str:
         raise ValueError(f"refusing to bind {host}: the local stack has no authentication and binds "
                          "loopback only; pass allow_non_loopback=True if you really mean it")
     return host
+
+
+class StackState(str, enum.Enum):
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class ScaledClock:
@@ -96,7 +114,7 @@ class LocalStack:
         self.input_bucket = f"sagemaker-{region}-{ACCOUNT_ID}"
         self.output_path = f"s3://{self.input_bucket}/async-outputs/"
         self.failure_path = f"s3://{self.input_bucket}/async-failures/"
-        self._state = "new"
+        self._state = StackState.NEW
         self._lock = threading.RLock()
         self._moto: Any = None
         self._server: Any = None
@@ -116,11 +134,11 @@ class LocalStack:
         from .worker import BotoSink, Worker
 
         with self._lock:
-            if self._state == "running":
+            if self._state is StackState.RUNNING:
                 return self
-            if self._state != "new":
+            if self._state is not StackState.NEW:
                 raise RuntimeError("this LocalStack was stopped; create a new LocalStack to start again")
-            self._state = "starting"
+            self._state = StackState.STARTING
             loaded: list[BaseException | None] = []
             try:
                 # Load the model (often a slow import) while the moto child starts.
@@ -145,7 +163,7 @@ class LocalStack:
                 loader.join()
                 if loaded and loaded[0] is not None:
                     raise loaded[0]
-                self._state = "running"
+                self._state = StackState.RUNNING
                 self.add_endpoint(self.endpoint_name, concurrency=self.concurrency, sns=self.sns,
                                   delay=self.delay, instance_count=self.instance_count)
             except BaseException:
@@ -168,10 +186,10 @@ class LocalStack:
         ``delay`` is cut short). A model that hangs longer is abandoned on its daemon thread.
         """
         with self._lock:
-            if self._state in ("new", "stopped"):
-                self._state = "stopped"
+            if self._state in (StackState.NEW, StackState.STOPPED):
+                self._state = StackState.STOPPED
                 return
-            self._state = "stopping"
+            self._state = StackState.STOPPING
             try:
                 if self._server is not None:
                     self._server.stop()
@@ -188,7 +206,7 @@ class LocalStack:
             finally:
                 if self._moto is not None:
                     self._moto.stop()
-                self._state = "stopped"
+                self._state = StackState.STOPPED
 
     def __enter__(self) -> "LocalStack":
         return self.start()
@@ -198,10 +216,10 @@ class LocalStack:
 
     @property
     def running(self) -> bool:
-        return self._state == "running"
+        return self._state is StackState.RUNNING
 
     def _require_running(self) -> None:
-        if self._state != "running":
+        if self._state is not StackState.RUNNING:
             raise RuntimeError(f"the LocalStack is {self._state}; call start() (or use `with LocalStack() as stack:`)")
 
     # -- wiring for clients ---------------------------------------------------------------------
@@ -247,9 +265,9 @@ class LocalStack:
         return boto3.Session(aws_access_key_id=DUMMY_ACCESS_KEY_ID,
                              aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY, region_name=self.region)
 
-    def client(self, **kwargs: Any) -> Any:
+    def client(self, **kwargs: Any) -> AsyncInferenceClient:
         """An AsyncInferenceClient wired to this stack; keyword arguments are passed through."""
-        from ..client import AsyncInferenceClient
+        from ..client import AsyncInferenceClient  # lazily: the stack is usable without the client
 
         self._require_running()
         kwargs.setdefault("s3_input_path", f"s3://{self.input_bucket}/inputs/")
@@ -342,7 +360,7 @@ class LocalStack:
         """Per-endpoint counters (max_in_flight ...) and injected faults per server."""
         runtime = self._faults.snapshot()
         moto: dict[str, Any] = {}
-        if self._state == "running":
+        if self._state is StackState.RUNNING:
             moto = self._moto.control()
         return {"endpoints": self._backend.endpoint_stats(), "runtime": runtime, "moto": moto,
                 "faults_injected": runtime["faults_injected"] + moto.get("faults_injected", 0),
@@ -367,5 +385,5 @@ class LocalStack:
         return False
 
     def __repr__(self) -> str:
-        where = f" runtime={self._server.url} moto={self._moto.url}" if self._state == "running" else ""
+        where = f" runtime={self._server.url} moto={self._moto.url}" if self._state is StackState.RUNNING else ""
         return f"<LocalStack endpoint={self.endpoint_name!r} {self._state}{where}>"

@@ -27,10 +27,10 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from ..s3uri import S3Uri
-from .backend import COMPLETED, EXPIRED, FAILED, TIMED_OUT, Backend, Endpoint, Invocation
 from .hosting import ModelInvocationError
+from .models import Backend, Endpoint, Invocation, RuntimeStatus
 
-log = logging.getLogger("sm_async_nb.local")
+log = logging.getLogger(__name__)
 
 FAILURE_CONTENT_TYPE = "text/plain; charset=utf-8"
 
@@ -152,7 +152,7 @@ class Worker:
         for inv in self.backend.queued(endpoint.name):
             if now - inv.received_clock >= inv.ttl_seconds:
                 self.backend.remove_queued(inv)
-                self._fail(endpoint, inv, EXPIRED,
+                self._fail(endpoint, inv, RuntimeStatus.EXPIRED,
                            f"RequestExpired: The request expired: it was still queued after "
                            f"RequestTTLSeconds ({inv.ttl_seconds} s), so it was never processed.")
                 changes += 1
@@ -199,24 +199,24 @@ class Worker:
         inv = job.invocation
         del self._jobs[(endpoint.name, inv.inference_id)]
         if job.error is not None or job.result is None:
-            self._fail(endpoint, inv, FAILED, failure_reason(job.error or RuntimeError("no result")))
+            self._fail(endpoint, inv, RuntimeStatus.FAILED, failure_reason(job.error or RuntimeError("no result")))
             return
         body, content_type = job.result
         try:
             self.sink.write(inv.output_location, body, content_type)
         except Exception as exc:
-            self._fail(endpoint, inv, FAILED, f"InternalFailure: Could not write the output to "
+            self._fail(endpoint, inv, RuntimeStatus.FAILED, f"InternalFailure: Could not write the output to "
                                               f"{inv.output_location}: {exc}")
             return
         inv.output_content_type, inv.output_size = content_type, len(body)
-        self.backend.mark_finished(inv, COMPLETED, now_wall=self.wall())
+        self.backend.mark_finished(inv, RuntimeStatus.COMPLETED, now_wall=self.wall())
         self._notify(endpoint.success_topic, inv, succeeded=True)
 
     def _time_out(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation
         del self._jobs[(endpoint.name, inv.inference_id)]
         self._abandoned.append(job)  # its result, if it ever comes, is discarded
-        self._fail(endpoint, inv, TIMED_OUT,
+        self._fail(endpoint, inv, RuntimeStatus.TIMED_OUT,
                    f"InvocationTimeout: The model did not respond within InvocationTimeoutSeconds "
                    f"({inv.timeout_seconds} s); the invocation was stopped and its result discarded.")
 
@@ -225,7 +225,7 @@ class Worker:
             self._abandoned.remove(job)
             job.invocation.late_result_discarded = True
 
-    def _fail(self, endpoint: Endpoint, inv: Invocation, status: str, reason: str) -> None:
+    def _fail(self, endpoint: Endpoint, inv: Invocation, status: RuntimeStatus, reason: str) -> None:
         try:
             self.sink.write(inv.failure_location, reason.encode("utf-8"), FAILURE_CONTENT_TYPE)
         except Exception:

@@ -9,7 +9,9 @@ import time
 import pytest
 
 from sm_async_nb.local import LocalStack
-from sm_async_nb.local.backend import COMPLETED
+from sm_async_nb.local.models import RuntimeStatus
+
+COMPLETED = RuntimeStatus.COMPLETED.value
 from sm_async_nb.records import Status
 
 

@@ -1,0 +1,211 @@
+"""Handles: thin views over journal rows. State lives in the journal; work in the submitter and
+the tracker, which a handle reaches through :class:`HandleParts` (never through the client)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import results
+from .context import Context
+from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status
+from .submission.sender import Submitter
+from .tracking.tracker import Tracker
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HandleParts:
+    """What a handle needs, wired once by the client: the context, the tracker (refresh, wait)
+    and the submitter (resubmit)."""
+
+    ctx: Context
+    tracker: Tracker
+    submitter: Submitter
+
+    def invocation(self, inference_id: str) -> Invocation:
+        return Invocation(self, inference_id)
+
+    def batch(self, batch_id: str) -> InvocationBatch:
+        return InvocationBatch(self, batch_id)
+
+
+def _when(epoch: float | None) -> dt.datetime | None:
+    return None if epoch is None else dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+
+
+class Invocation:
+    """One async inference. ``await inv`` waits in a worker thread and returns ``inv.result()``."""
+
+    def __init__(self, parts: HandleParts, inference_id: str):
+        self._parts = parts
+        self.inference_id = inference_id
+
+    @property
+    def record(self) -> InvocationRecord:
+        record = self._parts.ctx.journal.get(self.inference_id)
+        if record is None:
+            raise LookupError(f"Invocation {self.inference_id} is no longer tracked (it was forgotten).")
+        return record
+
+    # The journal row, attribute by attribute.
+    label = property(lambda self: self.record.label)
+    endpoint_name = property(lambda self: self.record.endpoint_name)
+    input_location = property(lambda self: self.record.input_location)
+    output_location = property(lambda self: self.record.output_location)
+    failure_location = property(lambda self: self.record.failure_location)
+    failure_reason = property(lambda self: self.record.failure_reason)
+    error = property(lambda self: self.record.error)
+    submitted_at = property(lambda self: _when(self.record.submitted_at))
+    finished_at = property(lambda self: _when(self.record.finished_at))
+    latency = property(lambda self: self.record.latency)
+
+    @property
+    def status(self) -> Status:
+        return self.record.status
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINISHED
+
+    def refresh(self) -> Status:
+        """Check S3 now (one or two HEAD requests) and return the status."""
+        if not self.done:
+            self._parts.tracker.refresh([self.inference_id])
+        return self.status
+
+    def wait(self, timeout: float | None = None) -> Invocation:
+        """Block until finished (TimeoutError after ``timeout`` s; the invocation keeps running)."""
+        self._parts.tracker.wait_for([self.inference_id], timeout)
+        return self
+
+    def _finished_record(self) -> InvocationRecord:
+        record = self.record
+        if not record.status.finished:
+            self.refresh()
+            record = self.record
+        return record
+
+    def result(self, **reader_kwargs: Any) -> pd.DataFrame:
+        """The output as a DataFrame (raises InferenceFailed/InferenceExpired/ResultNotReady)."""
+        return results.load_frame(self._parts.ctx, self._finished_record(), **reader_kwargs)
+
+    def raw(self) -> bytes:
+        """The output object's bytes, whatever its content type."""
+        return results.fetch(self._parts.ctx, self._finished_record())[0]
+
+    def resubmit(self) -> Invocation:
+        """Send an ERROR, FAILED or EXPIRED invocation again, reusing its input in S3."""
+        [inference_id] = self._parts.submitter.resubmit([self.inference_id])
+        return Invocation(self._parts, inference_id)
+
+    def forget(self) -> None:
+        self._parts.ctx.journal.delete([self.inference_id])
+
+    def __await__(self) -> Generator[Any, None, pd.DataFrame]:
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(None, lambda: self.wait().result()).__await__()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Invocation) and other.inference_id == self.inference_id
+
+    def __hash__(self) -> int:
+        return hash(self.inference_id)
+
+    def __repr__(self) -> str:
+        record = self._parts.ctx.journal.get(self.inference_id)
+        if record is None:
+            return f"<Invocation {self.inference_id} (forgotten)>"
+        label = f" label={record.label!r}" if record.label else ""
+        return f"<Invocation {self.inference_id} {record.status.value} endpoint={record.endpoint_name!r}{label}>"
+
+
+class InvocationBatch:
+    """Many invocations submitted together; results come back as one DataFrame in input order."""
+
+    def __init__(self, parts: HandleParts, batch_id: str):
+        self._parts = parts
+        self.batch_id = batch_id
+        record = parts.ctx.journal.get_batch(batch_id)
+        if record is None:
+            raise LookupError(f"No batch {batch_id!r} in the journal.")
+        self.record = record
+
+    label = property(lambda self: self.record.label)
+    endpoint_name = property(lambda self: self.record.endpoint_name)
+
+    def parts(self) -> list[InvocationRecord]:
+        """The current row of each slot: a resubmitted slot shows its newest attempt."""
+        latest: dict[int, InvocationRecord] = {}
+        for row in self._parts.ctx.journal.query(batch_id=self.batch_id):
+            latest[row.batch_index or 0] = row  # query is ordered by submission time
+        return [latest[i] for i in sorted(latest)]
+
+    @property
+    def invocations(self) -> list[Invocation]:
+        return [Invocation(self._parts, r.inference_id) for r in self.parts()]
+
+    @property
+    def inference_ids(self) -> list[str]:
+        return [r.inference_id for r in self.parts()]
+
+    def __len__(self) -> int:
+        return len(self.parts())
+
+    def __iter__(self) -> Iterator[Invocation]:
+        return iter(self.invocations)
+
+    def __getitem__(self, position: int) -> Invocation:
+        return self.invocations[position]
+
+    def status_counts(self) -> dict[str, int]:
+        """How many parts are in each status, e.g. {"PENDING": 3, "COMPLETED": 7}."""
+        counts = Counter(r.status.value for r in self.parts())
+        return {s.value: counts[s.value] for s in Status if counts[s.value]}
+
+    @property
+    def done(self) -> bool:
+        return all(r.status in FINISHED for r in self.parts())
+
+    def refresh(self) -> dict[str, int]:
+        ids = [r.inference_id for r in self.parts() if r.status is Status.PENDING]
+        if ids:
+            self._parts.tracker.refresh(ids)
+        return self.status_counts()
+
+    def wait(self, timeout: float | None = None) -> InvocationBatch:
+        self._parts.tracker.wait_for(self.inference_ids, timeout)
+        return self
+
+    def result(self, errors: ErrorsMode = "raise", **reader_kwargs: Any) -> pd.DataFrame:
+        """All outputs as one DataFrame. errors="skip" leaves out parts without a result."""
+        results.check_errors_mode(errors)
+        parts = self.parts()
+        if any(r.status is Status.PENDING for r in parts):
+            self.refresh()
+            parts = self.parts()
+        return results.load_batch(self._parts.ctx, self.record, parts, errors, **reader_kwargs)
+
+    def resubmit(self, statuses: frozenset[Status] | set[Status] = RESUBMITTABLE) -> list[Invocation]:
+        """Send the parts in ``statuses`` (default: ERROR, FAILED, EXPIRED) again, reusing their inputs."""
+        wanted = set(statuses)
+        ids = [r.inference_id for r in self.parts() if r.status in wanted]
+        return [Invocation(self._parts, i) for i in self._parts.submitter.resubmit(ids)] if ids else []
+
+    def __await__(self) -> Generator[Any, None, pd.DataFrame]:
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(None, lambda: self.wait().result()).__await__()
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k.lower()}={v}" for k, v in self.status_counts().items())
+        label = f" label={self.label!r}" if self.label else ""
+        return f"<InvocationBatch {self.batch_id}{label} endpoint={self.endpoint_name!r} {counts}>"

@@ -1,0 +1,146 @@
+"""The journal's SQLite schema: its migrations, and the one codec between rows and records.
+
+A new journal runs every migration in order; an older one runs those after its
+``schema_version``. Each migration is a list of statements applied in one transaction, so a
+journal is always at exactly one version. Never edit a migration that has shipped: add one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from ..records import BatchKind, BatchRecord, InvocationRecord, Status, SubmitStep
+
+log = logging.getLogger(__name__)
+
+_V1 = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS invocations (
+        inference_id TEXT PRIMARY KEY,
+        endpoint_name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        submit_step TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        label TEXT,
+        batch_id TEXT,
+        batch_index INTEGER,
+        row_start INTEGER,
+        row_count INTEGER,
+        request TEXT NOT NULL,
+        inline INTEGER NOT NULL,
+        input_location TEXT,
+        input_size INTEGER,
+        input_sha256 TEXT,
+        output_location TEXT,
+        failure_location TEXT,
+        submitted_at REAL,
+        invoked_at REAL,
+        finished_at REAL,
+        updated_at REAL,
+        output_size INTEGER,
+        failure_reason TEXT,
+        error TEXT,
+        owner_pid INTEGER NOT NULL,
+        deadline REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS invocations_status ON invocations (status, origin)",
+    "CREATE INDEX IF NOT EXISTS invocations_batch ON invocations (batch_id, batch_index)",
+    "CREATE INDEX IF NOT EXISTS invocations_label ON invocations (label)",
+    """CREATE TABLE IF NOT EXISTS batches (
+        batch_id TEXT PRIMARY KEY,
+        endpoint_name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        label TEXT,
+        created_at REAL,
+        kind TEXT NOT NULL,
+        index_json TEXT
+    )""",
+)
+
+_V2 = (
+    # Listing one origin in submission order (the panel, `%sm_async list`) without a sort.
+    "CREATE INDEX IF NOT EXISTS invocations_origin_time ON invocations (origin, submitted_at)",
+)
+
+# (version, statements): version N's statements turn a version N-1 journal into version N.
+MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((1, _V1), (2, _V2))
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+COLUMNS = tuple(f.name for f in fields(InvocationRecord))
+BATCH_COLUMNS = tuple(f.name for f in fields(BatchRecord))
+SELECT_INVOCATIONS = f"SELECT {', '.join(COLUMNS)} FROM invocations"
+SELECT_BATCHES = f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches"
+
+
+def current_version(db: sqlite3.Connection) -> int:
+    """0 for an empty file; otherwise the version recorded in ``meta``."""
+    has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+    if not has_meta:
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        return 0
+    try:
+        return int(row[0])
+    except ValueError:
+        raise sqlite3.DatabaseError(f"schema_version {row[0]!r} is not a number") from None
+
+
+def migrate(db: sqlite3.Connection, found: int) -> list[int]:
+    """Apply every migration after ``found`` (inside the caller's transaction); returns them."""
+    applied = []
+    for version, statements in MIGRATIONS:
+        if version <= found:
+            continue
+        for statement in statements:
+            db.execute(statement)
+        applied.append(version)
+    if applied:
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        log.info("journal migrated from schema %s to %s", found, SCHEMA_VERSION)
+    return applied
+
+
+# --- the codec --------------------------------------------------------------------------------
+
+def encode(name: str, value: Any) -> Any:
+    """A record field as SQLite stores it: enums by value, the request as JSON, booleans as 0/1."""
+    if isinstance(value, (Status, SubmitStep, BatchKind)):
+        return value.value
+    if name == "request":
+        return json.dumps(value, sort_keys=True)
+    if name == "inline":
+        return int(value)
+    return value
+
+
+def invocation_row(record: InvocationRecord) -> tuple[Any, ...]:
+    return tuple(encode(name, getattr(record, name)) for name in COLUMNS)
+
+
+def invocation_from_row(row: Sequence[Any]) -> InvocationRecord:
+    data = dict(zip(COLUMNS, row))
+    data["request"] = json.loads(data["request"])
+    data["status"] = Status(data["status"])
+    data["submit_step"] = SubmitStep(data["submit_step"])
+    data["inline"] = bool(data["inline"])
+    return InvocationRecord(**data)
+
+
+def batch_row(batch: BatchRecord) -> tuple[Any, ...]:
+    return tuple(encode(name, getattr(batch, name)) for name in BATCH_COLUMNS)
+
+
+def batch_from_row(row: Sequence[Any]) -> BatchRecord:
+    data = dict(zip(BATCH_COLUMNS, row))
+    data["kind"] = BatchKind(data["kind"])
+    return BatchRecord(**data)
+
+
+def placeholders(count: int) -> str:
+    return ", ".join("?" for _ in range(count))

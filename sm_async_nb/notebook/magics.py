@@ -1,0 +1,328 @@
+"""%%invoke_async, %invoke_async and %sm_async: parse, call the session, print short answers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
+from IPython.utils.process import arg_split
+
+from ..config import SageMakerAsync
+from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
+from ..handles import Invocation, InvocationBatch
+from ..records import FINISHED, UNFINISHED, Status
+from .progress import WaitProgress
+from .session import NotebookSession
+
+log = logging.getLogger(__name__)
+
+_COMPACT = ["inference_id", "label", "endpoint_name", "status", "submitted_at", "latency_s", "output_size",
+            "failure_reason", "error"]
+
+
+def _lookup(shell: Any, name: str) -> Any:
+    """A notebook variable by name, or a dotted attribute path; never evaluated."""
+    head, *attrs = name.split(".")
+    if not head.isidentifier() or head not in shell.user_ns:
+        raise ValidationError(f"No variable named {head!r} in this notebook: define it first, or use "
+                              "the %%invoke_async cell form to send literal data.")
+    value = shell.user_ns[head]
+    for attr in attrs:
+        if not attr.isidentifier() or not hasattr(value, attr):
+            raise ValidationError(f"{name!r}: {type(value).__name__} has no attribute {attr!r}.")
+        value = getattr(value, attr)
+    return value
+
+
+def _parse(parser: MagicArgumentParser, line: str) -> argparse.Namespace:
+    """Split like a POSIX shell, so quotes group words and are removed ('a b' -> a b)."""
+    try:
+        argv = arg_split(line, posix=True, strict=True)
+    except ValueError as exc:  # e.g. an unclosed quote
+        raise ValidationError(f"Cannot read the options ({exc}): check the quotes.") from None
+    return parser.parse_args(argv)
+
+
+def _sm_async_parser() -> MagicArgumentParser:
+    parser = MagicArgumentParser(prog="%sm_async")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub.add_parser("panel", help="show the live panel of tracked invocations")
+    sub.add_parser("client", help="return this kernel's AsyncInferenceClient (client = %sm_async client)")
+    p = sub.add_parser("list", help="a DataFrame of tracked invocations")
+    p.add_argument("--all", action="store_true", help="include rows from other regions or earlier local stacks")
+    p = sub.add_parser("result", help="completed output(s) as a DataFrame")
+    p.add_argument("key", metavar="ID_OR_LABEL")
+    p.add_argument("-o", dest="output", metavar="VAR", help="store the DataFrame in VAR")
+    p.add_argument("--skip-errors", action="store_true", help="leave out failed parts of a batch")
+    p = sub.add_parser("wait", help="block until invocations finish (all pending ones by default)")
+    p.add_argument("keys", nargs="*", metavar="ID_OR_LABEL")
+    p.add_argument("--timeout", type=float, metavar="S")
+    p = sub.add_parser("forget", help="drop invocations from the journal (S3 objects stay)")
+    p.add_argument("key", nargs="?", metavar="ID_OR_LABEL")
+    p.add_argument("--finished", action="store_true", help="forget every finished invocation")
+    p.add_argument("--older-than", type=float, metavar="DAYS",
+                   help="with --finished: only those finished more than DAYS ago")
+    p = sub.add_parser("resubmit", help="send ERROR/FAILED/EXPIRED invocations again")
+    p.add_argument("key", metavar="ID_OR_LABEL")
+    p = sub.add_parser("events", help="learn completions from the endpoint's SNS topics (creates an SQS queue)")
+    p.add_argument("action", choices=["on", "off"])
+    p.add_argument("endpoint", metavar="ENDPOINT")
+    p.add_argument("--keep", action="store_true", help="with off: stop listening but keep the queue")
+    p = sub.add_parser("local", help="the embedded local stack: start | stop | status")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--model", help="inference-toolkit handler file or serving container URL (default: iris)")
+    p.add_argument("--endpoint", help="endpoint name (default local-async)")
+    p.add_argument("--concurrency", type=int)
+    p.add_argument("--delay", type=float, metavar="S", help="seconds each invocation takes")
+    p.add_argument("--sns", action="store_true", help="give the endpoint SNS success/error topics")
+    p.add_argument("--time-scale", type=float, metavar="X",
+                   help="emulated seconds per real second for TTL/timeout accounting")
+    return parser
+
+
+SM_ASYNC_PARSER = _sm_async_parser()
+
+
+@magics_class
+class SageMakerAsyncMagics(Magics):
+    def __init__(self, shell: Any, settings: SageMakerAsync):
+        super().__init__(shell)
+        self.session = NotebookSession(settings)
+
+    # --- %%invoke_async / %invoke_async ------------------------------------------------------
+
+    @magic_arguments()
+    @argument("endpoint", help="name of the async endpoint")
+    @argument("variable", nargs="?", help="line form: the variable to send (DataFrame, dict, array, path...)")
+    @argument("-o", dest="output", metavar="VAR",
+              help="store the handle in VAR (with --wait: the result DataFrame)")
+    @argument("--content-type", metavar="T", help="ContentType (inferred when omitted)")
+    @argument("--accept", metavar="T", help="Accept: the output type to ask the model for")
+    @argument("--custom-attributes", metavar="S", help="CustomAttributes, forwarded verbatim to the model")
+    @argument("--inference-id", metavar="ID", help="InferenceId (also names the input object); a prefix for batches")
+    @argument("--ttl", type=int, metavar="SECONDS", help="RequestTTLSeconds, 60..21600")
+    @argument("--timeout", type=int, metavar="SECONDS", help="InvocationTimeoutSeconds, 1..3600")
+    @argument("--output-path-extension", metavar="P", help="S3OutputPathExtension")
+    @argument("--filename", metavar="F", help="Filename of the output object")
+    @argument("--label", metavar="L", help="a name to find this submission by")
+    @argument("--rows-per-request", type=int, metavar="N", help="split a DataFrame into requests of N rows")
+    @argument("--inline", action="store_true", help="send the payload in the request body (<= 128,000 bytes)")
+    @argument("--wait", action="store_true", help="wait for the result and show it")
+    @line_cell_magic
+    def invoke_async(self, line: str, cell: str | None = None) -> Any:
+        """Send data to a SageMaker async endpoint.
+
+        Cell form: the cell body is the payload, sent byte-for-byte as UTF-8 and never evaluated.
+        Line form: `%invoke_async ENDPOINT VAR` sends a notebook variable and returns the handle,
+        e.g. `job = %invoke_async my-endpoint df --rows-per-request 500`.
+        Without --wait it returns at once and tracks in the background (%sm_async panel).
+        """
+        args = _parse(self.invoke_async.parser, line)
+        if cell is None and args.variable is None:
+            raise ValidationError("Name the variable to send (%invoke_async ENDPOINT VAR), or use the cell "
+                                  "form %%invoke_async ENDPOINT with the data in the cell.")
+        if cell is not None and args.variable is not None:
+            raise ValidationError(f"%%invoke_async sends the cell body; {args.variable!r} would be ignored. "
+                                  "Use the line form to send a variable.")
+        payload = cell if cell is not None else _lookup(self.shell, args.variable)
+        options = dict(content_type=args.content_type, accept=args.accept,
+                       custom_attributes=args.custom_attributes, request_ttl_seconds=args.ttl,
+                       invocation_timeout_seconds=args.timeout, s3_output_path_extension=args.output_path_extension,
+                       label=args.label, inline=args.inline)
+        try:
+            handle = self._submit(args, payload, options)
+        except SubmissionInterrupted as exc:
+            self.session.after_submit()
+            if args.output and exc.batch is not None:
+                self.shell.user_ns[args.output] = exc.batch
+            raise
+        first = self.session.after_submit()
+        if args.output:
+            self.shell.user_ns[args.output] = handle
+        if args.wait:
+            return self._wait_and_load(handle, args.output)
+        self._describe(handle)
+        if first and self.session.settings.auto_panel:
+            self._show_panel()
+        return handle if cell is None else None
+
+    def _submit(self, args: argparse.Namespace, payload: Any, options: dict[str, Any]) -> Invocation | InvocationBatch:
+        client = self.session.client
+        try:
+            if args.rows_per_request is not None:
+                return client.submit_dataframe(args.endpoint, payload, args.rows_per_request,
+                                               inference_id=args.inference_id,
+                                               filename=[args.filename] if args.filename else None, **options)
+            return client.submit(args.endpoint, payload, inference_id=args.inference_id,
+                                 filename=args.filename, **options)
+        except SubmissionError as exc:
+            if args.output and exc.inference_id and not isinstance(exc, SubmissionInterrupted):
+                self.shell.user_ns[args.output] = client.invocation(exc.inference_id)
+            raise
+
+    def _describe(self, handle: Invocation | InvocationBatch) -> None:
+        if isinstance(handle, InvocationBatch):
+            parts = handle.parts()
+            sent = [p for p in parts if p.status is not Status.ERROR]
+            where = sent[0].input_location.rsplit("/", 1)[0] + "/" if sent and sent[0].input_location else "inline"
+            print(f"Submitted {len(sent)} of {len(parts)} requests to {handle.endpoint_name!r} as "
+                  f"{handle.batch_id} (inputs: {where}).")
+            failed = [p for p in parts if p.status is Status.ERROR]
+            if failed:
+                print(f"{len(failed)} could not be submitted: {failed[0].error}")
+            key = handle.label or handle.batch_id
+        else:
+            where = handle.input_location or "inline"
+            print(f"Submitted {handle.inference_id} to {handle.endpoint_name!r} (input: {where}).")
+            key = handle.label or handle.inference_id
+        print(f"Tracking in the background: %sm_async panel | %sm_async wait {key} | "
+              f"%sm_async result {key} -o df")
+
+    def _wait_and_load(self, handle: Invocation | InvocationBatch, output: str | None) -> Any:
+        ids = handle.inference_ids if isinstance(handle, InvocationBatch) else [handle.inference_id]
+        try:
+            self.session.client.tracker.wait_for(ids, progress=WaitProgress(f"{len(ids)} request(s)"))
+        except KeyboardInterrupt:
+            print(f"Stopped waiting; the invocation(s) keep running: %sm_async wait {handle.label or ids[0]}")
+            return None
+        frame = handle.result()
+        if output:
+            self.shell.user_ns[output] = frame
+            return None
+        return frame
+
+    # --- %sm_async ---------------------------------------------------------------------------
+
+    @line_magic
+    def sm_async(self, line: str) -> Any:
+        args = _parse(SM_ASYNC_PARSER, line)
+        return getattr(self, f"_cmd_{args.command}")(args)
+
+    sm_async.__doc__ = ("Follow up async invocations, and run the embedded local stack.\n\n"
+                        + SM_ASYNC_PARSER.format_help()
+                        + "\nSubcommand help: %sm_async COMMAND -h is not available; see the list above.")
+
+    def _cmd_client(self, args: argparse.Namespace) -> Any:
+        return self.session.client
+
+    def _cmd_panel(self, args: argparse.Namespace) -> Any:
+        return self._show_panel()
+
+    def _show_panel(self) -> None:
+        from IPython.display import display
+
+        panel = self.session.client.panel()
+        self.session.panels.append(panel)
+        display(panel)
+
+    def _cmd_list(self, args: argparse.Namespace) -> Any:
+        frame = self.session.client.tracker.to_frame(include_other_origins=args.all)
+        return frame[_COMPACT]
+
+    def _cmd_result(self, args: argparse.Namespace) -> Any:
+        handle = self.session.resolve(args.key)
+        if args.skip_errors and isinstance(handle, InvocationBatch):
+            frame = handle.result(errors="skip")
+        else:
+            frame = handle.result()
+        if args.output:
+            self.shell.user_ns[args.output] = frame
+            print(f"{args.output}: DataFrame with {len(frame)} rows x {len(frame.columns)} columns")
+            return None
+        return frame
+
+    def _cmd_wait(self, args: argparse.Namespace) -> Any:
+        client = self.session.client
+        if args.keys:
+            ids = self.session.ids_for(args.keys)
+        else:
+            ids = [r.inference_id for r in client.records(statuses=UNFINISHED)]
+        if not ids:
+            print("Nothing pending.")
+            return None
+        try:
+            client.tracker.wait_for(ids, args.timeout, progress=WaitProgress(f"{len(ids)} request(s)"))
+        except TimeoutError as exc:
+            print(str(exc))
+        except KeyboardInterrupt:
+            print("Stopped waiting; the invocations keep running.")
+        rows = client.journal.get_many(ids).values()
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.status.value] = counts.get(row.status.value, 0) + 1
+        print(", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())))
+        return None
+
+    def _cmd_forget(self, args: argparse.Namespace) -> Any:
+        client = self.session.client
+        if args.finished == bool(args.key):
+            raise ValidationError("Give either ID_OR_LABEL or --finished.")
+        if args.finished and args.older_than is not None:
+            forgotten = client.prune(args.older_than)
+        elif args.finished:
+            forgotten = client.forget([r.inference_id for r in client.records(statuses=FINISHED)])
+        else:
+            forgotten = client.forget(self.session.ids_for([args.key]))
+        print(f"Forgot {forgotten} invocation(s); their S3 objects are untouched.")
+
+    def _cmd_resubmit(self, args: argparse.Namespace) -> Any:
+        handle = self.session.resolve(args.key)
+        again = handle.resubmit() if isinstance(handle, InvocationBatch) else [handle.resubmit()]
+        self.session.after_submit()
+        print(f"Resubmitted {len(again)} invocation(s): " + ", ".join(i.inference_id for i in again[:5])
+              + (" …" if len(again) > 5 else ""))
+
+    def _cmd_events(self, args: argparse.Namespace) -> Any:
+        tracker = self.session.client.tracker
+        if args.action == "on":
+            made = tracker.enable_events(args.endpoint)
+            tracker.start()
+            print(f"Listening to {len(made.topics)} SNS topic(s) of {args.endpoint!r} through {made.queue_url}; "
+                  f"'%sm_async events off {args.endpoint}' removes the queue and subscriptions.")
+            return None
+        removed = tracker.disable_events(args.endpoint, remove=not args.keep)
+        print("Stopped listening" + (f"; removed {removed.queue_url} and its subscriptions." if removed else "."))
+        return None
+
+    def _cmd_local(self, args: argparse.Namespace) -> Any:
+        if args.action == "start":
+            stack = self.session.start_local(model=args.model, endpoint_name=args.endpoint,
+                                             concurrency=args.concurrency, delay=args.delay,
+                                             sns=args.sns or None, time_scale=args.time_scale)
+            print(f"Local stack running: endpoint {stack.endpoint_name!r}, inputs under "
+                  f"{self.session.client.input_prefix()}. This kernel's client now uses it "
+                  "(%sm_async local stop restores the previous one).")
+            return None
+        if args.action == "stop":
+            print("Local stack stopped." if self.session.stop_local() else "No local stack is running.")
+            return None
+        stack = self.session.stack
+        if stack is None:
+            print("No local stack is running in this kernel (%sm_async local start).")
+        else:
+            print(f"Local stack running: endpoint {stack.endpoint_name!r}; endpoints: "
+                  + ", ".join(f"{k}={v}" for k, v in stack.endpoint_urls.items()))
+        return None
+
+
+def load(shell: Any) -> None:
+    """Register the magics and the SageMakerAsync settings once per shell."""
+    if "SageMakerAsyncMagics" in shell.magics_manager.registry:
+        return
+    settings = SageMakerAsync(parent=shell)
+    shell.configurables.append(settings)
+    shell.register_magics(SageMakerAsyncMagics(shell, settings))
+
+
+def unload(shell: Any) -> None:
+    magics = shell.magics_manager.registry.pop("SageMakerAsyncMagics", None)
+    if magics is None:
+        return
+    magics.session.close()
+    for kind in ("line", "cell"):
+        for name in ("invoke_async", "sm_async"):
+            shell.magics_manager.magics[kind].pop(name, None)
+    shell.configurables[:] = [c for c in shell.configurables if c is not magics.session.settings]

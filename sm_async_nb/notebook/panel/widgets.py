@@ -1,0 +1,152 @@
+"""The panel's widgets other than the table, and how header, pager and selection lines are drawn.
+
+``PanelWidgets`` only makes widgets and assigns their values; ``Panel`` decides what to show and
+wires the events. Every ``show_*`` assigns plain traits, so an unchanged line sends nothing. Text
+from outside goes into ``Label`` widgets (text) or through ``esc`` into the one HTML line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import logging
+
+import ipywidgets as W
+
+from .rows import STATUS_FILTERS, counts_badges, esc, local_time
+from .table import PagedTable
+
+log = logging.getLogger(__name__)
+
+
+def _px(width: str) -> W.Layout:
+    return W.Layout(width=width)
+
+
+class PanelWidgets:
+    """Header (counts, progress, refresh line, notices), filters, pager, selection, actions,
+    status line and details area, laid out around ``table`` in ``root``."""
+
+    def __init__(self, table: PagedTable, *, auto_refresh: bool, poll_interval: float):
+        self.title = W.HTML("<b>SageMaker async invocations</b>")
+        self.counts = W.HTML()
+        self.progress = W.IntProgress(value=0, min=0, max=1, layout=_px("200px"))
+        self.progress_text = W.Label()
+        self.refreshed = W.Label(layout=W.Layout(margin="0 16px 0 0"))
+        self.auto = W.Checkbox(value=auto_refresh, description="Auto-refresh", indent=False, layout=_px("110px"))
+        self.interval = W.BoundedFloatText(value=poll_interval, min=0.05, max=3600, step=1,
+                                           description="every ≤ s", style={"description_width": "auto"},
+                                           layout=_px("130px"), tooltip="Longest pause between refreshes")
+        self.refresh_now = W.Button(description="Refresh now", icon="refresh", layout=_px("120px"))
+        self.notices = W.HTML()
+        self.status_filter = W.Dropdown(options=STATUS_FILTERS, value="", layout=_px("130px"))
+        self.endpoint_filter = W.Dropdown(options=[("All endpoints", "")], value="", layout=_px("180px"))
+        self.text_filter = W.Text(placeholder="label, id or batch contains…", layout=_px("220px"))
+        self.prev = W.Button(description="Prev", icon="chevron-left", layout=_px("80px"))
+        self.page_text = W.Label()
+        self.next = W.Button(description="Next", icon="chevron-right", layout=_px("80px"))
+        self.selection_text = W.Label()
+        self.select_shown = W.Button(description="Select all shown", layout=_px("130px"))
+        self.clear = W.Button(description="Clear selection", layout=_px("120px"))
+        self.var = W.Text(value="df", description="into", style={"description_width": "auto"}, layout=_px("120px"),
+                          tooltip="Name of the variable Load assigns the DataFrame to")
+        self.load = W.Button(description="Load", button_style="primary", icon="download",
+                             tooltip="Load the selected completed outputs into a DataFrame variable")
+        self.why = W.Button(description="Failure reason", tooltip="Show why the selected invocations failed")
+        self.uris = W.Button(description="S3 URIs", tooltip="Show input/output/failure URIs to copy")
+        self.forget = W.Button(description="Forget", tooltip="Stop tracking the selection (S3 objects stay)")
+        self.resubmit = W.Button(description="Resubmit", tooltip="Send failed, expired or errored ones again")
+        self.message = W.Label()
+        self.reasons = W.HTML()
+        self.uri_text = W.Textarea(rows=8, layout=W.Layout(width="95%"))
+        self.hide = W.Button(description="Hide details", layout=_px("110px"))
+        self.details = W.VBox([], _dom_classes=("sm-async-details",))
+        row = W.Layout(align_items="center", flex_flow="row wrap")
+        self.root = W.VBox([
+            W.HBox([self.title, self.counts], layout=row),
+            W.HBox([self.progress, self.progress_text], layout=row),
+            W.HBox([self.refreshed, self.auto, self.interval, self.refresh_now], layout=row),
+            self.notices,
+            W.HBox([self.status_filter, self.endpoint_filter, self.text_filter], layout=row),
+            table.box,
+            W.HBox([self.prev, self.page_text, self.next], layout=row),
+            W.HBox([self.selection_text, self.select_shown, self.clear], layout=row),
+            W.HBox([self.var, self.load, self.why, self.uris, self.forget, self.resubmit], layout=row),
+            self.message, self.details], _dom_classes=("sm-async-panel",))  # CSS hooks for browser tests
+        self._extra = [table.box, *table.widgets()]
+
+    # --- drawing -----------------------------------------------------------------------------
+
+    def show_counts(self, counts: Counter) -> None:
+        self.counts.value = counts_badges(counts)
+
+    def show_pager(self, page: int, pages: int, shown: int, total: int) -> None:
+        self.page_text.value = (f"Page {page + 1} of {pages} · {shown:,} shown"
+                                + (f" of {total:,}" if shown != total else ""))
+        self.prev.disabled = page == 0
+        self.next.disabled = page >= pages - 1
+
+    def show_endpoints(self, endpoints: Sequence[str]) -> None:
+        options = (("All endpoints", ""), *((e, e) for e in endpoints))
+        dropdown = self.endpoint_filter
+        if tuple(dropdown.options) != options:
+            current = dropdown.value
+            dropdown.options = options  # resets the value; put the user's choice back
+            dropdown.value = current if current in {value for _, value in options} else ""
+
+    def show_progress(self, finished: int, total: int, unsuccessful: int, scope: str) -> None:
+        bar = self.progress
+        with bar.hold_sync():  # one message for max, value and colour
+            bar.max = max(1, total)
+            bar.value = finished
+            if finished < total or not total:
+                bar.bar_style = "warning" if unsuccessful else "info"
+            else:
+                bar.bar_style = "danger" if unsuccessful else "success"
+        self.progress_text.value = (f"{finished:,} / {total:,} finished ({scope})"
+                                    + (f" · {unsuccessful:,} unsuccessful" if unsuccessful else ""))
+
+    def show_refresh(self, stats: Any, notes: Sequence[str], now: float) -> None:
+        if stats.at is None:
+            self.refreshed.value = "Not refreshed yet"
+        else:
+            self.refreshed.value = (f"Last refresh {local_time(stats.at, now)} · {stats.s3_requests} S3 "
+                                    f"request(s) · {stats.changed} changed")
+        self.notices.value = "".join(f'<div style="color:#9a6700">⚠ {esc(n)}</div>' for n in notes)
+
+    def show_selection(self, count: int, hidden: int, forget_armed: bool) -> None:
+        text = f"{count:,} selected" if count else "Nothing selected: tick rows to act on them"
+        if hidden:
+            text += f" ({hidden:,} not shown by the filters)"
+        self.selection_text.value = text
+        with self.forget.hold_sync():
+            self.forget.description = f"Confirm forget ({count})" if forget_armed else "Forget"
+            self.forget.button_style = "danger" if forget_armed else ""
+
+    def show_details(self, *children: W.Widget) -> None:
+        self.details.children = (*children, self.hide) if children else ()
+
+    def set_busy(self, busy: bool) -> None:
+        for button in (self.load, self.resubmit, self.refresh_now):
+            button.disabled = busy
+
+    # --- lifetime ----------------------------------------------------------------------------
+
+    def owned(self) -> list[W.Widget]:
+        """Every widget made for this panel (incl. implicit layouts and styles), for close()."""
+        found: dict[int, W.Widget] = {}
+
+        def walk(widget: Any) -> None:
+            if isinstance(widget, W.Widget) and id(widget) not in found:
+                found[id(widget)] = widget
+                for attr in ("layout", "style"):
+                    walk(getattr(widget, attr, None))
+                for child in getattr(widget, "children", ()):
+                    walk(child)
+
+        for widget in [self.root, *vars(self).values(), *self._extra]:
+            if isinstance(widget, W.Widget):
+                walk(widget)
+        return list(found.values())

@@ -1,0 +1,147 @@
+"""Validate → encode → decide the journal row: a request becomes a :class:`PreparedRequest`.
+
+Everything here happens before the first byte is uploaded, so a bad request (or one bad payload
+in a batch) leaves nothing in S3 and nothing in the journal. Only after the request is known to
+be valid may the network be touched (to resolve the default input bucket).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .. import validation
+from ..context import Context
+from ..errors import ValidationError
+from ..payloads import EncodedPayload, encode
+from ..records import REQUEST_FIELDS, RESUMABLE, RESUBMITTABLE, InvocationRecord, Status, SubmitStep, new_inference_id
+from .inputs import InputPrefix, check_input_exists, input_uri
+from .owners import owner_alive
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """The InvokeEndpointAsync options shared by submit, submit_many and submit_dataframe."""
+
+    content_type: str | None = None
+    accept: str | None = None
+    custom_attributes: str | None = None
+    request_ttl_seconds: int | None = None
+    invocation_timeout_seconds: int | None = None
+    s3_output_path_extension: str | None = None
+    label: str | None = None
+    inline: bool = False
+
+
+@dataclass
+class PreparedRequest:
+    """A validated, encoded request whose journal row may or may not exist yet."""
+
+    record: InvocationRecord
+    api_params: dict[str, Any]                  # botocore kwargs except InputLocation / Body
+    payload: EncodedPayload | None = None       # None: reuse the input already in S3
+    existing: InvocationRecord | None = None    # the journal row when this is a retry
+    done: bool = False                          # already submitted earlier: nothing to do
+
+    @property
+    def inference_id(self) -> str:
+        return self.record.inference_id
+
+
+def per_item(name: str, value: Any, count: int) -> list[Any]:
+    """A batch option that must differ per request (ids, file names): a sequence, or None."""
+    if value is None:
+        return [None] * count
+    if isinstance(value, str):
+        raise ValidationError(f"{name} {value!r} names one request but this batch has {count}: "
+                              f"pass a list with one {name} per payload.", parameter=name)
+    values = list(value)
+    if len(values) != count:
+        raise ValidationError(f"{name} has {len(values)} entries for {count} payloads; give one per payload.",
+                              parameter=name)
+    return values
+
+
+class Preparer:
+    """Turns what a user asked for into prepared requests (and resubmissions)."""
+
+    def __init__(self, ctx: Context, inputs: InputPrefix):
+        self.ctx = ctx
+        self.inputs = inputs
+
+    def prepare(self, endpoint_name: str, payload: Any, options: RequestOptions, *,
+                inference_id: str | None, filename: str | None, now: float | None = None,
+                batch_id: str | None = None, batch_index: int | None = None,
+                rows: tuple[int, int] | None = None) -> PreparedRequest:
+        """Raises ValidationError before anything is sent."""
+        params: dict[str, Any] = {
+            "endpoint_name": endpoint_name, "content_type": options.content_type, "accept": options.accept,
+            "custom_attributes": options.custom_attributes, "inference_id": inference_id,
+            "request_ttl_seconds": options.request_ttl_seconds,
+            "invocation_timeout_seconds": options.invocation_timeout_seconds,
+            "s3_output_path_extension": options.s3_output_path_extension, "filename": filename,
+        }
+        api = validation.validate_request(params)
+        if options.label is not None and not isinstance(options.label, str):
+            raise ValidationError(f"label must be a string, not {type(options.label).__name__}.", parameter="label")
+        settings = self.ctx.settings
+        encoded = encode(payload, options.content_type, default_content_type=settings.default_content_type,
+                         csv_header=settings.csv_header)
+        validation.check_member("ContentType", encoded.content_type)
+        if options.inline:
+            validation.check_inline_body(encoded.size)
+        inference_id = inference_id or new_inference_id(now)  # a generated UUIDv7 is always valid
+        params.update(content_type=encoded.content_type, inference_id=inference_id)
+        api.update(ContentType=encoded.content_type, InferenceId=inference_id)
+        request = {k: params[k] for k in REQUEST_FIELDS if params.get(k) is not None}
+        location = None if options.inline else str(input_uri(self.inputs.get(), inference_id, encoded.suffix))
+        record = InvocationRecord(
+            inference_id=inference_id, endpoint_name=endpoint_name, origin=self.ctx.origin, label=options.label,
+            batch_id=batch_id, batch_index=batch_index, row_start=rows[0] if rows else None,
+            row_count=rows[1] if rows else None, request=request, inline=options.inline,
+            input_location=location, input_size=encoded.size, input_sha256=encoded.sha256,
+            submitted_at=now or time.time())
+        existing = self.ctx.journal.get(inference_id)
+        if existing is None:
+            return PreparedRequest(record, api, encoded)
+        if existing.endpoint_name != endpoint_name or existing.input_sha256 != encoded.sha256:
+            raise ValidationError(
+                f"InferenceId {inference_id!r} was already used for a different request (another endpoint "
+                "or payload): choose a new id, or leave it out to get a fresh one.", parameter="InferenceId")
+        if existing.status not in RESUMABLE:
+            return PreparedRequest(existing, api, encoded, existing=existing, done=True)
+        if existing.status is Status.SUBMITTING and existing.owner_pid != os.getpid() \
+                and owner_alive(existing.owner_pid):
+            raise ValidationError(f"InferenceId {inference_id!r} is being submitted by process "
+                                  f"{existing.owner_pid} right now.", parameter="InferenceId")
+        return PreparedRequest(existing.replace(submitted_at=record.submitted_at, input_location=location),
+                               api, encoded, existing=existing)
+
+    def resubmission(self, record: InvocationRecord) -> PreparedRequest:
+        """ERROR rows (never reached SageMaker) keep their inference id; FAILED/EXPIRED rows get a new
+        id (the old one already has a failure object) in the same batch slot, reusing the input."""
+        if record.status not in RESUBMITTABLE:
+            raise ValidationError(f"Invocation {record.inference_id} is {record.status.value}: "
+                                  "only ERROR, FAILED or EXPIRED invocations can be resubmitted.")
+        if record.inline or not record.input_location:
+            raise ValidationError(f"Invocation {record.inference_id} has no input in S3 to reuse "
+                                  "(inline, or removed): submit the payload again.")
+        check_input_exists(self.ctx, record)
+        params = {"endpoint_name": record.endpoint_name, **record.request}
+        if record.status is Status.ERROR:
+            params["inference_id"] = record.inference_id
+            api = validation.validate_request(params)
+            return PreparedRequest(record.replace(submitted_at=time.time()), api, None, existing=record)
+        fresh = record.replace(
+            inference_id=new_inference_id(), status=Status.SUBMITTING, submit_step=SubmitStep.JOURNALED,
+            origin=self.ctx.origin, output_location=None, failure_location=None, submitted_at=time.time(),
+            invoked_at=None, finished_at=None, output_size=None, failure_reason=None, error=None,
+            owner_pid=os.getpid(), deadline=None)
+        params["inference_id"] = fresh.inference_id
+        return PreparedRequest(fresh, validation.validate_request(params), None)
+

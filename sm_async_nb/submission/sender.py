@@ -1,0 +1,205 @@
+"""The submission work: journal the intent, upload the input, invoke, journal the answer.
+
+Idempotency: the inference id is fixed before anything is uploaded and names the input object,
+so doing a submission again (a retry, a resubmit, a re-run cell with the same ids) rewrites the
+same object and never journals a second invocation for the id.
+
+Threads and interrupts: every request, a single one too, is sent from the client's worker pool;
+the calling thread only waits. Ctrl-C (KeyboardInterrupt in the calling thread) therefore never
+cuts a request in half: requests not yet started are cancelled and journaled ERROR ("not sent"),
+requests in flight finish and are journaled, and :class:`SubmissionInterrupted` says what
+happened. A second Ctrl-C stops the waiting; in-flight requests still journal themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from boto3.s3.transfer import TransferConfig
+
+from ..aws import Problem, explain
+from ..context import Context
+from ..errors import SubmissionInterrupted, ValidationError
+from ..payloads import EncodedPayload
+from ..records import RESUMABLE, BatchRecord, InvocationRecord, Status, SubmitStep
+from ..s3uri import S3Uri
+from .prepare import PreparedRequest, Preparer
+
+log = logging.getLogger(__name__)
+
+SINGLE_PUT_LIMIT = 8 * 1024 * 1024
+_TRANSFER = TransferConfig(multipart_threshold=SINGLE_PUT_LIMIT, max_concurrency=4)
+NOT_SENT_INTERRUPTED = "Not sent: interrupted (Ctrl-C); resubmit() sends it."
+
+
+@dataclass
+class _StopSignal:
+    """Set by Ctrl-C, or by the first request that fails in a way every other request would too."""
+
+    problem: Problem | None = None
+    interrupted: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def trip(self, problem: Problem) -> None:
+        with self.lock:
+            if self.problem is None:
+                self.problem = problem
+
+
+class Submitter:
+    """Sends prepared requests and resubmits finished-but-unsuccessful ones."""
+
+    def __init__(self, ctx: Context, preparer: Preparer, on_submitted: Callable[[], None] = lambda: None):
+        self.ctx = ctx
+        self.preparer = preparer
+        self.on_submitted = on_submitted
+
+    # --- public ------------------------------------------------------------------------------
+
+    def run(self, requests: list[PreparedRequest], batch: BatchRecord | None = None) -> list[InvocationRecord]:
+        """Journal every request, then send them from the pool. Returns the final journal rows in
+        request order; raises SubmissionInterrupted on Ctrl-C (after journaling what happened)."""
+        self._journal_intent(requests, batch)
+        todo = [r for r in requests if not r.done]
+        stop = _StopSignal()
+        futures = [self.ctx.pool.submit(self._send, r, stop) for r in todo]
+        try:
+            wait(futures)
+        except KeyboardInterrupt:
+            self._interrupt(todo, futures, stop, batch)
+        finally:
+            self.on_submitted()
+        rows = self.ctx.journal.get_many([r.inference_id for r in requests])
+        return [rows[r.inference_id] for r in requests]
+
+    def resubmit(self, inference_ids: Iterable[str]) -> list[str]:
+        """Send ERROR, FAILED or EXPIRED invocations again; returns the ids now carrying them."""
+        requests = []
+        for inference_id in inference_ids:
+            record = self.ctx.journal.get(inference_id)
+            if record is None:
+                raise ValidationError(f"No tracked invocation {inference_id!r}.")
+            requests.append(self.preparer.resubmission(record))
+        self.run(requests)
+        return [r.inference_id for r in requests]
+
+    # --- interruption ------------------------------------------------------------------------
+
+    def _interrupt(self, todo: Sequence[PreparedRequest], futures: Sequence[Future[None]], stop: _StopSignal,
+                   batch: BatchRecord | None) -> None:
+        stop.interrupted = True  # requests that start from now on journal themselves as not sent
+        cancelled = 0
+        for request, future in zip(todo, futures):
+            if future.cancel():
+                self._fail(request.record, NOT_SENT_INTERRUPTED)
+                cancelled += 1
+        in_flight = [f for f in futures if not f.cancelled()]
+        try:
+            wait(in_flight)  # in-flight requests finish and are journaled
+        except KeyboardInterrupt:
+            log.warning("stopped waiting for %d in-flight request(s); they journal themselves when done",
+                        sum(1 for f in in_flight if not f.done()))
+        rows = self.ctx.journal.get_many([r.inference_id for r in todo]).values()
+        sent = sum(1 for r in rows if r.status not in (Status.ERROR, Status.SUBMITTING))
+        not_sent = sum(1 for r in rows if r.status is Status.ERROR and r.error == NOT_SENT_INTERRUPTED)
+        log.info("submission interrupted: %d sent, %d not sent (%d cancelled before starting)",
+                 sent, not_sent, cancelled)
+        raise SubmissionInterrupted(sent=sent, not_sent=not_sent, total=len(todo),
+                                    batch_id=batch.batch_id if batch else None,
+                                    inference_id=todo[0].inference_id if len(todo) == 1 else None) from None
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def _journal_intent(self, requests: list[PreparedRequest], batch: BatchRecord | None) -> None:
+        journal = self.ctx.journal
+        new = [r.record for r in requests if r.existing is None]
+        if batch is not None and journal.get_batch(batch.batch_id) is not None:
+            batch = None
+        if new or batch is not None:
+            journal.add(new, batch)
+        for request in requests:
+            if request.existing is not None and not request.done:
+                changed = journal.update(
+                    request.inference_id, expect=RESUMABLE, status=Status.SUBMITTING,
+                    submit_step=SubmitStep.JOURNALED, error=None, owner_pid=os.getpid(),
+                    submitted_at=request.record.submitted_at)
+                if not changed:  # another process got there first: leave it to that one
+                    request.done = True
+
+    def _send(self, request: PreparedRequest, stop: _StopSignal) -> None:
+        record = request.record
+        if stop.interrupted:
+            self._fail(record, NOT_SENT_INTERRUPTED)
+            return
+        if stop.problem is not None:
+            self._fail(record, f"Not submitted: an earlier request failed: {stop.problem.message}")
+            return
+        uploaded: S3Uri | None = None
+        journal = self.ctx.journal
+        try:
+            params = dict(request.api_params)
+            if record.inline:
+                assert request.payload is not None and request.payload.body is not None
+                params["Body"] = request.payload.body
+            else:
+                assert record.input_location is not None
+                location = S3Uri.parse(record.input_location)
+                if request.payload is not None:
+                    self._upload(request.payload, location)
+                    uploaded = location
+                params["InputLocation"] = str(location)
+            journal.update(record.inference_id, expect=Status.SUBMITTING, submit_step=SubmitStep.INVOKING)
+            answer = self.ctx.aws.runtime.invoke_endpoint_async(**params)
+            invoked_at = time.time()
+            journal.update(
+                record.inference_id, expect=Status.SUBMITTING, status=Status.PENDING,
+                submit_step=SubmitStep.DONE, output_location=answer.get("OutputLocation"),
+                failure_location=answer.get("FailureLocation"), invoked_at=invoked_at,
+                deadline=record.replace(invoked_at=invoked_at, deadline=None).service_deadline())
+        except Exception as exc:
+            bucket = S3Uri.parse(record.input_location).bucket if record.input_location else None
+            problem = explain(exc, bucket=bucket, endpoint_name=record.endpoint_name)
+            message = problem.message
+            if problem.stops_batch:
+                stop.trip(problem)  # the rest of the batch would fail the same way, slowly
+            if problem.permanent and uploaded is not None and self._delete_quietly(uploaded):
+                message += " (the uploaded input was removed)"
+                journal.update(record.inference_id, input_location=None)
+            log.info("submission of %s failed: %s", record.inference_id, message)
+            self._fail(record, message)
+
+    def _upload(self, payload: EncodedPayload, location: S3Uri) -> None:
+        settings = self.ctx.settings
+        extra: dict[str, Any] = {"ContentType": payload.content_type}
+        if settings.kms_key_id:
+            extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=settings.kms_key_id)
+        if settings.expected_bucket_owner:
+            extra["ExpectedBucketOwner"] = settings.expected_bucket_owner
+        s3 = self.ctx.aws.s3
+        if payload.body is not None and payload.size <= SINGLE_PUT_LIMIT:
+            s3.put_object(Bucket=location.bucket, Key=location.key, Body=payload.body, **extra)
+            return
+        with payload.open() as stream:
+            s3.upload_fileobj(stream, location.bucket, location.key, ExtraArgs=extra, Config=_TRANSFER)
+
+    def _delete_quietly(self, location: S3Uri) -> bool:
+        extra: dict[str, Any] = {}
+        if self.ctx.settings.expected_bucket_owner:
+            extra["ExpectedBucketOwner"] = self.ctx.settings.expected_bucket_owner
+        try:
+            self.ctx.aws.s3.delete_object(Bucket=location.bucket, Key=location.key, **extra)
+            return True
+        except Exception:
+            log.warning("could not remove the uploaded input %s", location, exc_info=True)
+            return False
+
+    def _fail(self, record: InvocationRecord, message: str) -> None:
+        self.ctx.journal.update(record.inference_id, expect=Status.SUBMITTING, status=Status.ERROR,
+                                submit_step=SubmitStep.DONE, error=message, finished_at=time.time())

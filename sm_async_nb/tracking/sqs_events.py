@@ -1,0 +1,166 @@
+"""Event mode: learn completions from the endpoint's SNS success/error notifications via SQS.
+
+Opt-in, because it creates resources in the user's account: one SQS queue with a policy that
+lets the two topics write to it, and one subscription per topic. What was created is written to
+a small JSON file so it can be removed later, even from another kernel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import default_home
+from ..errors import ValidationError
+from ..records import PendingRow, Status, failure_status
+
+if TYPE_CHECKING:
+    from ..aws import AwsClients
+
+log = logging.getLogger(__name__)
+
+RECEIVE_ROUNDS = 20  # at most 200 messages per refresh; the rest wait for the next one
+
+
+@dataclass
+class EventResources:
+    """What enable() created, so remove() can delete exactly that."""
+
+    endpoint_name: str
+    region: str
+    queue_url: str
+    queue_arn: str
+    topics: list[str]
+    subscriptions: list[str]
+
+
+@dataclass(frozen=True)
+class Notification:
+    inference_id: str
+    status: Status
+    output_location: str | None
+    failure_reason: str | None
+    event_time: str | None
+
+
+def parse_notification(body: str) -> Notification | None:
+    """An SQS message body (the SNS envelope, or a raw-delivered message) → Notification."""
+    try:
+        message = json.loads(body)
+        if "Message" in message and "Type" in message:  # SNS envelope
+            message = json.loads(message["Message"])
+        if message.get("eventName") != "InferenceResult":
+            return None
+        succeeded = message.get("invocationStatus") == "Completed"
+        reason = message.get("failureReason")
+        status = Status.COMPLETED if succeeded else failure_status(reason)
+        return Notification(message["inferenceId"], status,
+                            (message.get("responseParameters") or {}).get("outputLocation"),
+                            reason, message.get("eventTime"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _state_file(endpoint_name: str, region: str) -> Path:
+    return default_home() / "events" / f"{region}-{endpoint_name}.json"
+
+
+def endpoint_topics(aws: "AwsClients", endpoint_name: str) -> list[str]:
+    """The SuccessTopic / ErrorTopic of the endpoint's AsyncInferenceConfig."""
+    sagemaker = aws.get("sagemaker")
+    config_name = sagemaker.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+    notify = (config.get("AsyncInferenceConfig") or {}).get("OutputConfig", {}).get("NotificationConfig") or {}
+    topics = [t for t in (notify.get("SuccessTopic"), notify.get("ErrorTopic")) if t]
+    if not topics:
+        raise ValidationError(f"Endpoint {endpoint_name!r} has no SNS success/error topics in its "
+                              "AsyncInferenceConfig, so there are no notifications to listen to; "
+                              "status polling through S3 keeps working.")
+    return list(dict.fromkeys(topics))
+
+
+def enable(aws: "AwsClients", endpoint_name: str) -> EventResources:
+    """Create (or reuse) the queue and subscriptions for ``endpoint_name``."""
+    existing = load(endpoint_name, aws.region)
+    if existing is not None:
+        return existing
+    topics = endpoint_topics(aws, endpoint_name)
+    sqs, sns = aws.get("sqs"), aws.get("sns")
+    digest = hashlib.sha256(f"{aws.region}/{endpoint_name}".encode()).hexdigest()[:8]
+    queue_url = sqs.create_queue(QueueName=f"sm-async-nb-{endpoint_name[:50]}-{digest}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": topics}}}]}
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+    subscriptions = [sns.subscribe(TopicArn=t, Protocol="sqs", Endpoint=queue_arn,
+                                   ReturnSubscriptionArn=True)["SubscriptionArn"] for t in topics]
+    resources = EventResources(endpoint_name, aws.region, queue_url, queue_arn, topics, subscriptions)
+    path = _state_file(endpoint_name, aws.region)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(resources), indent=1))
+    return resources
+
+
+def load(endpoint_name: str, region: str) -> EventResources | None:
+    path = _state_file(endpoint_name, region)
+    return EventResources(**json.loads(path.read_text())) if path.exists() else None
+
+
+def remove(aws: "AwsClients", endpoint_name: str) -> EventResources | None:
+    """Delete the subscriptions and the queue that enable() created."""
+    resources = load(endpoint_name, aws.region)
+    if resources is None:
+        return None
+    sns, sqs = aws.get("sns"), aws.get("sqs")
+    for arn in resources.subscriptions:
+        sns.unsubscribe(SubscriptionArn=arn)
+    sqs.delete_queue(QueueUrl=resources.queue_url)
+    _state_file(endpoint_name, aws.region).unlink()
+    return resources
+
+
+def _epoch(iso: str) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class QueueEventSource:
+    """Reads notifications for the tracker; ids it has not heard about are still polled in S3."""
+
+    def __init__(self, aws: "AwsClients", resources: EventResources):
+        self.sqs = aws.get("sqs")
+        self.resources = resources
+        self.received = 0
+
+    def poll(self, pending: list[PendingRow]) -> dict[str, tuple[Status, dict[str, Any]]]:
+        """Drain what is waiting (without blocking) → {inference_id: (status, journal changes)}."""
+        wanted = {r.inference_id for r in pending}
+        found: dict[str, tuple[Status, dict[str, Any]]] = {}
+        for _ in range(RECEIVE_ROUNDS):
+            answer = self.sqs.receive_message(QueueUrl=self.resources.queue_url, MaxNumberOfMessages=10,
+                                              WaitTimeSeconds=0)
+            messages = answer.get("Messages", [])
+            if not messages:
+                break
+            self.received += len(messages)
+            for message in messages:
+                note = parse_notification(message["Body"])
+                if note is None or note.inference_id not in wanted:
+                    continue
+                changes: dict[str, Any] = {}
+                if note.failure_reason:
+                    changes["failure_reason"] = note.failure_reason
+                if note.event_time:
+                    changes["finished_at"] = _epoch(note.event_time)
+                found[note.inference_id] = (note.status, changes)
+            self.sqs.delete_message_batch(QueueUrl=self.resources.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+        return found

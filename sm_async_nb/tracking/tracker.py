@@ -1,0 +1,312 @@
+"""One poller per client: turns S3 objects (or SNS notifications) into journal status changes.
+
+``step(now)`` does at most one refresh with an injected clock, so tests drive time exactly; the
+background thread only calls it and sleeps. The interval is short right after a submission and
+backs off while nothing changes, up to ``poll_interval``, with jitter.
+
+Locks (see docs/ARCHITECTURE.md for the whole picture):
+
+* ``_refresh_lock`` serialises refreshes (the poller thread, ``refresh()`` from a cell, the panel's
+  "Refresh now"). It is held while S3 is read and the journal written, and **released before the
+  changes are published**, so a listener may call ``refresh()`` or ``inv.result()`` itself.
+* ``_timing_lock`` guards the interval and the next due time, which ``poke()`` changes from the
+  submitting thread while the poller reads them.
+* ``_s3_lock`` makes the lazy creation of the tracker's own S3 client happen once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..aws import CountedS3
+from ..context import Context
+from ..journal.frames import records_frame
+from ..records import EXPIRY_GRACE_SECONDS, FINISHED, PendingRow, Status, failure_status, is_overdue
+from ..s3uri import S3Uri
+from . import sqs_events
+from .bus import Listener, StatusBus, StatusChange
+from .probe import S3Prober
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL = 0.5
+BACKOFF = 1.6
+JITTER = 0.1
+EVENT_MODE_S3_EVERY = 10
+EXPIRED_REASON = ("No output or failure object appeared within the request's TTL, invocation timeout "
+                  "and a grace period.")
+
+
+@dataclass
+class RefreshStats:
+    """What the last refresh cost, and totals since the tracker was made."""
+
+    s3_requests: int = 0
+    duration: float = 0.0
+    pending: int = 0
+    changed: int = 0
+    at: float | None = None
+    refreshes: int = 0
+    total_s3_requests: int = 0
+    errors: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class _Outcome:
+    """What one refresh learned about one pending row."""
+
+    status: Status
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+class Tracker:
+    """Polls the pending invocations of one client's origin and journals what it learns."""
+
+    def __init__(self, ctx: Context, *, clock: Callable[[], float] = time.time,
+                 grace: float = EXPIRY_GRACE_SECONDS):
+        self.ctx = ctx
+        self.journal = ctx.journal
+        self.clock = clock
+        self.grace = grace
+        self.bus = StatusBus()
+        self.stats = RefreshStats()
+        self.notices: dict[str, str] = {}
+        self.event_sources: dict[str, sqs_events.QueueEventSource] = {}  # endpoint -> event mode
+        self._s3: CountedS3 | None = None
+        self._prober: S3Prober | None = None
+        self._s3_lock = threading.Lock()
+        self._interval = MIN_INTERVAL
+        self._next_due = 0.0
+        self._timing_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    @property
+    def s3(self) -> CountedS3:
+        """The tracker's own S3 client (own request counter), made on first use."""
+        with self._s3_lock:
+            if self._s3 is None:
+                self._s3 = self.ctx.aws.new_s3()
+                self._prober = S3Prober(self._s3.client, self.ctx.pool, self._notice)
+            return self._s3
+
+    @property
+    def prober(self) -> S3Prober:
+        self.s3  # noqa: B018 - makes the prober with the client
+        assert self._prober is not None
+        return self._prober
+
+    # --- one round ---------------------------------------------------------------------------
+
+    def refresh(self, inference_ids: Iterable[str] | None = None, now: float | None = None) -> list[StatusChange]:
+        """One synchronous round over the pending invocations (or just ``inference_ids``);
+        returns the status changes it made. Listeners hear of them after the lock is released."""
+        changes: list[StatusChange] = []
+        try:
+            with self._refresh_lock:
+                changes = self._refresh(inference_ids, self.clock() if now is None else now)
+        finally:
+            # Every refresh is published, a failed one too (views show stats.last_error), and
+            # only once the lock is released.
+            self.bus.publish(changes)
+        return changes
+
+    def _refresh(self, inference_ids: Iterable[str] | None, now: float) -> list[StatusChange]:
+        s3 = self.s3
+        started, before = time.perf_counter(), s3.counter.total("s3")
+        if inference_ids is None:
+            pending = self.journal.pending(self.ctx.origin)
+        else:
+            rows = self.journal.get_many(list(inference_ids))
+            pending = [PendingRow.of(r) for r in rows.values() if r.status is Status.PENDING]
+        try:
+            outcomes = self._learn(pending, now)
+            changes = self._apply(pending, outcomes)
+        except Exception as exc:
+            self.stats.errors += 1
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            self.stats.changed = 0
+            raise
+        finally:
+            spent = s3.counter.total("s3") - before
+            self.stats.s3_requests = spent
+            self.stats.total_s3_requests += spent
+            self.stats.duration = time.perf_counter() - started
+            self.stats.pending = len(pending)
+            self.stats.at = now
+            self.stats.refreshes += 1
+        self.stats.changed = len(changes)
+        return changes
+
+    def _learn(self, pending: Sequence[PendingRow], now: float) -> dict[str, _Outcome]:
+        outcomes: dict[str, _Outcome] = {}
+        for endpoint_name, source in list(self.event_sources.items()):
+            heard = source.poll([r for r in pending if r.endpoint_name == endpoint_name])
+            outcomes.update((iid, _Outcome(status, changes)) for iid, (status, changes) in heard.items())
+        # Event mode checks S3 only now and then, for notifications that were lost or not sent.
+        poll_s3 = not self.event_sources or (self.stats.refreshes + 1) % EVENT_MODE_S3_EVERY == 0
+        unresolved = [r for r in pending if r.inference_id not in outcomes and r.output_location
+                      and (poll_s3 or r.endpoint_name not in self.event_sources)]
+        outputs = {S3Uri.parse(r.output_location): r for r in unresolved if r.output_location}
+        for uri, seen in self.prober.find(outputs).items():
+            outcomes[outputs[uri].inference_id] = _Outcome(
+                Status.COMPLETED, {"output_size": seen.size, "finished_at": seen.last_modified})
+        failures = {S3Uri.parse(r.failure_location): r for r in unresolved
+                    if r.inference_id not in outcomes and r.failure_location}
+        failed = list(self.prober.find(failures).items())
+        texts = self.prober.read_texts([uri for uri, _ in failed]) if failed else []
+        for (uri, seen), reason in zip(failed, texts):
+            outcomes[failures[uri].inference_id] = _Outcome(
+                failure_status(reason), {"failure_reason": reason, "finished_at": seen.last_modified})
+        for row in pending:
+            if row.inference_id not in outcomes and is_overdue(row.deadline, now, self.grace):
+                outcomes[row.inference_id] = _Outcome(Status.EXPIRED, {"failure_reason": EXPIRED_REASON,
+                                                                       "finished_at": now})
+        return outcomes
+
+    def _apply(self, pending: Sequence[PendingRow], outcomes: dict[str, _Outcome]) -> list[StatusChange]:
+        """Write the transitions (compare-and-set, so each happens once across processes);
+        returns the ones this process made."""
+        by_id = {r.inference_id: r for r in pending}
+        updates = [(iid, Status.PENDING, {"status": o.status, **o.changes}) for iid, o in outcomes.items()
+                   if iid in by_id]
+        applied = self.journal.update_many(updates) if updates else []
+        fresh = self.journal.get_many(applied) if applied else {}
+        return [StatusChange(iid, Status.PENDING, fresh[iid].status, fresh[iid]) for iid in applied if iid in fresh]
+
+    # --- event mode --------------------------------------------------------------------------
+
+    def enable_events(self, endpoint_name: str) -> sqs_events.EventResources:
+        """Listen to the endpoint's SNS notifications through an SQS queue created for it."""
+        resources = sqs_events.enable(self.ctx.aws, endpoint_name)
+        self.event_sources[endpoint_name] = sqs_events.QueueEventSource(self.ctx.aws, resources)
+        return resources
+
+    def disable_events(self, endpoint_name: str, *, remove: bool = True) -> sqs_events.EventResources | None:
+        """Stop listening; with ``remove`` delete the queue and subscriptions enable_events made."""
+        self.event_sources.pop(endpoint_name, None)
+        return sqs_events.remove(self.ctx.aws, endpoint_name) if remove else None
+
+    def _notice(self, key: str, message: str) -> None:
+        """Say each explanation once: logged here, shown by the panel and `%sm_async list`
+        (never a warning printed into whichever cell happens to be running)."""
+        if key not in self.notices:
+            self.notices[key] = message
+            log.warning("%s", message)
+
+    # --- timing ------------------------------------------------------------------------------
+
+    def step(self, now: float | None = None) -> list[StatusChange] | None:
+        """Refresh if one is due at ``now``; returns the changes, or None when not due."""
+        now = self.clock() if now is None else now
+        with self._timing_lock:
+            if now < self._next_due:
+                return None
+        try:
+            changes = self.refresh(now=now)
+        except Exception:
+            log.exception("refresh failed; the tracker keeps polling")
+            changes = []
+        with self._timing_lock:
+            self._interval = MIN_INTERVAL if changes else min(self._interval * BACKOFF, self.max_interval)
+            self._next_due = now + self._interval * random.uniform(1 - JITTER, 1 + JITTER)
+        return changes
+
+    @property
+    def max_interval(self) -> float:
+        return max(MIN_INTERVAL, self.ctx.settings.poll_interval)
+
+    @property
+    def next_due(self) -> float:
+        with self._timing_lock:
+            return self._next_due
+
+    def poke(self) -> None:
+        """A submission just happened: poll soon again."""
+        with self._timing_lock:
+            self._interval = MIN_INTERVAL
+            self._next_due = min(self._next_due, self.clock() + MIN_INTERVAL)
+        self._wake.set()
+
+    # --- background thread -------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def start(self) -> Tracker:
+        """Poll in a daemon thread until stop(); starting twice is harmless."""
+        with self._thread_lock:
+            if not self.running:
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="sm-async-nb-tracker", daemon=True)
+                self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._thread_lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+            self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:  # step() already logs refresh errors; this is a bug in step itself
+                log.exception("tracker step failed")
+            self._wake.clear()
+            self._wake.wait(max(0.05, self.next_due - self.clock()))
+
+    # --- waiting and views -------------------------------------------------------------------
+
+    def wait_for(self, inference_ids: Sequence[str], timeout: float | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        """Block until every id is finished; TimeoutError after ``timeout`` seconds.
+        ``progress(finished, total)`` is called as the count moves."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.1
+        ids = list(inference_ids)
+        if self.running:
+            self.poke()  # once: then the thread's own back-off decides, however long the wait
+        while True:
+            unfinished = [r.inference_id for r in self.journal.get_many(ids).values()
+                          if r.status not in FINISHED]
+            if progress is not None:
+                progress(len(ids) - len(unfinished), len(ids))
+            if not unfinished:
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"{len(unfinished)} of {len(ids)} invocation(s) still unfinished after "
+                                   f"{timeout} s; they keep running: wait again or check .status later.")
+            pause = interval if remaining is None else min(interval, remaining)
+            if self.running:
+                self.bus.wait(pause)
+            else:
+                self.refresh(unfinished)
+                time.sleep(pause)
+            interval = min(interval * BACKOFF, self.max_interval)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        return self.bus.subscribe(listener)
+
+    def to_frame(self, *, include_other_origins: bool = False) -> pd.DataFrame:
+        """One row per tracked invocation: every journal field plus timings."""
+        return records_frame(self.ctx.records(include_other_origins=include_other_origins))

@@ -1,0 +1,583 @@
+"""The live panel without a kernel: every comm message the widgets would send is recorded (with its
+JSON size), actions are driven with ``button.click()``, and status changes come from
+``tracker.refresh()`` after output objects are written to (in-process) moto."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import boto3
+import comm
+import pandas as pd
+import pytest
+from comm.base_comm import BaseComm
+
+from sm_async_nb.notebook.panel.panel import Panel
+from sm_async_nb.records import BatchRecord, InvocationRecord, Status, SubmitStep, new_inference_id
+from sm_async_nb.s3uri import S3Uri
+
+START = 1_800_000_000.0
+NOW = START + 100.0
+XSS = ("<img src=x onerror=alert(1)>", "</table><script>alert(1)</script>")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+# --- recording what the widgets send ---------------------------------------------------------
+
+class Wire:
+    """Every comm message: (comm id, msg type, data, JSON size of data)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, dict, int]] = []
+        self.models: dict[str, str] = {}  # comm id -> _model_name
+
+    def record(self, comm_id: str, msg_type: str, data: dict | None) -> None:
+        data = data or {}
+        state = data.get("state", {})
+        if msg_type == "comm_open":
+            self.models[comm_id] = state.get("_model_name", "")
+        self.messages.append((comm_id, msg_type, data, len(json.dumps(data, separators=(",", ":")))))
+
+    def mark(self) -> int:
+        return len(self.messages)
+
+    def since(self, mark: int) -> list[tuple[str, str, dict, int]]:
+        return self.messages[mark:]
+
+    def bytes_since(self, mark: int) -> int:
+        return sum(size for *_, size in self.since(mark))
+
+    def html_values(self, mark: int = 0) -> list[str]:
+        """Every value an HTML widget was opened with or updated to."""
+        return [m[2]["state"]["value"] for m in self.since(mark)
+                if self.models.get(m[0]) == "HTMLModel" and "value" in m[2].get("state", {})]
+
+    def updated_ids(self, mark: int) -> set[str]:
+        return {m[0] for m in self.since(mark) if m[1] == "comm_msg"}
+
+
+@pytest.fixture
+def wire(monkeypatch):
+    recorder = Wire()
+
+    class RecordingComm(BaseComm):
+        def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+            recorder.record(self.comm_id, msg_type, data)
+
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
+    return recorder
+
+
+@pytest.fixture
+def s3(moto_aws):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="out")
+    return s3
+
+
+@pytest.fixture
+def user_ns(monkeypatch):
+    import IPython
+
+    ns: dict = {}
+    monkeypatch.setattr(IPython, "get_ipython", lambda: SimpleNamespace(user_ns=ns))
+    return ns
+
+
+@pytest.fixture
+def make_panel(client, wire, s3):
+    panels = []
+
+    def make(**kwargs):
+        kwargs.setdefault("auto_refresh", False)
+        kwargs.setdefault("clock", lambda: NOW)
+        panel = Panel(client._parts, **kwargs)
+        panels.append(panel)
+        return panel
+
+    yield make
+    for panel in panels:
+        panel.close()
+
+
+def pending(client, count, *, start=START, endpoint="ep", label="row", batch=None, step=1.0, **extra):
+    """Journal rows as the client writes them after a successful invoke (newest last)."""
+    rows = []
+    for i in range(count):
+        iid = new_inference_id(start + i * step)
+        rows.append(InvocationRecord(
+            inference_id=iid, endpoint_name=endpoint, origin=client.origin, status=Status.PENDING,
+            submit_step=SubmitStep.DONE, label=f"{label}{i}" if label else None,
+            input_location=f"s3://input-bucket/payloads/{iid}.csv",
+            output_location=f"s3://out/outputs/{iid}.out", failure_location=f"s3://out/failures/{iid}-error.out",
+            submitted_at=start + (0 if batch else i * step), invoked_at=start,
+            batch_id=batch.batch_id if batch else None, batch_index=i if batch else None, **extra))
+    client.journal.add(rows, batch=batch)
+    return rows
+
+
+def complete(s3, rows, body=b"1,2\n", content_type="text/csv"):
+    for r in rows:
+        uri = S3Uri.parse(r.output_location)
+        s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, ContentType=content_type)
+
+
+def fail(s3, rows, reason):
+    for r in rows:
+        uri = S3Uri.parse(r.failure_location)
+        s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=reason.encode())
+
+
+def shown(panel):
+    """What the visible rows show: (label, endpoint, short id, status html, timing, size)."""
+    slots = panel.table.slots[:len(panel.table.box.children) - 1]
+    return [(s.label.value, s.endpoint.value, s.ident.value, s.status.value, s.timing.value, s.size.value)
+            for s in slots if s.inference_id]
+
+
+def statuses(panel):
+    return [next(st.value for st in Status if f">{st.value}<" in row[3]) for row in shown(panel)]
+
+
+def tick(panel, *inference_ids):
+    """What a click on a row's checkbox does (the frontend sets the value)."""
+    for slot in panel.table.slots:
+        if slot.inference_id in inference_ids:
+            slot.check.value = True
+
+
+# --- rows, paging, filters -------------------------------------------------------------------
+
+def test_rows_render_newest_first_with_every_column(client, make_panel):
+    rows = pending(client, 3)
+    panel = make_panel()
+    first = shown(panel)[0]
+    newest = rows[-1]
+    assert first[:3] == ("row2", "ep", f"{newest.inference_id[:8]}…{newest.inference_id[-4:]}")
+    assert ">PENDING<" in first[3] and "color:" in first[3]
+    assert first[4] == "1m 38s"  # pending: elapsed since submission (now - START - 2)
+    slot = panel.table.slots[0]
+    assert slot.ident.tooltip == newest.inference_id
+    assert slot.submitted.value == time.strftime("%H:%M:%S", time.localtime(START + 2))
+    assert [r[0] for r in shown(panel)] == ["row2", "row1", "row0"]
+    assert "3</b> tracked" in panel.w.counts.value and "pending 3" in panel.w.counts.value
+    assert panel.w.progress.value == 0 and panel.w.progress.max == 3
+
+
+def test_paging_reuses_a_fixed_set_of_slots(client, make_panel, wire):
+    pending(client, 45)
+    panel = make_panel()
+    slot_boxes = [s.box for s in panel.table.slots]
+    assert len(panel.table.slots) == 20 and len(panel.table.box.children) == 21
+    assert panel.w.page_text.value == "Page 1 of 3 · 45 shown"
+    assert panel.w.prev.disabled and not panel.w.next.disabled
+    opened = sum(1 for m in wire.messages if m[1] == "comm_open")
+    panel.w.next.click()
+    assert [r[0] for r in shown(panel)][:2] == ["row24", "row23"]
+    panel.w.next.click()
+    assert panel.w.page_text.value.startswith("Page 3 of 3")
+    assert [r[0] for r in shown(panel)] == [f"row{i}" for i in range(4, -1, -1)]
+    assert len(panel.table.box.children) == 1 + 5 and panel.w.next.disabled
+    panel.w.prev.click()
+    assert panel.w.page_text.value.startswith("Page 2 of 3")
+    assert sum(1 for m in wire.messages if m[1] == "comm_open") == opened  # no widget per row or page
+    assert [s.box for s in panel.table.slots] == slot_boxes
+
+
+def test_status_endpoint_and_text_filters(client, make_panel, s3):
+    a = pending(client, 4, endpoint="alpha", label="cats")
+    pending(client, 3, endpoint="beta", label="dogs", start=START + 10)
+    complete(s3, a[:1])
+    client.tracker.refresh()
+    panel = make_panel()
+    w = panel.w
+    assert [o[1] for o in w.endpoint_filter.options] == ["", "alpha", "beta"]
+    w.status_filter.value = "COMPLETED"
+    assert [r[0] for r in shown(panel)] == ["cats0"]
+    w.status_filter.value = "unfinished"
+    assert len(shown(panel)) == 6
+    w.status_filter.value = ""
+    w.endpoint_filter.value = "beta"
+    assert {r[1] for r in shown(panel)} == {"beta"} and len(shown(panel)) == 3
+    w.endpoint_filter.value = ""
+    w.text_filter.value = "CATS"
+    assert sorted(r[0] for r in shown(panel)) == ["cats0", "cats1", "cats2", "cats3"]
+    w.text_filter.value = a[2].inference_id[:13]
+    assert [r[0] for r in shown(panel)] == ["cats2"]
+    w.text_filter.value = "nothing-like-this"
+    assert shown(panel) == [] and panel.table.box.children[1] is panel.table.empty
+    assert panel.w.page_text.value == "Page 1 of 1 · 0 shown of 7"
+
+
+def test_filter_resets_to_first_page_and_endpoint_options_follow_new_rows(client, make_panel):
+    pending(client, 30)
+    panel = make_panel()
+    panel.w.next.click()
+    panel.w.endpoint_filter.value = "ep"
+    assert panel.w.page_text.value.startswith("Page 1 of 2")
+    pending(client, 2, endpoint="gamma", start=START + 50)
+    client.tracker.refresh()  # a submission is not a status change: the count check reloads
+    assert "gamma" in [o[1] for o in panel.w.endpoint_filter.options]
+    assert panel.w.endpoint_filter.value == "ep"
+
+
+# --- live updates ----------------------------------------------------------------------------
+
+def test_tracker_refresh_turns_rows_completed_and_failed(client, make_panel, s3):
+    rows = pending(client, 4)
+    panel = make_panel()
+    complete(s3, rows[:2], body=b"0.1\n0.9\n")
+    fail(s3, rows[2:3], "ModelError: boom")
+    client.tracker.refresh()
+    by_label = {r[0]: r for r in shown(panel)}
+    assert ">COMPLETED<" in by_label["row0"][3] and by_label["row0"][5] == "8 B"
+    assert ">FAILED<" in by_label["row2"][3]
+    assert ">PENDING<" in by_label["row3"][3]
+    assert panel.w.progress.value == 3 and panel.w.progress.bar_style == "warning"  # failures, still running
+    assert "completed 2" in panel.w.counts.value and "failed 1" in panel.w.counts.value
+    assert "S3 request" in panel.w.refreshed.value and panel.w.refreshed.value.startswith("Last refresh")
+
+
+def test_background_thread_updates_while_nothing_else_runs(client, make_panel, s3):
+    rows = pending(client, 3)
+    client.settings.poll_interval = 0.2
+    panel = make_panel(auto_refresh=True)
+    assert client.tracker.running and panel.w.auto.value
+    complete(s3, rows)
+    deadline = time.time() + 10
+    while statuses(panel) != ["COMPLETED"] * 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert statuses(panel) == ["COMPLETED"] * 3
+    client.tracker.stop()
+
+
+def test_bytes_sent_per_refresh_one_row_versus_all_rows(client, make_panel, s3, wire):
+    rows = pending(client, 20)
+    panel = make_panel()
+    cells = {w.comm.comm_id: name for s in panel.table.slots
+             for name, w in vars(s).items() if isinstance(getattr(w, "comm", None), BaseComm)}
+    client.tracker.refresh()
+    mark = wire.mark()
+    client.tracker.refresh()  # nothing changed: at most the "last refresh" line
+    idle = wire.bytes_since(mark)
+    assert not wire.updated_ids(mark) & set(cells)
+
+    mark = wire.mark()
+    complete(s3, rows[:1])
+    client.tracker.refresh()
+    one, one_msgs = wire.bytes_since(mark), len(wire.since(mark))
+    assert sorted(cells[i] for i in wire.updated_ids(mark) & set(cells)) == ["size", "status", "timing"]
+
+    s3.delete_object(**_bk(rows[0].output_location))  # back to 20 pending rows
+    client.journal.update(rows[0].inference_id, status=Status.PENDING, finished_at=None, output_size=None)
+    panel.refresh()
+    assert statuses(panel) == ["PENDING"] * 20
+    mark = wire.mark()
+    complete(s3, rows)
+    client.tracker.refresh()
+    every, every_msgs = wire.bytes_since(mark), len(wire.since(mark))
+    assert len(wire.updated_ids(mark) & set(cells)) == 3 * 20
+    numbers = {"idle_refresh_bytes": idle, "one_row_bytes": one, "one_row_messages": one_msgs,
+               "all_20_rows_bytes": every, "all_20_rows_messages": every_msgs}
+    print("\npanel bytes per refresh (JSON of comm data):", numbers)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "panel_bytes.json").write_text(json.dumps(numbers, indent=2))
+    assert idle < 400 and one < 1500 and every > 5 * one
+
+
+def test_new_submissions_and_other_processes_show_on_the_next_refresh(client, make_panel, s3):
+    pending(client, 2)
+    panel = make_panel()
+    later = pending(client, 1, start=START + 30, label="late")
+    client.journal.update(later[0].inference_id, status=Status.COMPLETED, output_size=3, finished_at=START + 40)
+    client.tracker.refresh()
+    assert shown(panel)[0][0] == "late0" and ">COMPLETED<" in shown(panel)[0][3]
+
+
+def test_a_failing_render_never_reaches_the_tracker(client, make_panel, monkeypatch, caplog):
+    pending(client, 1)
+    panel = make_panel()
+    monkeypatch.setattr(panel, "_sync_with_journal", lambda: 1 / 0)
+    client.tracker.refresh()
+    assert not [r for r in caplog.records if r.name == "sm_async_nb.tracking.bus"]  # the panel caught it
+    assert any(r.name == "sm_async_nb.notebook.panel.panel" and r.exc_info for r in caplog.records)
+    assert "Panel update failed: ZeroDivisionError" in panel.w.message.value
+
+
+# --- selection and actions -------------------------------------------------------------------
+
+def test_load_one_invocation_into_the_named_variable(client, make_panel, s3, user_ns):
+    rows = pending(client, 2)
+    complete(s3, rows[:1], body=b"0.1\n0.9\n")
+    client.tracker.refresh()
+    panel = make_panel()
+    tick(panel, rows[0].inference_id)
+    assert panel.selected == [rows[0].inference_id] and panel.w.selection_text.value == "1 selected"
+    panel.w.var.value = "preds"
+    panel.w.load.click()
+    assert panel.wait_idle()
+    assert isinstance(user_ns["preds"], pd.DataFrame) and user_ns["preds"][0].tolist() == [0.1, 0.9]
+    assert panel.w.message.value.startswith("preds: DataFrame with 2 rows × 1 columns")
+
+
+def test_load_a_batch_in_input_order_skipping_unfinished_parts(client, make_panel, s3, user_ns):
+    batch = BatchRecord("batch-abc", "ep", 4, label="quad", created_at=START)
+    rows = pending(client, 4, batch=batch)
+    for i in (3, 0, 1):
+        complete(s3, rows[i:i + 1], body=json.dumps([i * 10]).encode(), content_type="application/json")
+    client.tracker.refresh()
+    panel = make_panel()
+    panel.w.select_shown.click()
+    assert panel.w.progress_text.value.startswith("3 / 4 finished (batch quad)")
+    panel.w.load.click()
+    assert panel.wait_idle()
+    frame = user_ns["df"]
+    assert frame.index.tolist() == [0, 1, 3] and frame.iloc[:, 0].tolist() == [0, 10, 30]
+    assert "skipped 1 not completed (1 pending)" in panel.w.message.value
+
+
+def test_load_mixed_selection_concatenates_with_a_source_level(client, make_panel, s3, user_ns):
+    single = pending(client, 1, label="solo")
+    batch = BatchRecord("batch-two", "ep", 2, created_at=START + 5)
+    parts = pending(client, 2, batch=batch, start=START + 5, label="part")
+    complete(s3, single + parts, body=b"7\n")
+    client.tracker.refresh()
+    panel = make_panel()
+    panel.w.select_shown.click()
+    panel.w.load.click()
+    assert panel.wait_idle()
+    frame = user_ns["df"]
+    assert frame.index.names == ["source", None]
+    assert list(dict.fromkeys(frame.index.get_level_values(0))) == [single[0].inference_id, "batch-two"]
+    assert len(frame) == 3
+
+
+def test_load_reports_bad_names_and_nothing_completed(client, make_panel, user_ns):
+    rows = pending(client, 2)
+    panel = make_panel()
+    panel.w.load.click()
+    assert "Select one or more rows" in panel.w.message.value
+    tick(panel, rows[0].inference_id)
+    panel.w.var.value = "1st result"
+    panel.w.load.click()
+    assert "not a valid Python variable name" in panel.w.message.value
+    panel.w.var.value = "ok"
+    panel.w.load.click()
+    assert panel.wait_idle()
+    assert "None of the selected invocations has completed (1 pending)" in panel.w.message.value
+    assert user_ns == {}
+
+
+def test_failure_reason_and_uris_are_shown(client, make_panel, s3, wire):
+    rows = pending(client, 2)
+    fail(s3, rows[:1], "ModelError: shape mismatch (4 != 3)")
+    client.tracker.refresh()
+    panel = make_panel()
+    tick(panel, *(r.inference_id for r in rows))
+    panel.w.why.click()
+    assert panel.w.details.children[0] is panel.w.reasons
+    assert "shape mismatch (4 != 3)" in panel.w.reasons.value
+    panel.w.uris.click()
+    text = panel.w.uri_text.value
+    for r in rows:
+        assert r.input_location in text and r.output_location in text and r.failure_location in text
+    panel.w.uri_text.value = "edited by the user"  # read-only: the edit is undone
+    assert panel.w.uri_text.value == text
+    panel.w.hide.click()
+    assert panel.w.details.children == ()
+    panel.w.clear.click()
+    tick(panel, rows[1].inference_id)
+    panel.w.why.click()
+    assert "No failure reason: the selection is 1 pending" in panel.w.message.value
+
+
+def test_forget_needs_a_confirming_second_click(client, make_panel):
+    rows = pending(client, 3)
+    panel = make_panel()
+    tick(panel, rows[0].inference_id, rows[1].inference_id)
+    panel.w.forget.click()
+    assert panel.w.forget.description == "Confirm forget (2)" and len(shown(panel)) == 3
+    panel.w.forget.click()
+    assert [r[0] for r in shown(panel)] == ["row2"]
+    assert client.journal.get(rows[0].inference_id) is None and panel.selected == []
+    assert "Forgot 2" in panel.w.message.value and panel.w.forget.description == "Forget"
+
+
+def test_changing_the_selection_disarms_forget(client, make_panel):
+    rows = pending(client, 2)
+    panel = make_panel()
+    tick(panel, rows[0].inference_id)
+    panel.w.forget.click()
+    tick(panel, rows[1].inference_id)
+    assert panel.w.forget.description == "Forget"
+    panel.w.forget.click()
+    assert len(shown(panel)) == 2
+
+
+def test_resubmit_sends_failed_ones_again(client, make_panel, s3, user_ns):
+    inv = client.submit("ep", "1,2\n", label="retry-me")
+    s3.delete_object(**_bk(inv.output_location))
+    s3.put_object(Bucket=S3Uri.parse(inv.failure_location).bucket, Key=S3Uri.parse(inv.failure_location).key,
+                  Body=b"ModelError: flaky")
+    client.tracker.refresh()
+    ok = client.submit("ep", "3\n", label="fine")
+    client.tracker.refresh()
+    panel = make_panel()
+    tick(panel, inv.inference_id, ok.inference_id)
+    panel.w.resubmit.click()
+    assert panel.wait_idle()
+    assert "Resubmitted 1 invocation(s); left 1 pending or completed ones alone." == panel.w.message.value
+    [new_id] = panel.selected
+    assert new_id != inv.inference_id and client.journal.get(new_id).status is Status.PENDING
+    assert [r[0] for r in shown(panel)][0] == "retry-me"
+
+
+def test_resubmit_of_pending_rows_is_a_message_not_a_traceback(client, make_panel):
+    rows = pending(client, 1)
+    panel = make_panel()
+    tick(panel, rows[0].inference_id)
+    panel.w.resubmit.click()
+    assert panel.wait_idle()
+    assert panel.w.message.value.startswith("Only ERROR, FAILED or EXPIRED invocations can be resubmitted")
+
+
+def _bk(location):
+    uri = S3Uri.parse(location)
+    return {"Bucket": uri.bucket, "Key": uri.key}
+
+
+# --- refresh controls ------------------------------------------------------------------------
+
+def test_refresh_controls_drive_the_tracker(client, make_panel, s3):
+    rows = pending(client, 2)
+    panel = make_panel()
+    assert not client.tracker.running and not panel.w.auto.value
+    panel.w.interval.value = 3
+    assert client.settings.poll_interval == 3
+    complete(s3, rows)
+    panel.w.refresh_now.click()
+    assert panel.wait_idle()
+    assert re.fullmatch(r"Refreshed: 2 changed, [1-4] S3 request\(s\)\.", panel.w.message.value)
+    assert statuses(panel) == ["COMPLETED", "COMPLETED"]
+    panel.w.auto.value = True
+    assert client.tracker.running
+    panel.w.auto.value = False
+    deadline = time.time() + 10
+    while client.tracker.running and time.time() < deadline:
+        time.sleep(0.05)
+    assert not client.tracker.running
+
+
+# --- escaping --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("evil", XSS)
+def test_outside_strings_are_escaped_in_every_html_value(client, make_panel, s3, wire, evil):
+    rows = pending(client, 2, label=evil, request={"custom_attributes": evil})
+    fail(s3, rows[:1], f"ModelError: {evil}")
+    client.tracker.refresh()
+    client.tracker.notices["test"] = f"notice {evil}"
+    mark = wire.mark()
+    panel = make_panel()
+    tick(panel, *(r.inference_id for r in rows))
+    panel.w.why.click()
+    panel.w.uris.click()
+    values = wire.html_values(mark)
+    assert values and not any(tag in v for v in values for tag in ("<img", "<script", "</table"))
+    escaped = html.escape(evil, quote=True)
+    assert "".join(values).count(escaped) >= 4  # label, custom attributes and reason of the failed row; notice
+    # The label goes into Label widgets (text, not HTML) and the tooltip attribute.
+    assert shown(panel)[0][0] == evil + "1" and panel.table.slots[0].label.tooltip == evil + "1"
+
+
+# --- display, close, several panels ----------------------------------------------------------
+
+def test_displaying_twice_shows_two_views_of_the_same_models(client, make_panel):
+    from IPython.core.formatters import DisplayFormatter
+
+    pending(client, 1)
+    panel = make_panel()
+    formatter = DisplayFormatter()
+    first, _ = formatter.format(panel)
+    second, _ = formatter.format(panel)
+    view = "application/vnd.jupyter.widget-view+json"
+    assert first[view]["model_id"] == second[view]["model_id"] == panel.widget.model_id
+
+
+def test_close_unsubscribes_and_other_panels_keep_updating(client, make_panel, s3, wire):
+    rows = pending(client, 2)
+    before = client.tracker.bus.listener_count
+    one, two = make_panel(), make_panel()
+    assert client.tracker.bus.listener_count == before + 2
+    one_ids = {w.comm.comm_id for w in one._owned_widgets()}
+    one.close()
+    assert client.tracker.bus.listener_count == before + 1
+    assert one.closed and one.widget.comm is None and "closed" in repr(one)
+    mark = wire.mark()
+    complete(s3, rows)
+    client.tracker.refresh()
+    assert statuses(two) == ["COMPLETED", "COMPLETED"]
+    assert not (wire.updated_ids(mark) & one_ids)
+    assert {m[0] for m in wire.messages if m[1] == "comm_close"} >= one_ids
+    one.close()  # twice is harmless
+    assert "closed" in one._repr_mimebundle_()["text/plain"]
+
+
+# --- scale -----------------------------------------------------------------------------------
+
+def test_five_thousand_rows_build_page_and_filter_fast(client, make_panel, wire):
+    pending(client, 5000, endpoint="big", step=0.01)
+    pending(client, 10, endpoint="small", label="needle", start=START - 100)
+    timings = {}
+    mark = wire.mark()
+    t = time.perf_counter()
+    panel = make_panel()
+    timings["build_s"] = time.perf_counter() - t
+    opened = sum(1 for m in wire.since(mark) if m[1] == "comm_open")
+    t = time.perf_counter()
+    for _ in range(10):
+        panel.w.next.click()
+    timings["page_s_each"] = (time.perf_counter() - t) / 10
+    assert panel.w.page_text.value.startswith("Page 11 of 251")
+    filters = []
+    for name, value in (("text_filter", "needle"), ("text_filter", ""), ("endpoint_filter", "small"),
+                        ("status_filter", "COMPLETED"), ("status_filter", "")):
+        t = time.perf_counter()
+        getattr(panel.w, name).value = value
+        filters.append(time.perf_counter() - t)
+    timings["filter_s_max"] = max(filters)
+    t = time.perf_counter()
+    panel._model.filtered("", "", "needle")
+    timings["pure_filter_s"] = time.perf_counter() - t
+    print("\npanel timings with 5,010 rows:", {k: round(v, 4) for k, v in timings.items()}, "comm opens:", opened)
+    assert timings["build_s"] < 2 and timings["page_s_each"] < 2 and timings["filter_s_max"] < 2
+    assert timings["pure_filter_s"] < 0.1
+    assert opened < 400  # widgets for one page, not per row
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "panel_timings.json").write_text(json.dumps({**timings, "comm_opens": opened}, indent=2))
+
+
+def test_not_in_ipython_the_frame_stays_on_the_panel(client, make_panel, s3, monkeypatch):
+    import IPython
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
+    rows = pending(client, 1)
+    complete(s3, rows)
+    client.tracker.refresh()
+    panel = make_panel()
+    tick(panel, rows[0].inference_id)
+    panel.w.load.click()
+    assert panel.wait_idle()
+    assert isinstance(panel.last_frame, pd.DataFrame) and "panel.last_frame" in panel.w.message.value
+
+
+def test_panel_module_imports_no_aws_client_of_its_own():
+    folder = Path(__file__).resolve().parents[2] / "sm_async_nb" / "notebook" / "panel"
+    files = sorted(folder.glob("*.py"))
+    assert {f.name for f in files} >= {"panel.py", "table.py", "rows.py", "actions.py", "widgets.py"}
+    source = "".join(f.read_text() for f in files)
+    assert "boto3" not in source and ".aws.s3" not in source and "get_object" not in source
