@@ -167,9 +167,9 @@ class Bench:
                 phase.close()
 
 
-def per_latency(at: Callable[["Bench", int], Any]) -> Callable[["Bench"], list[Any]]:
+def per_latency(at: Callable[[Bench, int], Any]) -> Callable[[Bench], list[Any]]:
     """A scenario's ``run``: ``at(bench, latency)`` for each latency, rows in that order."""
-    def run(bench: "Bench") -> list[Any]:
+    def run(bench: Bench) -> list[Any]:
         rows: list[Any] = []
         for latency in bench.sizes.latencies:
             made = at(bench, latency)

@@ -29,13 +29,26 @@ _EXPORTS = {
     "ConfigurationError": "sm_async_nb.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the names of _EXPORTS, spelled out for static tools
+    "AsyncInferenceClient", "ConfigurationError", "DecodeError", "InferenceExpired", "InferenceFailed", "Invocation",
+    "InvocationBatch", "JournalError", "LocalStack", "ResultNotReady", "SageMakerAsync", "Status", "SubmissionError",
+    "SubmissionInterrupted", "ValidationError",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import AsyncInferenceClient
     from .config import SageMakerAsync
-    from .errors import (ConfigurationError, DecodeError, InferenceExpired, InferenceFailed, JournalError, ResultNotReady,
-                         SubmissionError, SubmissionInterrupted, ValidationError)
+    from .errors import (
+        ConfigurationError,
+        DecodeError,
+        InferenceExpired,
+        InferenceFailed,
+        JournalError,
+        ResultNotReady,
+        SubmissionError,
+        SubmissionInterrupted,
+        ValidationError,
+    )
     from .handles import Invocation, InvocationBatch
     from .local.stack import LocalStack
     from .records import Status

@@ -55,8 +55,12 @@ CREDENTIAL_EXCEPTIONS: tuple[type[Exception], ...] = (
 CONNECTION_EXCEPTIONS: tuple[type[Exception], ...] = (
     bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError)
 
-_RETRYABLE = standard.OrRetryChecker([standard.TransientRetryableChecker(), standard.ThrottledRetryableChecker(),
-                                      standard.ThrottlingStatusCodeChecker()])
+# botocore's own checkers; a 429 without a known code is throttling only in newer botocore releases.
+_STATUS_429: Any = getattr(standard, "ThrottlingStatusCodeChecker", None)
+_RETRYABLE = standard.OrRetryChecker([
+    standard.TransientRetryableChecker(), standard.ThrottledRetryableChecker(),
+    *([_STATUS_429()] if _STATUS_429 is not None else []),
+])
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -81,7 +85,7 @@ def is_transient(exc: BaseException) -> bool:
         attempt_number=1,
         parsed_response=exc.response if isinstance(exc, bx.ClientError) else None,
         http_response=SimpleNamespace(status_code=status) if status is not None else None,
-        caught_exception=None if isinstance(exc, bx.ClientError) else exc)
+        caught_exception=exc if isinstance(exc, Exception) and not isinstance(exc, bx.ClientError) else None)
     return bool(_RETRYABLE.is_retryable(context))
 
 
@@ -92,11 +96,11 @@ class RequestCounter:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
 
-    def __call__(self, event_name: str, **_: object) -> None:
+    def __call__(self, event_name: str, **kwargs: object) -> None:
         # event_name looks like "before-send.s3.ListObjectsV2"
-        _, service, operation = event_name.split(".", 2)
+        _, service, operation_name = event_name.split(".", 2)
         with self._lock:
-            self.counts[f"{service}.{operation}"] += 1
+            self.counts[f"{service}.{operation_name}"] += 1
             self.counts[service] += 1
 
     def total(self, service: str) -> int:
@@ -159,8 +163,8 @@ class AwsClients:
         return CountedS3(self._make("s3", counter), counter)
 
     def _make(self, service: ServiceName, counter: RequestCounter) -> Any:
-        client = self.session.client(service, endpoint_url=self.endpoint_urls.get(service),  # type: ignore[call-overload]
-                                     config=self._config)
+        client: Any = self.session.client(service, endpoint_url=self.endpoint_urls.get(service),
+                                          config=self._config)
         client.meta.events.register("before-send", counter)
         return client
 

@@ -10,12 +10,15 @@ lines another shell needs to point any AWS client at it, and stops cleanly on Ct
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _configure_local(parser: argparse.ArgumentParser) -> None:

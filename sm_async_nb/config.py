@@ -6,11 +6,17 @@ Precedence, highest first: keyword arguments / ``%config`` → environment varia
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from traitlets import Bool, Float, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
+
+from .s3uri import S3Uri
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "SM_ASYNC_NB_"
 
@@ -18,6 +24,22 @@ ENV_PREFIX = "SM_ASYNC_NB_"
 def default_home() -> Path:
     """Where the journal and local-stack state live unless configured."""
     return Path(os.environ.get(ENV_PREFIX + "HOME") or Path.home() / ".sm-async-nb")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a state file atomically, readable by its owner only (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 class SageMakerAsync(Configurable):
@@ -56,7 +78,7 @@ class SageMakerAsync(Configurable):
         False, help="Read the first row of text/csv outputs as column names.",
     ).tag(config=True)
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         from_config = set(self.config.get(type(self).__name__, {}))
         for name, trait in self.traits(config=True).items():
@@ -69,12 +91,10 @@ class SageMakerAsync(Configurable):
                 raise TraitError(f"Environment variable {ENV_PREFIX + name.upper()}={raw!r}: {exc}") from None
 
     @validate("s3_input_path")
-    def _check_s3_input_path(self, proposal):
+    def _check_s3_input_path(self, proposal: dict[str, Any]) -> str | None:
         value = proposal["value"]
         if value is None:
-            return value
-        from .s3uri import S3Uri
-
+            return None
         try:
             uri = S3Uri.parse(value)
         except ValueError as exc:
@@ -82,16 +102,18 @@ class SageMakerAsync(Configurable):
         return uri.as_prefix()
 
     @validate("max_workers")
-    def _check_max_workers(self, proposal):
-        if not 1 <= proposal["value"] <= 256:
+    def _check_max_workers(self, proposal: dict[str, Any]) -> int:
+        value: int = proposal["value"]
+        if not 1 <= value <= 256:
             raise TraitError("max_workers must be between 1 and 256")
-        return proposal["value"]
+        return value
 
     @validate("poll_interval")
-    def _check_poll_interval(self, proposal):
-        if not 0.05 <= proposal["value"] <= 3600:
+    def _check_poll_interval(self, proposal: dict[str, Any]) -> float:
+        value: float = proposal["value"]
+        if not 0.05 <= value <= 3600:  # also refuses NaN
             raise TraitError("poll_interval must be between 0.05 and 3600 seconds")
-        return proposal["value"]
+        return value
 
     def resolved_journal_path(self) -> Path:
         return Path(self.journal_path).expanduser() if self.journal_path else default_home() / "journal.sqlite3"

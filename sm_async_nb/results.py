@@ -81,7 +81,7 @@ def _input_index(batch: BatchRecord, total_rows: int) -> pd.Index:
 def check_errors_mode(errors: str) -> ErrorsMode:
     if errors not in ERRORS_MODES:
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
-    return errors  # type: ignore[return-value]
+    return errors
 
 
 def load_batch(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecord],
@@ -102,13 +102,13 @@ def load_batch(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecor
         return pd.DataFrame()
     by_rows = batch.kind is BatchKind.DATAFRAME
     expected = [r.row_count if by_rows else 1 for r in usable]
-    if all(len(f) == n for f, n in zip(frames, expected)):
+    if all(len(f) == n for f, n in zip(frames, expected, strict=False)):
         if by_rows:
             index = _input_index(batch, sum(r.row_count or 0 for r in parts))
             pieces = [index[(r.row_start or 0):(r.row_start or 0) + (r.row_count or 0)] for r in usable]
         else:
             pieces = [pd.Index([r.batch_index]) for r in usable]
-        frames = [f.set_axis(idx, axis=0) for f, idx in zip(frames, pieces)]
+        frames = [f.set_axis(idx, axis=0) for f, idx in zip(frames, pieces, strict=False)]
         return pd.concat(frames)
     combined = pd.concat(frames, ignore_index=True)
     combined.attrs["aligned"] = False

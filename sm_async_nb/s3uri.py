@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
+
+log = logging.getLogger(__name__)
 
 # Bucket names: 3-63 lowercase letters, digits, dots and hyphens (S3's own rule).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
@@ -16,7 +19,7 @@ class S3Uri:
     key: str = ""
 
     @classmethod
-    def parse(cls, uri: str) -> "S3Uri":
+    def parse(cls, uri: str) -> S3Uri:
         """Accept ``s3://bucket/key`` and the https forms SageMaker returns for locations."""
         if not isinstance(uri, str) or not uri:
             raise ValueError(f"{uri!r} is not an S3 URI; expected s3://bucket/prefix/")
@@ -41,7 +44,7 @@ class S3Uri:
         key = self.key if not self.key or self.key.endswith("/") else self.key + "/"
         return f"s3://{self.bucket}/{key}"
 
-    def join(self, name: str) -> "S3Uri":
+    def join(self, name: str) -> S3Uri:
         base = self.key if not self.key or self.key.endswith("/") else self.key + "/"
         return S3Uri(self.bucket, base + name)
 

@@ -8,12 +8,15 @@ characters in header values) are ours. Everything is checked before anything is 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ValidationError
+
+log = logging.getLogger(__name__)
 
 OPERATION = "InvokeEndpointAsync"
 INLINE_BODY_FALLBACK_LIMIT = 128_000
@@ -103,7 +106,7 @@ def _java_regex_to_python(pattern: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _operation_model():
+def _operation_model() -> Any:
     import botocore.session
 
     session = botocore.session.get_session()
@@ -167,7 +170,8 @@ def check_member(member: str, value: Any) -> None:
     if rule.regex is not None and not rule.regex.fullmatch(value):
         raise _fail(member, value, rule.describe())
     if rule.header and _HEADER_UNSAFE.search(value):
-        raise _fail(member, value, rule.describe() + "; no control or non-ASCII characters (it is sent as an HTTP header)")
+        raise _fail(member, value,
+                    rule.describe() + "; no control or non-ASCII characters (it is sent as an HTTP header)")
 
 
 def validate_request(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import TARGET_LATENCY_MS
-from ..harness import Bench, per_latency, csv_payloads, interleaved
+from ..harness import Bench, csv_payloads, interleaved, per_latency
 from ..report import Check, Row, ratio, seconds
 
 TITLE = "Submit {n} CSV payloads inline vs S3"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..baselines import PutThenInvoke
 from ..config import TARGET_LATENCY_MS
-from ..harness import Bench, per_latency, Sampled, csv_payloads, interleaved
+from ..harness import Bench, Sampled, csv_payloads, interleaved, per_latency
 from ..report import Check, Row, ratio, seconds
 
 TITLE = "Submit {n} CSV payloads (S3 path)"

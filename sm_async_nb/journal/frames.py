@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ from ..records import REQUEST_FIELDS, InvocationRecord
 if TYPE_CHECKING:
     import pandas as pd
 
+log = logging.getLogger(__name__)
+
 _TIMES = ("submitted_at", "invoked_at", "finished_at", "updated_at")
 _ORDER = ("inference_id", "label", "endpoint_name", "status", "submitted_at", "finished_at", "latency_s",
           "output_size", "failure_reason", "error", "batch_id", "batch_index", "input_location",
@@ -18,7 +21,7 @@ _ORDER = ("inference_id", "label", "endpoint_name", "status", "submitted_at", "f
 _INTERNAL = ("request", "owner_pid", "input_sha256", "submit_step", "origin")
 
 
-def records_frame(records: Sequence[InvocationRecord]) -> "pd.DataFrame":
+def records_frame(records: Sequence[InvocationRecord]) -> pd.DataFrame:
     import pandas as pd
 
     rows = []

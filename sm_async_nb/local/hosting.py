@@ -8,7 +8,7 @@ Three kinds, one interface (``load()``, ``invoke(...) -> (body, content_type)``,
   ``model.predict(data)`` (or ``model(data)``), ``output_fn`` encodes to the first supported
   type in Accept (JSON when Accept is absent or ``*/*``). ``output_fn`` may return the body or
   ``(body, content_type)``; a body alone is sent with the Accept type. A handler that declares
-  a ``context`` parameter also receives a :class:`Context` (custom attributes, accept, type).
+  a ``context`` parameter also receives a :class:`HandlerContext` (custom attributes, accept, type).
 * :class:`CallableModel` — ``fn(body: bytes, content_type)``; ``accept`` and
   ``custom_attributes`` are passed too when ``fn`` declares them. It returns bytes, str,
   a JSON-able dict/list, or ``(body, content_type)``.
@@ -22,11 +22,11 @@ runtime.
 from __future__ import annotations
 
 import hashlib
-import logging
 import importlib.util
 import inspect
 import io
 import json
+import logging
 import os
 import threading
 import types
@@ -52,7 +52,7 @@ class ModelInvocationError(Exception):
 
 
 @dataclass(frozen=True)
-class Context:
+class HandlerContext:
     custom_attributes: str | None
     accept: str | None
     content_type: str | None
@@ -175,14 +175,14 @@ class HandlerModel:
             self._model = model_fn(model_dir) if model_fn else None
             self._module, self._loaded = module, True
 
-    def _call(self, fn: Callable, *args: Any, context: Context) -> Any:
+    def _call(self, fn: Callable, *args: Any, context: HandlerContext) -> Any:
         return fn(*args, context=context) if _wants(fn, "context") else fn(*args)
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None,
                custom_attributes: str | None = None, timeout: float | None = None) -> tuple[bytes, str]:
         self.load()
         module = self._module
-        context = Context(custom_attributes, accept, content_type)
+        context = HandlerContext(custom_attributes, accept, content_type)
         input_fn = getattr(module, "input_fn", None)
         predict_fn = getattr(module, "predict_fn", None)
         output_fn = getattr(module, "output_fn", None)
@@ -230,7 +230,8 @@ class CallableModel:
             return json.dumps(result).encode(), JSON
         if isinstance(result, str):
             return result.encode("utf-8"), accept if accept and "*" not in accept else "text/plain"
-        return _as_bytes(result), accept if accept and "*" not in accept else (content_type or "application/octet-stream")
+        fallback = content_type or "application/octet-stream"
+        return _as_bytes(result), accept if accept and "*" not in accept else fallback
 
     def close(self) -> None:
         pass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -21,6 +22,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from .faults import CONTROL_PATH, INTERNAL_MARKER, Fault, FaultMiddleware, Faults, is_internal
+
+log = logging.getLogger(__name__)
 
 READY = "SM_ASYNC_NB_MOTO_READY"
 
@@ -67,7 +70,7 @@ class _ControlApp:
     def __init__(self, app: Any, faults: Faults):
         self.app, self.faults = app, faults
 
-    def __call__(self, environ: dict[str, Any], start_response: Any):
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") == CONTROL_PATH and is_internal(environ):
             if environ.get("REQUEST_METHOD") == "POST":
                 length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -103,8 +106,7 @@ def _cache_backend_names() -> None:
 
 def serve(host: str, port: int, latency_ms: float, fault_rate: float, seed: int | None) -> None:
     """Child entry point: serve until stdin closes."""
-    from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
-                                               create_backend_app)
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     class QuietHandler(MotoRequestHandler):
@@ -117,7 +119,7 @@ def serve(host: str, port: int, latency_ms: float, fault_rate: float, seed: int 
     moto_app = DomainDispatcherApplication(create_backend_app)
     app = _ControlApp(FaultMiddleware(moto_app, faults, classify_s3, render_s3), faults)
     server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
-    server.daemon_threads = True
+    server.daemon_threads = True  # type: ignore[attr-defined]  # ThreadedWSGIServer has it
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     thread.start()
     threading.Thread(target=_prewarm, name="moto-prewarm", daemon=True).start()
@@ -159,9 +161,9 @@ class MotoProcess:
 
     def _read_handshake(self) -> str:
         assert self.process is not None and self.process.stdout is not None
+        stdout = self.process.stdout
         result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self.process.stdout.readline().decode()),
-                                  daemon=True)
+        reader = threading.Thread(target=lambda: result.append(stdout.readline().decode()), daemon=True)
         reader.start()
         reader.join(self._timeout)
         if not result or not result[0].startswith(READY):

@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from werkzeug.wrappers import Response
 
@@ -26,6 +25,12 @@ from .faults import Fault
 from .models import InvalidRequest, InvokeArgs, ServiceError
 
 log = logging.getLogger(__name__)
+
+
+class Headers(Protocol):
+    """What parse_invoke reads from request headers (werkzeug's Headers, or a dict)."""
+
+    def get(self, key: str) -> str | None: ...
 
 # Transient faults a runtime invoke may get (all retried by botocore's standard mode).
 RUNTIME_FAULTS = (
@@ -60,7 +65,7 @@ def _integer(member: str, raw: str) -> int:
     return int(text)
 
 
-def parse_invoke(endpoint_name: str, headers: Mapping[str, str], body: bytes) -> InvokeArgs:
+def parse_invoke(endpoint_name: str, headers: Headers, body: bytes) -> InvokeArgs:
     """Validate one request as the service does; raise :class:`InvalidRequest` on the first problem."""
     _check("EndpointName", endpoint_name)
     values: dict[str, Any] = {}

@@ -127,7 +127,7 @@ class LocalStack:
         self._default_adapter: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         """Start moto, the runtime and the worker, then create the default endpoint."""
         from .motoproc import MotoProcess
         from .server import RuntimeServer
@@ -208,7 +208,7 @@ class LocalStack:
                     self._moto.stop()
                 self._state = StackState.STOPPED
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -318,7 +318,7 @@ class LocalStack:
                 "Environment": {"SM_ASYNC_NB_LOCAL_MODEL": describe(adapter)[:1024]}})
             extra: dict[str, Any] = {}
             if asynchronous:
-                output = {"S3OutputPath": output_path or self.output_path,
+                output: dict[str, Any] = {"S3OutputPath": output_path or self.output_path,
                           "S3FailurePath": failure_path or self.failure_path}
                 if sns:
                     sns_client = self._clients["sns"]

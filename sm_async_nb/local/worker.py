@@ -157,10 +157,10 @@ class Worker:
                            f"RequestTTLSeconds ({inv.ttl_seconds} s), so it was never processed.")
                 changes += 1
         while len(self.backend.running(endpoint.name)) < endpoint.concurrency and not self._closing.is_set():
-            inv = self.backend.pop_next(endpoint.name)
-            if inv is None:
+            queued = self.backend.pop_next(endpoint.name)
+            if queued is None:
                 break
-            self._start(endpoint, inv, now)
+            self._start(endpoint, queued, now)
             changes += 1
         return changes
 
@@ -188,7 +188,7 @@ class Worker:
             timeout = inv.timeout_seconds / self.time_scale + 1.0
             job.result = endpoint.model.invoke(body, inv.content_type, inv.accept, inv.custom_attributes,
                                                timeout=timeout)
-        except BaseException as exc:  # noqa: BLE001 - any model failure becomes a failure object
+        except BaseException as exc:
             log.info("inference %s failed: %s: %s", inv.inference_id, type(exc).__name__, exc)
             job.error = exc
         finally:

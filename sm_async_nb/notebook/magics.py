@@ -23,13 +23,13 @@ _COMPACT = ["inference_id", "label", "endpoint_name", "status", "submitted_at", 
             "failure_reason", "error"]
 
 
-def _lookup(shell: Any, name: str) -> Any:
+def _lookup(namespace: dict[str, Any], name: str) -> Any:
     """A notebook variable by name, or a dotted attribute path; never evaluated."""
     head, *attrs = name.split(".")
-    if not head.isidentifier() or head not in shell.user_ns:
+    if not head.isidentifier() or head not in namespace:
         raise ValidationError(f"No variable named {head!r} in this notebook: define it first, or use "
                               "the %%invoke_async cell form to send literal data.")
-    value = shell.user_ns[head]
+    value = namespace[head]
     for attr in attrs:
         if not attr.isidentifier() or not hasattr(value, attr):
             raise ValidationError(f"{name!r}: {type(value).__name__} has no attribute {attr!r}.")
@@ -92,6 +92,13 @@ class SageMakerAsyncMagics(Magics):
         super().__init__(shell)
         self.session = NotebookSession(settings)
 
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        """The notebook's variables (a registered magic always has a shell)."""
+        assert self.shell is not None
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
     # --- %%invoke_async / %invoke_async ------------------------------------------------------
 
     @magic_arguments()
@@ -127,21 +134,22 @@ class SageMakerAsyncMagics(Magics):
         if cell is not None and args.variable is not None:
             raise ValidationError(f"%%invoke_async sends the cell body; {args.variable!r} would be ignored. "
                                   "Use the line form to send a variable.")
-        payload = cell if cell is not None else _lookup(self.shell, args.variable)
-        options = dict(content_type=args.content_type, accept=args.accept,
-                       custom_attributes=args.custom_attributes, request_ttl_seconds=args.ttl,
-                       invocation_timeout_seconds=args.timeout, s3_output_path_extension=args.output_path_extension,
-                       label=args.label, inline=args.inline)
+        payload = cell if cell is not None else _lookup(self._user_ns, args.variable)
+        options = {"content_type": args.content_type, "accept": args.accept,
+                   "custom_attributes": args.custom_attributes, "request_ttl_seconds": args.ttl,
+                   "invocation_timeout_seconds": args.timeout,
+                   "s3_output_path_extension": args.output_path_extension, "label": args.label,
+                   "inline": args.inline}
         try:
             handle = self._submit(args, payload, options)
         except SubmissionInterrupted as exc:
             self.session.after_submit()
             if args.output and exc.batch is not None:
-                self.shell.user_ns[args.output] = exc.batch
+                self._user_ns[args.output] = exc.batch
             raise
         first = self.session.after_submit()
         if args.output:
-            self.shell.user_ns[args.output] = handle
+            self._user_ns[args.output] = handle
         if args.wait:
             return self._wait_and_load(handle, args.output)
         self._describe(handle)
@@ -160,7 +168,7 @@ class SageMakerAsyncMagics(Magics):
                                  filename=args.filename, **options)
         except SubmissionError as exc:
             if args.output and exc.inference_id and not isinstance(exc, SubmissionInterrupted):
-                self.shell.user_ns[args.output] = client.invocation(exc.inference_id)
+                self._user_ns[args.output] = client.invocation(exc.inference_id)
             raise
 
     def _describe(self, handle: Invocation | InvocationBatch) -> None:
@@ -190,7 +198,7 @@ class SageMakerAsyncMagics(Magics):
             return None
         frame = handle.result()
         if output:
-            self.shell.user_ns[output] = frame
+            self._user_ns[output] = frame
             return None
         return frame
 
@@ -229,7 +237,7 @@ class SageMakerAsyncMagics(Magics):
         else:
             frame = handle.result()
         if args.output:
-            self.shell.user_ns[args.output] = frame
+            self._user_ns[args.output] = frame
             print(f"{args.output}: DataFrame with {len(frame)} rows x {len(frame.columns)} columns")
             return None
         return frame
@@ -299,12 +307,12 @@ class SageMakerAsyncMagics(Magics):
         if args.action == "stop":
             print("Local stack stopped." if self.session.stop_local() else "No local stack is running.")
             return None
-        stack = self.session.stack
-        if stack is None:
+        running = self.session.stack
+        if running is None:
             print("No local stack is running in this kernel (%sm_async local start).")
         else:
-            print(f"Local stack running: endpoint {stack.endpoint_name!r}; endpoints: "
-                  + ", ".join(f"{k}={v}" for k, v in stack.endpoint_urls.items()))
+            print(f"Local stack running: endpoint {running.endpoint_name!r}; endpoints: "
+                  + ", ".join(f"{k}={v}" for k, v in running.endpoint_urls.items()))
         return None
 
 

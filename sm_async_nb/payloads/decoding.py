@@ -112,7 +112,7 @@ def _decode_parquet(body: bytes, content_type: str | None, **reader_kwargs: Any)
 
 _DECODERS: dict[str, Callable[..., pandas.DataFrame]] = {
     CSV: _decode_csv, JSON: _decode_json, NPY: _decode_npy, TEXT: _decode_text,
-    **{t: _decode_jsonl for t in JSONL_TYPES}, **{t: _decode_parquet for t in PARQUET_TYPES},
+    **dict.fromkeys(JSONL_TYPES, _decode_jsonl), **dict.fromkeys(PARQUET_TYPES, _decode_parquet),
 }
 _TAKES_KWARGS = (_decode_csv, _decode_parquet)
 

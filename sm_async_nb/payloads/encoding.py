@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import mimetypes
 import re
@@ -34,6 +35,8 @@ from .mediatypes import pandas_module as _pandas
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
+
+log = logging.getLogger(__name__)
 
 MAX_S3_PAYLOAD = 1_000_000_000  # SageMaker's limit for an S3 input object (1 GB)
 
@@ -55,7 +58,7 @@ Content type, when not given (an explicit content type is always sent exactly as
 Payloads must hold 1 byte to 1 GB."""
 
 _SUFFIXES = {CSV: ".csv", JSON: ".json", NPY: ".npy", TEXT: ".txt", OCTET: ".bin",
-             **{t: ".jsonl" for t in JSONL_TYPES}, **{t: ".parquet" for t in PARQUET_TYPES}}
+             **dict.fromkeys(JSONL_TYPES, ".jsonl"), **dict.fromkeys(PARQUET_TYPES, ".parquet")}
 _PATH_TYPES = {".csv": CSV, ".json": JSON, ".jsonl": JSONL_TYPES[0], ".ndjson": JSONL_TYPES[0],
                ".parquet": PARQUET_TYPES[0], ".npy": NPY, ".txt": TEXT}
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,12}$")
@@ -77,7 +80,9 @@ class EncodedPayload:
 
     def open(self) -> BinaryIO:
         """A fresh binary stream of the payload (the caller closes it)."""
-        return io.BytesIO(self.body) if self.path is None else self.path.open("rb")
+        if self.path is not None:
+            return self.path.open("rb")
+        return io.BytesIO(self.body or b"")
 
 
 def suffix_for(content_type: str) -> str:
@@ -110,7 +115,7 @@ def _kind(payload: Any) -> str:
 
 
 def _looks_like_json(text: str) -> bool:
-    if not text.lstrip()[:1] in ("{", "["):
+    if text.lstrip()[:1] not in ("{", "["):
         return False
     try:
         json.loads(text, parse_constant=_reject_constant)  # strict: no NaN/Infinity
@@ -147,9 +152,9 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (datetime, date, time)):
         return obj.isoformat()
     if isinstance(obj, _library_type("numpy", "ndarray")):
-        return obj.tolist()
+        return obj.tolist()  # type: ignore[attr-defined]
     if isinstance(obj, _library_type("numpy", "generic")):
-        return obj.item()
+        return obj.item()  # type: ignore[attr-defined]
     raise TypeError(obj)
 
 
@@ -160,15 +165,15 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(value) for value in obj]
     if isinstance(obj, _library_type("numpy", "ndarray", "generic")):
-        return _finite(obj.tolist())
+        return _finite(obj.tolist())  # type: ignore[attr-defined]
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
 
 
 def _dumps(obj: Any) -> str:
-    options: dict[str, Any] = dict(separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                                   default=_json_default)
+    options: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": False, "allow_nan": False,
+                                   "default": _json_default}
     try:
         try:
             return json.dumps(obj, **options)
@@ -178,7 +183,7 @@ def _dumps(obj: Any) -> str:
         culprit = exc.args[0] if exc.args else None
         what = (f"it holds a {type(culprit).__name__} value, which is not JSON-serialisable"
                 if not isinstance(culprit, str) else culprit)
-        problem = exc
+        problem: Exception = exc
     except (ValueError, RecursionError) as exc:
         what, problem = "it is circular or nested too deeply", exc
     raise ValidationError(f"Cannot send the payload as JSON: {what}; convert it to str, numbers, "

@@ -17,7 +17,7 @@ from .. import validation
 from ..context import Context
 from ..errors import ValidationError
 from ..payloads import EncodedPayload, encode
-from ..records import REQUEST_FIELDS, RESUMABLE, RESUBMITTABLE, InvocationRecord, Status, SubmitStep, new_inference_id
+from ..records import REQUEST_FIELDS, RESUBMITTABLE, RESUMABLE, InvocationRecord, Status, SubmitStep, new_inference_id
 from .inputs import InputPrefix, check_input_exists, input_uri
 from .owners import owner_alive
 

@@ -96,7 +96,7 @@ class Submitter:
                    batch: BatchRecord | None) -> None:
         stop.interrupted = True  # requests that start from now on journal themselves as not sent
         cancelled = 0
-        for request, future in zip(todo, futures):
+        for request, future in zip(todo, futures, strict=False):
             if future.cancel():
                 self._fail(request.record, NOT_SENT_INTERRUPTED)
                 cancelled += 1

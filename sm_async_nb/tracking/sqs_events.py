@@ -13,14 +13,12 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..config import default_home
+from ..aws import NOT_FOUND_CODES, QUEUE_GONE_CODES, AwsClients, error_code
+from ..config import default_home, write_private
 from ..errors import ValidationError
 from ..records import PendingRow, Status, failure_status
-
-if TYPE_CHECKING:
-    from ..aws import AwsClients
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +64,14 @@ def parse_notification(body: str) -> Notification | None:
         return None
 
 
-def _state_file(endpoint_name: str, region: str) -> Path:
-    return default_home() / "events" / f"{region}-{endpoint_name}.json"
+def _state_file(aws: AwsClients, endpoint_name: str) -> Path:
+    """Keyed by the AWS target (region and endpoints), so a queue made on one local stack, or on
+    real AWS, is never reused against another."""
+    target = hashlib.sha256(aws.origin().encode()).hexdigest()[:12]
+    return default_home() / "events" / f"{target}-{endpoint_name}.json"
 
 
-def endpoint_topics(aws: "AwsClients", endpoint_name: str) -> list[str]:
+def endpoint_topics(aws: AwsClients, endpoint_name: str) -> list[str]:
     """The SuccessTopic / ErrorTopic of the endpoint's AsyncInferenceConfig."""
     sagemaker = aws.get("sagemaker")
     config_name = sagemaker.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
@@ -84,14 +85,28 @@ def endpoint_topics(aws: "AwsClients", endpoint_name: str) -> list[str]:
     return list(dict.fromkeys(topics))
 
 
-def enable(aws: "AwsClients", endpoint_name: str) -> EventResources:
-    """Create (or reuse) the queue and subscriptions for ``endpoint_name``."""
-    existing = load(endpoint_name, aws.region)
+def _queue_exists(aws: AwsClients, queue_url: str) -> bool:
+    try:
+        aws.get("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    except Exception as exc:
+        if error_code(exc) in QUEUE_GONE_CODES:
+            return False
+        raise
+    return True
+
+
+def enable(aws: AwsClients, endpoint_name: str) -> EventResources:
+    """Create (or reuse, if its queue still exists) the queue and subscriptions for ``endpoint_name``."""
+    existing = load(aws, endpoint_name)
     if existing is not None:
-        return existing
+        if _queue_exists(aws, existing.queue_url):
+            return existing
+        log.info("the event queue %s is gone; making a new one", existing.queue_url)
+        _state_file(aws, endpoint_name).unlink(missing_ok=True)
     topics = endpoint_topics(aws, endpoint_name)
     sqs, sns = aws.get("sqs"), aws.get("sns")
-    digest = hashlib.sha256(f"{aws.region}/{endpoint_name}".encode()).hexdigest()[:8]
+    region = aws.region or ""
+    digest = hashlib.sha256(f"{aws.origin()}/{endpoint_name}".encode()).hexdigest()[:8]
     queue_url = sqs.create_queue(QueueName=f"sm-async-nb-{endpoint_name[:50]}-{digest}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     policy = {"Version": "2012-10-17", "Statement": [{
@@ -100,28 +115,40 @@ def enable(aws: "AwsClients", endpoint_name: str) -> EventResources:
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
     subscriptions = [sns.subscribe(TopicArn=t, Protocol="sqs", Endpoint=queue_arn,
                                    ReturnSubscriptionArn=True)["SubscriptionArn"] for t in topics]
-    resources = EventResources(endpoint_name, aws.region, queue_url, queue_arn, topics, subscriptions)
-    path = _state_file(endpoint_name, aws.region)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(resources), indent=1))
+    resources = EventResources(endpoint_name, region, queue_url, queue_arn, topics, subscriptions)
+    write_private(_state_file(aws, endpoint_name), json.dumps(asdict(resources), indent=1))
     return resources
 
 
-def load(endpoint_name: str, region: str) -> EventResources | None:
-    path = _state_file(endpoint_name, region)
-    return EventResources(**json.loads(path.read_text())) if path.exists() else None
+def load(aws: AwsClients, endpoint_name: str) -> EventResources | None:
+    path = _state_file(aws, endpoint_name)
+    try:
+        return EventResources(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError):
+        log.warning("ignoring the unreadable event-mode state file %s", path)
+        return None
 
 
-def remove(aws: "AwsClients", endpoint_name: str) -> EventResources | None:
-    """Delete the subscriptions and the queue that enable() created."""
-    resources = load(endpoint_name, aws.region)
+def remove(aws: AwsClients, endpoint_name: str) -> EventResources | None:
+    """Delete the subscriptions and the queue that enable() created (already gone is fine)."""
+    resources = load(aws, endpoint_name)
     if resources is None:
         return None
     sns, sqs = aws.get("sns"), aws.get("sqs")
     for arn in resources.subscriptions:
-        sns.unsubscribe(SubscriptionArn=arn)
-    sqs.delete_queue(QueueUrl=resources.queue_url)
-    _state_file(endpoint_name, aws.region).unlink()
+        try:
+            sns.unsubscribe(SubscriptionArn=arn)
+        except Exception as exc:
+            if error_code(exc) not in NOT_FOUND_CODES | {"NotFound", "InvalidParameter"}:
+                raise
+    try:
+        sqs.delete_queue(QueueUrl=resources.queue_url)
+    except Exception as exc:
+        if error_code(exc) not in QUEUE_GONE_CODES:
+            raise
+    _state_file(aws, endpoint_name).unlink(missing_ok=True)
     return resources
 
 
@@ -132,10 +159,14 @@ def _epoch(iso: str) -> float | None:
         return None
 
 
+class QueueGone(Exception):
+    """The event-mode queue was deleted (or belonged to a local stack that stopped)."""
+
+
 class QueueEventSource:
     """Reads notifications for the tracker; ids it has not heard about are still polled in S3."""
 
-    def __init__(self, aws: "AwsClients", resources: EventResources):
+    def __init__(self, aws: AwsClients, resources: EventResources):
         self.sqs = aws.get("sqs")
         self.resources = resources
         self.received = 0
@@ -145,8 +176,13 @@ class QueueEventSource:
         wanted = {r.inference_id for r in pending}
         found: dict[str, tuple[Status, dict[str, Any]]] = {}
         for _ in range(RECEIVE_ROUNDS):
-            answer = self.sqs.receive_message(QueueUrl=self.resources.queue_url, MaxNumberOfMessages=10,
-                                              WaitTimeSeconds=0)
+            try:
+                answer = self.sqs.receive_message(QueueUrl=self.resources.queue_url, MaxNumberOfMessages=10,
+                                                  WaitTimeSeconds=0)
+            except Exception as exc:
+                if error_code(exc) in QUEUE_GONE_CODES:
+                    raise QueueGone(self.resources.queue_url) from exc
+                raise
             messages = answer.get("Messages", [])
             if not messages:
                 break

@@ -154,7 +154,14 @@ class Tracker:
     def _learn(self, pending: Sequence[PendingRow], now: float) -> dict[str, _Outcome]:
         outcomes: dict[str, _Outcome] = {}
         for endpoint_name, source in list(self.event_sources.items()):
-            heard = source.poll([r for r in pending if r.endpoint_name == endpoint_name])
+            try:
+                heard = source.poll([r for r in pending if r.endpoint_name == endpoint_name])
+            except sqs_events.QueueGone as gone:
+                self.event_sources.pop(endpoint_name, None)
+                self._notice(f"queue-gone:{endpoint_name}", f"The event-mode queue {gone} of {endpoint_name!r} no "
+                             "longer exists; status comes from S3 polling again. `%sm_async events on "
+                             f"{endpoint_name}` makes a new queue.")
+                continue
             outcomes.update((iid, _Outcome(status, changes)) for iid, (status, changes) in heard.items())
         # Event mode checks S3 only now and then, for notifications that were lost or not sent.
         poll_s3 = not self.event_sources or (self.stats.refreshes + 1) % EVENT_MODE_S3_EVERY == 0
@@ -168,7 +175,7 @@ class Tracker:
                     if r.inference_id not in outcomes and r.failure_location}
         failed = list(self.prober.find(failures).items())
         texts = self.prober.read_texts([uri for uri, _ in failed]) if failed else []
-        for (uri, seen), reason in zip(failed, texts):
+        for (uri, seen), reason in zip(failed, texts, strict=False):
             outcomes[failures[uri].inference_id] = _Outcome(
                 failure_status(reason), {"failure_reason": reason, "finished_at": seen.last_modified})
         for row in pending:

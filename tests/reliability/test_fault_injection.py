@@ -6,13 +6,11 @@ import socket
 import threading
 import time
 
-import pytest
-
 from sm_async_nb.local import LocalStack
 from sm_async_nb.local.models import RuntimeStatus
+from sm_async_nb.records import Status
 
 COMPLETED = RuntimeStatus.COMPLETED.value
-from sm_async_nb.records import Status
 
 
 def echo(body: bytes, content_type: str):
@@ -84,7 +82,7 @@ def test_stack_stopped_mid_batch_and_restarted(tmp_path):
         batch = client.submit_many(second.endpoint_name, payloads, inference_id="restart")
         resent = {r["inference_id"] for r in second.records()}
         assert resent == {i for i, s in stopped_with.items() if s is Status.ERROR}
-        client.tracker.wait_for([i for i in resent], timeout=120)
+        client.tracker.wait_for(list(resent), timeout=120)
         # What the first stack had accepted died with it: those end EXPIRED at their deadline, not stuck.
         lost = [i for i, s in stopped_with.items() if s is not Status.ERROR]
         client.tracker.refresh(now=time.time() + 21600 + 900 + client.tracker.grace + 1)

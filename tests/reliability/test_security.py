@@ -58,7 +58,7 @@ def test_malicious_cell_bodies_and_outputs_are_never_executed(stack, tmp_path):
         shell.run_cell_magic("invoke_async", "security-echo -o job", hostile)
         job = shell.user_ns["job"]
         assert job.wait(timeout=30).raw() == hostile.encode()
-        with pytest.raises(Exception):
+        with pytest.raises(sma.DecodeError, match=r"text/csv output .*use \.raw\(\)"):
             job.result()  # not valid CSV for pandas is fine; executing it is not
         json_like = client.submit("security-echo", '["__import__(\'os\').system(\'touch ' + str(canary) + '\')"]')
         assert json_like.wait(timeout=30).result()["prediction"].tolist()[0].startswith("__import__")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,9 +16,9 @@ import pytest
 import sm_async_nb as sma
 from sm_async_nb.local import LocalStack
 from sm_async_nb.local.models import RuntimeStatus
+from sm_async_nb.records import Status
 
 COMPLETED = RuntimeStatus.COMPLETED.value
-from sm_async_nb.records import Status
 
 IRIS_ROWS = "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n5.9,3.0,4.2,1.5\n"
 
@@ -129,7 +128,7 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path):
                                  env=env, stdout=subprocess.PIPE, text=True)
         deadline = time.time() + 60
         while time.time() < deadline:
-            done = [r for r in stack.records()]
+            done = list(stack.records())
             if len(done) >= 60:
                 break
             time.sleep(0.02)

@@ -7,7 +7,6 @@ import time
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-
 from stackhelp import IRIS_CSV, run_client
 
 S3_CODES = {"InternalError", "SlowDown", "ServiceUnavailable"}

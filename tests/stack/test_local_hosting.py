@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sm_async_nb.local.hosting import (CallableModel, ContainerModel, HandlerModel, ModelInvocationError,
-                                       resolve_model)
 from stackhelp import run_client
+
+from sm_async_nb.local.hosting import CallableModel, ContainerModel, HandlerModel, ModelInvocationError, resolve_model
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,6 @@ and a 5 s InvocationTimeoutSeconds after ~0.04 s, so these run in real time with
 from __future__ import annotations
 
 import pytest
-
 from stackhelp import run_client, wait_records
 
 SUBMIT_AND_WAIT = """

@@ -8,7 +8,6 @@ checked as its own test.
 from __future__ import annotations
 
 import pytest
-
 from stackhelp import run_client
 
 BOTO_CASES = {

@@ -16,9 +16,17 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from sm_async_nb import payloads as codecs
-from sm_async_nb.payloads import (CONTENT_TYPE_RULES, MAX_S3_PAYLOAD, EncodedPayload, decode, encode,
-                                infer_content_type, media_type, suffix_for)
 from sm_async_nb.errors import DecodeError, ValidationError
+from sm_async_nb.payloads import (
+    CONTENT_TYPE_RULES,
+    MAX_S3_PAYLOAD,
+    EncodedPayload,
+    decode,
+    encode,
+    infer_content_type,
+    media_type,
+    suffix_for,
+)
 
 JSONL_TYPES = ["application/jsonlines", "application/x-jsonlines", "application/x-ndjson"]
 PARQUET_TYPES = ["application/x-parquet", "application/parquet", "application/vnd.apache.parquet"]
@@ -67,7 +75,7 @@ def test_rule_text_mentions_every_payload_type():
         assert word in CONTENT_TYPE_RULES
     from sm_async_nb.payloads import decode, encode
 
-    assert encode.__doc__ and decode.__doc__  # noqa
+    assert encode.__doc__ and decode.__doc__
     assert "allow_pickle=False" in sys.modules["sm_async_nb.payloads.encoding"].__doc__
     assert "allow_pickle=False" in sys.modules["sm_async_nb.payloads.decoding"].__doc__
 

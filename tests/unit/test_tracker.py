@@ -58,22 +58,17 @@ def test_thousand_pending_under_one_prefix_cost_at_most_three_requests(client, s
     assert client.journal.counts(client.origin)[Status.COMPLETED] == 2500
 
 
-def test_per_id_head_would_cost_two_requests_each(client, s3):
+def test_listing_costs_two_requests_where_head_per_id_costs_two_per_id(client, s3):
     rows = pending(client, 50)
-    client.tracker.refresh()
-    listing = client.tracker.stats.s3_requests
-    assert listing == 2  # one listing of the output prefix, one of the failure prefix
-    # The naive approach the SageMaker SDK takes: HEAD output then failure, per id.
-    counted = []
-    raw = boto3.client("s3", region_name="us-east-1")
-    raw.meta.events.register("before-send", lambda **kw: counted.append(1))
-    for r in rows:
-        for loc in (r.output_location, r.failure_location):
-            try:
-                raw.head_object(Bucket="out", Key=loc.split("/", 3)[3])
-            except raw.exceptions.ClientError:
-                pass
-    assert len(counted) == 100
+    complete(s3, rows[:10])
+    assert len(client.tracker.refresh()) == 10
+    assert client.tracker.stats.s3_requests == 2  # one listing of the output prefix, one of the failure prefix
+    # The same refresh when listing is not allowed: the tracker falls back to HEAD per object, which
+    # is what the SageMaker SDK does per id (HEAD output, then HEAD failure).
+    client.tracker.prober._list_denied.add("out")
+    complete(s3, rows[10:20])
+    assert len(client.tracker.refresh()) == 10
+    assert client.tracker.stats.s3_requests == 30 * 2 + 10  # 30 still pending: 2 HEADs each; 10 found: 1
 
 
 def test_mixed_prefixes_cost_one_listing_each(client, s3):

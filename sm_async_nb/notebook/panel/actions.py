@@ -10,7 +10,7 @@ import keyword
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...aws import explain
 from ...errors import SmAsyncError
@@ -133,3 +133,13 @@ def uris_text(records: Sequence[InvocationRecord]) -> str:
             if uri:
                 lines.append(f"{kind:<8}{uri}")
     return "\n".join(lines)
+
+
+def user_namespace() -> dict[str, Any] | None:
+    """The notebook's variables (looked up at click time, so a test can provide its own)."""
+    try:
+        import IPython
+    except ImportError:
+        return None
+    shell = IPython.get_ipython()
+    return None if shell is None else shell.user_ns

@@ -8,10 +8,10 @@ thread). Afterwards two kinds of threads render: the kernel's main thread (butto
 edits) and the tracker's poller (after each refresh). Both go through ``_render`` under one
 re-entrant lock, and ``_render`` only assigns simple traits; traitlets sends a trait only when its
 value changed, so a refresh that changed one row sends that row's cells and the header, nothing
-else. Slow actions (load, resubmit, refresh now) run in the panel's own worker thread, so a click
-never blocks the kernel. Lock order is always panel lock → journal lock; the panel never calls
-the tracker or AWS while holding its lock, so the poller (which holds the tracker's refresh lock
-while it publishes) can never deadlock with a click.
+else. Slow actions (load, resubmit, refresh now) run in the panel's own worker thread
+(``background.py``), so a click never blocks the kernel. Lock order is always panel lock →
+journal lock; the panel never calls the tracker or AWS while holding its lock, and the tracker
+publishes after releasing its own, so the poller and a click can never deadlock.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
 from ...handles import HandleParts
-from ...records import FINISHED, UNSUCCESSFUL, InvocationRecord
+from ...records import InvocationRecord
 from ...tracking.bus import StatusChange
 from . import actions
+from .background import BackgroundAction
 from .rows import RowModel, RowView
 from .table import PagedTable
 from .widgets import PanelWidgets
@@ -50,7 +50,7 @@ class Panel:
         self.ctx = parts.ctx
         self.tracker = parts.tracker
         self.page_size = page_size
-        self.last_frame: "pd.DataFrame | None" = None
+        self.last_frame: pd.DataFrame | None = None
         self._clock = clock
         self._lock = threading.RLock()
         self._render_thread: int | None = None
@@ -64,9 +64,9 @@ class Panel:
         self._stopping = False
         self._uri_snapshot = ""
         self._batch_names: dict[str, str] = {}
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="sm-async-nb-panel")
-        self._action: Future | None = None
         self._build()
+        self._background = BackgroundAction(busy=self.w.set_busy, finish=self._finish_action, say=self._say,
+                                            describe=actions.describe_error)
         with self._lock:
             self._reload()
             self._render()
@@ -79,7 +79,7 @@ class Panel:
     # --- widgets -----------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.table = PagedTable(self.page_size, self._on_toggle)
+        self.table = PagedTable(self.page_size, self._guard(self._on_toggle))
         w = self.w = PanelWidgets(self.table, auto_refresh=self.tracker.running,
                                   poll_interval=self.ctx.settings.poll_interval)
         self.widget = w.root
@@ -121,20 +121,13 @@ class Panel:
                 return
             self._closed = True
         self._unsubscribe()
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        self._background.close()
         for widget in self._owned_widgets():
             widget.close()
 
     def wait_idle(self, timeout: float | None = 30) -> bool:
         """Wait for the running action (load, resubmit, refresh now); True if none is left."""
-        action = self._action
-        if action is None:
-            return True
-        try:
-            action.result(timeout)
-        except Exception:
-            return action.done()
-        return True
+        return self._background.wait_idle(timeout)
 
     @property
     def selected(self) -> list[str]:
@@ -214,14 +207,9 @@ class Panel:
 
     def _render_progress(self, shown: list[InvocationRecord]) -> None:
         """Progress of the selected batch when the selection is inside one, else of what is shown."""
-        batches = {r.batch_id for r in self._selected_records()}
-        if len(batches) == 1 and None not in batches:
-            [batch_id] = batches
-            rows, scope = self._model.batch_rows(batch_id), f"batch {self._batch_name(batch_id)}"
-        else:
-            rows, scope = shown, "shown"
-        self.w.show_progress(sum(1 for r in rows if r.status in FINISHED), len(rows),
-                             sum(1 for r in rows if r.status in UNSUCCESSFUL), scope)
+        finished, total, unsuccessful, batch_id = self._model.progress(self._selected_records(), shown)
+        self.w.show_progress(finished, total, unsuccessful,
+                             f"batch {self._batch_name(batch_id)}" if batch_id else "shown")
 
     def _batch_name(self, batch_id: str) -> str:
         if batch_id not in self._batch_names:
@@ -281,16 +269,10 @@ class Panel:
 
     def _on_toggle(self, slot: Any, value: bool) -> None:
         """A row's checkbox: the selection is kept by id, so it survives paging and filtering."""
-        if self._closed or self._rendering():
-            return
-        try:
-            with self._lock:
-                if slot.inference_id is None:
-                    return
+        with self._lock:
+            if slot.inference_id is not None:
                 (self._selected.add if value else self._selected.discard)(slot.inference_id)
                 self._render()
-        except Exception as exc:
-            self._say(actions.describe_error(exc))
 
     def _on_select_shown(self) -> None:
         with self._lock:
@@ -383,36 +365,22 @@ class Panel:
     # --- slow actions, in the panel's worker thread ------------------------------------------
 
     def _run(self, busy: str, work: Callable[[], str]) -> None:
-        if self._action is not None and not self._action.done():
-            self._say("Still working on the previous action…")
-            return
-        self._say(busy)
-        self.w.set_busy(True)
-        self._action = self._worker.submit(self._perform, work)
+        self._background.run(busy, work)
 
-    def _perform(self, work: Callable[[], str]) -> None:
-        try:
-            message = work()
-        except Exception as exc:
-            message = actions.describe_error(exc)
-        try:
-            with self._lock:
-                if self._closed:
-                    return
-                self._reload()
-                self._render()
-                self._say(message)
-        except Exception as exc:
-            self._say(f"{message} (panel update failed: {type(exc).__name__}: {exc})")
-        finally:
-            self.w.set_busy(False)
+    def _finish_action(self, message: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._reload()
+            self._render()
+            self._say(message)
 
     def _on_load(self) -> None:
         name = actions.check_variable_name(self.w.var.value)
         records = self._selection_or_say()
         if not records:
             return
-        namespace = _user_namespace()
+        namespace = actions.user_namespace()
 
         def work() -> str:
             frame, note = actions.load_frame(self.parts, records)
@@ -447,12 +415,3 @@ class Panel:
 
         self._run("Refreshing…", work)
 
-
-def _user_namespace() -> dict[str, Any] | None:
-    """The notebook's variables (looked up at click time, so a test can provide its own)."""
-    try:
-        import IPython
-    except ImportError:
-        return None
-    shell = IPython.get_ipython()
-    return None if shell is None else shell.user_ns

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ...records import FINISHED, UNFINISHED, InvocationRecord, Status
+from ...records import FINISHED, UNFINISHED, UNSUCCESSFUL, InvocationRecord, Status
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class RowView:
     size: str
 
     @classmethod
-    def of(cls, record: InvocationRecord, now: float) -> "RowView":
+    def of(cls, record: InvocationRecord, now: float) -> RowView:
         label = record.label or ""
         if record.status in FINISHED:
             timing = human_duration(record.latency)
@@ -206,3 +206,13 @@ class RowModel:
                              key=lambda r: r.submitted_at or 0.0):
             latest[record.batch_index or 0] = record
         return [latest[i] for i in sorted(latest)]
+
+    def progress(self, selected: list[InvocationRecord], shown: list[InvocationRecord]
+                 ) -> tuple[int, int, int, str | None]:
+        """(finished, total, unsuccessful, batch id) of the selected batch when the selection is
+        inside one batch (batch id given), else of the rows shown (batch id None)."""
+        batches = {r.batch_id for r in selected}
+        batch_id = batches.pop() if len(batches) == 1 else None
+        rows = self.batch_rows(batch_id) if batch_id is not None else shown
+        return (sum(1 for r in rows if r.status in FINISHED), len(rows),
+                sum(1 for r in rows if r.status in UNSUCCESSFUL), batch_id)

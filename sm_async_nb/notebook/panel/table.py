@@ -9,9 +9,8 @@ HTML one and holds nothing but our own status names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
-
 import logging
+from collections.abc import Callable, Collection, Sequence
 
 import ipywidgets as W
 from ipywidgets.widgets.widget_bool import CheckboxStyle
@@ -95,7 +94,7 @@ class PagedTable:
         self.box = W.VBox([self.header, self.empty])
 
     def show(self, rows: Sequence[RowView], selected: Collection[str]) -> None:
-        for slot, row in zip(self.slots, rows):
+        for slot, row in zip(self.slots, rows, strict=False):
             slot.show(row, row.inference_id in selected)
         for slot in self.slots[len(rows):]:
             slot.inference_id = None

@@ -7,11 +7,10 @@ from outside goes into ``Label`` widgets (text) or through ``esc`` into the one 
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
-
-import logging
 
 import ipywidgets as W
 
