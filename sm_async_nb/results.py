@@ -102,13 +102,13 @@ def load_batch(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecor
         return pd.DataFrame()
     by_rows = batch.kind is BatchKind.DATAFRAME
     expected = [r.row_count if by_rows else 1 for r in usable]
-    if all(len(f) == n for f, n in zip(frames, expected, strict=False)):
+    if all(len(f) == n for f, n in zip(frames, expected, strict=True)):
         if by_rows:
             index = _input_index(batch, sum(r.row_count or 0 for r in parts))
             pieces = [index[(r.row_start or 0):(r.row_start or 0) + (r.row_count or 0)] for r in usable]
         else:
             pieces = [pd.Index([r.batch_index]) for r in usable]
-        frames = [f.set_axis(idx, axis=0) for f, idx in zip(frames, pieces, strict=False)]
+        frames = [f.set_axis(idx, axis=0) for f, idx in zip(frames, pieces, strict=True)]
         return pd.concat(frames)
     combined = pd.concat(frames, ignore_index=True)
     combined.attrs["aligned"] = False

@@ -124,7 +124,7 @@ def invocation_row(record: InvocationRecord) -> tuple[Any, ...]:
 
 
 def invocation_from_row(row: Sequence[Any]) -> InvocationRecord:
-    data = dict(zip(COLUMNS, row, strict=False))
+    data = dict(zip(COLUMNS, row, strict=True))
     data["request"] = json.loads(data["request"])
     data["status"] = Status(data["status"])
     data["submit_step"] = SubmitStep(data["submit_step"])
@@ -137,7 +137,7 @@ def batch_row(batch: BatchRecord) -> tuple[Any, ...]:
 
 
 def batch_from_row(row: Sequence[Any]) -> BatchRecord:
-    data = dict(zip(BATCH_COLUMNS, row, strict=False))
+    data = dict(zip(BATCH_COLUMNS, row, strict=True))
     data["kind"] = BatchKind(data["kind"])
     return BatchRecord(**data)
 

@@ -143,9 +143,11 @@ class SageMakerAsyncMagics(Magics):
         try:
             handle = self._submit(args, payload, options)
         except SubmissionInterrupted as exc:
-            self.session.after_submit()
-            if args.output and exc.batch is not None:
-                self._user_ns[args.output] = exc.batch
+            self.session.after_submit()  # what was sent is tracked
+            if args.output:
+                bound = exc.batch or (self.session.client.invocation(exc.inference_id) if exc.inference_id else None)
+                if bound is not None:
+                    self._user_ns[args.output] = bound
             raise
         first = self.session.after_submit()
         if args.output:

@@ -43,7 +43,7 @@ def plan(preparer: Preparer, endpoint_name: str, parts: Sequence[Part], options:
     names = per_item("filename", filename, count)
     now = time.time()
     requests = []
-    for i, ((payload, rows), iid, name) in enumerate(zip(parts, ids, names, strict=False)):
+    for i, ((payload, rows), iid, name) in enumerate(zip(parts, ids, names, strict=True)):
         try:
             requests.append(preparer.prepare(endpoint_name, payload, options, inference_id=iid, filename=name,
                                              now=now, batch_id=batch_id, batch_index=i, rows=rows))

@@ -122,17 +122,24 @@ class Preparer:
         return PreparedRequest(existing.replace(submitted_at=record.submitted_at, input_location=location),
                                api, encoded, existing=existing)
 
-    def resubmission(self, record: InvocationRecord) -> PreparedRequest:
-        """ERROR rows (never reached SageMaker) keep their inference id; FAILED/EXPIRED rows get a new
-        id (the old one already has a failure object) in the same batch slot, reusing the input."""
+    def resubmission(self, record: InvocationRecord, held: EncodedPayload | None = None) -> PreparedRequest:
+        """ERROR rows (never reached SageMaker) keep their inference id: their input in S3 is reused,
+        or, if it was never written, the payload ``held`` in memory is sent. FAILED/EXPIRED rows get a
+        new id (the old one already has a failure object) in the same batch slot, reusing the input."""
         if record.status not in RESUBMITTABLE:
             raise ValidationError(f"Invocation {record.inference_id} is {record.status.value}: "
                                   "only ERROR, FAILED or EXPIRED invocations can be resubmitted.")
-        if record.inline or not record.input_location:
-            raise ValidationError(f"Invocation {record.inference_id} has no input in S3 to reuse "
-                                  "(inline, or removed): submit the payload again.")
-        check_input_exists(self.ctx, record)
         params = {"endpoint_name": record.endpoint_name, **record.request}
+        if record.status is Status.ERROR and held is not None:
+            params["inference_id"] = record.inference_id
+            location = None if record.inline else str(input_uri(self.inputs.get(), record.inference_id, held.suffix))
+            return PreparedRequest(record.replace(submitted_at=time.time(), input_location=location),
+                                   validation.validate_request(params), held, existing=record)
+        if record.inline or not record.input_location:
+            raise ValidationError(f"Invocation {record.inference_id} has no input in S3 to reuse (it was sent "
+                                  "inline, or never uploaded, and this process no longer holds it): submit the "
+                                  "payload again (re-running a batch with the same inference_id continues it).")
+        check_input_exists(self.ctx, record)
         if record.status is Status.ERROR:
             params["inference_id"] = record.inference_id
             api = validation.validate_request(params)

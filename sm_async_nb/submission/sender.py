@@ -9,6 +9,11 @@ the calling thread only waits. Ctrl-C (KeyboardInterrupt in the calling thread) 
 cuts a request in half: requests not yet started are cancelled and journaled ERROR ("not sent"),
 requests in flight finish and are journaled, and :class:`SubmissionInterrupted` says what
 happened. A second Ctrl-C stops the waiting; in-flight requests still journal themselves.
+
+Payloads of requests that ended ERROR before their input was written (not sent, or failed) are
+held in memory (up to ``HELD_LIMIT`` bytes; a file payload costs nothing) so ``resubmit()`` in
+the same process can send them; the journal says ``input_location = None`` for them, because
+nothing is there.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 SINGLE_PUT_LIMIT = 8 * 1024 * 1024
 _TRANSFER = TransferConfig(multipart_threshold=SINGLE_PUT_LIMIT, max_concurrency=4)
 NOT_SENT_INTERRUPTED = "Not sent: interrupted (Ctrl-C); resubmit() sends it."
+HELD_LIMIT = 256 * 1024 * 1024
 
 
 @dataclass
@@ -60,6 +66,8 @@ class Submitter:
         self.ctx = ctx
         self.preparer = preparer
         self.on_submitted = on_submitted
+        self._held: dict[str, EncodedPayload] = {}
+        self._held_lock = threading.Lock()
 
     # --- public ------------------------------------------------------------------------------
 
@@ -80,15 +88,47 @@ class Submitter:
         return [rows[r.inference_id] for r in requests]
 
     def resubmit(self, inference_ids: Iterable[str]) -> list[str]:
-        """Send ERROR, FAILED or EXPIRED invocations again; returns the ids now carrying them."""
-        requests = []
-        for inference_id in inference_ids:
-            record = self.ctx.journal.get(inference_id)
-            if record is None:
-                raise ValidationError(f"No tracked invocation {inference_id!r}.")
-            requests.append(self.preparer.resubmission(record))
+        """Send ERROR, FAILED or EXPIRED invocations again; returns the ids now carrying them.
+
+        One id that cannot be resubmitted raises ValidationError. With several, those that cannot
+        (their payload never reached S3 and is not held any more) are left ERROR with the reason,
+        and the others are sent."""
+        ids = list(dict.fromkeys(inference_ids))
+        records = self.ctx.journal.get_many(ids)
+        unknown = [i for i in ids if i not in records]
+        if unknown:
+            raise ValidationError(f"No tracked invocation {unknown[0]!r}" + (
+                f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "") + ".")
+        requests, skipped = [], {}
+        for inference_id in ids:
+            try:
+                requests.append(self.preparer.resubmission(records[inference_id], self._held.get(inference_id)))
+            except ValidationError as exc:
+                if len(ids) == 1:
+                    raise
+                skipped[inference_id] = str(exc)
+        if skipped:
+            log.warning("%d invocation(s) could not be resubmitted, e.g. %s", len(skipped),
+                        next(iter(skipped.values())))
+            self.ctx.journal.update_many([(i, Status.ERROR, {"error": f"Not resubmitted: {why}"})
+                                          for i, why in skipped.items()])
         self.run(requests)
+        with self._held_lock:
+            for request in requests:
+                self._held.pop(request.existing.inference_id if request.existing else request.inference_id, None)
         return [r.inference_id for r in requests]
+
+    def _hold(self, inference_id: str, payload: EncodedPayload | None) -> None:
+        """Keep a payload that never reached S3 so resubmit() can send it (bounded)."""
+        if payload is None:
+            return
+        with self._held_lock:
+            in_memory = sum(p.size for p in self._held.values() if p.body is not None)
+            if payload.body is None or in_memory + payload.size <= HELD_LIMIT:
+                self._held[inference_id] = payload
+            else:
+                log.info("not holding %s (%d bytes) for resubmission: over %d bytes held", inference_id,
+                         payload.size, HELD_LIMIT)
 
     # --- interruption ------------------------------------------------------------------------
 
@@ -96,9 +136,9 @@ class Submitter:
                    batch: BatchRecord | None) -> None:
         stop.interrupted = True  # requests that start from now on journal themselves as not sent
         cancelled = 0
-        for request, future in zip(todo, futures, strict=False):
+        for request, future in zip(todo, futures, strict=True):
             if future.cancel():
-                self._fail(request.record, NOT_SENT_INTERRUPTED)
+                self._not_sent(request, NOT_SENT_INTERRUPTED)
                 cancelled += 1
         in_flight = [f for f in futures if not f.cancelled()]
         try:
@@ -129,19 +169,21 @@ class Submitter:
                 changed = journal.update(
                     request.inference_id, expect=RESUMABLE, status=Status.SUBMITTING,
                     submit_step=SubmitStep.JOURNALED, error=None, owner_pid=os.getpid(),
-                    submitted_at=request.record.submitted_at)
+                    submitted_at=request.record.submitted_at, input_location=request.record.input_location,
+                    finished_at=None)
                 if not changed:  # another process got there first: leave it to that one
                     request.done = True
 
     def _send(self, request: PreparedRequest, stop: _StopSignal) -> None:
         record = request.record
         if stop.interrupted:
-            self._fail(record, NOT_SENT_INTERRUPTED)
+            self._not_sent(request, NOT_SENT_INTERRUPTED)
             return
         if stop.problem is not None:
-            self._fail(record, f"Not submitted: an earlier request failed: {stop.problem.message}")
+            self._not_sent(request, f"Not submitted: an earlier request failed: {stop.problem.message}")
             return
         uploaded: S3Uri | None = None
+        input_written = request.payload is None  # a resubmission reusing the input in S3
         journal = self.ctx.journal
         try:
             params = dict(request.api_params)
@@ -153,7 +195,7 @@ class Submitter:
                 location = S3Uri.parse(record.input_location)
                 if request.payload is not None:
                     self._upload(request.payload, location)
-                    uploaded = location
+                    uploaded, input_written = location, True
                 params["InputLocation"] = str(location)
             journal.update(record.inference_id, expect=Status.SUBMITTING, submit_step=SubmitStep.INVOKING)
             answer = self.ctx.aws.runtime.invoke_endpoint_async(**params)
@@ -171,9 +213,9 @@ class Submitter:
                 stop.trip(problem)  # the rest of the batch would fail the same way, slowly
             if problem.permanent and uploaded is not None and self._delete_quietly(uploaded):
                 message += " (the uploaded input was removed)"
-                journal.update(record.inference_id, input_location=None)
+                input_written = False
             log.info("submission of %s failed: %s", record.inference_id, message)
-            self._fail(record, message)
+            self._not_sent(request, message, input_written=input_written)
 
     def _upload(self, payload: EncodedPayload, location: S3Uri) -> None:
         settings = self.ctx.settings
@@ -200,6 +242,12 @@ class Submitter:
             log.warning("could not remove the uploaded input %s", location, exc_info=True)
             return False
 
-    def _fail(self, record: InvocationRecord, message: str) -> None:
+    def _not_sent(self, request: PreparedRequest, message: str, *, input_written: bool = False) -> None:
+        """ERROR, with the journal saying where the input really is (nowhere, unless written)."""
+        if not input_written:
+            self._hold(request.inference_id, request.payload)
+        self._fail(request.record, message, **({} if input_written else {"input_location": None}))
+
+    def _fail(self, record: InvocationRecord, message: str, **changes: Any) -> None:
         self.ctx.journal.update(record.inference_id, expect=Status.SUBMITTING, status=Status.ERROR,
-                                submit_step=SubmitStep.DONE, error=message, finished_at=time.time())
+                                submit_step=SubmitStep.DONE, error=message, finished_at=time.time(), **changes)

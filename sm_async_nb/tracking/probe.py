@@ -72,7 +72,7 @@ class S3Prober:
                 to_head += [S3Uri(bucket, k) for k in keys]
             else:
                 found.update((S3Uri(bucket, k), seen) for k, seen in listed.items())
-        for uri, seen in zip(to_head, self.pool.map(self._head, to_head), strict=False):
+        for uri, seen in zip(to_head, self.pool.map(self._head, to_head), strict=True):
             if seen is not None:
                 found[uri] = seen
         return found

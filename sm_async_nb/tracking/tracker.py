@@ -175,7 +175,7 @@ class Tracker:
                     if r.inference_id not in outcomes and r.failure_location}
         failed = list(self.prober.find(failures).items())
         texts = self.prober.read_texts([uri for uri, _ in failed]) if failed else []
-        for (uri, seen), reason in zip(failed, texts, strict=False):
+        for (uri, seen), reason in zip(failed, texts, strict=True):
             outcomes[failures[uri].inference_id] = _Outcome(
                 failure_status(reason), {"failure_reason": reason, "finished_at": seen.last_modified})
         for row in pending:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
@@ -77,3 +79,45 @@ def test_interrupting_a_wait_keeps_the_invocation(kernels, tmp_path):
         assert "Stopped waiting; the invocation(s) keep running" in text
         listing = kernel.run("frame = %sm_async list\nprint(frame[['label', 'status']].values.tolist())")
         assert "['slow', 'PENDING']" in listing
+
+
+def test_ctrl_c_during_a_batch_stops_it_and_binds_the_batch(kernels, tmp_path):
+    """A real kernel interrupt (SIGINT) in the middle of `%invoke_async ... -o job`: requests that had
+    not started are never sent, `job` is the batch, and resubmit() sends the rest."""
+    import time
+
+    from sm_async_nb.local import LocalStack
+
+    with LocalStack(latency_ms=20) as stack:
+        kernel = kernels({**stack.env, "SM_ASYNC_NB_JOURNAL_PATH": str(tmp_path / "journal.sqlite3"),
+                          "SM_ASYNC_NB_MAX_WORKERS": "4"})
+        kernel.run("%load_ext sm_async_nb\nimport pandas as pd\nframe = pd.DataFrame([[5.1, 3.5, 1.4, 0.2]] * 400)")
+        msg_id = kernel.execute_nowait("%invoke_async local-async frame --rows-per-request 1 -o job")
+        deadline = time.monotonic() + 60
+        while len(stack.records()) < 20:  # well under way
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        kernel.manager.interrupt_kernel()
+        interrupted_at = len(stack.records())
+        error = None
+        while True:
+            msg = kernel.client.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "error":
+                error = msg["content"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        received = len(stack.records())
+        assert error is not None and error["ename"] == "SubmissionInterrupted"
+        assert error["traceback"] == [f"SubmissionInterrupted: {error['evalue']}"]  # one line
+        assert received - interrupted_at <= 4  # only the requests in flight (max_workers) went out
+        time.sleep(1)
+        assert len(stack.records()) == received  # and nothing after the cell ended
+        counts = kernel.run("c = job.status_counts()\n"
+                            "print(type(job).__name__, c.pop('ERROR'), sum(c.values()), list(c))")
+        kind, not_sent, sent, statuses = counts.split(" ", 3)
+        assert (kind, int(not_sent), int(sent)) == ("InvocationBatch", 400 - received, received)
+        assert set(ast.literal_eval(statuses)) <= {"PENDING", "COMPLETED"}
+        kernel.run("again = job.resubmit(); job.wait(timeout=120)\nassert job.status_counts() == {'COMPLETED': 400}")
+        assert len(stack.records()) == 400

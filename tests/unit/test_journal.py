@@ -141,3 +141,48 @@ def test_a_closed_journal_says_so(tmp_path):
     with pytest.raises(JournalError, match="was closed with its client"):
         journal.get("x")
     journal.close()  # twice is harmless
+
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures"
+
+
+def test_a_version_1_journal_written_by_the_first_map_opens_and_migrates(tmp_path):
+    # journal-v1.sqlite3 was written by the first map's code (schema 1), before schema 2 existed.
+    path = tmp_path / "old.sqlite3"
+    path.write_bytes((FIXTURES / "journal-v1.sqlite3").read_bytes())
+    before = sqlite3.connect(path)
+    assert before.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    before.close()
+    journal = Journal(path)
+    single = journal.get("0194f0a0-0000-7000-8000-000000000001")
+    assert (single.status, single.label, single.request["accept"]) == (Status.PENDING, "first", "text/csv")
+    batch = journal.get_batch("batch-run1")
+    assert batch.kind.value == "dataframe" and batch.index_json and batch.label == "frame"
+    parts = journal.query(batch_id="batch-run1")
+    assert [p.status for p in parts] == [Status.COMPLETED, Status.FAILED]
+    assert parts[1].failure_reason == "ModelError: boom"
+    journal.close()
+    after = sqlite3.connect(path)
+    assert after.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    indexes = {r[0] for r in after.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "invocations_origin_time" in indexes  # what migration 2 adds
+    after.close()
+    assert Journal(path).get_batch("batch-run1") is not None  # opening again migrates nothing
+
+
+def test_migrations_are_numbered_in_order_and_end_at_the_schema_version():
+    from sm_async_nb.journal.schema import MIGRATIONS
+
+    versions = [v for v, _ in MIGRATIONS]
+    assert versions == list(range(1, len(versions) + 1)) and versions[-1] == SCHEMA_VERSION
+
+
+def test_deleting_the_journal_file_under_a_client_is_an_error_not_silent_loss(tmp_path):
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    journal.add([record("a")])
+    for leftover in tmp_path.glob("j.sqlite3*"):
+        leftover.unlink()
+    with pytest.raises(JournalError, match="deleted or replaced"):
+        journal.add([record("b")])
+    assert not path.exists()
