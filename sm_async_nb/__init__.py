@@ -26,24 +26,28 @@ _EXPORTS = {
     "SubmissionInterrupted": "sm_async_nb.errors",
     "DecodeError": "sm_async_nb.errors",
     "JournalError": "sm_async_nb.errors",
+    "OutputMissing": "sm_async_nb.errors",
+    "AwsError": "sm_async_nb.errors",
     "ConfigurationError": "sm_async_nb.errors",
 }
 
 __all__ = [  # the names of _EXPORTS, spelled out for static tools
-    "AsyncInferenceClient", "ConfigurationError", "DecodeError", "InferenceExpired", "InferenceFailed", "Invocation",
-    "InvocationBatch", "JournalError", "LocalStack", "ResultNotReady", "SageMakerAsync", "Status", "SubmissionError",
-    "SubmissionInterrupted", "ValidationError",
+    "AsyncInferenceClient", "AwsError", "ConfigurationError", "DecodeError", "InferenceExpired", "InferenceFailed",
+    "Invocation", "InvocationBatch", "JournalError", "LocalStack", "OutputMissing", "ResultNotReady", "SageMakerAsync",
+    "Status", "SubmissionError", "SubmissionInterrupted", "ValidationError",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import AsyncInferenceClient
     from .config import SageMakerAsync
     from .errors import (
+        AwsError,
         ConfigurationError,
         DecodeError,
         InferenceExpired,
         InferenceFailed,
         JournalError,
+        OutputMissing,
         ResultNotReady,
         SubmissionError,
         SubmissionInterrupted,

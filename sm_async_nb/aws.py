@@ -21,6 +21,8 @@ import botocore.exceptions as bx
 from botocore.config import Config
 from botocore.retries import standard
 
+from .errors import AwsError, SmAsyncError
+
 if TYPE_CHECKING:
     from types_boto3_application_autoscaling import ApplicationAutoScalingClient
     from types_boto3_cloudwatch import CloudWatchClient
@@ -266,3 +268,13 @@ def explain(exc: BaseException, *, bucket: str | None = None, endpoint_name: str
     if is_transient(exc):
         return Problem(type(exc).__name__, f"{type(exc).__name__}: {exc}", "transient")
     return Problem(type(exc).__name__, f"{type(exc).__name__}: {exc}", "permanent")
+
+
+def as_error(exc: BaseException, *, bucket: str | None = None, endpoint_name: str | None = None,
+             doing: str = "") -> BaseException:
+    """An sm_async_nb exception for a failed AWS call (our own errors pass through unchanged)."""
+    if isinstance(exc, SmAsyncError):
+        return exc
+    problem = explain(exc, bucket=bucket, endpoint_name=endpoint_name)
+    prefix = f"{doing}: " if doing else ""
+    return AwsError(prefix + problem.message, code=problem.code, kind=problem.kind)

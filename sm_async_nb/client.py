@@ -23,8 +23,8 @@ from .context import Context
 from .errors import ConfigurationError, SubmissionError, SubmissionInterrupted, ValidationError
 from .handles import HandleParts, Invocation, InvocationBatch
 from .journal import Journal
+from .payloads.indexes import encode_index
 from .records import BatchKind, InvocationRecord, Status
-from .results import batch_index_json
 from .s3uri import S3Uri
 from .submission import batches
 from .submission.inputs import InputPrefix
@@ -39,6 +39,21 @@ if TYPE_CHECKING:
     from .notebook.panel.panel import Panel
 
 log = logging.getLogger(__name__)
+
+
+def _check_many(payloads: Any) -> None:
+    """``submit_many`` iterates its argument: refuse the values whose iteration is never meant
+    (a str would become one request per character, a DataFrame one per column name)."""
+    kind = type(payloads).__name__
+    if isinstance(payloads, (str, bytes, bytearray, memoryview, os.PathLike)):
+        raise ValidationError(f"submit_many takes a list of payloads, not one {kind}: use submit() for a single "
+                              "payload, or pass [payload].", parameter="payloads")
+    if isinstance(payloads, dict) or kind in ("DataFrame", "Series", "ndarray"):
+        hint = "submit_dataframe(endpoint, df, rows_per_request=...)" if kind != "dict" else "submit()"
+        raise ValidationError(f"submit_many takes a list of payloads, not a {kind} (iterating it would send its "
+                              f"keys, columns or rows one by one): use {hint}, or pass a list.", parameter="payloads")
+    if not isinstance(payloads, Iterable):
+        raise ValidationError(f"submit_many takes a list of payloads, not a {kind}.", parameter="payloads")
 
 
 class AsyncInferenceClient:
@@ -125,6 +140,7 @@ class AsyncInferenceClient:
             ValidationError: a payload or option breaks a rule (named); nothing was sent.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, ``resubmit()`` sends the rest.
         """
+        _check_many(payloads)
         parts = [(payload, None) for payload in payloads]
         return self._submit_batch(endpoint_name, parts, RequestOptions(**options), inference_id, filename,
                                   kind=BatchKind.PAYLOADS)
@@ -155,7 +171,7 @@ class AsyncInferenceClient:
                  for start in range(0, len(df), rows_per_request)]
         return self._submit_batch(endpoint_name, parts, RequestOptions(content_type=content_type, **options),
                                   inference_id, filename, kind=BatchKind.DATAFRAME,
-                                  index_json=batch_index_json(df.index))
+                                  index_json=encode_index(df.index))
 
     def _submit_batch(self, endpoint_name: str, parts: Sequence[batches.Part], options: RequestOptions,
                       inference_id: str | Sequence[str] | None, filename: Sequence[str] | None, *,

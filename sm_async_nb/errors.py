@@ -89,6 +89,26 @@ class ResultNotReady(SmAsyncError):
         self.status = status
 
 
+class OutputMissing(SmAsyncError, LookupError):
+    """A COMPLETED invocation's output object is no longer in S3 (removed, e.g. by a lifecycle rule)."""
+
+    def __init__(self, inference_id: str, location: str | None):
+        super().__init__(f"The output of {inference_id} is no longer at {location} (it was removed, e.g. by an S3 "
+                         "lifecycle rule); the journal still tracks it: resubmit() runs it again.")
+        self.inference_id = inference_id
+        self.location = location
+
+
+class AwsError(SmAsyncError):
+    """An AWS call failed after botocore's retries; the message says what to do (``kind`` classifies it:
+    credentials, connection, access_denied, transient...)."""
+
+    def __init__(self, message: str, *, code: str | None = None, kind: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.kind = kind
+
+
 class DecodeError(SmAsyncError, ValueError):
     """An output could not be turned into a DataFrame; the raw bytes are still available."""
 

@@ -77,6 +77,18 @@ REQUEST_FIELDS = ("content_type", "accept", "custom_attributes", "request_ttl_se
                   "invocation_timeout_seconds", "s3_output_path_extension", "filename")
 
 
+# Output identity: an object at an invocation's output (or failure) location belongs to it only if
+# S3 says it was written after the invoke, less this margin: S3's LastModified has one-second
+# resolution, and the notebook's clock may be a little off S3's. An older object there is an
+# earlier request's (a reused Filename or inference id) and is ignored until it is overwritten.
+OUTPUT_CLOCK_SKEW_SECONDS = 5.0
+
+
+def written_for(last_modified: float, invoked_at: float, skew: float = OUTPUT_CLOCK_SKEW_SECONDS) -> bool:
+    """Whether an object written at ``last_modified`` can be the result of an invoke at ``invoked_at``."""
+    return last_modified >= invoked_at - skew
+
+
 def failure_status(reason: str | None) -> Status:
     """EXPIRED when the failure reason starts with one of the service's expiry codes, else FAILED."""
     code = (reason or "").lstrip().split(":", 1)[0].strip()
@@ -134,6 +146,7 @@ class InvocationRecord:
     error: str | None = None
     owner_pid: int = field(default_factory=os.getpid)
     deadline: float | None = None  # when the service's TTL and invocation timeout have both run out
+    resubmitted_as: str | None = None  # the id that carries this FAILED/EXPIRED request now
 
     @property
     def content_type(self) -> str | None:
@@ -179,8 +192,10 @@ class PendingRow(NamedTuple):
     output_location: str | None
     failure_location: str | None
     deadline: float
+    invoked_at: float = 0.0  # outputs written before this (less OUTPUT_CLOCK_SKEW_SECONDS) are not ours
 
     @classmethod
     def of(cls, record: InvocationRecord) -> PendingRow:
         return cls(record.inference_id, record.endpoint_name, record.output_location,
-                   record.failure_location, record.service_deadline())
+                   record.failure_location, record.service_deadline(),
+                   record.invoked_at or record.submitted_at or 0.0)

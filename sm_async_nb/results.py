@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .aws import NOT_FOUND_CODES, as_error, error_code
 from .context import Context
-from .errors import InferenceExpired, InferenceFailed, ResultNotReady, SubmissionError
+from .errors import InferenceExpired, InferenceFailed, OutputMissing, ResultNotReady, SubmissionError
 from .payloads import OCTET, decode, media_type
+from .payloads.indexes import decode_index
 from .records import ERRORS_MODES, BatchKind, BatchRecord, ErrorsMode, InvocationRecord, Status
 from .s3uri import S3Uri
 
@@ -43,7 +44,12 @@ def fetch(ctx: Context, record: InvocationRecord) -> tuple[bytes, str | None]:
     raise_unless_completed(record)
     assert record.output_location is not None  # a COMPLETED row always has one
     location = S3Uri.parse(record.output_location)
-    answer = ctx.aws.s3.get_object(Bucket=location.bucket, Key=location.key)
+    try:
+        answer = ctx.aws.s3.get_object(Bucket=location.bucket, Key=location.key)
+    except Exception as exc:
+        if error_code(exc) in NOT_FOUND_CODES:
+            raise OutputMissing(record.inference_id, record.output_location) from None
+        raise as_error(exc, bucket=location.bucket, doing=f"Loading the output of {record.inference_id}") from None
     content_type: str | None = answer.get("ContentType")
     if media_type(content_type) in _UNINFORMATIVE and record.accept:
         content_type = record.accept
@@ -54,28 +60,6 @@ def load_frame(ctx: Context, record: InvocationRecord, **reader_kwargs: Any) -> 
     body, content_type = fetch(ctx, record)
     reader_kwargs.setdefault("csv_header", ctx.settings.csv_output_header)
     return decode(body, content_type, **reader_kwargs)
-
-
-def batch_index_json(index: Any) -> str | None:
-    """Keep a DataFrame's index in the journal when JSON can hold it exactly (so results align
-    after a kernel restart); a default RangeIndex needs nothing."""
-    import pandas as pd
-
-    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
-        return None
-    values = index.tolist()
-    if not all(isinstance(v, (str, int, float, bool)) and not isinstance(v, type(None)) for v in values):
-        return None
-    return json.dumps({"name": index.name if isinstance(index.name, (str, int)) else None, "values": values})
-
-
-def _input_index(batch: BatchRecord, total_rows: int) -> pd.Index:
-    import pandas as pd
-
-    if batch.index_json:
-        stored = json.loads(batch.index_json)
-        return pd.Index(stored["values"], name=stored["name"])
-    return pd.RangeIndex(total_rows)
 
 
 def check_errors_mode(errors: str) -> ErrorsMode:
@@ -97,19 +81,48 @@ def load_batch(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecor
             usable.append(record)
         elif errors == "raise":
             raise_unless_completed(record)
-    frames = list(ctx.pool.map(lambda r: load_frame(ctx, r, **reader_kwargs), usable))
+
+    def load(record: InvocationRecord) -> pd.DataFrame | None:
+        try:
+            return load_frame(ctx, record, **reader_kwargs)
+        except OutputMissing:
+            if errors == "raise":
+                raise
+            return None  # skipped like a part without a result; attrs["missing"] names it
+
+    loaded = list(ctx.pool.map(load, usable))
+    missing = [r.inference_id for r, f in zip(usable, loaded, strict=True) if f is None]
+    usable = [r for r, f in zip(usable, loaded, strict=True) if f is not None]
+    frames = [f for f in loaded if f is not None]
     if not frames:
-        return pd.DataFrame()
+        empty = pd.DataFrame()
+        if missing:
+            empty.attrs["missing"] = missing
+        return empty
+    result = _assemble(batch, parts, usable, frames)
+    if missing:
+        result.attrs["missing"] = missing  # outputs removed from S3 since they completed
+    return result
+
+
+def _assemble(batch: BatchRecord, parts: Sequence[InvocationRecord], usable: list[InvocationRecord],
+              frames: list[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd
+
     by_rows = batch.kind is BatchKind.DATAFRAME
     expected = [r.row_count if by_rows else 1 for r in usable]
+    note = "some parts did not return one row per input row"
     if all(len(f) == n for f, n in zip(frames, expected, strict=True)):
         if by_rows:
-            index = _input_index(batch, sum(r.row_count or 0 for r in parts))
-            pieces = [index[(r.row_start or 0):(r.row_start or 0) + (r.row_count or 0)] for r in usable]
+            index, note_or_none = decode_index(batch.index_json, sum(r.row_count or 0 for r in parts))
+            if note_or_none is None:
+                pieces = [index[(r.row_start or 0):(r.row_start or 0) + (r.row_count or 0)] for r in usable]
+                return pd.concat([f.set_axis(i, axis=0) for f, i in zip(frames, pieces, strict=True)])
+            note = note_or_none
         else:
             pieces = [pd.Index([r.batch_index]) for r in usable]
-        frames = [f.set_axis(idx, axis=0) for f, idx in zip(frames, pieces, strict=True)]
-        return pd.concat(frames)
+            return pd.concat([f.set_axis(i, axis=0) for f, i in zip(frames, pieces, strict=True)])
     combined = pd.concat(frames, ignore_index=True)
-    combined.attrs["aligned"] = False
+    combined.attrs["aligned"] = False  # concatenated in input order with a new index; attrs["note"] says why
+    combined.attrs["note"] = note
     return combined

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -151,18 +152,31 @@ def _fail(member: str, value: Any, rule_text: str) -> ValidationError:
     return ValidationError(f"{member} {shorten(value)} is invalid: it must be {rule_text}.", parameter=member)
 
 
-def check_member(member: str, value: Any) -> None:
-    """Raise ValidationError unless ``value`` satisfies the model's rule for ``member``."""
+def _integer(value: Any) -> int | None:
+    """An int from anything that is exactly an integer (int, numpy integers); None otherwise.
+    bool is refused: ``True`` seconds is a mistake, not 1."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def check_member(member: str, value: Any) -> Any:
+    """Raise ValidationError unless ``value`` satisfies the model's rule for ``member``; return the
+    value as it is sent (numpy integers become int)."""
     rule = rules().get(member)
     if rule is None:
         raise ValidationError(f"{member} is not a parameter of {OPERATION} in the installed botocore; "
                               "upgrade boto3/botocore.", parameter=member)
     if rule.kind == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
+        number = _integer(value)
+        if number is None:
             raise _fail(member, value, rule.describe())
-        if (rule.min is not None and value < rule.min) or (rule.max is not None and value > rule.max):
+        if (rule.min is not None and number < rule.min) or (rule.max is not None and number > rule.max):
             raise _fail(member, value, rule.describe())
-        return
+        return number
     if not isinstance(value, str):
         raise _fail(member, value, f"a string ({rule.describe()})")
     if (rule.min is not None and len(value) < rule.min) or (rule.max is not None and len(value) > rule.max):
@@ -172,6 +186,7 @@ def check_member(member: str, value: Any) -> None:
     if rule.header and _HEADER_UNSAFE.search(value):
         raise _fail(member, value,
                     rule.describe() + "; no control or non-ASCII characters (it is sent as an HTTP header)")
+    return value
 
 
 def validate_request(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,8 +203,7 @@ def validate_request(params: Mapping[str, Any]) -> dict[str, Any]:
         value = params.get(keyword)
         if value is None:
             continue
-        check_member(member, value)
-        api[member] = value
+        api[member] = check_member(member, value)
     if "EndpointName" not in api:
         raise ValidationError("EndpointName is required: name the async endpoint to invoke.",
                               parameter="EndpointName")

@@ -67,8 +67,14 @@ _V2 = (
     "CREATE INDEX IF NOT EXISTS invocations_origin_time ON invocations (origin, submitted_at)",
 )
 
+_V3 = (
+    # A FAILED/EXPIRED row resubmitted under a new id points at it, so resubmitting it again follows
+    # the chain instead of making another invocation.
+    "ALTER TABLE invocations ADD COLUMN resubmitted_as TEXT",
+)
+
 # (version, statements): version N's statements turn a version N-1 journal into version N.
-MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((1, _V1), (2, _V2))
+MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((1, _V1), (2, _V2), (3, _V3))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 COLUMNS = tuple(f.name for f in fields(InvocationRecord))

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError
-from ..records import FINISHED, BatchRecord, InvocationRecord, PendingRow, Status
+from ..records import FINISHED, UNFINISHED, BatchRecord, InvocationRecord, PendingRow, Status
 from . import schema
+from .filesystem import filesystem_type, is_network_filesystem
 from .schema import SCHEMA_VERSION, placeholders
 
 log = logging.getLogger(__name__)
@@ -50,26 +51,76 @@ class Journal:
     """Durable record of invocations and batches."""
 
     def __init__(self, path: str | os.PathLike[str]):
+        """
+        Args:
+            path: the SQLite file (its folder is created), or ``":memory:"``.
+
+        Raises:
+            JournalError: the folder cannot be made or written, the file is corrupt, or it was
+                written by a newer version. Nothing existing is changed.
+        """
         self.path = str(path)
         self._lock = threading.RLock()
         self._identity: tuple[int, int] | None = None
+        self.notice: str | None = None  # one line worth telling the user (network filesystem)
         self._db: Any
+        if self.path != ":memory:":
+            self._make_folder()
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout = 30000")
             if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._choose_journal_mode()
             with self.transaction() as db:
                 self._open_schema(db)
+        except JournalError:
+            raise
+        except sqlite3.OperationalError as exc:
+            raise self._explain(exc, "opened") from None
         except sqlite3.DatabaseError as exc:
             raise JournalError(
                 f"The journal at {self.path} cannot be read ({exc}). It was not changed: move it aside "
                 "or set %config SageMakerAsync.journal_path to start a new one.") from None
         if self.path != ":memory:":
             self._identity = self._file_identity()
+
+    def _make_folder(self) -> None:
+        folder = Path(self.path).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise JournalError(f"Cannot put the journal at {self.path}: a part of {folder} is a file, not a "
+                               "folder. Set %config SageMakerAsync.journal_path to a path in a folder.") from None
+        except OSError as exc:
+            raise JournalError(f"Cannot create the journal's folder {folder} ({exc.strerror or exc}): set "
+                               "%config SageMakerAsync.journal_path to a writable place.") from None
+
+    def _choose_journal_mode(self) -> None:
+        """WAL lets kernels share the file, but needs shared memory that network filesystems lack."""
+        if is_network_filesystem(Path(self.path).parent):
+            self._db.execute("PRAGMA journal_mode = DELETE")
+            self.notice = (f"The journal {self.path} is on a network filesystem "
+                           f"({filesystem_type(Path(self.path).parent)}): using SQLite's rollback journal "
+                           "instead of WAL (safe, a little slower to write).")
+            log.warning("%s", self.notice)
+        else:
+            self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+
+    def _explain(self, exc: sqlite3.Error, doing: str = "written") -> JournalError:
+        """An SQLite failure as one line saying what to do; the journal itself stays consistent
+        (each change is one transaction, rolled back when it fails)."""
+        text = str(exc).lower()
+        if "full" in text:
+            return JournalError(f"The disk holding the journal {self.path} is full: free some space and try "
+                                "again (nothing journaled before was lost; this change was not made).")
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return JournalError(f"The journal {self.path} cannot be {doing} ({exc}): its folder is read-only or "
+                                "missing; set %config SageMakerAsync.journal_path to a writable place.")
+        if "locked" in text or "busy" in text:
+            return JournalError(f"The journal {self.path} stayed locked by another process for 30 s ({exc}); "
+                                "try again when it is done.")
+        return JournalError(f"The journal {self.path} could not be {doing} ({exc}); this change was not made.")
 
     def _open_schema(self, db: sqlite3.Connection) -> None:
         found = schema.current_version(db)
@@ -98,14 +149,21 @@ class Journal:
         """One IMMEDIATE transaction under the lock: writers in other processes wait, not fail."""
         with self._lock:
             self._check_file()
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self._explain(exc) from None
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
                 self._db.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite rolled back by itself (e.g. SQLITE_FULL)
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._explain(exc) from None
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -123,9 +181,15 @@ class Journal:
             sql += " ORDER BY submitted_at, batch_index, rowid"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        with self._lock:
-            rows = self._db.execute(sql, tuple(params)).fetchall()
+        rows = self._read(sql, params)
         return [schema.invocation_from_row(r) for r in rows]
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, tuple(params)).fetchall())
+            except sqlite3.OperationalError as exc:
+                raise self._explain(exc, "read") from None
 
     def get(self, inference_id: str) -> InvocationRecord | None:
         found = self._select("inference_id = ?", (inference_id,))
@@ -157,17 +221,16 @@ class Journal:
 
     def pending(self, origin: str) -> list[PendingRow]:
         """The PENDING rows of ``origin``, reading only what polling needs."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT inference_id, endpoint_name, output_location, failure_location, deadline, "
-                "CASE WHEN deadline IS NULL THEN request END, invoked_at, submitted_at FROM invocations "
-                "WHERE status = ? AND origin = ?", (Status.PENDING.value, origin)).fetchall()
+        rows = self._read(
+            "SELECT inference_id, endpoint_name, output_location, failure_location, deadline, "
+            "CASE WHEN deadline IS NULL THEN request END, invoked_at, submitted_at FROM invocations "
+            "WHERE status = ? AND origin = ?", (Status.PENDING.value, origin))
         found = []
         for iid, endpoint, output, failure, deadline, request, invoked_at, submitted_at in rows:
             if deadline is None:  # rows journaled without one: work it out from the request
                 deadline = InvocationRecord(iid, endpoint, request=json.loads(request),
                                             invoked_at=invoked_at, submitted_at=submitted_at).service_deadline()
-            found.append(PendingRow(iid, endpoint, output, failure, deadline))
+            found.append(PendingRow(iid, endpoint, output, failure, deadline, invoked_at or submitted_at or 0.0))
         return found
 
     def find(self, key: str, origin: str | None = None) -> list[InvocationRecord]:
@@ -186,13 +249,25 @@ class Journal:
         in_batch = self.query(batch_id=key, origin=origin)
         if in_batch:
             return in_batch
-        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where, params = "inference_id LIKE ? ESCAPE '\\'", [escaped + "%"]
+        # A prefix is case-sensitive, like the ids themselves (LIKE would not be).
+        where, params = "substr(inference_id, 1, ?) = ?", [len(key), key]
         if origin is not None:
             where += " AND origin = ?"
             params.append(origin)
         rows = self._select(where, params, limit=2)
         return rows if len(rows) == 1 else []
+
+    def output_name_taken(self, origin: str, endpoint_name: str, filename: str, extension: str | None, *,
+                          exclude: str) -> InvocationRecord | None:
+        """A live (unfinished or completed) invocation whose output is named by the same Filename
+        (and S3OutputPathExtension) on the same endpoint; failed ones wrote no output."""
+        live = [s.value for s in (*UNFINISHED, Status.COMPLETED)]
+        rows = self._select(
+            f"origin = ? AND endpoint_name = ? AND status IN ({placeholders(len(live))}) AND inference_id != ? "
+            "AND json_extract(request, '$.filename') = ? "
+            "AND COALESCE(json_extract(request, '$.s3_output_path_extension'), '') = ?",
+            [origin, endpoint_name, *live, exclude, filename, extension or ""], limit=1)
+        return rows[0] if rows else None
 
     def counts(self, origin: str | None = None) -> dict[Status, int]:
         sql = "SELECT status, COUNT(*) FROM invocations"
@@ -200,14 +275,12 @@ class Journal:
         if origin is not None:
             sql += " WHERE origin = ?"
             params = (origin,)
-        with self._lock:
-            rows = self._db.execute(sql + " GROUP BY status", params).fetchall()
+        rows = self._read(sql + " GROUP BY status", params)
         return {Status(s): n for s, n in rows}
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
-        with self._lock:
-            row = self._db.execute(schema.SELECT_BATCHES + " WHERE batch_id = ?", (batch_id,)).fetchone()
-        return schema.batch_from_row(row) if row else None
+        rows = self._read(schema.SELECT_BATCHES + " WHERE batch_id = ?", (batch_id,))
+        return schema.batch_from_row(rows[0]) if rows else None
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -223,6 +296,24 @@ class Journal:
                            f"({placeholders(len(schema.BATCH_COLUMNS))})", schema.batch_row(batch))
             db.executemany(f"INSERT INTO invocations ({', '.join(schema.COLUMNS)}) VALUES "
                            f"({placeholders(len(schema.COLUMNS))})", [schema.invocation_row(r) for r in records])
+
+    def add_missing(self, records: Sequence[InvocationRecord], batch: BatchRecord | None = None) -> set[str]:
+        """Insert the rows (and the batch) whose id is not in the journal yet, in one transaction;
+        returns the ids inserted. Two threads or processes adding the same id: exactly one wins."""
+        now = time.time()
+        for record in records:
+            record.updated_at = now
+        inserted: set[str] = set()
+        with self.transaction() as db:
+            if batch is not None:
+                db.execute(f"INSERT OR IGNORE INTO batches ({', '.join(schema.BATCH_COLUMNS)}) VALUES "
+                           f"({placeholders(len(schema.BATCH_COLUMNS))})", schema.batch_row(batch))
+            sql = (f"INSERT OR IGNORE INTO invocations ({', '.join(schema.COLUMNS)}) VALUES "
+                   f"({placeholders(len(schema.COLUMNS))})")
+            for record in records:
+                if db.execute(sql, schema.invocation_row(record)).rowcount:
+                    inserted.add(record.inference_id)
+        return inserted
 
     def update(self, inference_id: str, expect: Expect = None, **changes: Any) -> bool:
         """Apply ``changes`` if the row's status is in ``expect`` (any status when None).
@@ -250,6 +341,17 @@ class Journal:
                     applied.append(inference_id)
         return applied
 
+    def claim_resubmission(self, inference_id: str, new_id: str | None, *, expect_current: str | None = None) -> bool:
+        """Point a FAILED/EXPIRED row at the id resubmitting it, if nothing else claimed it first
+        (``expect_current``: the pointer it must have now, None for unclaimed)."""
+        sql = "UPDATE invocations SET resubmitted_as = ?, updated_at = ? WHERE inference_id = ? AND "
+        sql += "resubmitted_as IS NULL" if expect_current is None else "resubmitted_as = ?"
+        params: list[Any] = [new_id, time.time(), inference_id]
+        if expect_current is not None:
+            params.append(expect_current)
+        with self.transaction() as db:
+            return bool(db.execute(sql, params).rowcount)
+
     def delete(self, inference_ids: Iterable[str]) -> int:
         """Forget rows (the journal only: S3 objects are never touched here)."""
         ids = list(inference_ids)
@@ -271,6 +373,5 @@ class Journal:
         if origin is not None:
             sql += " AND origin = ?"
             params.append(origin)
-        with self._lock:
-            ids = [r[0] for r in self._db.execute(sql, params).fetchall()]
+        ids = [r[0] for r in self._read(sql, params)]
         return self.delete(ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import keyword
 import logging
 from typing import Any
 
@@ -31,10 +32,22 @@ def _lookup(namespace: dict[str, Any], name: str) -> Any:
                               "the %%invoke_async cell form to send literal data.")
     value = namespace[head]
     for attr in attrs:
-        if not attr.isidentifier() or not hasattr(value, attr):
-            raise ValidationError(f"{name!r}: {type(value).__name__} has no attribute {attr!r}.")
-        value = getattr(value, attr)
+        if not attr.isidentifier():
+            raise ValidationError(f"{name!r} is not a variable name or a dotted path of attributes.")
+        try:
+            value = getattr(value, attr)
+        except AttributeError:
+            raise ValidationError(f"{name!r}: {type(value).__name__} has no attribute {attr!r}.") from None
+        except Exception as exc:  # a property that raises: say so, in one line
+            raise ValidationError(f"{name!r}: reading .{attr} of the {type(value).__name__} raised "
+                                  f"{type(exc).__name__}: {exc}") from None
     return value
+
+
+def _check_variable_name(name: str | None) -> None:
+    """``-o VAR`` names a notebook variable: checked before anything is sent."""
+    if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
+        raise ValidationError(f"-o {name!r} is not a valid Python variable name: use one such as df or job.")
 
 
 def _parse(parser: MagicArgumentParser, line: str) -> argparse.Namespace:
@@ -128,6 +141,7 @@ class SageMakerAsyncMagics(Magics):
         Without --wait it returns at once and tracks in the background (%sm_async panel).
         """
         args = _parse(self.invoke_async.parser, line)
+        _check_variable_name(args.output)
         if cell is None and args.variable is None:
             raise ValidationError("Name the variable to send (%invoke_async ENDPOINT VAR), or use the cell "
                                   "form %%invoke_async ENDPOINT with the data in the cell.")
@@ -233,6 +247,7 @@ class SageMakerAsyncMagics(Magics):
         return frame[_COMPACT]
 
     def _cmd_result(self, args: argparse.Namespace) -> Any:
+        _check_variable_name(args.output)
         handle = self.session.resolve(args.key)
         if args.skip_errors and isinstance(handle, InvocationBatch):
             frame = handle.result(errors="skip")

@@ -263,16 +263,34 @@ def _by_media(registry: dict[str, Encoder], what: str, payload: Any, media: str,
                               "values or choose another content type.", parameter="payload") from exc
 
 
+# Formats that key values by column name: duplicate names would silently lose columns.
+_KEYED = frozenset({*JSONL_TYPES, *PARQUET_TYPES})
+
+
 def _encode_frame(payload: Any, media: str, csv_header: bool) -> bytes:
     df = payload.to_frame() if payload.ndim == 1 else payload
     if len(df) == 0:
         raise ValidationError("The DataFrame has no rows: SageMaker rejects empty inputs.",
                               parameter="payload")
+    duplicated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    if duplicated and media in _KEYED:
+        raise ValidationError(f"The DataFrame has duplicate column names ({', '.join(duplicated[:5])}), which "
+                              f"{media} keys by name, so columns would be lost: rename them, or send text/csv "
+                              "or application/json (rows as lists).", parameter="payload")
     return _by_media(_FRAME_ENCODERS, "a DataFrame", df, media, csv_header)
 
 
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from a badly decoded file
+        raise ValidationError(f"The text has a character that is not valid Unicode ({text[exc.start]!r} at "
+                              f"position {exc.start}, a lone surrogate), so it cannot be sent as UTF-8: fix "
+                              "the text, or send bytes.", parameter="payload") from None
+
+
 _ENCODERS: dict[str, Callable[[Any, str, bool], bytes]] = {
-    "text": lambda text, media, header: text.encode("utf-8"),
+    "text": lambda text, media, header: _utf8(text),
     "bytes": lambda data, media, header: data.tobytes() if isinstance(data, memoryview) else bytes(data),
     "json": _to_json,
     "frame": _encode_frame,

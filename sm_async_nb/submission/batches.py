@@ -32,6 +32,23 @@ def batch_ids(inference_id: str | Sequence[str] | None, count: int) -> tuple[lis
     return per_item("inference_id", inference_id, count), f"batch-{uuid.uuid4().hex[:12]}"
 
 
+def _check_same_batch(preparer: Preparer, batch_id: str, endpoint_name: str, count: int, kind: BatchKind,
+                      index_json: str | None) -> None:
+    """Re-running a batch id prefix continues that batch; a different batch under the same prefix
+    (other size, kind or input index) would mix the two runs' rows."""
+    earlier = preparer.ctx.journal.get_batch(batch_id)
+    if earlier is None:
+        return
+    same = (earlier.endpoint_name, earlier.size, earlier.kind, earlier.index_json) == (
+        endpoint_name, count, kind, index_json)
+    if not same:
+        prefix = batch_id.removeprefix("batch-")
+        raise ValidationError(
+            f"inference_id prefix {prefix!r} already names a batch of {earlier.size} {earlier.kind.value} part(s) "
+            f"on {earlier.endpoint_name!r}; this one has {count}: choose a new prefix (re-running the very same "
+            "call continues the earlier batch), or forget the earlier batch first.", parameter="InferenceId")
+
+
 def plan(preparer: Preparer, endpoint_name: str, parts: Sequence[Part], options: RequestOptions,
          inference_id: str | Sequence[str] | None, filename: Sequence[str] | None, *,
          kind: BatchKind, index_json: str | None = None) -> tuple[list[PreparedRequest], BatchRecord]:
@@ -41,6 +58,12 @@ def plan(preparer: Preparer, endpoint_name: str, parts: Sequence[Part], options:
     count = len(parts)
     ids, batch_id = batch_ids(inference_id, count)
     names = per_item("filename", filename, count)
+    for what, values in (("inference_id", ids), ("filename", names)):
+        repeated = sorted({str(v) for v in values if v is not None and values.count(v) > 1})
+        if repeated:
+            raise ValidationError(f"{what} {repeated[0]!r} is given to more than one payload of this batch: each "
+                                  f"request needs its own {what} (one output each).", parameter=what)
+    _check_same_batch(preparer, batch_id, endpoint_name, count, kind, index_json)
     now = time.time()
     requests = []
     for i, ((payload, rows), iid, name) in enumerate(zip(parts, ids, names, strict=True)):

@@ -67,6 +67,30 @@ def per_item(name: str, value: Any, count: int) -> list[Any]:
     return values
 
 
+def continues(ctx: Context, record: InvocationRecord, existing: InvocationRecord) -> bool:
+    """For a request whose inference id is already journaled: True to send it (again), False when it
+    is already submitted or being submitted right now (nothing more to do).
+
+    Raises:
+        ValidationError: the id belongs to another AWS target, or to a different request.
+    """
+    iid = record.inference_id
+    if existing.origin != ctx.origin:
+        region, *_, runtime = existing.origin.split("|")
+        raise ValidationError(
+            f"InferenceId {iid!r} is already tracked against another AWS target ({region or '?'} at {runtime}): "
+            "ids name journal rows and input objects, so choose another id (or leave it out to get a fresh "
+            "one).", parameter="InferenceId")
+    if existing.endpoint_name != record.endpoint_name or existing.input_sha256 != record.input_sha256:
+        raise ValidationError(
+            f"InferenceId {iid!r} was already used for a different request (another endpoint "
+            "or payload): choose a new id, or leave it out to get a fresh one.", parameter="InferenceId")
+    if existing.status not in RESUMABLE:
+        return False
+    # SUBMITTING by a live process (this one included: another thread) is being sent right now.
+    return not (existing.status is Status.SUBMITTING and owner_alive(existing.owner_pid))
+
+
 class Preparer:
     """Turns what a user asked for into prepared requests (and resubmissions)."""
 
@@ -87,6 +111,7 @@ class Preparer:
             "s3_output_path_extension": options.s3_output_path_extension, "filename": filename,
         }
         api = validation.validate_request(params)
+        params.update({k: api[m] for k, m in validation.PARAMETER_NAMES.items() if m in api})  # as sent
         if options.label is not None and not isinstance(options.label, str):
             raise ValidationError(f"label must be a string, not {type(options.label).__name__}.", parameter="label")
         settings = self.ctx.settings
@@ -106,21 +131,28 @@ class Preparer:
             row_count=rows[1] if rows else None, request=request, inline=options.inline,
             input_location=location, input_size=encoded.size, input_sha256=encoded.sha256,
             submitted_at=now or time.time())
+        if filename is not None:
+            self._check_output_name_free(record)
         existing = self.ctx.journal.get(inference_id)
         if existing is None:
             return PreparedRequest(record, api, encoded)
-        if existing.endpoint_name != endpoint_name or existing.input_sha256 != encoded.sha256:
-            raise ValidationError(
-                f"InferenceId {inference_id!r} was already used for a different request (another endpoint "
-                "or payload): choose a new id, or leave it out to get a fresh one.", parameter="InferenceId")
-        if existing.status not in RESUMABLE:
+        if not continues(self.ctx, record, existing):
             return PreparedRequest(existing, api, encoded, existing=existing, done=True)
-        if existing.status is Status.SUBMITTING and existing.owner_pid != os.getpid() \
-                and owner_alive(existing.owner_pid):
-            raise ValidationError(f"InferenceId {inference_id!r} is being submitted by process "
-                                  f"{existing.owner_pid} right now.", parameter="InferenceId")
         return PreparedRequest(existing.replace(submitted_at=record.submitted_at, input_location=location),
                                api, encoded, existing=existing)
+
+    def _check_output_name_free(self, record: InvocationRecord) -> None:
+        """A Filename names the output object: a second live request with it would overwrite the first's
+        output (and the tracker could not tell them apart)."""
+        other = self.ctx.journal.output_name_taken(
+            self.ctx.origin, record.endpoint_name, record.request["filename"],
+            record.request.get("s3_output_path_extension"), exclude=record.inference_id)
+        if other is not None:
+            raise ValidationError(
+                f"Filename {record.request['filename']!r} already names the output of invocation "
+                f"{other.inference_id} ({other.status.value}) on {record.endpoint_name!r}: a second request would "
+                "overwrite it. Choose another Filename (or an S3OutputPathExtension), or forget that invocation "
+                "first.", parameter="Filename")
 
     def resubmission(self, record: InvocationRecord, held: EncodedPayload | None = None) -> PreparedRequest:
         """ERROR rows (never reached SageMaker) keep their inference id: their input in S3 is reused,

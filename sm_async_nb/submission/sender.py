@@ -33,9 +33,9 @@ from ..aws import Problem, explain
 from ..context import Context
 from ..errors import SubmissionInterrupted, ValidationError
 from ..payloads import EncodedPayload
-from ..records import RESUMABLE, BatchRecord, InvocationRecord, Status, SubmitStep
+from ..records import RESUBMITTABLE, BatchRecord, InvocationRecord, Status, SubmitStep
 from ..s3uri import S3Uri
-from .prepare import PreparedRequest, Preparer
+from .prepare import PreparedRequest, Preparer, continues
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,25 @@ class Submitter:
         if unknown:
             raise ValidationError(f"No tracked invocation {unknown[0]!r}" + (
                 f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "") + ".")
-        requests, skipped = [], {}
+        requests: list[PreparedRequest] = []
+        skipped: dict[str, str] = {}
+        carried: dict[str, str] = {}  # id asked for -> the id carrying it now
         for inference_id in ids:
             try:
-                requests.append(self.preparer.resubmission(records[inference_id], self._held.get(inference_id)))
+                latest = self._latest(records[inference_id])
+                if latest.origin != self.ctx.origin:
+                    raise ValidationError(f"Invocation {inference_id} belongs to another AWS target: switch back to "
+                                          "it (its region or local stack) to resubmit it.")
+                if latest.inference_id != inference_id and latest.status not in RESUBMITTABLE:
+                    carried[inference_id] = latest.inference_id  # resubmitted already: idempotent
+                    continue
+                request = self.preparer.resubmission(latest, self._held.get(latest.inference_id))
+                if request.existing is None and not self.ctx.journal.claim_resubmission(
+                        latest.inference_id, request.inference_id):
+                    carried[inference_id] = self._latest(latest).inference_id  # another caller won the race
+                    continue
+                requests.append(request)
+                carried[inference_id] = request.inference_id
             except ValidationError as exc:
                 if len(ids) == 1:
                     raise
@@ -115,8 +130,21 @@ class Submitter:
         self.run(requests)
         with self._held_lock:
             for request in requests:
-                self._held.pop(request.existing.inference_id if request.existing else request.inference_id, None)
-        return [r.inference_id for r in requests]
+                self._held.pop(request.inference_id, None)
+        return list(dict.fromkeys(carried[i] for i in ids if i in carried))
+
+    def _latest(self, record: InvocationRecord) -> InvocationRecord:
+        """Follow ``resubmitted_as`` to the attempt that carries the request now. A pointer to a row that
+        is gone (forgotten, or a crash before it was journaled) is cleared."""
+        seen = {record.inference_id}
+        while record.resubmitted_as is not None:
+            nxt = self.ctx.journal.get(record.resubmitted_as)
+            if nxt is None or nxt.inference_id in seen:
+                self.ctx.journal.claim_resubmission(record.inference_id, None, expect_current=record.resubmitted_as)
+                return record.replace(resubmitted_as=None)
+            seen.add(nxt.inference_id)
+            record = nxt
+        return record
 
     def _hold(self, inference_id: str, payload: EncodedPayload | None) -> None:
         """Keep a payload that never reached S3 so resubmit() can send it (bounded)."""
@@ -158,20 +186,29 @@ class Submitter:
     # --- steps -------------------------------------------------------------------------------
 
     def _journal_intent(self, requests: list[PreparedRequest], batch: BatchRecord | None) -> None:
+        """Journal new rows before anything is uploaded, and claim existing ones (compare-and-set),
+        so two threads or processes sending the same id invoke it once."""
         journal = self.ctx.journal
-        new = [r.record for r in requests if r.existing is None]
-        if batch is not None and journal.get_batch(batch.batch_id) is not None:
-            batch = None
-        if new or batch is not None:
-            journal.add(new, batch)
+        new = [r for r in requests if r.existing is None]
+        inserted = journal.add_missing([r.record for r in new], batch) if new or batch is not None else set()
+        lost = [r for r in new if r.inference_id not in inserted]
+        if lost:  # another thread or process journaled the same id in the meantime
+            rows = journal.get_many([r.inference_id for r in lost])
+            try:
+                for request in lost:
+                    request.existing = rows[request.inference_id]
+                    request.done = not continues(self.ctx, request.record, request.existing)
+            except ValidationError:
+                journal.delete(inserted)  # ours, not sent yet: leave no orphan rows
+                raise
         for request in requests:
             if request.existing is not None and not request.done:
                 changed = journal.update(
-                    request.inference_id, expect=RESUMABLE, status=Status.SUBMITTING,
+                    request.inference_id, expect=request.existing.status, status=Status.SUBMITTING,
                     submit_step=SubmitStep.JOURNALED, error=None, owner_pid=os.getpid(),
                     submitted_at=request.record.submitted_at, input_location=request.record.input_location,
                     finished_at=None)
-                if not changed:  # another process got there first: leave it to that one
+                if not changed:  # another thread or process got there first: leave it to that one
                     request.done = True
 
     def _send(self, request: PreparedRequest, stop: _StopSignal) -> None:
@@ -183,6 +220,7 @@ class Submitter:
             self._not_sent(request, f"Not submitted: an earlier request failed: {stop.problem.message}")
             return
         uploaded: S3Uri | None = None
+        invoking = False
         input_written = request.payload is None  # a resubmission reusing the input in S3
         journal = self.ctx.journal
         try:
@@ -198,6 +236,7 @@ class Submitter:
                     uploaded, input_written = location, True
                 params["InputLocation"] = str(location)
             journal.update(record.inference_id, expect=Status.SUBMITTING, submit_step=SubmitStep.INVOKING)
+            invoking = True
             answer = self.ctx.aws.runtime.invoke_endpoint_async(**params)
             invoked_at = time.time()
             journal.update(
@@ -209,6 +248,10 @@ class Submitter:
             bucket = S3Uri.parse(record.input_location).bucket if record.input_location else None
             problem = explain(exc, bucket=bucket, endpoint_name=record.endpoint_name)
             message = problem.message
+            if invoking and problem.kind in ("connection", "transient"):
+                # The request may have reached SageMaker before its answer was lost.
+                message = (f"The invoke's answer was lost ({problem.message}); SageMaker may have accepted it. "
+                           "resubmit() sends it again with the same inference id and input.")
             if problem.stops_batch:
                 stop.trip(problem)  # the rest of the batch would fail the same way, slowly
             if problem.permanent and uploaded is not None and self._delete_quietly(uploaded):

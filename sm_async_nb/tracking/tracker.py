@@ -24,10 +24,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..aws import CountedS3
+from ..aws import CountedS3, as_error
 from ..context import Context
+from ..errors import AwsError, JournalError, ValidationError
 from ..journal.frames import records_frame
-from ..records import EXPIRY_GRACE_SECONDS, FINISHED, PendingRow, Status, failure_status, is_overdue
+from ..records import (
+    EXPIRY_GRACE_SECONDS,
+    FINISHED,
+    OUTPUT_CLOCK_SKEW_SECONDS,
+    PendingRow,
+    Status,
+    failure_status,
+    is_overdue,
+    written_for,
+)
 from ..s3uri import S3Uri
 from . import sqs_events
 from .bus import Listener, StatusBus, StatusChange
@@ -42,6 +52,7 @@ MIN_INTERVAL = 0.5
 BACKOFF = 1.6
 JITTER = 0.1
 EVENT_MODE_S3_EVERY = 10
+PROBLEM_KINDS = frozenset({"credentials", "connection", "access_denied", "region"})
 EXPIRED_REASON = ("No output or failure object appeared within the request's TTL, invocation timeout "
                   "and a grace period.")
 
@@ -78,9 +89,13 @@ class Tracker:
         self.journal = ctx.journal
         self.clock = clock
         self.grace = grace
+        self.skew = OUTPUT_CLOCK_SKEW_SECONDS
         self.bus = StatusBus()
         self.stats = RefreshStats()
         self.notices: dict[str, str] = {}
+        # One line with the next step while AWS cannot be asked (expired credentials, no network);
+        # None when the last refresh worked. Rows never change status because of it.
+        self.problem: str | None = None
         self.event_sources: dict[str, sqs_events.QueueEventSource] = {}  # endpoint -> event mode
         self._s3: CountedS3 | None = None
         self._prober: S3Prober | None = None
@@ -117,7 +132,16 @@ class Tracker:
         changes: list[StatusChange] = []
         try:
             with self._refresh_lock:
-                changes = self._refresh(inference_ids, self.clock() if now is None else now)
+                try:
+                    changes = self._refresh(inference_ids, self.clock() if now is None else now)
+                except (JournalError, sqs_events.QueueGone):
+                    raise
+                except Exception as exc:
+                    error = as_error(exc, doing="Checking on the invocations")
+                    if isinstance(error, AwsError) and error.kind in PROBLEM_KINDS:
+                        self._set_problem(error)
+                    raise error from exc
+                self._set_problem(None)
         finally:
             # Every refresh is published, a failed one too (views show stats.last_error), and
             # only once the lock is released.
@@ -151,8 +175,17 @@ class Tracker:
         self.stats.changed = len(changes)
         return changes
 
+    def _ours(self, row: PendingRow, written: float | None, what: str) -> bool:
+        """Output identity (records.written_for): an object older than the invoke is an earlier request's."""
+        if written is None or written_for(written, row.invoked_at, self.skew):
+            return True
+        log.info("ignoring the %s at the location of %s: written %.0f s before its invoke (an earlier request's)",
+                 what, row.inference_id, row.invoked_at - written)
+        return False
+
     def _learn(self, pending: Sequence[PendingRow], now: float) -> dict[str, _Outcome]:
         outcomes: dict[str, _Outcome] = {}
+        by_id = {r.inference_id: r for r in pending}
         for endpoint_name, source in list(self.event_sources.items()):
             try:
                 heard = source.poll([r for r in pending if r.endpoint_name == endpoint_name])
@@ -162,18 +195,21 @@ class Tracker:
                              "longer exists; status comes from S3 polling again. `%sm_async events on "
                              f"{endpoint_name}` makes a new queue.")
                 continue
-            outcomes.update((iid, _Outcome(status, changes)) for iid, (status, changes) in heard.items())
+            outcomes.update((iid, _Outcome(status, changes)) for iid, (status, changes) in heard.items()
+                            if self._ours(by_id[iid], changes.get("finished_at"), "notification"))
         # Event mode checks S3 only now and then, for notifications that were lost or not sent.
         poll_s3 = not self.event_sources or (self.stats.refreshes + 1) % EVENT_MODE_S3_EVERY == 0
         unresolved = [r for r in pending if r.inference_id not in outcomes and r.output_location
                       and (poll_s3 or r.endpoint_name not in self.event_sources)]
         outputs = {S3Uri.parse(r.output_location): r for r in unresolved if r.output_location}
         for uri, seen in self.prober.find(outputs).items():
-            outcomes[outputs[uri].inference_id] = _Outcome(
-                Status.COMPLETED, {"output_size": seen.size, "finished_at": seen.last_modified})
+            if self._ours(outputs[uri], seen.last_modified, "output"):
+                outcomes[outputs[uri].inference_id] = _Outcome(
+                    Status.COMPLETED, {"output_size": seen.size, "finished_at": seen.last_modified})
         failures = {S3Uri.parse(r.failure_location): r for r in unresolved
                     if r.inference_id not in outcomes and r.failure_location}
-        failed = list(self.prober.find(failures).items())
+        failed = [(uri, seen) for uri, seen in self.prober.find(failures).items()
+                  if self._ours(failures[uri], seen.last_modified, "failure object")]
         texts = self.prober.read_texts([uri for uri, _ in failed]) if failed else []
         for (uri, seen), reason in zip(failed, texts, strict=True):
             outcomes[failures[uri].inference_id] = _Outcome(
@@ -207,6 +243,19 @@ class Tracker:
         self.event_sources.pop(endpoint_name, None)
         return sqs_events.remove(self.ctx.aws, endpoint_name) if remove else None
 
+    def _set_problem(self, error: AwsError | None) -> None:
+        message = None
+        if error is not None:
+            message = str(error)
+            if error.kind == "credentials":
+                message += " Tracking resumes by itself once they work again; nothing was marked failed."
+        if message != self.problem:
+            if message:
+                log.warning("%s", message)
+            elif self.problem:
+                log.warning("AWS answers again; tracking resumed.")
+        self.problem = message
+
     def _notice(self, key: str, message: str) -> None:
         """Say each explanation once: logged here, shown by the panel and `%sm_async list`
         (never a warning printed into whichever cell happens to be running)."""
@@ -224,6 +273,9 @@ class Tracker:
                 return None
         try:
             changes = self.refresh(now=now)
+        except AwsError as exc:  # said once through self.problem; the next step tries again
+            log.debug("refresh failed: %s", exc)
+            changes = []
         except Exception:
             log.exception("refresh failed; the tracker keeps polling")
             changes = []
@@ -287,6 +339,10 @@ class Tracker:
                  progress: Callable[[int, int], None] | None = None) -> None:
         """Block until every id is finished; TimeoutError after ``timeout`` seconds.
         ``progress(finished, total)`` is called as the count moves."""
+        if timeout is not None and not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+                                        and 0 <= timeout < float("inf")):
+            raise ValidationError(f"timeout must be a number of seconds >= 0 (or None to wait as long as it "
+                                  f"takes), not {timeout!r}.", parameter="timeout")
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = 0.1
         ids = list(inference_ids)

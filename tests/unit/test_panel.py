@@ -21,7 +21,7 @@ from sm_async_nb.notebook.panel.panel import Panel
 from sm_async_nb.records import BatchRecord, InvocationRecord, Status, SubmitStep, new_inference_id
 from sm_async_nb.s3uri import S3Uri
 
-START = 1_800_000_000.0
+START = float(int(time.time()) - 3600)  # an hour ago: outputs written now are newer than these invokes
 NOW = START + 100.0
 XSS = ("<img src=x onerror=alert(1)>", "</table><script>alert(1)</script>")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -23,8 +23,10 @@ def s3(moto_aws):
     return s3
 
 
-def pending(client, count, *, prefix="outputs/", failure_prefix="failures/", start=1_800_000_000.0, **extra):
-    """Journal rows as the client writes them after a successful invoke."""
+def pending(client, count, *, prefix="outputs/", failure_prefix="failures/", start=None, **extra):
+    """Journal rows as the client writes them after a successful invoke (a minute ago by default:
+    outputs written now are newer than the invoke, and no deadline has passed)."""
+    start = time.time() - 60 if start is None else start
     rows = []
     for i in range(count):
         iid = new_inference_id(start + i * 0.001)
@@ -72,7 +74,7 @@ def test_listing_costs_two_requests_where_head_per_id_costs_two_per_id(client, s
 
 
 def test_mixed_prefixes_cost_one_listing_each(client, s3):
-    groups = [pending(client, 20, prefix=f"run{i}/", failure_prefix=f"fail{i}/", start=1_800_000_000.0 + i)
+    groups = [pending(client, 20, prefix=f"run{i}/", failure_prefix=f"fail{i}/", start=time.time() - 60 + i)
               for i in range(3)]
     for rows in groups:
         complete(s3, rows[:5])
@@ -157,7 +159,7 @@ def test_step_backs_off_while_nothing_changes_and_resets_on_change(client, s3):
     client.settings.poll_interval = 8
     tracker = client.tracker
     rows = pending(client, 3)
-    now = 1_800_000_100.0
+    now = time.time()
     gaps = []
     for _ in range(8):
         assert tracker.step(now) == []
