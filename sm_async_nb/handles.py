@@ -199,7 +199,9 @@ class InvocationBatch:
         """Send the parts in ``statuses`` (default: ERROR, FAILED, EXPIRED) again, reusing their inputs."""
         wanted = set(statuses)
         ids = [r.inference_id for r in self.parts() if r.status in wanted]
-        return [Invocation(self._parts, i) for i in self._parts.submitter.resubmit(ids)] if ids else []
+        if not ids:
+            return []
+        return [Invocation(self._parts, i) for i in self._parts.submitter.resubmit(ids, skip_impossible=True)]
 
     def __await__(self) -> Generator[Any, None, pd.DataFrame]:
         loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import math
 import os
 import secrets
 import time
@@ -85,8 +86,9 @@ OUTPUT_CLOCK_SKEW_SECONDS = 5.0
 
 
 def written_for(last_modified: float, invoked_at: float, skew: float = OUTPUT_CLOCK_SKEW_SECONDS) -> bool:
-    """Whether an object written at ``last_modified`` can be the result of an invoke at ``invoked_at``."""
-    return last_modified >= invoked_at - skew
+    """Whether an object written at ``last_modified`` can be the result of an invoke at ``invoked_at``
+    (S3 may report LastModified truncated to the second, hence the floor)."""
+    return last_modified >= math.floor(invoked_at - skew)
 
 
 def failure_status(reason: str | None) -> Status:

@@ -87,12 +87,17 @@ class Submitter:
         rows = self.ctx.journal.get_many([r.inference_id for r in requests])
         return [rows[r.inference_id] for r in requests]
 
-    def resubmit(self, inference_ids: Iterable[str]) -> list[str]:
+    def resubmit(self, inference_ids: Iterable[str], *, skip_impossible: bool | None = None) -> list[str]:
         """Send ERROR, FAILED or EXPIRED invocations again; returns the ids now carrying them.
 
-        One id that cannot be resubmitted raises ValidationError. With several, those that cannot
-        (their payload never reached S3 and is not held any more) are left ERROR with the reason,
-        and the others are sent."""
+        Args:
+            inference_ids: the invocations to send again (a resubmitted one: its latest attempt).
+            skip_impossible: leave those that cannot be resubmitted (their payload never reached S3 and
+                is not held any more) ERROR with the reason, and send the others. Default: skip when
+                several ids are given, raise for one.
+
+        Raises:
+            ValidationError: an unknown id; one that cannot be resubmitted (unless skipped)."""
         ids = list(dict.fromkeys(inference_ids))
         records = self.ctx.journal.get_many(ids)
         unknown = [i for i in ids if i not in records]
@@ -119,7 +124,7 @@ class Submitter:
                 requests.append(request)
                 carried[inference_id] = request.inference_id
             except ValidationError as exc:
-                if len(ids) == 1:
+                if not (len(ids) > 1 if skip_impossible is None else skip_impossible):
                     raise
                 skipped[inference_id] = str(exc)
         if skipped:

@@ -191,7 +191,7 @@ class Panel:
             w.show_counts(self._model.counts())
             w.show_endpoints(self._model.endpoints())
             self._render_progress(shown)
-            notes = list(self.tracker.notices.values())
+            notes = ([self.tracker.problem] if self.tracker.problem else []) + list(self.tracker.notices.values())
             if self._refresh_error:
                 notes.append(f"Last refresh failed: {self._refresh_error}")
             w.show_refresh(self.tracker.stats, notes, now)
