@@ -298,3 +298,18 @@ def test_validation_happens_before_any_network_call(moto_aws, tmp_path):
             c.submit("ep", "1", request_ttl_seconds=10)
         assert c.aws.counter.counts == {}
     assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == ["input-bucket"]
+
+
+def test_forget_and_resubmit_take_one_id_as_a_string_not_its_characters(client):
+    inv = client.submit("ep", "1,2\n", inference_id="one-string-id")
+    client.journal.update(inv.inference_id, status=sma.Status.ERROR, error="x")
+    assert [i.inference_id for i in client.resubmit("one-string-id")] == ["one-string-id"]
+    assert client.forget("one-string-id") == 1 and client.records() == []
+
+
+def test_numpy_integers_are_accepted_for_integer_parameters(client, sent):
+    import numpy as np
+
+    inv = client.submit("ep", "1,2\n", request_ttl_seconds=np.int64(120), invocation_timeout_seconds=np.int32(30))
+    assert sent["invoke"][0]["headers"]["X-Amzn-SageMaker-RequestTTLSeconds"] == "120"
+    assert inv.record.request["request_ttl_seconds"] == 120 and type(inv.record.request["request_ttl_seconds"]) is int
