@@ -24,9 +24,9 @@ from .errors import ConfigurationError, SubmissionError, SubmissionInterrupted, 
 from .handles import HandleParts, Invocation, InvocationBatch
 from .journal import Journal
 from .payloads.indexes import encode_index
-from .records import BatchKind, InvocationRecord, Status
+from .records import BatchKind, BatchRecord, InvocationRecord, Status
 from .s3uri import S3Uri
-from .submission import batches
+from .submission import batches, s3_sources
 from .submission.inputs import InputPrefix
 from .submission.owners import recover_interrupted
 from .submission.prepare import PreparedRequest, Preparer, RequestOptions
@@ -172,6 +172,46 @@ class AsyncInferenceClient:
         return self._submit_batch(endpoint_name, parts, RequestOptions(content_type=content_type, **options),
                                   inference_id, filename, kind=BatchKind.DATAFRAME,
                                   index_json=encode_index(df.index))
+
+    def submit_s3(self, endpoint_name: str, source: Any, pattern: str | None = None, *,
+                  inference_id: str | Sequence[str] | None = None, content_type: str | None = None,
+                  **options: Any) -> InvocationBatch:
+        """Send objects that are already in S3, as they are: InputLocation is the object itself (never
+        copied, moved or deleted). One invocation per object, as one batch.
+
+        Args:
+            endpoint_name: the async endpoint.
+            source: one ``s3://bucket/key``; a prefix ending in ``/`` (listed, every object under it);
+                a list of URIs; or a pandas Series of URIs (results align to its index).
+            pattern: with a prefix, an fnmatch pattern on the key below it (``"*.wav"``).
+            inference_id: one id per object, or one str as the batch's id prefix (a re-run continues).
+            content_type: for objects whose own Content-Type is generic and whose suffix says nothing.
+            **options: accept, custom_attributes, request_ttl_seconds, invocation_timeout_seconds,
+                s3_output_path_extension, label (as for :meth:`submit`).
+
+        Raises:
+            ValidationError: a bad URI, no match, a missing, empty or over-1-GB object, a bad option;
+                nothing was invoked.
+            AwsError: S3 refused to list or read the objects.
+            SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch.
+        """
+        request_options = RequestOptions(**options)
+        if request_options.inline:
+            raise ValidationError("submit_s3 sends objects already in S3: inline=True does not apply.",
+                                  parameter="inline")
+        objects, index = s3_sources.resolve(self.ctx, source, pattern, content_type)
+        count = len(objects)
+        ids, batch_id = batches.batch_ids(inference_id, count)
+        index_json = encode_index(index) if index is not None else None
+        batches.check_same_batch(self._preparer, batch_id, endpoint_name, count, BatchKind.S3, index_json)
+        now = time.time()
+        requests = [self._preparer.prepare_s3(endpoint_name, obj, request_options, inference_id=iid, now=now,
+                                              batch_id=batch_id, batch_index=i)
+                    for i, (obj, iid) in enumerate(zip(objects, ids, strict=True))]
+        batch = BatchRecord(batch_id=batch_id, endpoint_name=endpoint_name, size=count, label=request_options.label,
+                            created_at=now, kind=BatchKind.S3, index_json=index_json)
+        self._run(requests, batch)
+        return self.batch(batch_id)
 
     def _submit_batch(self, endpoint_name: str, parts: Sequence[batches.Part], options: RequestOptions,
                       inference_id: str | Sequence[str] | None, filename: Sequence[str] | None, *,

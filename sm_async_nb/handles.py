@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import results
+from . import downloads, results
 from .context import Context
+from .journal.frames import parts_frame
 from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status
 from .submission.sender import Submitter
 from .tracking.tracker import Tracker
@@ -194,6 +197,21 @@ class InvocationBatch:
             self.refresh()
             parts = self.parts()
         return results.load_batch(self._parts.ctx, self.record, parts, errors, **reader_kwargs)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per invocation (the current attempt of each part), in input order: inference_id,
+        input_location, status, output_location, failure_location, content_type, output_bytes,
+        submitted_at, finished_at, latency_s, failure_reason (and error, batch_index)."""
+        return parts_frame(self.parts())
+
+    def download(self, folder: str | os.PathLike[str], overwrite: bool = False) -> list[Path]:
+        """The completed parts' raw outputs as files in ``folder``, streamed and concurrent, named after
+        their input objects; existing files are kept unless ``overwrite``. Returns the paths in order.
+
+        Raises:
+            OutputMissing: an output was removed from S3. AwsError: S3 refused.
+        """
+        return downloads.download(self._parts.ctx, self.parts(), folder, overwrite=overwrite)
 
     def resubmit(self, statuses: frozenset[Status] | set[Status] = RESUBMITTABLE) -> list[Invocation]:
         """Send the parts in ``statuses`` (default: ERROR, FAILED, EXPIRED) again, reusing their inputs."""

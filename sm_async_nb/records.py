@@ -58,6 +58,7 @@ class BatchKind(str, enum.Enum):
 
     PAYLOADS = "payloads"     # one payload per part: one result row per part aligns to its position
     DATAFRAME = "dataframe"   # row slices of one DataFrame: aligns to the DataFrame's index
+    S3 = "s3"                 # objects already in S3: one result row per object aligns to its position
 
 
 ErrorsMode = Literal["raise", "skip"]
@@ -149,6 +150,9 @@ class InvocationRecord:
     owner_pid: int = field(default_factory=os.getpid)
     deadline: float | None = None  # when the service's TTL and invocation timeout have both run out
     resubmitted_as: str | None = None  # the id that carries this FAILED/EXPIRED request now
+    user_input: bool = False  # input_location is the user's own object: never deleted
+    output_body: bytes | None = field(default=None, repr=False)  # a small output from its notification
+    output_content_type: str | None = None
 
     @property
     def content_type(self) -> str | None:

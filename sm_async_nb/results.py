@@ -42,6 +42,8 @@ def raise_unless_completed(record: InvocationRecord) -> None:
 def fetch(ctx: Context, record: InvocationRecord) -> tuple[bytes, str | None]:
     """The output object's bytes and the content type to decode it by."""
     raise_unless_completed(record)
+    if record.output_body is not None:  # delivered in its notification (IncludeInferenceResponseIn)
+        return record.output_body, record.output_content_type or record.accept
     assert record.output_location is not None  # a COMPLETED row always has one
     location = S3Uri.parse(record.output_location)
     try:
@@ -120,8 +122,11 @@ def _assemble(batch: BatchRecord, parts: Sequence[InvocationRecord], usable: lis
                 return pd.concat([f.set_axis(i, axis=0) for f, i in zip(frames, pieces, strict=True)])
             note = note_or_none
         else:
-            pieces = [pd.Index([r.batch_index]) for r in usable]
-            return pd.concat([f.set_axis(i, axis=0) for f, i in zip(frames, pieces, strict=True)])
+            positions, note_or_none = decode_index(batch.index_json, batch.size)  # a Series of URIs: its index
+            if note_or_none is None:
+                pieces = [positions[[r.batch_index or 0]] for r in usable]
+                return pd.concat([f.set_axis(i, axis=0) for f, i in zip(frames, pieces, strict=True)])
+            note = note_or_none
     combined = pd.concat(frames, ignore_index=True)
     combined.attrs["aligned"] = False  # concatenated in input order with a new index; attrs["note"] says why
     combined.attrs["note"] = note

@@ -18,7 +18,7 @@ _TIMES = ("submitted_at", "invoked_at", "finished_at", "updated_at")
 _ORDER = ("inference_id", "label", "endpoint_name", "status", "submitted_at", "finished_at", "latency_s",
           "output_size", "failure_reason", "error", "batch_id", "batch_index", "input_location",
           "output_location", "failure_location")
-_INTERNAL = ("request", "owner_pid", "input_sha256", "submit_step", "origin")
+_INTERNAL = ("request", "owner_pid", "input_sha256", "submit_step", "origin", "output_body")
 
 
 def records_frame(records: Sequence[InvocationRecord]) -> pd.DataFrame:
@@ -37,4 +37,27 @@ def records_frame(records: Sequence[InvocationRecord]) -> pd.DataFrame:
     for name in _TIMES:
         if name in frame:
             frame[name] = pd.to_datetime(frame[name], unit="s", utc=True)
+    return frame
+
+
+PART_COLUMNS = ("inference_id", "input_location", "status", "output_location", "failure_location", "content_type",
+                "output_bytes", "submitted_at", "finished_at", "latency_s", "failure_reason", "error", "batch_index",
+                "output_content_type")
+
+
+def parts_frame(records: Sequence[InvocationRecord]) -> pd.DataFrame:
+    """A batch's parts as SPEC §11's ``batch.to_frame()`` columns, one row per invocation."""
+    import pandas as pd
+
+    rows = [{"inference_id": r.inference_id, "input_location": r.input_location, "status": r.status.value,
+             "output_location": r.output_location, "failure_location": r.failure_location,
+             "content_type": r.content_type,  # what was sent (for S3 inputs: as resolved from the object)
+             "output_bytes": r.output_size if r.status.value == "COMPLETED" else None,
+             "submitted_at": r.submitted_at, "finished_at": r.finished_at, "latency_s": r.latency,
+             "failure_reason": r.failure_reason, "error": r.error, "batch_index": r.batch_index,
+             "output_content_type": r.output_content_type} for r in records]
+    frame = pd.DataFrame(rows, columns=list(PART_COLUMNS))
+    for name in ("submitted_at", "finished_at"):
+        frame[name] = pd.to_datetime(frame[name], unit="s", utc=True)
+    frame["output_bytes"] = frame["output_bytes"].astype("Int64")
     return frame

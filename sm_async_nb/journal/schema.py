@@ -71,6 +71,11 @@ _V3 = (
     # A FAILED/EXPIRED row resubmitted under a new id points at it, so resubmitting it again follows
     # the chain instead of making another invocation.
     "ALTER TABLE invocations ADD COLUMN resubmitted_as TEXT",
+    # The input is the user's own S3 object (submit_s3): never deleted, whatever happens.
+    "ALTER TABLE invocations ADD COLUMN user_input INTEGER NOT NULL DEFAULT 0",
+    # A small output delivered inside its SNS notification (IncludeInferenceResponseIn): no S3 GET.
+    "ALTER TABLE invocations ADD COLUMN output_body BLOB",
+    "ALTER TABLE invocations ADD COLUMN output_content_type TEXT",
 )
 
 # (version, statements): version N's statements turn a version N-1 journal into version N.
@@ -120,7 +125,7 @@ def encode(name: str, value: Any) -> Any:
         return value.value
     if name == "request":
         return json.dumps(value, sort_keys=True)
-    if name == "inline":
+    if name in ("inline", "user_input"):
         return int(value)
     return value
 
@@ -135,6 +140,7 @@ def invocation_from_row(row: Sequence[Any]) -> InvocationRecord:
     data["status"] = Status(data["status"])
     data["submit_step"] = SubmitStep(data["submit_step"])
     data["inline"] = bool(data["inline"])
+    data["user_input"] = bool(data["user_input"])
     return InvocationRecord(**data)
 
 

@@ -15,7 +15,7 @@ from ..config import SageMakerAsync
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
 from ..records import FINISHED, UNFINISHED, Status
-from .progress import WaitProgress
+from .progress import WaitProgress, register_upload_progress
 from .session import NotebookSession
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,23 @@ def _lookup(namespace: dict[str, Any], name: str) -> Any:
             raise ValidationError(f"{name!r}: reading .{attr} of the {type(value).__name__} raised "
                                   f"{type(exc).__name__}: {exc}") from None
     return value
+
+
+def _check_one_source(args: argparse.Namespace, cell: str | None) -> None:
+    """Exactly one thing to send: the cell body, a variable, or --s3 objects."""
+    given = [what for what, present in (("the cell body", cell is not None), (f"variable {args.variable!r}",
+                                        args.variable is not None), ("--s3", args.s3 is not None)) if present]
+    if not given:
+        raise ValidationError("Name what to send: %invoke_async ENDPOINT VAR, %invoke_async ENDPOINT --s3 "
+                              "s3://bucket/prefix/, or the cell form %%invoke_async ENDPOINT with the data in "
+                              "the cell.")
+    if len(given) > 1:
+        raise ValidationError(f"Send one thing at a time: {' and '.join(given)} were both given.")
+    if args.pattern is not None and args.s3 is None:
+        raise ValidationError("--pattern goes with an --s3 prefix.")
+    if args.s3 is not None and (args.inline or args.filename or args.rows_per_request):
+        raise ValidationError("--s3 sends the objects as they are: --inline, --filename and --rows-per-request "
+                              "do not apply.")
 
 
 def _check_variable_name(name: str | None) -> None:
@@ -129,6 +146,8 @@ class SageMakerAsyncMagics(Magics):
     @argument("--filename", metavar="F", help="Filename of the output object")
     @argument("--label", metavar="L", help="a name to find this submission by")
     @argument("--rows-per-request", type=int, metavar="N", help="split a DataFrame into requests of N rows")
+    @argument("--s3", metavar="URI", help="send objects already in S3: s3://bucket/key, or a prefix ending in /")
+    @argument("--pattern", metavar="GLOB", help="with an --s3 prefix: only keys matching GLOB (e.g. '*.wav')")
     @argument("--inline", action="store_true", help="send the payload in the request body (<= 128,000 bytes)")
     @argument("--wait", action="store_true", help="wait for the result and show it")
     @line_cell_magic
@@ -142,13 +161,8 @@ class SageMakerAsyncMagics(Magics):
         """
         args = _parse(self.invoke_async.parser, line)
         _check_variable_name(args.output)
-        if cell is None and args.variable is None:
-            raise ValidationError("Name the variable to send (%invoke_async ENDPOINT VAR), or use the cell "
-                                  "form %%invoke_async ENDPOINT with the data in the cell.")
-        if cell is not None and args.variable is not None:
-            raise ValidationError(f"%%invoke_async sends the cell body; {args.variable!r} would be ignored. "
-                                  "Use the line form to send a variable.")
-        payload = cell if cell is not None else _lookup(self._user_ns, args.variable)
+        _check_one_source(args, cell)
+        payload = cell if cell is not None else (_lookup(self._user_ns, args.variable) if args.variable else None)
         options = {"content_type": args.content_type, "accept": args.accept,
                    "custom_attributes": args.custom_attributes, "request_ttl_seconds": args.ttl,
                    "invocation_timeout_seconds": args.timeout,
@@ -176,6 +190,10 @@ class SageMakerAsyncMagics(Magics):
     def _submit(self, args: argparse.Namespace, payload: Any, options: dict[str, Any]) -> Invocation | InvocationBatch:
         client = self.session.client
         try:
+            if args.s3 is not None:
+                options.pop("inline")
+                return client.submit_s3(args.endpoint, args.s3, pattern=args.pattern, inference_id=args.inference_id,
+                                        **options)
             if args.rows_per_request is not None:
                 return client.submit_dataframe(args.endpoint, payload, args.rows_per_request,
                                                inference_id=args.inference_id,
@@ -339,6 +357,7 @@ def load(shell: Any) -> None:
         return
     settings = SageMakerAsync(parent=shell)
     shell.configurables.append(settings)
+    register_upload_progress()
     shell.register_magics(SageMakerAsyncMagics(shell, settings))
 
 

@@ -22,6 +22,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+# Outputs that are media or documents rather than tables (result() points to raw()/download()).
+BINARY_FAMILIES = frozenset({"image", "audio", "video", "font", "model"})
+BINARY_TYPES = frozenset({"application/pdf", "application/octet-stream", "binary/octet-stream", "application/zip",
+                          "application/gzip", "application/x-tar"})
+
 KNOWN_LIST_KEYS = ("predictions", "outputs", "results", "embeddings")
 
 
@@ -137,6 +142,9 @@ def decode(body: bytes, content_type: str | None, *, csv_header: bool = False,
     decoder = _decoder_for(media)
     shown = media or "untyped (no Content-Type)"
     if decoder is None:
+        if media is not None and (media.split("/")[0] in BINARY_FAMILIES or media in BINARY_TYPES):
+            raise DecodeError(f"This output is {media}, not a table: use .raw() for its bytes, or "
+                              "batch.download(folder) to save outputs as files.")
         raise DecodeError(f"Cannot turn {shown} output into a DataFrame; use .raw() to get the bytes "
                           "(or pass accept=... to ask the model for CSV/JSON).")
     if reader_kwargs and decoder not in _TAKES_KWARGS:

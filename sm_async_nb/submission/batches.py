@@ -29,10 +29,19 @@ def batch_ids(inference_id: str | Sequence[str] | None, count: int) -> tuple[lis
         validation.check_member("InferenceId", inference_id)
         width = max(4, len(str(count - 1)))
         return [f"{inference_id}-{i:0{width}d}" for i in range(count)], f"batch-{inference_id}"
-    return per_item("inference_id", inference_id, count), f"batch-{uuid.uuid4().hex[:12]}"
+    ids = per_item("inference_id", inference_id, count)
+    _no_repeats("inference_id", ids)
+    return ids, f"batch-{uuid.uuid4().hex[:12]}"
 
 
-def _check_same_batch(preparer: Preparer, batch_id: str, endpoint_name: str, count: int, kind: BatchKind,
+def _no_repeats(what: str, values: list[Any]) -> None:
+    repeated = sorted({str(v) for v in values if v is not None and values.count(v) > 1})
+    if repeated:
+        raise ValidationError(f"{what} {repeated[0]!r} is given to more than one payload of this batch: each "
+                              f"request needs its own {what} (one output each).", parameter=what)
+
+
+def check_same_batch(preparer: Preparer, batch_id: str, endpoint_name: str, count: int, kind: BatchKind,
                       index_json: str | None) -> None:
     """Re-running a batch id prefix continues that batch; a different batch under the same prefix
     (other size, kind or input index) would mix the two runs' rows."""
@@ -58,12 +67,8 @@ def plan(preparer: Preparer, endpoint_name: str, parts: Sequence[Part], options:
     count = len(parts)
     ids, batch_id = batch_ids(inference_id, count)
     names = per_item("filename", filename, count)
-    for what, values in (("inference_id", ids), ("filename", names)):
-        repeated = sorted({str(v) for v in values if v is not None and values.count(v) > 1})
-        if repeated:
-            raise ValidationError(f"{what} {repeated[0]!r} is given to more than one payload of this batch: each "
-                                  f"request needs its own {what} (one output each).", parameter=what)
-    _check_same_batch(preparer, batch_id, endpoint_name, count, kind, index_json)
+    _no_repeats("filename", names)
+    check_same_batch(preparer, batch_id, endpoint_name, count, kind, index_json)
     now = time.time()
     requests = []
     for i, ((payload, rows), iid, name) in enumerate(zip(parts, ids, names, strict=True)):

@@ -20,6 +20,7 @@ from ..payloads import EncodedPayload, encode
 from ..records import REQUEST_FIELDS, RESUBMITTABLE, RESUMABLE, InvocationRecord, Status, SubmitStep, new_inference_id
 from .inputs import InputPrefix, check_input_exists, input_uri
 from .owners import owner_alive
+from .s3_sources import S3Object
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,33 @@ class Preparer:
             return PreparedRequest(existing, api, encoded, existing=existing, done=True)
         return PreparedRequest(existing.replace(submitted_at=record.submitted_at, input_location=location),
                                api, encoded, existing=existing)
+
+    def prepare_s3(self, endpoint_name: str, obj: S3Object, options: RequestOptions, *, inference_id: str | None,
+                   now: float, batch_id: str, batch_index: int) -> PreparedRequest:
+        """A request whose input is the user's own object: InputLocation is the object, nothing is
+        uploaded, and the journal marks it as the user's (never deleted)."""
+        params: dict[str, Any] = {
+            "endpoint_name": endpoint_name, "content_type": obj.content_type, "accept": options.accept,
+            "custom_attributes": options.custom_attributes, "inference_id": inference_id,
+            "request_ttl_seconds": options.request_ttl_seconds,
+            "invocation_timeout_seconds": options.invocation_timeout_seconds,
+            "s3_output_path_extension": options.s3_output_path_extension, "input_location": str(obj.uri)}
+        api = validation.validate_request(params)
+        params.update({k: api[m] for k, m in validation.PARAMETER_NAMES.items() if m in api})
+        api.pop("InputLocation")  # the sender adds it, as for uploaded inputs
+        inference_id = inference_id or new_inference_id(now)
+        params["inference_id"] = api["InferenceId"] = inference_id
+        request = {k: params[k] for k in REQUEST_FIELDS if params.get(k) is not None}
+        record = InvocationRecord(
+            inference_id=inference_id, endpoint_name=endpoint_name, origin=self.ctx.origin, label=options.label,
+            batch_id=batch_id, batch_index=batch_index, request=request, input_location=str(obj.uri),
+            input_size=obj.size, input_sha256=f"s3-etag:{obj.etag}:{obj.uri}", submitted_at=now, user_input=True)
+        existing = self.ctx.journal.get(inference_id)
+        if existing is None:
+            return PreparedRequest(record, api, None)
+        if not continues(self.ctx, record, existing):
+            return PreparedRequest(existing, api, None, existing=existing, done=True)
+        return PreparedRequest(existing.replace(submitted_at=now), api, None, existing=existing)
 
     def _check_output_name_free(self, record: InvocationRecord) -> None:
         """A Filename names the output object: a second live request with it would overwrite the first's

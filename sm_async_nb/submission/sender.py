@@ -29,6 +29,7 @@ from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
+from .. import progress
 from ..aws import Problem, explain
 from ..context import Context
 from ..errors import SubmissionInterrupted, ValidationError
@@ -40,7 +41,9 @@ from .prepare import PreparedRequest, Preparer, continues
 log = logging.getLogger(__name__)
 
 SINGLE_PUT_LIMIT = 8 * 1024 * 1024
-_TRANSFER = TransferConfig(multipart_threshold=SINGLE_PUT_LIMIT, max_concurrency=4)
+# Large files go up in 8 MB parts, 4 at a time: about 32 MB in flight, whatever the file's size.
+_TRANSFER = TransferConfig(multipart_threshold=SINGLE_PUT_LIMIT, multipart_chunksize=SINGLE_PUT_LIMIT,
+                           max_concurrency=4)
 NOT_SENT_INTERRUPTED = "Not sent: interrupted (Ctrl-C); resubmit() sends it."
 HELD_LIMIT = 256 * 1024 * 1024
 
@@ -259,7 +262,8 @@ class Submitter:
                            "resubmit() sends it again with the same inference id and input.")
             if problem.stops_batch:
                 stop.trip(problem)  # the rest of the batch would fail the same way, slowly
-            if problem.permanent and uploaded is not None and self._delete_quietly(uploaded):
+            if problem.permanent and uploaded is not None and not record.user_input \
+                    and self._delete_quietly(uploaded):  # ours only: a user's object is never deleted
                 message += " (the uploaded input was removed)"
                 input_written = False
             log.info("submission of %s failed: %s", record.inference_id, message)
@@ -276,8 +280,21 @@ class Submitter:
         if payload.body is not None and payload.size <= SINGLE_PUT_LIMIT:
             s3.put_object(Bucket=location.bucket, Key=location.key, Body=payload.body, **extra)
             return
-        with payload.open() as stream:
-            s3.upload_fileobj(stream, location.bucket, location.key, ExtraArgs=extra, Config=_TRANSFER)
+        shown = progress.make(f"uploading {payload.path.name if payload.path else location.key}", payload.size)
+        try:
+            if payload.path is not None:  # streamed from disk part by part: memory stays ~chunk x concurrency
+                s3.upload_file(str(payload.path), location.bucket, location.key, ExtraArgs=extra,
+                               Callback=shown, Config=_TRANSFER)
+            else:
+                with payload.open() as stream:
+                    s3.upload_fileobj(stream, location.bucket, location.key, ExtraArgs=extra, Callback=shown,
+                                      Config=_TRANSFER)
+        except BaseException:
+            if shown is not None:
+                shown.close(ok=False)
+            raise
+        if shown is not None:
+            shown.close(ok=True)
 
     def _delete_quietly(self, location: S3Uri) -> bool:
         extra: dict[str, Any] = {}

@@ -598,13 +598,19 @@ def test_decode_plain_pickle_labelled_npy_is_refused_without_unpickling(tmp_path
 
 # -- decoding errors -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("content_type, shown", [
-    ("image/png", "image/png"), ("application/octet-stream", "application/octet-stream"),
-    (None, "untyped"), ("", "untyped")])
+@pytest.mark.parametrize("content_type, shown", [(None, "untyped"), ("", "untyped"), ("application/x-weird", "application/x-weird")])
 def test_decode_unknown_type_points_to_raw(content_type, shown):
     message = (rf"Cannot turn {shown}.* output into a DataFrame; use \.raw\(\) to get the bytes "
                r"\(or pass accept=\.\.\. to ask the model for CSV/JSON\)")
     with pytest.raises(DecodeError, match=message):
+        decode(b"\x89PNG", content_type)
+
+
+@pytest.mark.parametrize("content_type", ["image/png", "audio/wav", "video/mp4", "application/pdf",
+                                          "application/octet-stream", "binary/octet-stream"])
+def test_outputs_that_are_not_tables_say_so_and_point_to_raw_and_download(content_type):
+    with pytest.raises(DecodeError, match=rf"This output is {content_type}, not a table: use \.raw\(\) .*"
+                                          r"batch\.download\(folder\)"):
         decode(b"\x89PNG", content_type)
 
 
