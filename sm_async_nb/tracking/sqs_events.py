@@ -7,6 +7,8 @@ a small JSON file so it can be removed later, even from another kernel.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import json
@@ -44,6 +46,27 @@ class Notification:
     output_location: str | None
     failure_reason: str | None
     event_time: str | None
+    body: bytes | None = None          # the response itself, when the endpoint includes it (≤ 128 KB)
+    content_type: str | None = None    # the response's content type
+
+
+INLINE_RESPONSE_LIMIT = 128 * 1024  # AWS includes the response in the notification only up to this
+
+
+def _response_body(message: dict[str, Any]) -> bytes | None:
+    """The inference response embedded by IncludeInferenceResponseIn: ``responseBody`` holding the
+    content (base64 when ``encoding`` says so, else text), at the top level or in responseParameters."""
+    found = message.get("responseBody", (message.get("responseParameters") or {}).get("responseBody"))
+    if found is None:
+        return None
+    if isinstance(found, str):
+        return found.encode("utf-8")
+    content = found.get("content")
+    if not isinstance(content, str):
+        return None
+    if str(found.get("encoding", "")).upper() in ("BASE64", "BASE_64"):
+        return base64.b64decode(content, validate=True)
+    return content.encode("utf-8")
 
 
 def parse_notification(body: str) -> Notification | None:
@@ -57,10 +80,13 @@ def parse_notification(body: str) -> Notification | None:
         succeeded = message.get("invocationStatus") == "Completed"
         reason = message.get("failureReason")
         status = Status.COMPLETED if succeeded else failure_status(reason)
-        return Notification(message["inferenceId"], status,
-                            (message.get("responseParameters") or {}).get("outputLocation"),
-                            reason, message.get("eventTime"))
-    except (ValueError, KeyError, TypeError, AttributeError):
+        response = message.get("responseParameters") or {}
+        embedded = _response_body(message) if succeeded else None
+        if embedded is not None and len(embedded) > INLINE_RESPONSE_LIMIT:
+            embedded = None  # not what AWS sends; read it from S3 instead
+        return Notification(message["inferenceId"], status, response.get("outputLocation"), reason,
+                            message.get("eventTime"), embedded, response.get("contentType"))
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
         return None
 
 
@@ -196,6 +222,9 @@ class QueueEventSource:
                     changes["failure_reason"] = note.failure_reason
                 if note.event_time:
                     changes["finished_at"] = _epoch(note.event_time)
+                if note.body is not None:  # the output itself: result() needs no S3 GET
+                    changes.update(output_body=note.body, output_size=len(note.body),
+                                   output_content_type=note.content_type)
                 found[note.inference_id] = (note.status, changes)
             self.sqs.delete_message_batch(QueueUrl=self.resources.queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])

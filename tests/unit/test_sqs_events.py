@@ -53,3 +53,19 @@ def test_only_the_service_expiry_code_means_expired():
 ])
 def test_other_messages_are_ignored_not_raised(body):
     assert parse_notification(body) is None
+
+
+def test_an_embedded_response_is_read_from_the_notification():
+    import base64
+
+    with_body = {**SUCCESS, "responseBody": {"content": base64.b64encode(b"setosa,0.97\n").decode(),
+                                             "encoding": "BASE64"}}
+    note = parse_notification(envelope(with_body))
+    assert note.body == b"setosa,0.97\n" and note.content_type == "text/csv"
+    text = parse_notification(json.dumps({**SUCCESS, "responseBody": {"content": "[1, 2]", "encoding": "UTF-8"}}))
+    assert text.body == b"[1, 2]"
+    assert parse_notification(envelope(SUCCESS)).body is None  # not included: read it from S3
+    too_big = {**SUCCESS, "responseBody": {"content": "x" * (128 * 1024 + 1)}}
+    assert parse_notification(envelope(too_big)).body is None
+    broken = {**SUCCESS, "responseBody": {"content": "not base64!", "encoding": "BASE64"}}
+    assert parse_notification(envelope(broken)) is None
