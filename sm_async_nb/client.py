@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from . import progress
 from .aws import AwsClients
 from .config import SageMakerAsync
 from .context import Context
@@ -26,7 +28,7 @@ from .journal import Journal
 from .payloads.indexes import encode_index
 from .records import BatchKind, BatchRecord, InvocationRecord, Status
 from .s3uri import S3Uri
-from .submission import batches, s3_sources
+from .submission import batches, datasets, s3_sources
 from .submission.inputs import InputPrefix
 from .submission.owners import recover_interrupted
 from .submission.prepare import PreparedRequest, Preparer, RequestOptions
@@ -212,6 +214,75 @@ class AsyncInferenceClient:
                             created_at=now, kind=BatchKind.S3, index_json=index_json)
         self._run(requests, batch)
         return self.batch(batch_id)
+
+    def submit_dataset(self, endpoint_name: str, source: str | os.PathLike[str], rows_per_request: int = 1000,
+                       content_type: str | None = "text/csv", columns: Sequence[str] | None = None, *,
+                       inference_id: str | None = None, **options: Any) -> InvocationBatch:
+        """Stream a Parquet/CSV file, folder or glob (local or ``s3://``) to the endpoint in requests of
+        ``rows_per_request`` rows, reading one record batch at a time: memory does not grow with the
+        dataset. Results align to the dataset's row numbers; ``batch.write_results(dest)`` streams them.
+
+        Args:
+            endpoint_name: the async endpoint.
+            source: ``data/big.parquet``, ``data/*.csv``, ``data/table/`` or ``s3://bucket/table/``.
+            rows_per_request: rows per request (the last one may be shorter).
+            content_type: how each slice is sent (text/csv without header by default).
+            columns: send only these columns, in this order.
+            inference_id: the batch's id prefix: re-running with the same prefix continues an
+                interrupted submission (the default prefix is generated and named in the error).
+            **options: accept, custom_attributes, request_ttl_seconds, invocation_timeout_seconds,
+                s3_output_path_extension, label.
+
+        Raises:
+            ValidationError: a missing path, no match, an unsupported file type, a missing column, a
+                ragged or unreadable row, a bad option; nothing was sent.
+            SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, the message says how to continue.
+        """
+        if isinstance(rows_per_request, bool) or not isinstance(rows_per_request, int) or rows_per_request < 1:
+            raise ValidationError(f"rows_per_request must be a positive integer, not {rows_per_request!r}.",
+                                  parameter="rows_per_request")
+        request_options = RequestOptions(content_type=content_type, **options)
+        if request_options.inline:
+            raise ValidationError("submit_dataset sends its slices through S3: inline=True does not apply.",
+                                  parameter="inline")
+        opened = datasets.open_dataset(self.ctx, source, columns)
+        count = -(-opened.rows // rows_per_request)
+        prefix = inference_id if inference_id is not None else f"ds-{uuid.uuid4().hex[:12]}"
+        if not isinstance(prefix, str):
+            raise ValidationError("inference_id for a dataset is one prefix (a str).", parameter="inference_id")
+        ids, batch_id = batches.batch_ids(prefix, count)
+        batches.check_same_batch(self._preparer, batch_id, endpoint_name, count, BatchKind.DATASET, None)
+        batch = BatchRecord(batch_id=batch_id, endpoint_name=endpoint_name, size=count, label=request_options.label,
+                            created_at=time.time(), kind=BatchKind.DATASET)
+        window = max(64, 4 * self.max_workers)  # slices encoded and in flight at once: bounds the memory
+        shown = progress.make(f"submitting {opened.name}", opened.rows, unit="rows")
+        sent = 0
+        try:
+            pending: list[PreparedRequest] = []
+            for i, (start, table) in enumerate(datasets.chunks(opened, rows_per_request)):
+                pending.append(self._preparer.prepare(
+                    endpoint_name, table.to_pandas(), request_options, inference_id=ids[i], filename=None,
+                    now=batch.created_at, batch_id=batch_id, batch_index=i, rows=(start, table.num_rows)))
+                if len(pending) == window:
+                    sent += self._send_window(pending, batch, shown)
+                    pending = []
+            if pending:
+                sent += self._send_window(pending, batch, shown)
+        except SubmissionInterrupted as exc:
+            stopped = SubmissionInterrupted(sent=sent + exc.sent, not_sent=count - sent - exc.sent, total=count,
+                                            batch_id=batch_id, continue_with=prefix)
+            stopped.batch = self.batch(batch_id)
+            raise stopped from None
+        finally:
+            if shown is not None:
+                shown.close()
+        return self.batch(batch_id)
+
+    def _send_window(self, requests: list[PreparedRequest], batch: BatchRecord, shown: Any) -> int:
+        self._run(requests, batch)
+        if shown is not None:
+            shown(sum(r.record.row_count or 0 for r in requests))
+        return len(requests)
 
     def _submit_batch(self, endpoint_name: str, parts: Sequence[batches.Part], options: RequestOptions,
                       inference_id: str | Sequence[str] | None, filename: Sequence[str] | None, *,

@@ -39,8 +39,11 @@ class SubmissionInterrupted(SubmissionError):
     ``batch.resubmit()`` sends the rest."""
 
     def __init__(self, *, sent: int, not_sent: int, total: int, batch_id: str | None = None,
-                 inference_id: str | None = None):
-        if total == 1:
+                 inference_id: str | None = None, continue_with: str | None = None):
+        if continue_with is not None:  # a streamed dataset: the parts not yet read are not journaled
+            message = (f"Interrupted: {sent} of {total} requests were sent; re-run with "
+                       f"inference_id={continue_with!r} to send the other {not_sent}.")
+        elif total == 1:
             message = ("Interrupted: the request was already in flight and was sent." if sent else
                        "Interrupted: the request was not sent; resubmit() sends it.")
         else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import downloads, results
+from . import downloads, results, results_writer
 from .context import Context
 from .journal.frames import parts_frame
 from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status
@@ -203,6 +203,21 @@ class InvocationBatch:
         input_location, status, output_location, failure_location, content_type, output_bytes,
         submitted_at, finished_at, latency_s, failure_reason (and error, batch_index)."""
         return parts_frame(self.parts())
+
+    def write_results(self, dest: str | os.PathLike[str], errors: ErrorsMode = "raise") -> str:
+        """Stream the outputs into Parquet (``x.parquet``: one file; a folder or ``s3://`` prefix: a
+        dataset), in input order, without holding them all in memory; returns ``dest``. When each
+        request returned one row per input row, the written rows are the input's, in order.
+
+        Raises:
+            InferenceFailed / InferenceExpired / ResultNotReady / SubmissionError: a part has no result
+                (``errors="skip"`` leaves such parts out). DecodeError, OutputMissing.
+        """
+        parts = self.parts()
+        if any(r.status is Status.PENDING for r in parts):
+            self.refresh()
+            parts = self.parts()
+        return results_writer.write(self._parts.ctx, self.record, parts, dest, errors)
 
     def download(self, folder: str | os.PathLike[str], overwrite: bool = False) -> list[Path]:
         """The completed parts' raw outputs as files in ``folder``, streamed and concurrent, named after

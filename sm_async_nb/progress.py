@@ -35,7 +35,9 @@ def set_factory(factory: Factory | None) -> None:
     _factory = factory
 
 
-def _size(count: float) -> str:
+def _size(count: float, unit: str = "bytes") -> str:
+    if unit != "bytes":
+        return f"{count:,.0f} {unit}"
     for unit in ("B", "KB", "MB", "GB"):
         if count < 1024 or unit == "GB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
@@ -46,8 +48,8 @@ def _size(count: float) -> str:
 class TextProgress:
     """One line, rewritten at most five times a second: ``uploading x.bin: 120.0 MB / 1.0 GB (12%)``."""
 
-    def __init__(self, what: str, total: int, stream: TextIO | None = None):
-        self.what, self.total, self.done = what, max(1, total), 0
+    def __init__(self, what: str, total: int, stream: TextIO | None = None, unit: str = "bytes"):
+        self.what, self.total, self.done, self.unit = what, max(1, total), 0, unit
         self._stream: TextIO = stream if stream is not None else sys.stderr
         self._lock = threading.Lock()
         self._shown = 0.0
@@ -59,7 +61,8 @@ class TextProgress:
             if now - self._shown < 0.2 and self.done < self.total:
                 return
             self._shown = now
-            line = f"\r{self.what}: {_size(self.done)} / {_size(self.total)} ({100 * self.done // self.total}%)"
+            line = (f"\r{self.what}: {_size(self.done, self.unit)} / {_size(self.total, self.unit)} "
+                    f"({100 * self.done // self.total}%)")
         self._stream.write(line)
         self._stream.flush()
 
@@ -68,14 +71,14 @@ class TextProgress:
         self._stream.flush()
 
 
-def make(what: str, total: int) -> ByteProgress | None:
-    """A progress display for a transfer of ``total`` bytes, or None when it is too small to show."""
-    if total < SHOW_ABOVE_BYTES:
+def make(what: str, total: int, unit: str = "bytes") -> ByteProgress | None:
+    """A progress display for ``total`` bytes (or rows, ``unit="rows"``), or None when too small to show."""
+    if unit == "bytes" and total < SHOW_ABOVE_BYTES:
         return None
     factory = _factory
-    if factory is not None:
+    if factory is not None and unit == "bytes":
         try:
             return factory(what, total)
         except Exception:  # a display problem must never stop an upload
             log.exception("could not make a progress display; using text")
-    return TextProgress(what, total)
+    return TextProgress(what, total, unit=unit)

@@ -59,6 +59,12 @@ class BatchKind(str, enum.Enum):
     PAYLOADS = "payloads"     # one payload per part: one result row per part aligns to its position
     DATAFRAME = "dataframe"   # row slices of one DataFrame: aligns to the DataFrame's index
     S3 = "s3"                 # objects already in S3: one result row per object aligns to its position
+    DATASET = "dataset"       # row slices of a dataset read in a stream: aligns to its row numbers
+
+    @property
+    def by_rows(self) -> bool:
+        """Parts are slices of rows (results align row by row), not one payload each."""
+        return self in (BatchKind.DATAFRAME, BatchKind.DATASET)
 
 
 ErrorsMode = Literal["raise", "skip"]

@@ -11,7 +11,7 @@ from .context import Context
 from .errors import InferenceExpired, InferenceFailed, OutputMissing, ResultNotReady, SubmissionError
 from .payloads import OCTET, decode, media_type
 from .payloads.indexes import decode_index
-from .records import ERRORS_MODES, BatchKind, BatchRecord, ErrorsMode, InvocationRecord, Status
+from .records import ERRORS_MODES, BatchRecord, ErrorsMode, InvocationRecord, Status
 from .s3uri import S3Uri
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def _assemble(batch: BatchRecord, parts: Sequence[InvocationRecord], usable: lis
               frames: list[pd.DataFrame]) -> pd.DataFrame:
     import pandas as pd
 
-    by_rows = batch.kind is BatchKind.DATAFRAME
+    by_rows = batch.kind.by_rows
     expected = [r.row_count if by_rows else 1 for r in usable]
     note = "some parts did not return one row per input row"
     if all(len(f) == n for f, n in zip(frames, expected, strict=True)):

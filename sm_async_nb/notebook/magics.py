@@ -47,7 +47,8 @@ def _lookup(namespace: dict[str, Any], name: str) -> Any:
 def _check_one_source(args: argparse.Namespace, cell: str | None) -> None:
     """Exactly one thing to send: the cell body, a variable, or --s3 objects."""
     given = [what for what, present in (("the cell body", cell is not None), (f"variable {args.variable!r}",
-                                        args.variable is not None), ("--s3", args.s3 is not None)) if present]
+                                        args.variable is not None), ("--s3", args.s3 is not None),
+                                       ("--dataset", args.dataset is not None)) if present]
     if not given:
         raise ValidationError("Name what to send: %invoke_async ENDPOINT VAR, %invoke_async ENDPOINT --s3 "
                               "s3://bucket/prefix/, or the cell form %%invoke_async ENDPOINT with the data in "
@@ -56,6 +57,8 @@ def _check_one_source(args: argparse.Namespace, cell: str | None) -> None:
         raise ValidationError(f"Send one thing at a time: {' and '.join(given)} were both given.")
     if args.pattern is not None and args.s3 is None:
         raise ValidationError("--pattern goes with an --s3 prefix.")
+    if args.dataset is not None and (args.inline or args.filename):
+        raise ValidationError("--dataset sends row slices through S3: --inline and --filename do not apply.")
     if args.s3 is not None and (args.inline or args.filename or args.rows_per_request):
         raise ValidationError("--s3 sends the objects as they are: --inline, --filename and --rows-per-request "
                               "do not apply.")
@@ -147,6 +150,8 @@ class SageMakerAsyncMagics(Magics):
     @argument("--label", metavar="L", help="a name to find this submission by")
     @argument("--rows-per-request", type=int, metavar="N", help="split a DataFrame into requests of N rows")
     @argument("--s3", metavar="URI", help="send objects already in S3: s3://bucket/key, or a prefix ending in /")
+    @argument("--dataset", metavar="PATH_OR_URI", help="stream a Parquet/CSV file, folder, glob or s3:// URI "
+              "in requests of --rows-per-request rows (default 1000)")
     @argument("--pattern", metavar="GLOB", help="with an --s3 prefix: only keys matching GLOB (e.g. '*.wav')")
     @argument("--inline", action="store_true", help="send the payload in the request body (<= 128,000 bytes)")
     @argument("--wait", action="store_true", help="wait for the result and show it")
@@ -190,6 +195,11 @@ class SageMakerAsyncMagics(Magics):
     def _submit(self, args: argparse.Namespace, payload: Any, options: dict[str, Any]) -> Invocation | InvocationBatch:
         client = self.session.client
         try:
+            if args.dataset is not None:
+                options.pop("inline")
+                return client.submit_dataset(args.endpoint, args.dataset, args.rows_per_request or 1000,
+                                             inference_id=args.inference_id,
+                                             **{k: v for k, v in options.items() if v is not None})
             if args.s3 is not None:
                 options.pop("inline")
                 return client.submit_s3(args.endpoint, args.s3, pattern=args.pattern, inference_id=args.inference_id,

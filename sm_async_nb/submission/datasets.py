@@ -1,0 +1,148 @@
+"""Datasets bigger than memory: a Parquet or CSV file, folder or glob (local or ``s3://``), read
+with ``pyarrow.dataset`` one record batch at a time and cut into requests of exactly
+``rows_per_request`` rows (the last one shorter).
+
+Everything that can be wrong with the source is found before the first request is sent: a
+missing path, no file matching, an unsupported file type, a column that does not exist, and
+(counting the rows is a full streaming pass for CSV) a ragged or unreadable row.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from .. import arrowio
+from ..context import Context
+from ..errors import ValidationError
+
+log = logging.getLogger(__name__)
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+_WILDCARDS = "*?["
+
+
+@dataclass
+class OpenDataset:
+    """A readable dataset and what is known about it before anything is sent."""
+
+    dataset: Any            # pyarrow.dataset.Dataset
+    columns: list[str] | None
+    rows: int
+    name: str               # for messages and progress
+
+
+def _format_of(paths: Sequence[str], source: str) -> str:
+    suffixes = {PurePosixPath(p).suffix.lower() for p in paths}
+    known = {FORMATS[s] for s in suffixes if s in FORMATS}
+    unknown = sorted(s or "(none)" for s in suffixes if s not in FORMATS)
+    if unknown or len(known) != 1:
+        found = ", ".join(unknown) if unknown else " and ".join(sorted(known))
+        raise ValidationError(f"{source}: submit_dataset reads Parquet (.parquet) or CSV (.csv) files of one kind, "
+                              f"not {found}.", parameter="source")
+    return known.pop()
+
+
+def _files(ctx: Context, source: str) -> tuple[Any, list[str]]:
+    """The filesystem and the data files of ``source`` (a file, a folder/prefix, or a glob)."""
+    from pyarrow import fs as pafs
+
+    filesystem, path = arrowio.resolve(ctx.aws, source)
+    if any(c in path for c in _WILDCARDS):
+        if isinstance(filesystem, pafs.LocalFileSystem):
+            matches = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+        else:
+            base = path[:min(path.find(c) for c in _WILDCARDS if c in path)].rsplit("/", 1)[0]
+            listed = filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+            matches = sorted(i.path for i in listed
+                             if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, path))
+        if not matches:
+            raise ValidationError(f"No file matches {source}.", parameter="source")
+        return filesystem, matches
+    info = filesystem.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise ValidationError(f"{source} does not exist: check the path.", parameter="source")
+    if info.type == pafs.FileType.Directory:
+        listed = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
+        files = sorted(i.path for i in listed if i.type == pafs.FileType.File
+                       and not PurePosixPath(i.path).name.startswith(("_", ".")))
+        if not files:
+            raise ValidationError(f"{source} holds no data files.", parameter="source")
+        return filesystem, files
+    return filesystem, [path]
+
+
+def _reason(exc: BaseException) -> str:
+    """The reader's own words, without pyarrow's wrapping ("Error creating dataset ... Invalid: ...")."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    for marker in ("CSV parse error", "Invalid: "):
+        if marker in text:
+            text = text[text.rindex(marker):].removeprefix("Invalid: ")
+            break
+    return text[:240]
+
+
+def open_dataset(ctx: Context, source: str | os.PathLike[str], columns: Sequence[str] | None) -> OpenDataset:
+    """Open and check ``source``; counts its rows (a streaming pass over CSV, metadata for Parquet).
+
+    Raises:
+        ValidationError: a missing path, no match, an unsupported file type, a missing column, or a
+            file that cannot be read (with the reader's first line); nothing has been sent.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    text = os.fspath(source)
+    if not isinstance(text, str) or not text:
+        raise ValidationError(f"submit_dataset needs a path, glob or s3:// URI, not {source!r}.", parameter="source")
+    filesystem, files = _files(ctx, text)
+    kind = _format_of(files, text)
+    try:
+        dataset = pads.dataset(files, filesystem=filesystem, format=kind)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(f"{text} cannot be read as {kind}: {_reason(exc)} (nothing was sent).",
+                              parameter="source") from None
+    wanted = list(columns) if columns is not None else None
+    if wanted is not None:
+        missing = [c for c in wanted if c not in dataset.schema.names]
+        if missing:
+            raise ValidationError(f"{text} has no column {missing[0]!r} (it has: {', '.join(dataset.schema.names)}).",
+                                  parameter="columns")
+    try:
+        # Parquet knows its row count; CSV is parsed once, streaming, which also finds ragged rows.
+        if kind == "parquet":
+            rows = dataset.count_rows()
+        else:
+            rows = sum(batch.num_rows for batch in dataset.to_batches(columns=wanted))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(f"{text} cannot be read: {_reason(exc)} (nothing was sent).",
+                              parameter="source") from None
+    if rows == 0:
+        raise ValidationError(f"{text} has no rows: there is nothing to send.", parameter="source")
+    return OpenDataset(dataset, wanted, rows, PurePosixPath(text.rstrip("/")).name or text)
+
+
+def chunks(opened: OpenDataset, rows_per_request: int) -> Iterator[tuple[int, Any]]:
+    """(first row, pyarrow.Table of ``rows_per_request`` rows) in order, reading one batch at a time."""
+    import pyarrow as pa
+
+    pending: list[Any] = []
+    held, start = 0, 0
+    for batch in opened.dataset.to_batches(columns=opened.columns, batch_size=max(rows_per_request, 1024)):
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows_per_request:
+            table = pa.Table.from_batches(pending)
+            yield start, table.slice(0, rows_per_request)
+            rest = table.slice(rows_per_request)
+            start += rows_per_request
+            held -= rows_per_request
+            pending = rest.to_batches() if rest.num_rows else []
+    if held:
+        yield start, pa.Table.from_batches(pending)
