@@ -12,6 +12,8 @@ from ..records import REQUEST_FIELDS, InvocationRecord
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .store import Journal
+
 log = logging.getLogger(__name__)
 
 _TIMES = ("submitted_at", "invoked_at", "finished_at", "updated_at")
@@ -19,6 +21,24 @@ _ORDER = ("inference_id", "label", "endpoint_name", "status", "submitted_at", "f
           "output_size", "failure_reason", "error", "batch_id", "batch_index", "input_location",
           "output_location", "failure_location")
 _INTERNAL = ("request", "owner_pid", "input_sha256", "submit_step", "origin", "output_body")
+
+
+def journal_frame(journal: Journal, origin: str | None) -> pd.DataFrame:
+    """Every row of ``origin`` (or of all origins) as :func:`records_frame` makes it, but column by
+    column from SQL: 100,000 rows in well under a second."""
+    import pandas as pd
+
+    names = [f.name for f in dataclasses.fields(InvocationRecord) if f.name not in _INTERNAL]
+    data = journal.columns(names, REQUEST_FIELDS, origin=origin)
+    frame = pd.DataFrame(data)
+    for name in _TIMES:
+        frame[name] = pd.to_datetime(frame[name], unit="s", utc=True)
+    finished = frame["finished_at"].notna() & frame["submitted_at"].notna()
+    frame["latency_s"] = (frame["finished_at"] - frame["submitted_at"]).dt.total_seconds().where(finished)
+    frame["latency_s"] = frame["latency_s"].clip(lower=0)
+    frame["inline"] = frame["inline"].astype(bool)
+    frame["user_input"] = frame["user_input"].astype(bool)
+    return frame[list(_ORDER) + [c for c in frame.columns if c not in _ORDER]]
 
 
 def records_frame(records: Sequence[InvocationRecord]) -> pd.DataFrame:

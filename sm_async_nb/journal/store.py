@@ -269,6 +269,23 @@ class Journal:
             [origin, endpoint_name, *live, exclude, filename, extension or ""], limit=1)
         return rows[0] if rows else None
 
+    def columns(self, names: Sequence[str], request_fields: Sequence[str] = (), *,
+                origin: str | None = None) -> dict[str, list[Any]]:
+        """Whole columns (and request fields, extracted by SQLite's JSON functions) in submission
+        order, without building a record per row: what a 100,000-row DataFrame needs."""
+        unknown = set(names) - set(schema.COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown journal fields: {sorted(unknown)}")
+        selected = [*names, *(f"json_extract(request, '$.{field}')" for field in request_fields)]
+        sql = f"SELECT {', '.join(selected)} FROM invocations"
+        params: tuple[Any, ...] = ()
+        if origin is not None:
+            sql += " WHERE origin = ?"
+            params = (origin,)
+        rows = self._read(sql + " ORDER BY submitted_at, batch_index, rowid", params)
+        values = list(zip(*rows, strict=True)) if rows else [() for _ in selected]
+        return {name: list(column) for name, column in zip([*names, *request_fields], values, strict=True)}
+
     def counts(self, origin: str | None = None) -> dict[Status, int]:
         sql = "SELECT status, COUNT(*) FROM invocations"
         params: tuple[Any, ...] = ()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..aws import CountedS3, as_error
 from ..context import Context
 from ..errors import AwsError, JournalError, ValidationError
-from ..journal.frames import records_frame
+from ..journal.frames import journal_frame
 from ..records import (
     EXPIRY_GRACE_SECONDS,
     FINISHED,
@@ -372,4 +372,4 @@ class Tracker:
 
     def to_frame(self, *, include_other_origins: bool = False) -> pd.DataFrame:
         """One row per tracked invocation: every journal field plus timings."""
-        return records_frame(self.ctx.records(include_other_origins=include_other_origins))
+        return journal_frame(self.journal, None if include_other_origins else self.ctx.origin)
