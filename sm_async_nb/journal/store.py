@@ -174,15 +174,19 @@ class Journal:
     # --- reading -----------------------------------------------------------------------------
 
     def _select(self, where: str = "", params: Sequence[Any] = (), *, order: bool = False,
-                limit: int | None = None) -> list[InvocationRecord]:
-        """The one SELECT of whole invocation rows."""
+                limit: int | None = None, order_by: str | None = None, offset: int = 0) -> list[InvocationRecord]:
+        """The one SELECT of whole invocation rows (``order_by``: an ORDER BY clause from views.py)."""
         sql = schema.SELECT_INVOCATIONS + (f" WHERE {where}" if where else "")
-        if order:
+        if order_by:
+            sql += f" ORDER BY {order_by}"
+        elif order:
             sql += " ORDER BY submitted_at, batch_index, rowid"
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
         rows = self._read(sql, params)
         return [schema.invocation_from_row(r) for r in rows]
+
+    select = _select  # for journal/views.py, which builds the panel's queries
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
@@ -190,6 +194,8 @@ class Journal:
                 return list(self._db.execute(sql, tuple(params)).fetchall())
             except sqlite3.OperationalError as exc:
                 raise self._explain(exc, "read") from None
+
+    read = _read  # read-only SQL for journal/views.py and frames.py
 
     def get(self, inference_id: str) -> InvocationRecord | None:
         found = self._select("inference_id = ?", (inference_id,))
