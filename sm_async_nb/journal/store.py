@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,7 @@ class Journal:
 
     # --- reading -----------------------------------------------------------------------------
 
-    def _select(self, where: str = "", params: Sequence[Any] = (), *, order: bool = False,
+    def _select(self, where: str = "", params: Sequence[Any] | Mapping[str, Any] = (), *, order: bool = False,
                 limit: int | None = None, order_by: str | None = None, offset: int = 0) -> list[InvocationRecord]:
         """The one SELECT of whole invocation rows (``order_by``: an ORDER BY clause from views.py)."""
         sql = schema.SELECT_INVOCATIONS + (f" WHERE {where}" if where else "")
@@ -188,10 +188,12 @@ class Journal:
 
     select = _select  # for journal/views.py, which builds the panel's queries
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        # A mapping binds :named parameters (views.py); a sequence binds ? placeholders.
+        bound = dict(params) if isinstance(params, Mapping) else tuple(params)
         with self._lock:
             try:
-                return list(self._db.execute(sql, tuple(params)).fetchall())
+                return list(self._db.execute(sql, bound).fetchall())
             except sqlite3.OperationalError as exc:
                 raise self._explain(exc, "read") from None
 
