@@ -1,0 +1,1 @@
+"""Endpoint awareness (SPEC §10): what an endpoint is doing to the requests waiting on it."""
