@@ -22,8 +22,12 @@ class Sizes:
     seq_sample: int = 250
     workers: int = 16
     latencies: tuple[int, ...] = (0, TARGET_LATENCY_MS)
+    dataset_rows: int = 10_000_000        # (g)
+    dataset_rows_per_request: int = 10_000
+    tracked: int = 100_000                # (h) rows in the journal
+    tracked_pending: int = 1_000          # (h) of which pending
 
 
 FULL = Sizes()
 QUICK = Sizes(payloads=40, pending=60, memory_rows=1_000, kernel_runs=12, repeats=1, refresh_repeats=2,
-              seq_sample=20)
+              seq_sample=20, dataset_rows=30_000, dataset_rows_per_request=1_000, tracked=5_000, tracked_pending=100)
