@@ -103,12 +103,16 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
         batch = client.submit_dataset(config["endpoint"], config["source"],
                                       rows_per_request=config["rows_per_request"])
         answer["submit_s"] = time.perf_counter() - started
+        phases = {"submit": _maxrss() - base}
         batch.wait(timeout=3000)
         answer["wait_s"] = time.perf_counter() - started
+        phases["wait"] = _maxrss() - base
         started = time.perf_counter()
         written = batch.write_results(config["dest"])
         answer["write_s"] = time.perf_counter() - started
+        phases["write"] = _maxrss() - base
         answer["requests"] = len(batch)
+        answer["phase_peaks_bytes"] = phases
     answer["peak_delta_bytes"] = _maxrss() - base
     answer["base_rss_bytes"] = base
     if config["mode"] == "stream":  # checked after the peak is taken: reading back costs memory too
