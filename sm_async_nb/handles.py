@@ -46,6 +46,11 @@ class HandleParts:
         return InvocationBatch(self, batch_id)
 
 
+def _check_limit(limit: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError(f"limit must be a positive integer, not {limit!r}.", parameter="limit")
+
+
 def _when(epoch: float | None) -> dt.datetime | None:
     return None if epoch is None else dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
 
@@ -100,7 +105,8 @@ class Invocation:
             ValidationError: ``limit`` is not a positive integer.
             AwsError: the logs could not be read; ``kind="access_denied"`` names logs:FilterLogEvents.
         """
-        return [line.message for line in self.log_lines(limit)]
+        _check_limit(limit)
+        return self._parts.monitor.log_messages(self.record, limit)
 
     def log_lines(self, limit: int = 100) -> list[LogLine]:
         """As :meth:`logs`, with each line's timestamp and log stream (``AllTraffic/{instance-id}``).
@@ -109,8 +115,7 @@ class Invocation:
             ValidationError: ``limit`` is not a positive integer.
             AwsError: the logs could not be read.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValidationError(f"limit must be a positive integer, not {limit!r}.", parameter="limit")
+        _check_limit(limit)
         return self._parts.monitor.logs(self.record, limit)
 
     def refresh(self) -> Status:

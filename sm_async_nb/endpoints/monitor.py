@@ -75,6 +75,14 @@ class EndpointMonitor:
         """
         return logs.fetch(self.ctx, record, limit)
 
+    def log_messages(self, record: InvocationRecord, limit: int = 100) -> list[str]:
+        """As :meth:`logs`, the messages only (what ``inv.logs()`` returns; the panel's ``row_logs``).
+
+        Raises:
+            AwsError: the logs could not be read.
+        """
+        return [line.message for line in logs.fetch(self.ctx, record, limit)]
+
     def _fetch(self, name: str) -> EndpointStatus:
         now = self.clock()
         notes: list[str] = []

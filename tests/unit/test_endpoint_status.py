@@ -280,7 +280,7 @@ def test_forecast_positions_our_rows_among_the_cloudwatch_backlog():
 
 # --- missing permissions and other trouble ---------------------------------------------------------
 
-@pytest.mark.parametrize("service, operation, action, none_fields", [
+PERMISSION_CASES = [
     ("cloudwatch", "GetMetricData", "cloudwatch:GetMetricData",
      ["backlog", "backlog_per_instance", "oldest_request_age_s", "has_backlog_without_capacity"]),
     ("application-autoscaling", "DescribeScalableTargets", "application-autoscaling:DescribeScalableTargets",
@@ -291,8 +291,13 @@ def test_forecast_positions_our_rows_among_the_cloudwatch_backlog():
     ("sagemaker", "DescribeEndpointConfig", "sagemaker:DescribeEndpointConfig", ["instance_type", "is_async"]),
     ("sagemaker", "DescribeEndpoint", "sagemaker:DescribeEndpoint",
      ["status", "current_instances", "instance_type", "min_capacity"]),
+]
+
+
+@pytest.mark.parametrize("service, operation, action, none_fields, code", [
+    *[(*case, "AccessDeniedException") for case in PERMISSION_CASES],
+    *[(*PERMISSION_CASES[0], code) for code in ("AccessDenied", "UnauthorizedOperation")],
 ])
-@pytest.mark.parametrize("code", ["AccessDeniedException", "AccessDenied", "UnauthorizedOperation"])
 def test_a_missing_permission_leaves_its_fields_none_and_names_it_once(client, service, operation, action,
                                                                       none_fields, code):
     make_endpoint("ep", instances=0)
