@@ -9,7 +9,7 @@ number of invocations (SPEC §10).
   variant may sit at 0 instances (MinCapacity 0), DescribeScalingPolicies for it and one
   DescribeAlarmsForMetric on HasBacklogWithoutCapacity, to see whether anything scales it out.
 
-Every call goes through :func:`call`: an AWS error never propagates. A missing permission leaves
+Every call goes through :meth:`Reader.call`: an AWS error never propagates. A missing permission leaves
 the fields of that call None and adds one warning naming the IAM action; other trouble (throttling
 that outlasted the retries, no network) adds one warning saying what failed.
 """
@@ -38,6 +38,7 @@ METRICS = {
     "oldest_age": "ApproximateAgeOfOldestRequest",
     "no_capacity": NO_CAPACITY_METRIC,
 }
+SAME_FOR_EVERY_CALL = frozenset({"credentials", "connection", "region"})
 # What each read gives, for the warning when it cannot be made.
 WHAT = {
     "DescribeEndpoint": "the endpoint's status and instance counts are unknown",
@@ -78,29 +79,54 @@ def is_missing_endpoint(exc: BaseException) -> bool:
     return "could not find" in text or "not found" in text or "does not exist" in text
 
 
-def call(ctx: Context, service: ServiceName, method: str, endpoint_name: str, warnings: list[str],
-         **kwargs: Any) -> Any:
-    """One AWS call; on an error, None and one warning (a missing permission is named as its IAM action).
+class Reader:
+    """Makes one status fetch's AWS calls for one endpoint and collects their warnings.
 
-    Raises:
-        NotFound: DescribeEndpoint of an endpoint that does not exist.
+    An error never propagates (but :class:`NotFound`): the call answers None and adds one warning;
+    after a problem that every other call would have too (credentials, no network, no region),
+    the remaining calls are not made.
     """
-    client: Any = ctx.aws.get(service)
-    operation = client.meta.method_to_api_mapping.get(method, method)
-    try:
-        return getattr(client, method)(**kwargs)
-    except Exception as exc:
-        if operation == "DescribeEndpoint" and is_missing_endpoint(exc):
-            raise NotFound(str(exc)) from None
-        problem = explain(exc, endpoint_name=endpoint_name)
+
+    def __init__(self, ctx: Context, endpoint_name: str):
+        self.ctx = ctx
+        self.endpoint_name = endpoint_name
+        self.warnings: list[str] = []
+        self.stopped = False
+
+    def call(self, service: ServiceName, method: str, **kwargs: Any) -> Any:
+        """The response of one AWS call, or None (and a warning; a missing permission names its IAM action).
+
+        Raises:
+            NotFound: DescribeEndpoint of an endpoint that does not exist.
+        """
+        if self.stopped:
+            return None
+        client: Any = self.ctx.aws.get(service)
+        operation = client.meta.method_to_api_mapping.get(method, method)
+        try:
+            return getattr(client, method)(**kwargs)
+        except Exception as exc:
+            if operation == "DescribeEndpoint" and is_missing_endpoint(exc):
+                raise NotFound(str(exc)) from None
+            self._note(service, operation, exc)
+            return None
+
+    def _note(self, service: ServiceName, operation: str, exc: Exception) -> None:
+        name = self.endpoint_name
+        problem = explain(exc, endpoint_name=name)
         consequence = WHAT.get(operation, "some fields are unknown")
         if problem.kind == "access_denied":
-            warnings.append(missing_permission_warning(permission(service, operation), endpoint_name, consequence))
+            note = missing_permission_warning(permission(service, operation), name, consequence)
+        elif problem.kind in SAME_FOR_EVERY_CALL:
+            note = f"Could not read the status of endpoint {name!r}: {problem.message}"
+            self.stopped = True
+        elif problem.kind == "transient":
+            note = (f"Could not read {operation} for endpoint {name!r} ({consequence}): {problem.code} outlasted "
+                    "botocore's retries; the next refresh tries again.")
         else:
-            warnings.append(f"Could not read {operation} for endpoint {endpoint_name!r} ({consequence}): "
-                            f"{problem.message}")
-        log.info("%s for endpoint %s failed: %s", operation, endpoint_name, problem.message)
-        return None
+            note = f"Could not read {operation} for endpoint {name!r} ({consequence}): {problem.message}"
+        self.warnings.append(note)
+        log.info("%s for endpoint %s failed: %s", operation, name, problem.message)
 
 
 @dataclass
@@ -122,14 +148,14 @@ def _total(variants: list[dict[str, Any]], key: str) -> int | None:
     return int(sum(values)) if values else None
 
 
-def describe(ctx: Context, name: str, configs: dict[str, dict[str, Any]], warnings: list[str]) -> Described:
+def describe(reader: Reader, configs: dict[str, dict[str, Any]]) -> Described:
     """DescribeEndpoint, and DescribeEndpointConfig unless ``configs`` already holds its config.
 
     Raises:
         NotFound: there is no such endpoint.
     """
     found = Described()
-    endpoint = call(ctx, "sagemaker", "describe_endpoint", name, warnings, EndpointName=name)
+    endpoint = reader.call("sagemaker", "describe_endpoint", EndpointName=reader.endpoint_name)
     if endpoint is None:
         return found
     variants = list(endpoint.get("ProductionVariants") or [])
@@ -141,8 +167,7 @@ def describe(ctx: Context, name: str, configs: dict[str, dict[str, Any]], warnin
     found.desired_instances = _total(variants, "DesiredInstanceCount")
     config = configs.get(found.config_name or "")
     if config is None and found.config_name:
-        config = call(ctx, "sagemaker", "describe_endpoint_config", name, warnings,
-                      EndpointConfigName=found.config_name)
+        config = reader.call("sagemaker", "describe_endpoint_config", EndpointConfigName=found.config_name)
         if config is not None:
             config = {"AsyncInferenceConfig": config.get("AsyncInferenceConfig"),
                       "ProductionVariants": config.get("ProductionVariants") or []}
@@ -167,8 +192,9 @@ class Metrics:
     at: float | None = None
 
 
-def metrics(ctx: Context, name: str, warnings: list[str], now: float) -> Metrics:
-    """One GetMetricData call for the four metrics of ``name``."""
+def metrics(reader: Reader, now: float) -> Metrics:
+    """One GetMetricData call for the four metrics of the endpoint."""
+    name = reader.endpoint_name
     end = dt.datetime.fromtimestamp(now, dt.timezone.utc)
     queries: Any = [{
         "Id": query_id,
@@ -177,9 +203,9 @@ def metrics(ctx: Context, name: str, warnings: list[str], now: float) -> Metrics
                        "Period": METRICS_PERIOD_S, "Stat": "Maximum" if metric == NO_CAPACITY_METRIC else "Average"},
         "ReturnData": True,
     } for query_id, metric in METRICS.items()]
-    answer = call(ctx, "cloudwatch", "get_metric_data", name, warnings, MetricDataQueries=queries,
-                  StartTime=end - dt.timedelta(seconds=METRICS_WINDOW_S), EndTime=end + dt.timedelta(seconds=60),
-                  ScanBy="TimestampDescending")
+    answer = reader.call("cloudwatch", "get_metric_data", MetricDataQueries=queries,
+                         StartTime=end - dt.timedelta(seconds=METRICS_WINDOW_S), EndTime=end + dt.timedelta(seconds=60),
+                         ScanBy="TimestampDescending")
     found = Metrics()
     if answer is None:
         return found
@@ -209,15 +235,15 @@ class Scaling:
     scales_from_zero: bool | None = None
 
 
-def scaling(ctx: Context, name: str, variants: list[str], warnings: list[str]) -> Scaling:
+def scaling(reader: Reader, variants: list[str]) -> Scaling:
     """DescribeScalableTargets (one call for all variants); for variants with MinCapacity 0, their
     policies and one DescribeAlarmsForMetric on HasBacklogWithoutCapacity."""
+    name = reader.endpoint_name
     found = Scaling()
     if not variants:
         return found
-    answer = call(ctx, "application-autoscaling", "describe_scalable_targets", name, warnings,
-                  ServiceNamespace="sagemaker", ResourceIds=[resource_id(name, v) for v in variants],
-                  ScalableDimension=SCALABLE_DIMENSION)
+    answer = reader.call("application-autoscaling", "describe_scalable_targets", ServiceNamespace="sagemaker",
+                         ResourceIds=[resource_id(name, v) for v in variants], ScalableDimension=SCALABLE_DIMENSION)
     if answer is None:
         return found
     targets = answer.get("ScalableTargets", [])
@@ -232,16 +258,16 @@ def scaling(ctx: Context, name: str, variants: list[str], warnings: list[str]) -
         return found
     policies: list[dict[str, Any]] = []
     for rid in at_zero:
-        page = call(ctx, "application-autoscaling", "describe_scaling_policies", name, warnings,
-                    ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION)
+        page = reader.call("application-autoscaling", "describe_scaling_policies", ServiceNamespace="sagemaker",
+                           ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION)
         if page is None:
             return found
         policies += page.get("ScalingPolicies", [])
     if not policies:
         found.scales_from_zero = False
         return found
-    alarms = call(ctx, "cloudwatch", "describe_alarms_for_metric", name, warnings, MetricName=NO_CAPACITY_METRIC,
-                  Namespace=NAMESPACE, Dimensions=[{"Name": "EndpointName", "Value": name}])
+    alarms = reader.call("cloudwatch", "describe_alarms_for_metric", MetricName=NO_CAPACITY_METRIC,
+                         Namespace=NAMESPACE, Dimensions=[{"Name": "EndpointName", "Value": name}])
     if alarms is None:
         return found
     found.scales_from_zero = reacts_to_no_capacity(policies, alarms.get("MetricAlarms", []))

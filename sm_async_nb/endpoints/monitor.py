@@ -85,9 +85,9 @@ class EndpointMonitor:
 
     def _fetch(self, name: str) -> EndpointStatus:
         now = self.clock()
-        notes: list[str] = []
+        reader = fetch.Reader(self.ctx, name)
         try:
-            return self._read(name, now, notes)
+            return self._read(reader, now)
         except fetch.NotFound:
             region = self.ctx.aws.region or "this region"
             return EndpointStatus(name=name, exists=False, fetched_at=now, warnings=[
@@ -95,13 +95,14 @@ class EndpointMonitor:
         except Exception as exc:  # a panel's background thread asks: never let it die of this
             log.exception("Reading the status of endpoint %s failed", name)
             return EndpointStatus(name=name, exists=None, fetched_at=now,
-                                  warnings=[*notes, f"Could not read the status of endpoint {name!r}: "
+                                  warnings=[*reader.warnings, f"Could not read the status of endpoint {name!r}: "
                                                     f"{type(exc).__name__}: {exc}"])
 
-    def _read(self, name: str, now: float, notes: list[str]) -> EndpointStatus:
-        described = fetch.describe(self.ctx, name, self._configs, notes)
-        metrics = fetch.metrics(self.ctx, name, notes, now)
-        scaling = fetch.scaling(self.ctx, name, described.variants, notes)
+    def _read(self, reader: fetch.Reader, now: float) -> EndpointStatus:
+        name = reader.endpoint_name
+        described = fetch.describe(reader, self._configs)
+        metrics = fetch.metrics(reader, now)
+        scaling = fetch.scaling(reader, described.variants)
         queue = backlog.read(self.ctx, name, now)
         rate = queue.rate_per_s
         snapshot = EndpointStatus(
@@ -113,4 +114,4 @@ class EndpointMonitor:
             has_backlog_without_capacity=metrics.has_backlog_without_capacity,
             scales_from_zero=scaling.scales_from_zero, fetched_at=now, failure_reason=described.failure_reason,
             pending=queue.pending, drain_rate_per_min=None if rate is None else rate * 60, metrics_at=metrics.at)
-        return dataclasses.replace(snapshot, warnings=rules.rules(snapshot, queue, now) + notes)
+        return dataclasses.replace(snapshot, warnings=rules.rules(snapshot, queue, now) + reader.warnings)

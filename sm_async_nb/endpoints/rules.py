@@ -25,6 +25,17 @@ from .status import EndpointStatus
 log = logging.getLogger(__name__)
 
 IN_SERVICE = "InService"
+# What a status other than InService means for the requests (DescribeEndpoint's EndpointStatus values).
+NOT_IN_SERVICE = {
+    "Creating": "requests are refused until it is InService (usually minutes)",
+    "Updating": "it keeps serving on its previous configuration until the update finishes",
+    "SystemUpdating": "SageMaker is updating it; requests may be slow until it is InService again",
+    "RollingBack": "an update failed and is being rolled back; check the update's FailureReason",
+    "UpdateRollbackFailed": "an update and its rollback failed: update the endpoint again",
+    "OutOfService": "it serves no requests: pending ones wait until their TTL expires",
+    "Deleting": "pending requests will not complete: submit them to another endpoint",
+    "Failed": "requests to it fail: fix the model or the endpoint config and update the endpoint",
+}
 FROM_ZERO_HINT = ("requests wait until their TTL expires; add a step scaling policy on HasBacklogWithoutCapacity "
                   "(MinCapacity 0) or give the variant at least 1 instance")
 
@@ -45,13 +56,9 @@ def rules(st: EndpointStatus, queue: OwnQueue, now: float) -> list[str]:
     found: list[str] = []
     name = repr(st.name)
     if st.status is not None and st.status != IN_SERVICE:
-        why = f": {st.failure_reason.strip()}" if st.failure_reason else ""
-        if st.status == "Failed":
-            found.append(f"Endpoint {name} is Failed{why}; requests to it fail: fix the model or the endpoint config "
-                         "and update the endpoint.")
-        else:
-            found.append(f"Endpoint {name} is {st.status}, not InService{why}: requests wait or fail until it is "
-                         "InService (aws sagemaker describe-endpoint).")
+        why = f" ({st.failure_reason.strip()})" if st.failure_reason else ""
+        meaning = NOT_IN_SERVICE.get(st.status, "requests may wait or fail until it is InService")
+        found.append(f"Endpoint {name} is {st.status}, not InService{why}: {meaning}.")
     if st.is_async is False:
         found.append(f"Endpoint {name} is not an async endpoint (its config has no AsyncInferenceConfig): "
                      "InvokeEndpointAsync is refused; use an endpoint config with AsyncInferenceConfig.")

@@ -226,9 +226,10 @@ def test_scaling_out_from_zero_says_the_first_results_take_minutes(client):
 
 @pytest.mark.parametrize("status, reason, expected", [
     ("Failed", "The primary container for production variant AllTraffic did not pass the ping health check.",
-     "is Failed: The primary container"),
-    ("Creating", None, "is Creating, not InService"),
-    ("Updating", None, "is Updating, not InService"),
+     "is Failed, not InService (The primary container for production variant AllTraffic did not pass the ping "
+     "health check.): requests to it fail: fix the model"),
+    ("Creating", None, "is Creating, not InService: requests are refused until it is InService"),
+    ("Updating", None, "is Updating, not InService: it keeps serving on its previous configuration"),
 ])
 def test_an_endpoint_not_in_service_warns_with_its_failure_reason(client, status, reason, expected):
     make_endpoint("ep")
@@ -325,6 +326,15 @@ def test_throttling_that_outlasts_the_retries_is_one_warning_not_an_exception(cl
     [warning] = st.warnings
     assert warning.startswith("Could not read GetMetricData for endpoint 'ep'") and st.backlog is None
     assert st.status == "InService"
+
+
+def test_expired_credentials_are_one_warning_and_stop_the_other_reads(client):
+    make_endpoint("ep")
+    deny(client, "sagemaker", "DescribeEndpoint", code="ExpiredToken")
+    st = client.endpoint_status("ep")
+    assert st.warnings == ["Could not read the status of endpoint 'ep': Your AWS credentials have expired: refresh "
+                           "them (aws sso login, or a new session) and resubmit."]
+    assert endpoint_requests(client) == {}  # GetMetricData and the others were not even tried
 
 
 def test_an_unknown_endpoint_is_one_clear_error_and_a_bad_name_a_validation_error(client):
