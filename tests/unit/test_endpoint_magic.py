@@ -56,3 +56,19 @@ def test_an_unknown_endpoint_is_one_line(shell, capsys):
     text = shown.out + shown.err
     assert "AwsError: Endpoint 'no-such-endpoint' not found in us-east-1" in text
     assert "Traceback" not in text
+
+
+def test_lines_show_every_known_field_and_mark_unknown_ones():
+    st = sma.EndpointStatus(name="ep", status="InService", instance_type="ml.m5.large", current_instances=0,
+                            desired_instances=1, is_async=True, min_capacity=0, max_capacity=4, backlog=12.0,
+                            backlog_per_instance=None, oldest_request_age_s=340.4, has_backlog_without_capacity=True,
+                            scales_from_zero=True, pending=5, drain_rate_per_min=2.5,
+                            warnings=["Endpoint 'ep' is scaling out from 0 instances: ..."])
+    assert st.lines() == [
+        "ep: InService, ml.m5.large; instances 0/1 current/desired (autoscaling 0..4, scales from zero)",
+        "  backlog 12; oldest request 340 s; HasBacklogWithoutCapacity yes",
+        "  5 pending invocation(s) of yours, ~2.5 completions/min seen",
+        "  ! Endpoint 'ep' is scaling out from 0 instances: ...",
+    ]
+    assert sma.EndpointStatus(name="x", is_async=False).lines()[0] == \
+        "x: status unknown, not async; instances ?/? current/desired"
