@@ -104,6 +104,9 @@ def _sm_async_parser() -> MagicArgumentParser:
     p.add_argument("action", choices=["on", "off"])
     p.add_argument("endpoint", metavar="ENDPOINT")
     p.add_argument("--keep", action="store_true", help="with off: stop listening but keep the queue")
+    p = sub.add_parser("endpoint", help="an endpoint's status, instances, backlog and warnings")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--max-age", type=float, metavar="S", help="accept a cached status this young (default 60; 0: now)")
     p = sub.add_parser("local", help="the embedded local stack: start | stop | status")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--model", help="inference-toolkit handler file or serving container URL (default: iris)")
@@ -338,6 +341,11 @@ class SageMakerAsyncMagics(Magics):
             return None
         removed = tracker.disable_events(args.endpoint, remove=not args.keep)
         print("Stopped listening" + (f"; removed {removed.queue_url} and its subscriptions." if removed else "."))
+        return None
+
+    def _cmd_endpoint(self, args: argparse.Namespace) -> Any:
+        options = {} if args.max_age is None else {"max_age": args.max_age}
+        print("\n".join(self.session.client.endpoint_status(args.name, **options).lines()))
         return None
 
     def _cmd_local(self, args: argparse.Namespace) -> Any:
