@@ -132,25 +132,31 @@ class DetailsView:
             return
         self.previews.want(preview_key)
         self.log_lines.want(logs_key)
-        self.preview.value = self._start_preview(record, preview_key)
+        self._start_preview(record, preview_key)
         if self._row_logs is not None:
             row_logs = self._row_logs
+            self.logs.value = _note("Reading the log lines…")  # before the worker can answer
             found = self.log_lines.request(logs_key, lambda: logs_html(row_logs(record)))
-            self.logs.value = found if found is not None else _note("Reading the log lines…")
+            if found is not None:
+                self.logs.value = found
 
-    def _start_preview(self, record: InvocationRecord, key: Hashable) -> str:
+    def _start_preview(self, record: InvocationRecord, key: Hashable) -> None:
         if record.status is not Status.COMPLETED:
-            return _note(f"No output: the invocation is {record.status.value.lower()}.")
+            self.preview.value = _note(f"No output: the invocation is {record.status.value.lower()}.")
+            return
         if self._fetch_head is None:
-            return _note("No preview here.")
+            self.preview.value = _note("No preview here.")
+            return
         fetch, csv_header = self._fetch_head, self._csv_header
 
         def work() -> str:
             body, content_type, total = fetch(record, FETCH_BYTES)
             return preview_html(body, content_type, total, csv_header=csv_header)
 
+        self.preview.value = _note("Loading the preview…")  # before the worker can answer
         found = self.previews.request(key, work)
-        return found if found is not None else _note("Loading the preview…")
+        if found is not None:
+            self.preview.value = found
 
     def _preview_ready(self, key: Hashable, html: str) -> None:
         with self._lock:
