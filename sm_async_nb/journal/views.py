@@ -150,5 +150,23 @@ def get_many_ordered(journal: Journal, inference_ids: Iterable[str]) -> list[Inv
     return sorted(found, key=lambda r: (-(r.submitted_at or 0.0), r.batch_index or 0))
 
 
+def keys_starting(journal: Journal, origin: str, prefix: str, *, statuses: Iterable[Status] | None = None,
+                  limit: int = 50) -> list[str]:
+    """What a user may type to name tracked invocations (labels, then batch ids, then inference
+    ids), newest first, starting with ``prefix`` (labels: in any case): for tab completion."""
+    rows = RowFilter(origin, None if statuses is None else frozenset(statuses))
+    where, params = rows.where()
+    params = {**params, "prefix": prefix, "n": len(prefix), "limit": int(limit)}
+    found: list[str] = []
+    for column, match in (("label", "lower(substr(label, 1, :n)) = lower(:prefix)"),
+                          ("batch_id", "substr(batch_id, 1, :n) = :prefix"),
+                          ("inference_id", "substr(inference_id, 1, :n) = :prefix")):
+        found += [r[0] for r in journal.read(
+            f"SELECT {column} FROM invocations WHERE {where} AND {column} IS NOT NULL AND {match} "
+            f"GROUP BY {column} ORDER BY MAX(submitted_at) DESC LIMIT :limit", params)]
+    return list(dict.fromkeys(found))[:limit]
+
+
 __all__ = ["SORTABLE", "RowFilter", "batches_of", "count", "count_among", "endpoints", "existing",
-           "get_many_ordered", "ids", "latest_in_batch", "order_by", "page", "placeholders", "status_counts"]
+           "get_many_ordered", "ids", "keys_starting", "latest_in_batch", "order_by", "page", "placeholders",
+           "status_counts"]
