@@ -1,7 +1,8 @@
 """Tab completion after ``%sm_async result|wait|forget|resubmit|endpoint``: the labels, batch ids
 and inference ids of tracked invocations (endpoint names after ``endpoint``), newest first,
 quoted the way the magics parse them (POSIX shell words, IPython's ``$``/``{}`` expansion
-escaped), so a label with spaces or markup completes to something that can be run as is.
+escaped, each word checked to read back exactly), so a label with spaces, quotes or markup
+completes to something that can be run as is.
 
 An IPython matcher (API v2) registered by the extension; it answers only inside those commands
 and then suppresses the other matchers (file names and Python names make no sense there).
@@ -10,11 +11,14 @@ and then suppresses the other matchers (file names and Python names make no sens
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 from collections.abc import Callable
 from typing import Any
 
 from IPython.core.completer import CompletionContext, SimpleCompletion, SimpleMatcherResult, context_matcher
+from IPython.utils.process import arg_split
+from IPython.utils.text import DollarFormatter
 
 from ..journal import Journal, views
 from ..records import FINISHED, RESUBMITTABLE, UNFINISHED, Status
@@ -28,10 +32,29 @@ COMMANDS: dict[str, frozenset[Status] | None] = {
 LIMIT = 50
 
 
-def quote(text: str) -> str:
-    """``text`` as one word of a magic's line: shell-quoted when needed, and with ``$``, ``{``
-    and ``}`` doubled, since IPython expands them in line magics before the magic parses."""
-    return shlex.quote(text).replace("$", "$$").replace("{", "{{").replace("}", "}}")
+def _reads_back(word: str) -> str | None:
+    """What the magics get from ``word``: IPython's expansion, then POSIX shell splitting."""
+    try:
+        words = arg_split(DollarFormatter().vformat(word, [], {}), posix=True, strict=True)
+    except Exception:  # a name left to expand, or quotes that do not close
+        return None
+    return words[0] if len(words) == 1 else None
+
+
+def quote(text: str) -> str | None:
+    """``text`` as one word of a magic's line, so that running it gives back ``text``: shell
+    quoting, with IPython's ``$name``/``{expr}`` expansion escaped where IPython would apply it
+    (it skips ``$`` inside single quotes, but not braces). None when no form reads back exactly
+    (the caller then offers the inference id, which always does)."""
+    if not text or text.startswith("-"):  # an empty word, or one argparse would take for an option
+        return None
+    braces = text.replace("{", "{{").replace("}", "}}")
+    double = '"' + braces.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    for word in (shlex.quote(text).replace("{", "{{").replace("}", "}}"),
+                 re.sub(r"\$(?=[\w.$])", "$$", double), double):
+        if _reads_back(word) == text:
+            return word
+    return None
 
 
 def current_word(line: str) -> tuple[int, str]:
@@ -90,7 +113,8 @@ def make_matcher(journal_of: Callable[[], tuple[Journal, str] | None]) -> Any:
         except Exception:  # completion must never raise into the kernel
             log.debug("completion failed", exc_info=True)
             return nothing
-        return {"completions": [SimpleCompletion(quote(n), type="sm_async") for n in names],
+        words = [w for w in (quote(n) for n in names) if w is not None]
+        return {"completions": [SimpleCompletion(w, type="sm_async") for w in words],
                 "matched_fragment": line[start:], "suppress": True, "do_not_suppress": set(), "ordered": True}
 
     return sm_async_matcher

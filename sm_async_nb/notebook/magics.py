@@ -16,8 +16,7 @@ from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
 from ..records import FINISHED, UNFINISHED, Status
 from . import live
-from .completion import make_matcher
-from .completion import quote as _word
+from .completion import make_matcher, quote
 from .progress import WaitProgress, register_upload_progress
 from .session import NotebookSession
 
@@ -71,6 +70,11 @@ def _check_variable_name(name: str | None) -> None:
     """``-o VAR`` names a notebook variable: checked before anything is sent."""
     if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
         raise ValidationError(f"-o {name!r} is not a valid Python variable name: use one such as df or job.")
+
+
+def _key(label: str | None, ident: str) -> str:
+    """How a hint names a submission: its label, quoted so it can be pasted back, else its id."""
+    return (quote(label) if label else None) or ident
 
 
 def _parse(parser: MagicArgumentParser, line: str) -> argparse.Namespace:
@@ -234,20 +238,20 @@ class SageMakerAsyncMagics(Magics):
             failed = [p for p in parts if p.status is Status.ERROR]
             if failed:
                 print(f"{len(failed)} could not be submitted: {failed[0].error}")
-            key = handle.label or handle.batch_id
+            key = _key(handle.label, handle.batch_id)
         else:
             where = handle.input_location or "inline"
             print(f"Submitted {handle.inference_id} to {handle.endpoint_name!r} (input: {where}).")
-            key = handle.label or handle.inference_id
-        print(f"Tracking in the background: %sm_async panel | %sm_async wait {_word(key)} | "
-              f"%sm_async result {_word(key)} -o df")
+            key = _key(handle.label, handle.inference_id)
+        print(f"Tracking in the background: %sm_async panel | %sm_async wait {key} | "
+              f"%sm_async result {key} -o df")
 
     def _wait_and_load(self, handle: Invocation | InvocationBatch, output: str | None) -> Any:
         ids = handle.inference_ids if isinstance(handle, InvocationBatch) else [handle.inference_id]
         try:
             self.session.client.tracker.wait_for(ids, progress=WaitProgress(f"{len(ids)} request(s)"))
         except KeyboardInterrupt:
-            print(f"Stopped waiting; the invocation(s) keep running: %sm_async wait {_word(handle.label or ids[0])}")
+            print(f"Stopped waiting; the invocation(s) keep running: %sm_async wait {_key(handle.label, ids[0])}")
             return None
         frame = handle.result()
         if output:

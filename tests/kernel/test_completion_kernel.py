@@ -56,11 +56,11 @@ def test_complete_request_offers_quoted_labels_and_ids_that_run_as_typed(kernel)
     assert applied("%sm_async result 'my la", reply, reply["matches"][0]) == "%sm_async result 'my label <b>'"
 
     reply = complete(kernel, "%sm_async result ")  # result: finished rows only, newest first
-    assert reply["matches"][:2] == [QUOTED_ITS, "'cost $$5 {{x}}'"]
+    assert reply["matches"][:2] == [QUOTED_ITS, '"cost $$5 {{x}}"']
     assert made["plain-one"] not in reply["matches"] and "plain-one" not in reply["matches"]
 
     assert "plain-one" in complete(kernel, "%sm_async wait pl")["matches"]
-    assert complete(kernel, "%sm_async resubmit ")["matches"][0] == "'cost $$5 {{x}}'"
+    assert complete(kernel, "%sm_async resubmit ")["matches"][0] == '"cost $$5 {{x}}"'
     iid = made["plain-one"]
     assert complete(kernel, f"%sm_async forget {iid[:-4]}")["matches"] == [iid]
     assert complete(kernel, "%sm_async endpoint ep-")["matches"] == ["ep-one", "ep-two"]
