@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 from . import responses
 from .faults import FaultMiddleware, Faults
 from .models import Backend, ServiceError, UnsupportedOperation
-from .settings import http_url
+from .settings import CONTROL_PREFIX, http_url
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,6 @@ def classify_runtime(environ: dict[str, Any]) -> tuple[Any, ...]:
     except Exception:
         return ()
     return responses.RUNTIME_FAULTS if name == INVOKE_ASYNC else ()
-
-
-CONTROL_PREFIX = "/_sm_async_nb/"
 
 
 class _Mount:

@@ -25,6 +25,28 @@ def require_local_extra() -> None:
         raise ImportError(f"LocalStack needs {', '.join(missing)}, which are not installed: run {INSTALL_HINT}")
 
 
+DEFAULT_IDLE_TIMEOUT = 8 * 3600.0
+CONTROL_PREFIX = "/_sm_async_nb/"  # the detached stack's control API, on the runtime port
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds from ``90``, ``90s``, ``30m``, ``8h`` or ``1d``.
+
+    Raises:
+        ValueError: not a positive duration.
+    """
+    raw = str(text).strip().lower()
+    scale = _UNITS.get(raw[-1:], None)
+    try:
+        value = float(raw[:-1] if scale else raw) * (scale or 1)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration such as 90, 30m or 8h") from None
+    if not value > 0:
+        raise ValueError(f"a duration must be > 0, got {text!r}")
+    return value
+
+
 def http_url(host: str, port: int) -> str:
     """``http://host:port``, with an IPv6 address in brackets."""
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -343,12 +343,21 @@ class LocalStack:
         self._moto.control(**{k: v for k, v in {"latency_ms": latency_ms, "fault_rate": fault_rate,
                                                  "seed": seed}.items() if v is not None})
 
+    @property
+    def last_request(self) -> float:
+        """Monotonic time of the last request from outside the stack, on either server."""
+        moto_faults = getattr(self._moto, "faults", None)  # moto in this process keeps its own
+        return max(self._faults.last_request, moto_faults.last_request if moto_faults else 0.0)
+
+    def busy(self) -> bool:
+        """True while any request is queued or running."""
+        return any(self._backend.queued(e.name) or self._backend.running(e.name) for e in self._backend.endpoints())
+
     def wait_until_idle(self, timeout: float = 30.0) -> bool:
         """Block until nothing is queued or running (True), or ``timeout`` real seconds pass."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(not self._backend.queued(e.name) and not self._backend.running(e.name)
-                   for e in self._backend.endpoints()):
+            if not self.busy():
                 return True
             time.sleep(0.01)
         return False
