@@ -116,6 +116,9 @@ def _run_detached(args: argparse.Namespace) -> int:
     print(f"# sm_async_nb local stack {verb} (pid {stack.pid}, endpoint {stack.endpoint_name!r}). "
           "Run these lines in your shell (dummy credentials), or: eval \"$(sm-async-nb local start)\"")
     _print_exports(stack.env, stack.input_bucket, stack.endpoint_name)
+    if stack.differs:
+        print(f"# note: the running stack keeps its own {', '.join(stack.differs)}; "
+              "use another --endpoint, or `sm-async-nb local stop` first")
     return 0
 
 

@@ -40,15 +40,20 @@ CHECK_INTERVAL = 0.5
 STACK_OPTIONS = ("model", "endpoint_name", "concurrency", "latency_ms", "fault_rate", "region", "delay", "sns",
                  "time_scale", "instance_count", "moto_port", "runtime_port", "seed")
 ENDPOINT_OPTIONS = ("model", "concurrency", "sns", "delay", "instance_count")
+SHARED_OPTIONS = ("latency_ms", "fault_rate", "region", "time_scale", "seed")  # one value for the whole stack
 
 
 class ControlApp:
     """WSGI app for the token-guarded control operations of one running stack."""
 
-    def __init__(self, token: str, stop: threading.Event):
+    def __init__(self, token: str, stop: threading.Event, config: dict[str, Any]):
         self.token, self.stop = token, stop
         self.stack: LocalStack | None = None
         self.last_call = time.monotonic()
+        # The options each endpoint (and the stack) was made with, to tell a caller asking for others.
+        self.settings: dict[str, dict[str, Any]] = {
+            config.get("endpoint_name") or "local-async": {k: config.get(k) for k in ENDPOINT_OPTIONS}}
+        self.shared = {k: config.get(k) for k in SHARED_OPTIONS}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         status, answer = "200 OK", None
@@ -77,10 +82,15 @@ class ControlApp:
         if op == "add_endpoint":
             self.last_call = time.monotonic()
             name = args.pop("name")
+            shared = [k for k in SHARED_OPTIONS if args.get(k) is not None and args[k] != self.shared[k]]
             if name in stack.stats["endpoints"]:
-                return {"added": False, "name": name}
-            stack.add_endpoint(name, **{k: v for k, v in args.items() if k in ENDPOINT_OPTIONS})
-            return {"added": True, "name": name}
+                known = self.settings.get(name, {})
+                return {"added": False, "name": name, "differs": shared + [
+                    k for k in ENDPOINT_OPTIONS if args.get(k) not in (None, False) and args[k] != known.get(k)]}
+            options = {k: args.get(k) for k in ENDPOINT_OPTIONS}
+            stack.add_endpoint(name, **{k: v for k, v in options.items() if v is not None})
+            self.settings[name] = options
+            return {"added": True, "name": name, "differs": shared}
         if op == "records":
             return {"records": stack.records(args.get("endpoint_name"))}
         if op == "wait_idle":
@@ -101,7 +111,7 @@ def serve(path: Path, config: dict[str, Any]) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
-    control = ControlApp(secrets.token_urlsafe(32), stop)
+    control = ControlApp(secrets.token_urlsafe(32), stop, config)
     idle_timeout = float(config.get("idle_timeout", 8 * 3600))
     stack = LocalStack(**{k: config[k] for k in STACK_OPTIONS if config.get(k) is not None},
                        moto_in_process=True, control_app=control)

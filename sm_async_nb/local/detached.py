@@ -38,6 +38,7 @@ class DetachedStack:
         self.output_path, self.failure_path = record.output_path, record.failure_path
         self.endpoint_urls: dict[str, str] = dict(record.endpoint_urls)
         self.env: dict[str, str] = dict(record.env)
+        self.differs: list[str] = []  # options asked for that the running stack has other values of
 
     @property
     def pid(self) -> int:
@@ -65,11 +66,14 @@ class DetachedStack:
             raise ValueError(message) from None
 
     def add_endpoint(self, name: str, **options: Any) -> bool:
-        """Create endpoint ``name`` unless it exists; True when it was added now."""
+        """Create endpoint ``name`` unless it exists; True when it was added now. Options the
+        running stack or existing endpoint has other values of are listed in :attr:`differs`."""
         clean = {k: v for k, v in options.items() if v is not None}
         if isinstance(clean.get("model"), str):
             clean["model"] = absolute_model(clean["model"])
-        return bool(self.call("add_endpoint", name=name, **clean)["added"])
+        answer = self.call("add_endpoint", name=name, **clean)
+        self.differs = list(answer.get("differs", []))
+        return bool(answer["added"])
 
     def status(self) -> dict[str, Any]:
         return self.call("status")
@@ -167,8 +171,7 @@ def start(options: dict[str, Any], idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         found = find(path)
         if found.stack is not None:
             name = options.get("endpoint_name") or found.stack.endpoint_name
-            found.stack.add_endpoint(name, **{k: options.get(k) for k in ("model", "concurrency", "sns", "delay",
-                                                                         "instance_count")})
+            found.stack.add_endpoint(name, **{k: v for k, v in options.items() if k != "endpoint_name"})
             found.stack.endpoint_name = name
             return found.stack
         if found.stale:

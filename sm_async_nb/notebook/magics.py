@@ -357,6 +357,10 @@ class SageMakerAsyncMagics(Magics):
             print(f"Local stack running ({how}): endpoint {stack.endpoint_name!r}, inputs under "
                   f"{self.session.client.input_prefix()}. This kernel's client now uses it "
                   "(%sm_async local stop stops it and restores the previous one).")
+            differs = getattr(stack, "differs", None)
+            if differs:
+                print(f"Note: the running stack keeps its own {', '.join(differs)} for {stack.endpoint_name!r}; "
+                      "use another --endpoint, or %sm_async local stop and start again.")
             return None
         if args.action == "stop":
             print("Local stack stopped." if self.session.stop_local() else "No local stack is running.")

@@ -170,3 +170,15 @@ def test_an_untrusted_state_file_is_a_one_line_error(cache, monkeypatch, capsys,
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert cache.exists() or cache.is_symlink()  # left for the user to look at, not replaced
+
+
+def test_reattaching_with_other_settings_says_what_is_kept(cache):
+    from sm_async_nb.local import detached
+
+    first = detached.start({"endpoint_name": "kept-ep", "delay": 0.1})
+    again = detached.start({"endpoint_name": "kept-ep", "delay": 2.0, "sns": True, "time_scale": 60})
+    assert again.pid == first.pid and sorted(again.differs) == ["delay", "sns", "time_scale"]
+    same = detached.start({"endpoint_name": "kept-ep", "delay": 0.1})
+    assert same.differs == []
+    other = detached.start({"endpoint_name": "new-ep", "delay": 2.0})
+    assert other.differs == [] and other.status()["endpoints"] == ["kept-ep", "new-ep"]
