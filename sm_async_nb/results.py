@@ -131,3 +131,28 @@ def _assemble(batch: BatchRecord, parts: Sequence[InvocationRecord], usable: lis
     combined.attrs["aligned"] = False  # concatenated in input order with a new index; attrs["note"] says why
     combined.attrs["note"] = note
     return combined
+
+
+def head(ctx: Context, record: InvocationRecord, limit: int = 65536) -> tuple[bytes, str | None, int | None]:
+    """The first ``limit`` bytes of a completed output (one ranged GET), the content type to
+    decode it by, and the object's whole size (None when unknown): what a preview needs."""
+    raise_unless_completed(record)
+    if record.output_body is not None:
+        body = record.output_body
+        return body[:limit], record.output_content_type or record.accept, len(body)
+    assert record.output_location is not None  # a COMPLETED row always has one
+    location = S3Uri.parse(record.output_location)
+    try:
+        answer = ctx.aws.s3.get_object(Bucket=location.bucket, Key=location.key, Range=f"bytes=0-{max(0, limit - 1)}")
+    except Exception as exc:
+        if error_code(exc) in NOT_FOUND_CODES:
+            raise OutputMissing(record.inference_id, record.output_location) from None
+        if error_code(exc) == "InvalidRange":  # an empty object
+            return b"", record.accept, 0
+        raise as_error(exc, bucket=location.bucket, doing=f"Previewing the output of {record.inference_id}") from None
+    content_type: str | None = answer.get("ContentType")
+    if media_type(content_type) in _UNINFORMATIVE and record.accept:
+        content_type = record.accept
+    total = answer.get("ContentRange", "").rpartition("/")[2]
+    body = answer["Body"].read(limit)
+    return body, content_type, int(total) if total.isdigit() else answer.get("ContentLength", len(body))

@@ -33,12 +33,13 @@ _TIE_BREAK = "submitted_at DESC, batch_index, inference_id"
 
 @dataclass(frozen=True)
 class RowFilter:
-    """What the panel shows: one origin, optionally some statuses, one endpoint, a text."""
+    """What the panel shows: one origin, optionally some statuses, one endpoint, a text, one batch."""
 
     origin: str
     statuses: frozenset[Status] | None = None
     endpoint: str | None = None
     text: str = ""
+    batch_id: str | None = None  # only this batch's current attempts (a resubmitted part's newest row)
 
     def where(self) -> tuple[str, dict[str, Any]]:
         clauses, params = ["origin = :origin"], {"origin": self.origin}
@@ -49,6 +50,9 @@ class RowFilter:
         if self.endpoint:
             clauses.append("endpoint_name = :endpoint")
             params["endpoint"] = self.endpoint
+        if self.batch_id is not None:
+            clauses.append("batch_id = :batch_id AND resubmitted_as IS NULL")
+            params["batch_id"] = self.batch_id
         needle = self.text.strip().lower()
         if needle:
             clauses.append("instr(lower(COALESCE(label, '') || char(10) || inference_id || char(10) || "
@@ -58,17 +62,22 @@ class RowFilter:
 
 
 def order_by(sort: str, descending: bool) -> str:
+    """The ORDER BY clause: the column either way, rows without a value last, then the tie-break."""
     if sort not in SORTABLE:
         raise ValueError(f"cannot sort by {sort!r}; choose one of {', '.join(SORTABLE)}")
-    nulls = "NULLS LAST" if not descending else "NULLS LAST"
-    return f"{SORTABLE[sort]} {'DESC' if descending else 'ASC'} {nulls}, {_TIE_BREAK}"
+    return f"{SORTABLE[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, {_TIE_BREAK}"
 
 
 def page(journal: Journal, rows: RowFilter, *, sort: str = "submitted", descending: bool = True,
          offset: int = 0, limit: int = 20, now: float = 0.0) -> list[InvocationRecord]:
+    """One page of whole rows. The sort carries only the sort key and the id; just the page's rows are
+    read whole and decoded, so its cost does not grow with the size of the other rows."""
     where, params = rows.where()
-    return journal.select(where, {**params, "now": now}, order_by=order_by(sort, descending), limit=limit,
-                          offset=offset)
+    sql = (f"SELECT inference_id FROM invocations WHERE {where} ORDER BY {order_by(sort, descending)} "
+           f"LIMIT {int(limit)} OFFSET {int(max(0, offset))}")
+    wanted = [r[0] for r in journal.read(sql, {**params, "now": now})]
+    found = journal.get_many(wanted)
+    return [found[i] for i in wanted if i in found]
 
 
 def count(journal: Journal, rows: RowFilter) -> int:
@@ -76,14 +85,55 @@ def count(journal: Journal, rows: RowFilter) -> int:
     return int(journal.read(f"SELECT COUNT(*) FROM invocations WHERE {where}", params)[0][0])
 
 
+def status_counts(journal: Journal, rows: RowFilter) -> dict[Status, int]:
+    """How many rows pass the filter, per status (one query; the total is the sum)."""
+    where, params = rows.where()
+    found = journal.read(f"SELECT status, COUNT(*) FROM invocations WHERE {where} GROUP BY status", params)
+    return {Status(s): int(n) for s, n in found}
+
+
+def existing(journal: Journal, inference_ids: Iterable[str]) -> set[str]:
+    """Those of ``inference_ids`` still in the journal (e.g. a selection after a forget)."""
+    wanted, found = list(inference_ids), set[str]()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found.update(r[0] for r in journal.read(
+            f"SELECT inference_id FROM invocations WHERE inference_id IN ({placeholders(len(chunk))})", chunk))
+    return found
+
+
+def count_among(journal: Journal, rows: RowFilter, inference_ids: Iterable[str]) -> int:
+    """How many of ``inference_ids`` pass the filter (the selection the filters leave visible)."""
+    where, params = rows.where()
+    wanted, total = list(inference_ids), 0
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        names = {f"i{n}": value for n, value in enumerate(chunk)}
+        total += int(journal.read(f"SELECT COUNT(*) FROM invocations WHERE {where} AND inference_id IN "
+                                  f"({', '.join(':' + n for n in names)})", {**params, **names})[0][0])
+    return total
+
+
 def ids(journal: Journal, rows: RowFilter) -> list[str]:
     where, params = rows.where()
     return [r[0] for r in journal.read(f"SELECT inference_id FROM invocations WHERE {where}", params)]
 
 
-def endpoints(journal: Journal, origin: str) -> list[str]:
-    return [r[0] for r in journal.read("SELECT DISTINCT endpoint_name FROM invocations WHERE origin = ? "
-                                       "ORDER BY endpoint_name", (origin,))]
+def endpoints(journal: Journal, origin: str, statuses: Iterable[Status] | None = None) -> list[str]:
+    """Endpoint names of ``origin``'s rows (of those in ``statuses`` when given), sorted."""
+    where, params = RowFilter(origin, None if statuses is None else frozenset(statuses)).where()
+    return [r[0] for r in journal.read(f"SELECT DISTINCT endpoint_name FROM invocations WHERE {where} "
+                                       "ORDER BY endpoint_name", params)]
+
+
+def batches_of(journal: Journal, inference_ids: Iterable[str]) -> set[str | None]:
+    """The batch ids (None for a single invocation) of these rows."""
+    wanted, found = list(inference_ids), set[str | None]()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found.update(r[0] for r in journal.read(
+            f"SELECT DISTINCT batch_id FROM invocations WHERE inference_id IN ({placeholders(len(chunk))})", chunk))
+    return found
 
 
 def latest_in_batch(journal: Journal, batch_id: str) -> list[InvocationRecord]:
@@ -100,5 +150,23 @@ def get_many_ordered(journal: Journal, inference_ids: Iterable[str]) -> list[Inv
     return sorted(found, key=lambda r: (-(r.submitted_at or 0.0), r.batch_index or 0))
 
 
-__all__ = ["SORTABLE", "RowFilter", "count", "endpoints", "get_many_ordered", "ids", "latest_in_batch", "order_by",
-           "page", "placeholders"]
+def keys_starting(journal: Journal, origin: str, prefix: str, *, statuses: Iterable[Status] | None = None,
+                  limit: int = 50) -> list[str]:
+    """What a user may type to name tracked invocations (labels, then batch ids, then inference
+    ids), newest first, starting with ``prefix`` (labels: in any case): for tab completion."""
+    rows = RowFilter(origin, None if statuses is None else frozenset(statuses))
+    where, params = rows.where()
+    params = {**params, "prefix": prefix, "n": len(prefix), "limit": int(limit)}
+    found: list[str] = []
+    for column, match in (("label", "lower(substr(label, 1, :n)) = lower(:prefix)"),
+                          ("batch_id", "substr(batch_id, 1, :n) = :prefix"),
+                          ("inference_id", "substr(inference_id, 1, :n) = :prefix")):
+        found += [r[0] for r in journal.read(
+            f"SELECT {column} FROM invocations WHERE {where} AND {column} IS NOT NULL AND {match} "
+            f"GROUP BY {column} ORDER BY MAX(submitted_at) DESC LIMIT :limit", params)]
+    return list(dict.fromkeys(found))[:limit]
+
+
+__all__ = ["SORTABLE", "RowFilter", "batches_of", "count", "count_among", "endpoints", "existing",
+           "get_many_ordered", "ids", "keys_starting", "latest_in_batch", "order_by", "page", "placeholders",
+           "status_counts"]

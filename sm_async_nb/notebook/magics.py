@@ -15,6 +15,8 @@ from ..config import SageMakerAsync
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
 from ..records import FINISHED, UNFINISHED, Status
+from . import live
+from .completion import make_matcher, quote
 from .progress import WaitProgress, register_upload_progress
 from .session import NotebookSession
 
@@ -68,6 +70,11 @@ def _check_variable_name(name: str | None) -> None:
     """``-o VAR`` names a notebook variable: checked before anything is sent."""
     if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
         raise ValidationError(f"-o {name!r} is not a valid Python variable name: use one such as df or job.")
+
+
+def _key(label: str | None, ident: str) -> str:
+    """How a hint names a submission: its label, quoted so it can be pasted back, else its id."""
+    return (quote(label) if label else None) or ident
 
 
 def _parse(parser: MagicArgumentParser, line: str) -> argparse.Namespace:
@@ -127,6 +134,7 @@ class SageMakerAsyncMagics(Magics):
     def __init__(self, shell: Any, settings: SageMakerAsync):
         super().__init__(shell)
         self.session = NotebookSession(settings)
+        self.completer: Any = None  # the tab-completion matcher load() registers
 
     @property
     def _user_ns(self) -> dict[str, Any]:
@@ -134,6 +142,11 @@ class SageMakerAsyncMagics(Magics):
         assert self.shell is not None
         namespace: dict[str, Any] = self.shell.user_ns
         return namespace
+
+    def _push(self, name: str, value: Any) -> None:
+        """Bind a notebook variable the way IPython does (``shell.push``: namespace and who's)."""
+        assert self.shell is not None
+        self.shell.push({name: value})
 
     # --- %%invoke_async / %invoke_async ------------------------------------------------------
 
@@ -183,11 +196,11 @@ class SageMakerAsyncMagics(Magics):
             if args.output:
                 bound = exc.batch or (self.session.client.invocation(exc.inference_id) if exc.inference_id else None)
                 if bound is not None:
-                    self._user_ns[args.output] = bound
+                    self._push(args.output, bound)
             raise
         first = self.session.after_submit()
         if args.output:
-            self._user_ns[args.output] = handle
+            self._push(args.output, handle)
         if args.wait:
             return self._wait_and_load(handle, args.output)
         self._describe(handle)
@@ -215,7 +228,7 @@ class SageMakerAsyncMagics(Magics):
                                  filename=args.filename, **options)
         except SubmissionError as exc:
             if args.output and exc.inference_id and not isinstance(exc, SubmissionInterrupted):
-                self._user_ns[args.output] = client.invocation(exc.inference_id)
+                self._push(args.output, client.invocation(exc.inference_id))
             raise
 
     def _describe(self, handle: Invocation | InvocationBatch) -> None:
@@ -228,11 +241,11 @@ class SageMakerAsyncMagics(Magics):
             failed = [p for p in parts if p.status is Status.ERROR]
             if failed:
                 print(f"{len(failed)} could not be submitted: {failed[0].error}")
-            key = handle.label or handle.batch_id
+            key = _key(handle.label, handle.batch_id)
         else:
             where = handle.input_location or "inline"
             print(f"Submitted {handle.inference_id} to {handle.endpoint_name!r} (input: {where}).")
-            key = handle.label or handle.inference_id
+            key = _key(handle.label, handle.inference_id)
         print(f"Tracking in the background: %sm_async panel | %sm_async wait {key} | "
               f"%sm_async result {key} -o df")
 
@@ -241,11 +254,11 @@ class SageMakerAsyncMagics(Magics):
         try:
             self.session.client.tracker.wait_for(ids, progress=WaitProgress(f"{len(ids)} request(s)"))
         except KeyboardInterrupt:
-            print(f"Stopped waiting; the invocation(s) keep running: %sm_async wait {handle.label or ids[0]}")
+            print(f"Stopped waiting; the invocation(s) keep running: %sm_async wait {_key(handle.label, ids[0])}")
             return None
         frame = handle.result()
         if output:
-            self._user_ns[output] = frame
+            self._push(output, frame)
             return None
         return frame
 
@@ -267,11 +280,10 @@ class SageMakerAsyncMagics(Magics):
         return self._show_panel()
 
     def _show_panel(self) -> None:
+        """Show this kernel's one panel (again): another view of the same widgets, not a copy."""
         from IPython.display import display
 
-        panel = self.session.client.panel()
-        self.session.panels.append(panel)
-        display(panel)
+        display(self.session.panel())
 
     def _cmd_list(self, args: argparse.Namespace) -> Any:
         frame = self.session.client.tracker.to_frame(include_other_origins=args.all)
@@ -285,7 +297,7 @@ class SageMakerAsyncMagics(Magics):
         else:
             frame = handle.result()
         if args.output:
-            self._user_ns[args.output] = frame
+            self._push(args.output, frame)
             print(f"{args.output}: DataFrame with {len(frame)} rows x {len(frame.columns)} columns")
             return None
         return frame
@@ -376,7 +388,12 @@ def load(shell: Any) -> None:
     settings = SageMakerAsync(parent=shell)
     shell.configurables.append(settings)
     register_upload_progress()
-    shell.register_magics(SageMakerAsyncMagics(shell, settings))
+    magics = SageMakerAsyncMagics(shell, settings)
+    shell.register_magics(magics)
+    magics.completer = make_matcher(magics.session.journal_for_completion)
+    if getattr(shell, "Completer", None) is not None:
+        shell.Completer.custom_matchers.append(magics.completer)
+    live.register(shell)
 
 
 def unload(shell: Any) -> None:
@@ -384,6 +401,10 @@ def unload(shell: Any) -> None:
     if magics is None:
         return
     magics.session.close()
+    completer = getattr(shell, "Completer", None)
+    if completer is not None and magics.completer in completer.custom_matchers:
+        completer.custom_matchers.remove(magics.completer)
+    live.unregister(shell)
     for kind in ("line", "cell"):
         for name in ("invoke_async", "sm_async"):
             shell.magics_manager.magics[kind].pop(name, None)

@@ -12,6 +12,7 @@ from ..client import AsyncInferenceClient
 from ..config import SageMakerAsync
 from ..errors import ValidationError
 from ..handles import Invocation, InvocationBatch
+from ..journal import Journal
 
 if TYPE_CHECKING:
     from ..local.stack import LocalStack
@@ -29,7 +30,7 @@ class NotebookSession:
         self._client: AsyncInferenceClient | None = None
         self._aws_client: AsyncInferenceClient | None = None  # kept while a local stack is in use
         self.stack: LocalStack | None = None
-        self.panels: list[Panel] = []
+        self.panels: list[Panel] = []  # every panel this kernel made (the last one is the live one)
         self.submitted_once = False
         settings.observe(self._settings_changed, names=list(_CLIENT_SETTINGS))
 
@@ -55,6 +56,26 @@ class NotebookSession:
         first = not self.submitted_once
         self.submitted_once = True
         return first
+
+    # --- the panel: one per kernel ------------------------------------------------------------
+
+    def panel(self) -> Panel:
+        """This kernel's panel: the open one again, or a new one when there is none (or it was
+        made for a client since replaced, e.g. by ``%sm_async local start``, then it is closed)."""
+        client = self.client
+        current = self.panels[-1] if self.panels else None
+        if current is not None and not current.closed and current.ctx is client.ctx:
+            return current
+        if current is not None:
+            current.close()
+        panel = client.panel()
+        self.panels.append(panel)
+        return panel
+
+    def journal_for_completion(self) -> tuple[Journal, str] | None:
+        """The journal and origin tab completion reads; None until this kernel has a client."""
+        client = self._client
+        return None if client is None else (client.journal, client.origin)
 
     # --- finding what the user named -----------------------------------------------------------
 

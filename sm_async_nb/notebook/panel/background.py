@@ -1,13 +1,54 @@
 """The panel's slow actions (load, resubmit, refresh now) on a worker thread of their own, one at
-a time, so a click never blocks the kernel and a second click while one runs is refused."""
+a time, so a click never blocks the kernel and a second click while one runs is refused; and
+``Worker``, the one-thread worker of the other background look-ups."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def wait_all(futures: Iterable[Future[Any]], timeout: float | None) -> bool:
+    """Wait for each of ``futures`` (``timeout`` s each); True when all are done."""
+    for future in futures:
+        try:
+            future.result(timeout)
+        except Exception:
+            if not future.done():
+                return False
+    return True
+
+
+class Worker:
+    """One worker thread and the futures it still runs: ``submit`` (False once closed),
+    ``wait_idle``, ``close`` (queued work is dropped)."""
+
+    def __init__(self, name: str):
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"sm-async-nb-{name}")
+        self._futures: list[Future[Any]] = []
+        self._lock = threading.Lock()
+
+    def submit(self, work: Callable[..., None], *args: Any) -> bool:
+        with self._lock:
+            self._futures = [f for f in self._futures if not f.done()]
+            try:
+                self._futures.append(self._executor.submit(work, *args))
+            except RuntimeError:  # closed
+                return False
+        return True
+
+    def wait_idle(self, timeout: float | None = 30) -> bool:
+        with self._lock:
+            futures = list(self._futures)
+        return wait_all(futures, timeout)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 class BackgroundAction:
@@ -44,14 +85,7 @@ class BackgroundAction:
 
     def wait_idle(self, timeout: float | None = 30) -> bool:
         """Wait for the running action; True if none is left."""
-        current = self._current
-        if current is None:
-            return True
-        try:
-            current.result(timeout)
-        except Exception:
-            return current.done()
-        return True
+        return wait_all([] if self._current is None else [self._current], timeout)
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)

@@ -3,35 +3,43 @@
 ``Panel`` is a plain object that owns its widgets (it is not a widget): display hands over to its
 root box, ``close()`` unsubscribes and closes what it made, and nothing else stops with it.
 
+Data: nothing is held in memory but the selection. Each render asks the journal, in SQL, for one
+page of the filtered, sorted rows and a few counts (``query.py``), so 100,000 tracked invocations
+cost the same as 100 per refresh.
+
 Threads: every widget is created here, on the thread that builds the panel (the kernel's main
-thread). Afterwards two kinds of threads render: the kernel's main thread (button clicks, filter
-edits) and the tracker's poller (after each refresh). Both go through ``_render`` under one
-re-entrant lock, and ``_render`` only assigns simple traits; traitlets sends a trait only when its
-value changed, so a refresh that changed one row sends that row's cells and the header, nothing
-else. Slow actions (load, resubmit, refresh now) run in the panel's own worker thread
-(``background.py``), so a click never blocks the kernel. Lock order is always panel lock →
-journal lock; the panel never calls the tracker or AWS while holding its lock, and the tracker
-publishes after releasing its own, so the poller and a click can never deadlock.
+thread). Afterwards three kinds of threads assign traits: the kernel's main thread (clicks,
+filter edits), the tracker's poller (after each refresh) and the panel's background workers
+(actions, previews, logs, endpoint status). Renders go through ``_render`` under one re-entrant
+lock and only assign simple traits; traitlets sends a trait only when its value changed, so a
+refresh that changed one row sends that row's cells and the header, nothing else. Lock order is
+always panel lock → journal lock; the panel never calls the tracker or AWS while holding its
+lock (slow look-ups are queued to workers), and the tracker publishes after releasing its own.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from ... import results
 from ...handles import HandleParts
-from ...records import InvocationRecord
-from ...tracking.bus import StatusChange
+from ...journal import views
+from ...records import FINISHED, UNSUCCESSFUL, InvocationRecord
 from . import actions
 from .background import BackgroundAction
-from .rows import RowModel, RowView
-from .table import PagedTable
+from .details import DetailsView, FetchHead, RowLogs
+from .handlers import ActionHandlers
+from .query import PageData, PanelQuery
+from .rows import RowView
+from .strip import EndpointStatusFn, EndpointStrip
+from .table import PagedTable, RowSlot
 from .widgets import PanelWidgets
 
 if TYPE_CHECKING:
@@ -40,12 +48,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Panel:
-    """The live table of tracked invocations (SPEC §5), made by ``client.panel()``; display it
-    (twice if you like), ``close()`` when done."""
+class Panel(ActionHandlers):
+    """The live table of tracked invocations (SPEC §5, §14), made by ``client.panel()``; display
+    it (twice if you like), ``close()`` when done.
+
+    Args:
+        parts: the client's handle parts (context, tracker, submitter).
+        page_size: rows per page.
+        auto_refresh: start the tracker's background polling.
+        clock: the time source (tests pass a fixed one).
+        fetch_head: ``(record, limit) -> (first bytes, content type, size)`` of a completed output,
+            for the details' preview; default ``results.head`` on the context's S3 client.
+        row_logs: ``record -> log lines`` for the details; None hides the log section.
+        endpoint_status: ``endpoint name -> EndpointStatus`` for the endpoint strip; None hides it.
+        endpoint_interval: the least time between two status fetches of one endpoint.
+    """
 
     def __init__(self, parts: HandleParts, *, page_size: int = 20, auto_refresh: bool = True,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, fetch_head: FetchHead | None = None,
+                 row_logs: RowLogs | None = None, endpoint_status: EndpointStatusFn | None = None,
+                 endpoint_interval: float = 60.0):
         self.parts = parts
         self.ctx = parts.ctx
         self.tracker = parts.tracker
@@ -55,20 +77,25 @@ class Panel:
         self._lock = threading.RLock()
         self._render_thread: int | None = None
         self._closed = False
-        self._model = RowModel()
+        self.query = PanelQuery(self.ctx.journal, self.ctx.origin, page_size)
+        self._data: PageData | None = None
         self._selected: set[str] = set()
-        self._page = 0
+        self._selection_version = 0
+        self._selection_cache: dict[str, tuple[Any, Any]] = {}
         self._forget_armed: frozenset[str] | None = None
         self._errors_seen = self.tracker.stats.errors
         self._refresh_error: str | None = None
         self._stopping = False
         self._uri_snapshot = ""
         self._batch_names: dict[str, str] = {}
+        self.details = DetailsView(fetch_head if fetch_head is not None else functools.partial(results.head, self.ctx),
+                                   row_logs, csv_header=self.ctx.settings.csv_output_header)
+        self.strip = (EndpointStrip(endpoint_status, min_interval=endpoint_interval, clock=clock)
+                      if endpoint_status is not None else None)
         self._build()
         self._background = BackgroundAction(busy=self.w.set_busy, finish=self._finish_action, say=self._say,
                                             describe=actions.describe_error)
         with self._lock:
-            self._reload()
             self._render()
         self._unsubscribe = self.tracker.subscribe(self._on_refresh)
         if auto_refresh:
@@ -79,9 +106,11 @@ class Panel:
     # --- widgets -----------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.table = PagedTable(self.page_size, self._guard(self._on_toggle))
+        self.table = PagedTable(self.page_size, self._guard(self._on_toggle), self._guard(self._on_open),
+                                self._guard(self._on_sort))
         w = self.w = PanelWidgets(self.table, auto_refresh=self.tracker.running,
-                                  poll_interval=self.ctx.settings.poll_interval)
+                                  poll_interval=self.ctx.settings.poll_interval,
+                                  strip=self.strip.html if self.strip is not None else None)
         self.widget = w.root
         for name in ("status_filter", "endpoint_filter", "text_filter"):
             getattr(w, name).observe(self._guard(self._on_filter), names="value")
@@ -92,11 +121,19 @@ class Panel:
                               ("select_shown", self._on_select_shown), ("clear", self._on_clear),
                               ("load", self._on_load), ("why", self._on_why), ("uris", self._on_uris),
                               ("forget", self._on_forget), ("resubmit", self._on_resubmit),
-                              ("refresh_now", self._on_refresh_now), ("hide", lambda: self.w.show_details())):
+                              ("refresh_now", self._on_refresh_now), ("hide", self._on_hide)):
             getattr(w, name).on_click(self._guard(lambda _button, h=handler: h()))
 
     def _owned_widgets(self) -> list[W.Widget]:
-        return self.w.owned()
+        extra = [*self.details.widgets(), *([self.strip.html] if self.strip is not None else [])]
+        found = {id(widget): widget for widget in self.w.owned()}
+        for widget in extra:
+            found.setdefault(id(widget), widget)
+            for attr in ("layout", "style"):
+                sub = getattr(widget, attr, None)
+                if isinstance(sub, W.Widget):
+                    found.setdefault(id(sub), sub)
+        return list(found.values())
 
     # --- display and lifetime ----------------------------------------------------------------
 
@@ -107,8 +144,10 @@ class Panel:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._model)} invocations"
-        return f"<sm_async_nb Panel ({state})>"
+        if self._closed:
+            return "<sm_async_nb Panel (closed)>"
+        total = sum(self._data.counts.values()) if self._data is not None else 0
+        return f"<sm_async_nb Panel ({total} invocations)>"
 
     @property
     def closed(self) -> bool:
@@ -122,12 +161,16 @@ class Panel:
             self._closed = True
         self._unsubscribe()
         self._background.close()
+        self.details.close()
+        if self.strip is not None:
+            self.strip.close()
         for widget in self._owned_widgets():
             widget.close()
 
     def wait_idle(self, timeout: float | None = 30) -> bool:
-        """Wait for the running action (load, resubmit, refresh now); True if none is left."""
-        return self._background.wait_idle(timeout)
+        """Wait for the running action and background look-ups; True if none is left."""
+        done = self._background.wait_idle(timeout) and self.details.wait_idle(timeout)
+        return done and (self.strip is None or self.strip.wait_idle(timeout))
 
     @property
     def selected(self) -> list[str]:
@@ -135,40 +178,45 @@ class Panel:
         with self._lock:
             return [r.inference_id for r in self._selected_records()]
 
-    def select(self, inference_ids: Sequence[str]) -> None:
-        """Replace the selection (ids that are not tracked are ignored)."""
+    def select(self, inference_ids: list[str]) -> None:
         with self._lock:
-            self._selected = {i for i in inference_ids if i in self._model}
-            self._forget_armed = None
+            self._set_selection(set(self.query.existing(inference_ids)))
             self._render()
 
     def refresh(self) -> None:
         """Re-read the journal and redraw now (no AWS call; "Refresh now" also polls S3)."""
         with self._lock:
             if not self._closed:
-                self._reload()
                 self._render()
 
-    # --- data --------------------------------------------------------------------------------
+    def show_details(self, inference_id: str) -> None:
+        """Open the details of one row (what a click on its id does)."""
+        record = self.ctx.journal.get(inference_id)
+        if record is None:
+            self._say(f"{inference_id} is no longer tracked.")
+            return
+        with self._lock:
+            self.details.show(record, self._clock())
+            self.w.show_details(self.details.box)
+        self._say(f"Details of {record.label or record.inference_id} below.")
 
-    def _reload(self) -> None:
-        self._model.load(self.ctx.records())
-        self._selected = {i for i in self._selected if i in self._model}
+    # --- selection ---------------------------------------------------------------------------
 
-    def _sync_with_journal(self) -> None:
-        """Events carry status changes only; submissions, forgets and other processes show up as
-        different per-status counts (one indexed query), which triggers a full reload."""
-        if self.ctx.journal.counts(self.ctx.origin) != self._model.counts():
-            self._reload()
+    def _set_selection(self, ids: set[str]) -> None:
+        self._selected = ids
+        self._selection_version += 1
 
     def _selected_records(self) -> list[InvocationRecord]:
-        rows = [self._model.get(i) for i in self._selected]
-        return sorted((r for r in rows if r is not None),
-                      key=lambda r: (-(r.submitted_at or 0.0), r.batch_index or 0))
+        return self.query.records(self._selected)
 
-    def _shown(self) -> list[InvocationRecord]:
-        w = self.w
-        return self._model.filtered(w.status_filter.value or "", w.endpoint_filter.value or "", w.text_filter.value)
+    def _cached(self, name: str, key: Any, compute: Callable[[], Any]) -> Any:
+        """Selection-derived values (its batch, how many the filters hide) are computed once per
+        selection, filter and journal state, not on every render."""
+        found = self._selection_cache.get(name)
+        if found is None or found[0] != key:
+            found = (key, compute())
+            self._selection_cache[name] = found
+        return found[1]
 
     # --- rendering (always under self._lock) -------------------------------------------------
 
@@ -181,16 +229,17 @@ class Panel:
             return
         self._render_thread = threading.get_ident()
         try:
-            now, w = self._clock(), self.w
-            shown = self._shown()
-            pages = max(1, math.ceil(len(shown) / self.page_size))
-            self._page = min(max(self._page, 0), pages - 1)
-            start = self._page * self.page_size
-            self.table.show([RowView.of(r, now) for r in shown[start:start + self.page_size]], self._selected)
-            w.show_pager(self._page, pages, len(shown), len(self._model))
-            w.show_counts(self._model.counts())
-            w.show_endpoints(self._model.endpoints())
-            self._render_progress(shown)
+            now, w, q = self._clock(), self.w, self.query
+            previous = self._data
+            data = self._data = q.read(now)
+            if previous is not None and previous.counts != data.counts and self._selected:
+                self._set_selection(self._selected & q.existing(self._selected))  # forgotten elsewhere
+            self.table.show([RowView.of(r, now) for r in data.rows], self._selected)
+            self.table.show_sort(q.sort, q.descending)
+            w.show_pager(data.page, data.pages, data.matching, sum(data.counts.values()))
+            w.show_counts(data.counts)
+            w.show_endpoints(q.endpoints(data.counts))
+            self._render_progress(data)
             notes = ([self.tracker.problem] if self.tracker.problem else []) + list(self.tracker.notices.values())
             if self._refresh_error:
                 notes.append(f"Last refresh failed: {self._refresh_error}")
@@ -200,16 +249,38 @@ class Panel:
             w.interval.value = self.ctx.settings.poll_interval
             if self._forget_armed is not None and self._forget_armed != frozenset(self._selected):
                 self._forget_armed = None
-            hidden = len(self._selected - {r.inference_id for r in shown}) if self._selected else 0
+            key = (self._selection_version, q.row_filter(), tuple(sorted(data.counts.items())))
+            hidden = self._cached("hidden", key, lambda: q.hidden(self._selected))
             w.show_selection(len(self._selected), hidden, self._forget_armed is not None)
+            if self.strip is not None:
+                self.strip.update(q.unfinished_endpoints(), now)
+            self._render_details(data, now)
         finally:
             self._render_thread = None
 
-    def _render_progress(self, shown: list[InvocationRecord]) -> None:
+    def _render_details(self, data: PageData, now: float) -> None:
+        """Keep an open details view current (its row's status, time left)."""
+        shown = self.details.record
+        if shown is None or self.details.box not in self.w.details.children:
+            return
+        record = next((r for r in data.rows if r.inference_id == shown.inference_id), None)
+        if record is None:
+            record = self.ctx.journal.get(shown.inference_id)
+        if record is not None:
+            self.details.show(record, now)
+
+    def _render_progress(self, data: PageData) -> None:
         """Progress of the selected batch when the selection is inside one, else of what is shown."""
-        finished, total, unsuccessful, batch_id = self._model.progress(self._selected_records(), shown)
-        self.w.show_progress(finished, total, unsuccessful,
-                             f"batch {self._batch_name(batch_id)}" if batch_id else "shown")
+        batches = self._cached("batches", self._selection_version, lambda: self.query.batches(self._selected))
+        batch_id = next(iter(batches)) if len(batches) == 1 else None
+        if batch_id is not None:
+            counts = views.status_counts(self.ctx.journal, views.RowFilter(self.ctx.origin, batch_id=batch_id))
+            total = sum(counts.values())
+            finished = sum(n for s, n in counts.items() if s in FINISHED)
+            unsuccessful = sum(n for s, n in counts.items() if s in UNSUCCESSFUL)
+            self.w.show_progress(finished, total, unsuccessful, f"batch {self._batch_name(batch_id)}")
+        else:
+            self.w.show_progress(data.finished, data.matching, data.unsuccessful, "shown")
 
     def _batch_name(self, batch_id: str) -> str:
         if batch_id not in self._batch_names:
@@ -222,9 +293,9 @@ class Panel:
 
     # --- the tracker's thread ----------------------------------------------------------------
 
-    def _on_refresh(self, changes: Sequence[StatusChange]) -> None:
-        """Called by the tracker after every refresh, on its thread. Cheap (incremental model
-        update, one count query, one page of trait assignments) and never raises."""
+    def _on_refresh(self, changes: object) -> None:
+        """Called by the tracker after every refresh, on its thread. Cheap (a few indexed queries,
+        one page of rows, one page of trait assignments) and never raises."""
         try:
             with self._lock:
                 if self._closed:
@@ -232,8 +303,6 @@ class Panel:
                 stats = self.tracker.stats
                 self._refresh_error = stats.last_error if stats.errors != self._errors_seen else None
                 self._errors_seen = stats.errors
-                self._model.apply(c.record for c in changes if c.record.origin == self.ctx.origin)
-                self._sync_with_journal()
                 self._render()
         except Exception as exc:  # a view problem must never reach the tracker
             log.exception("panel update failed")
@@ -259,159 +328,45 @@ class Panel:
 
     def _on_filter(self, _change: Any) -> None:
         with self._lock:
-            self._page = 0
+            q, w = self.query, self.w
+            q.status, q.endpoint = w.status_filter.value or "", w.endpoint_filter.value or ""
+            q.text = w.text_filter.value
+            q.page = 0
+            self._render()
+
+    def _on_sort(self, key: str) -> None:
+        with self._lock:
+            self.query.set_sort(key)
             self._render()
 
     def _turn(self, step: int) -> None:
         with self._lock:
-            self._page += step
+            self.query.page += step
             self._render()
 
-    def _on_toggle(self, slot: Any, value: bool) -> None:
+    def _on_toggle(self, slot: RowSlot, value: bool) -> None:
         """A row's checkbox: the selection is kept by id, so it survives paging and filtering."""
         with self._lock:
             if slot.inference_id is not None:
-                (self._selected.add if value else self._selected.discard)(slot.inference_id)
+                changed = set(self._selected)
+                (changed.add if value else changed.discard)(slot.inference_id)
+                self._set_selection(changed)
                 self._render()
+
+    def _on_open(self, slot: RowSlot) -> None:
+        if slot.inference_id is not None:
+            self.show_details(slot.inference_id)
 
     def _on_select_shown(self) -> None:
         with self._lock:
-            self._selected |= {r.inference_id for r in self._shown()}
+            self._set_selection(self._selected | set(self.query.matching_ids()))
             self._render()
 
     def _on_clear(self) -> None:
         with self._lock:
-            self._selected.clear()
+            self._set_selection(set())
             self._render()
 
-    def _on_auto(self, change: Any) -> None:
-        if change["new"]:
-            self.tracker.start()
-            self._say(f"Auto-refresh on: polling at least every {self.ctx.settings.poll_interval:g} s.")
-            return
-        self._stopping = True
-        self._say("Auto-refresh off.")
-
-        def stop() -> None:  # joins the poller thread: never on the kernel's main thread
-            try:
-                self.tracker.stop()
-            finally:
-                self._stopping = False
-
-        threading.Thread(target=stop, name="sm-async-nb-panel-stop", daemon=True).start()
-
-    def _on_interval(self, change: Any) -> None:
-        try:
-            self.ctx.settings.poll_interval = float(change["new"])
-        except Exception as exc:
-            self._say(f"Interval not changed: {exc}")
-            return
-        self.tracker.poke()
-        self._say(f"Polling at least every {self.ctx.settings.poll_interval:g} s.")
-
-    def _on_uri_edit(self, change: Any) -> None:
-        """The URI box is for copying: edits are undone."""
-        if change["new"] != self._uri_snapshot:
-            self.w.uri_text.value = self._uri_snapshot
-
-    def _selection_or_say(self) -> list[InvocationRecord]:
-        with self._lock:
-            records = self._selected_records()
-        if not records:
-            self._say("Select one or more rows first (tick their boxes).")
-        return records
-
-    def _on_why(self) -> None:
-        records = self._selection_or_say()
-        if not records:
-            return
-        html = actions.failure_html(records)
-        if not html:
-            self.w.show_details()
-            self._say(f"No failure reason: the selection is {actions.status_summary(records)}.")
-            return
-        self.w.reasons.value = html
-        self.w.show_details(self.w.reasons)
-        self._say("Failure reasons below.")
-
-    def _on_uris(self) -> None:
-        records = self._selection_or_say()
-        if not records:
-            return
-        self._uri_snapshot = actions.uris_text(records)
-        self.w.uri_text.value = self._uri_snapshot
-        self.w.show_details(self.w.uri_text)
-        self._say(f"S3 URIs of {len(records)} invocation(s) below: select and copy them.")
-
-    def _on_forget(self) -> None:
-        records = self._selection_or_say()
-        if not records:
-            return
-        ids = frozenset(r.inference_id for r in records)
-        with self._lock:
-            if self._forget_armed != ids:
-                self._forget_armed = ids
-                self._render()
-                self._say(f"Forget {len(ids)} invocation(s)? Their S3 objects stay. Click again to confirm.")
-                return
-            self._forget_armed = None
-        forgotten = self.ctx.journal.delete(sorted(ids))
-        with self._lock:
-            self._selected -= ids
-            self._reload()
-            self._render()
-        self._say(f"Forgot {forgotten} invocation(s); their S3 objects are untouched.")
-
-    # --- slow actions, in the panel's worker thread ------------------------------------------
-
-    def _run(self, busy: str, work: Callable[[], str]) -> None:
-        self._background.run(busy, work)
-
-    def _finish_action(self, message: str) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._reload()
-            self._render()
-            self._say(message)
-
-    def _on_load(self) -> None:
-        name = actions.check_variable_name(self.w.var.value)
-        records = self._selection_or_say()
-        if not records:
-            return
-        namespace = actions.user_namespace()
-
-        def work() -> str:
-            frame, note = actions.load_frame(self.parts, records)
-            self.last_frame = frame
-            where = name
-            if namespace is None:
-                where = "panel.last_frame (not in IPython)"
-            else:
-                namespace[name] = frame
-            return f"{where}: DataFrame with {len(frame):,} rows × {len(frame.columns)} columns{note}."
-
-        self._run(f"Loading {len(records)} output(s) into {name}…", work)
-
-    def _on_resubmit(self) -> None:
-        records = self._selection_or_say()
-        if not records:
-            return
-
-        def work() -> str:
-            ids, message = actions.resubmit(self.parts, records)
-            with self._lock:
-                self._selected = set(ids)
-            return message
-
-        self._run(f"Resubmitting {len(records)} invocation(s)…", work)
-
-    def _on_refresh_now(self) -> None:
-        def work() -> str:
-            changes = self.tracker.refresh()
-            stats = self.tracker.stats
-            return f"Refreshed: {len(changes)} changed, {stats.s3_requests} S3 request(s)."
-
-        self._run("Refreshing…", work)
-
+    def _on_hide(self) -> None:
+        self.details.clear()
+        self.w.show_details()

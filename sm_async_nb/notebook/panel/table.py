@@ -1,30 +1,39 @@
-"""The panel's table: a fixed number of row slots, made once and reused for every page.
+"""The panel's table: a header of sort buttons and a fixed number of row slots, made once and
+reused for every page.
 
 Widgets are created on the thread that builds the panel (the kernel's main thread); showing a
-page only assigns simple traits (``value``, ``tooltip``, ``children``). traitlets ignores an
-assignment of the value a trait already has, so only the cells whose text changed are sent.
-Text cells are ``Label`` widgets (rendered as text, never as HTML); the status cell is the only
-HTML one and holds nothing but our own status names.
+page only assigns simple traits (``value``, ``description``, ``tooltip``, ``children``). traitlets
+ignores an assignment of the value a trait already has, so only the cells whose text changed are
+sent. Text cells are ``Label`` widgets (rendered as text, never as HTML) and button captions are
+text too; the status cell is the only HTML one and holds nothing but our own status names.
+Shared styles are made from the widgets' own trait classes (no private ipywidgets imports).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import ipywidgets as W
-from ipywidgets.widgets.widget_bool import CheckboxStyle
-from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
 
 from .rows import RowView, status_badge
 
 log = logging.getLogger(__name__)
 
-# (header, CSS width) per column; the first is the selection checkbox.
-COLUMNS = (("", "30px"), ("Label", "180px"), ("Endpoint", "150px"), ("Inference id", "115px"),
-           ("Status", "105px"), ("Submitted", "125px"), ("Elapsed/latency", "120px"), ("Output", "75px"))
+# (header, CSS width, sort key in journal.views.SORTABLE or None) per column; the first is the
+# selection checkbox, the inference id cell is the button that opens the row's details.
+COLUMNS = (("", "30px", None), ("Label", "170px", "label"), ("Endpoint", "140px", "endpoint"),
+           ("Inference id", "120px", "id"), ("Status", "100px", "status"), ("Submitted", "115px", "submitted"),
+           ("Elapsed/latency", "120px", "elapsed"), ("Expires in", "90px", "expires"), ("Output", "75px", "output"))
 
 Toggle = Callable[["RowSlot", bool], None]
+Open = Callable[["RowSlot"], None]
+
+
+def _style(widget_class: type[W.Widget]) -> Any:
+    """A fresh style of the kind ``widget_class`` takes, found through its public trait."""
+    return widget_class.class_traits()["style"].klass()
 
 
 class _Shared:
@@ -33,34 +42,45 @@ class _Shared:
 
     def __init__(self) -> None:
         self.cells = [W.Layout(width=width, min_width=width, overflow="hidden", margin="0 8px 0 0")
-                      for _, width in COLUMNS]
+                      for _, width, _ in COLUMNS]
         self.row = W.Layout(align_items="center", min_height="26px")
-        self.label_style = LabelStyle()
-        self.html_style = HTMLStyle()
-        self.check_style = CheckboxStyle()
+        self.head_row = W.Layout(align_items="center", min_height="28px",
+                                 border_bottom="1px solid var(--jp-border-color2, #d0d7de)")
+        self.label_style = _style(W.Label)
+        self.html_style = _style(W.HTML)
+        self.check_style = _style(W.Checkbox)
+        self.button_style = _style(W.Button)  # the id cell: a link-like button that opens the details
+        self.button_style.button_color = "transparent"
+        self.button_style.text_color = "var(--jp-content-link-color, #0969da)"
+        self.head_style = _style(W.Button)
+        self.head_style.font_weight = "bold"
+        self.head_style.button_color = "transparent"
 
     def widgets(self) -> list[W.Widget]:
-        return [*self.cells, self.row, self.label_style, self.html_style, self.check_style]
+        return [*self.cells, self.row, self.head_row, self.label_style, self.html_style, self.check_style,
+                self.button_style, self.head_style]
 
 
 class RowSlot:
     """One table row's widgets; ``inference_id`` says which invocation it currently shows."""
 
-    def __init__(self, shared: _Shared, on_toggle: Toggle):
+    def __init__(self, shared: _Shared, on_toggle: Toggle, on_open: Open):
         c = shared.cells
         self.inference_id: str | None = None
         self.check = W.Checkbox(value=False, indent=False, layout=c[0], style=shared.check_style)
         self.label = W.Label(layout=c[1], style=shared.label_style)
         self.endpoint = W.Label(layout=c[2], style=shared.label_style)
-        self.ident = W.Label(layout=c[3], style=shared.label_style)
+        self.ident = W.Button(layout=c[3], style=shared.button_style, _dom_classes=("sm-async-open",))
         self.status = W.HTML(layout=c[4], style=shared.html_style)
         self.submitted = W.Label(layout=c[5], style=shared.label_style)
         self.timing = W.Label(layout=c[6], style=shared.label_style)
-        self.size = W.Label(layout=c[7], style=shared.label_style)
+        self.expires = W.Label(layout=c[7], style=shared.label_style)
+        self.size = W.Label(layout=c[8], style=shared.label_style)
         self.box = W.HBox([self.check, self.label, self.endpoint, self.ident, self.status,
-                           self.submitted, self.timing, self.size], layout=shared.row,
+                           self.submitted, self.timing, self.expires, self.size], layout=shared.row,
                           _dom_classes=("sm-async-row",))
         self.check.observe(lambda change: on_toggle(self, bool(change["new"])), names="value")
+        self.ident.on_click(lambda _button: on_open(self))
 
     def show(self, row: RowView, selected: bool) -> None:
         """Assign this row's values; unchanged ones send nothing."""
@@ -71,11 +91,12 @@ class RowSlot:
             self.label.tooltip = row.label_full or None
         self.endpoint.value = row.endpoint
         with self.ident.hold_sync():
-            self.ident.value = row.short_id
+            self.ident.description = row.short_id
             self.ident.tooltip = row.inference_id
         self.status.value = status_badge(row.status)
         self.submitted.value = row.submitted
         self.timing.value = row.timing
+        self.expires.value = row.expires
         self.size.value = row.size
 
     def widgets(self) -> list[W.Widget]:
@@ -83,15 +104,32 @@ class RowSlot:
 
 
 class PagedTable:
-    """Header + ``page_size`` reusable slots; ``show`` puts one page of rows in them."""
+    """Header + ``page_size`` reusable slots; ``show`` puts one page of rows in them, and
+    ``show_sort`` marks the sorted column. A header click calls ``on_sort(key)``."""
 
-    def __init__(self, page_size: int, on_toggle: Toggle):
+    def __init__(self, page_size: int, on_toggle: Toggle, on_open: Open, on_sort: Callable[[str], None]):
         self.shared = _Shared()
-        self.header = W.HBox([W.HTML(f"<b>{title}</b>", layout=self.shared.cells[i], style=self.shared.html_style)
-                              for i, (title, _) in enumerate(COLUMNS)], layout=self.shared.row)
+        s = self.shared
+        self.heads: dict[str, W.Button] = {}
+        cells: list[W.Widget] = []
+        for i, (title, _, key) in enumerate(COLUMNS):
+            if key is None:
+                cells.append(W.HTML("", layout=s.cells[i], style=s.html_style))
+                continue
+            head = W.Button(description=title, layout=s.cells[i], style=s.head_style, tooltip=f"Sort by {title}",
+                            _dom_classes=("sm-async-sort", f"sm-async-sort-{key}"))
+            head.on_click(lambda _button, k=key: on_sort(k))
+            self.heads[key] = head
+            cells.append(head)
+        self.header = W.HBox(cells, layout=s.head_row)
         self.empty = W.Label("No tracked invocations match these filters.")
-        self.slots = [RowSlot(self.shared, on_toggle) for _ in range(page_size)]
+        self.slots = [RowSlot(s, on_toggle, on_open) for _ in range(page_size)]
         self.box = W.VBox([self.header, self.empty])
+
+    def show_sort(self, key: str, descending: bool) -> None:
+        for column, head in self.heads.items():
+            title = next(t for t, _, k in COLUMNS if k == column)
+            head.description = f"{title} {'▼' if descending else '▲'}" if column == key else title
 
     def show(self, rows: Sequence[RowView], selected: Collection[str]) -> None:
         for slot, row in zip(self.slots, rows, strict=False):

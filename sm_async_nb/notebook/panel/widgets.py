@@ -8,13 +8,13 @@ from outside goes into ``Label`` widgets (text) or through ``esc`` into the one 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as W
 
-from .rows import STATUS_FILTERS, counts_badges, esc, local_time
+from ...records import Status
+from .rows import STATUS_FILTERS, WARN_COLOUR, counts_badges, esc, local_time
 from .table import PagedTable
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,11 @@ def _px(width: str) -> W.Layout:
 
 
 class PanelWidgets:
-    """Header (counts, progress, refresh line, notices), filters, pager, selection, actions,
-    status line and details area, laid out around ``table`` in ``root``."""
+    """Header (counts, progress, refresh line, notices, the endpoint strip), filters, pager,
+    selection, actions, status line and details area, laid out around ``table`` in ``root``."""
 
-    def __init__(self, table: PagedTable, *, auto_refresh: bool, poll_interval: float):
+    def __init__(self, table: PagedTable, *, auto_refresh: bool, poll_interval: float,
+                 strip: W.Widget | None = None):
         self.title = W.HTML("<b>SageMaker async invocations</b>")
         self.counts = W.HTML()
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=_px("200px"))
@@ -68,6 +69,7 @@ class PanelWidgets:
             W.HBox([self.progress, self.progress_text], layout=row),
             W.HBox([self.refreshed, self.auto, self.interval, self.refresh_now], layout=row),
             self.notices,
+            *([strip] if strip is not None else []),
             W.HBox([self.status_filter, self.endpoint_filter, self.text_filter], layout=row),
             table.box,
             W.HBox([self.prev, self.page_text, self.next], layout=row),
@@ -78,7 +80,7 @@ class PanelWidgets:
 
     # --- drawing -----------------------------------------------------------------------------
 
-    def show_counts(self, counts: Counter) -> None:
+    def show_counts(self, counts: Mapping[Status, int]) -> None:
         self.counts.value = counts_badges(counts)
 
     def show_pager(self, page: int, pages: int, shown: int, total: int) -> None:
@@ -113,7 +115,7 @@ class PanelWidgets:
         else:
             self.refreshed.value = (f"Last refresh {local_time(stats.at, now)} · {stats.s3_requests} S3 "
                                     f"request(s) · {stats.changed} changed")
-        self.notices.value = "".join(f'<div style="color:#9a6700">⚠ {esc(n)}</div>' for n in notes)
+        self.notices.value = "".join(f'<div style="color:{WARN_COLOUR}">⚠ {esc(n)}</div>' for n in notes)
 
     def show_selection(self, count: int, hidden: int, forget_armed: bool) -> None:
         text = f"{count:,} selected" if count else "Nothing selected: tick rows to act on them"

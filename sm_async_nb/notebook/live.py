@@ -1,0 +1,134 @@
+"""``Invocation`` and ``InvocationBatch`` in a notebook: a compact status line (status, counts,
+elapsed) that the tracker keeps current while the kernel is idle, instead of the plain repr.
+
+``register(shell)`` adds a mimebundle formatter for both types in a Jupyter kernel only; a
+terminal IPython and plain Python keep the repr. Each displayed line listens to the tracker until
+its invocations have finished, then stops listening. Text from outside is escaped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as W
+
+from ..handles import HandleParts, Invocation, InvocationBatch
+from ..journal import views
+from ..records import FINISHED, UNSUCCESSFUL, Status
+from .panel.rows import MUTED_COLOUR, esc, human_duration, short_id, status_badge
+from .progress import in_kernel
+
+log = logging.getLogger(__name__)
+
+
+class StatusLine:
+    """One handle's live line: an HTML text, and a progress bar for a batch."""
+
+    def __init__(self, handle: Invocation | InvocationBatch, clock: Callable[[], float] = time.time):
+        self._handle, self._clock = handle, clock
+        self._parts: HandleParts = handle._parts  # the handle's context and tracker
+        self.text = W.HTML()
+        children: list[W.Widget] = [self.text]
+        self.bar: W.IntProgress | None = None
+        if isinstance(handle, InvocationBatch):
+            self.bar = W.IntProgress(min=0, max=1, layout=W.Layout(width="160px"))
+            children.insert(0, self.bar)
+        self.box = W.HBox(children, layout=W.Layout(align_items="center"), _dom_classes=("sm-async-status-line",))
+        self._lock = threading.Lock()
+        self._unsubscribe: Callable[[], None] | None = None
+        self.done = False
+        if not self.update():
+            self._unsubscribe = self._parts.tracker.subscribe(lambda _changes: self._on_refresh())
+
+    def _on_refresh(self) -> None:
+        try:
+            if self.update() and self._unsubscribe is not None:
+                self._unsubscribe()
+        except Exception:  # a view problem must never reach the tracker
+            log.exception("status line update failed")
+
+    def update(self) -> bool:
+        """Redraw; True once every invocation has finished (nothing more will change)."""
+        with self._lock:
+            now = self._clock()
+            if isinstance(self._handle, InvocationBatch):
+                self.done = self._draw_batch(self._handle, now)
+            else:
+                self.done = self._draw_one(self._handle, now)
+            return self.done
+
+    def _draw_one(self, handle: Invocation, now: float) -> bool:
+        record = self._parts.ctx.journal.get(handle.inference_id)
+        if record is None:
+            self.text.value = f"<code>{esc(handle.inference_id)}</code> · forgotten"
+            return True
+        finished = record.status in FINISHED
+        took = record.latency if finished else (None if record.submitted_at is None else now - record.submitted_at)
+        bits = [status_badge(record.status), esc(record.label) if record.label else "",
+                f'<code title="{esc(record.inference_id)}">{esc(short_id(record.inference_id))}</code>',
+                esc(record.endpoint_name), f"{'latency' if finished else 'elapsed'} {esc(human_duration(took))}"]
+        if record.status is Status.FAILED and record.failure_reason:
+            reason = record.failure_reason.strip().splitlines()[0][:120] if record.failure_reason.strip() else ""
+            bits.append(f'<span style="color:{MUTED_COLOUR}">{esc(reason)}</span>')
+        self.text.value = " · ".join(b for b in bits if b)
+        return finished
+
+    def _draw_batch(self, handle: InvocationBatch, now: float) -> bool:
+        ctx = self._parts.ctx
+        counts = views.status_counts(ctx.journal, views.RowFilter(ctx.origin, batch_id=handle.batch_id))
+        total = sum(counts.values())
+        finished = sum(n for s, n in counts.items() if s in FINISHED)
+        unsuccessful = sum(n for s, n in counts.items() if s in UNSUCCESSFUL)
+        created = handle.record.created_at
+        parts = ", ".join(f"{n} {s.value.lower()}" for s, n in sorted(counts.items(), key=lambda i: i[0].value))
+        name = esc(handle.label or handle.batch_id)
+        elapsed = "" if created is None else f" · elapsed {esc(human_duration(now - created))}"
+        self.text.value = (f"<b>{name}</b> · {finished:,}/{total:,} finished ({esc(parts)})"
+                           f" · {esc(handle.endpoint_name)}{elapsed}")
+        assert self.bar is not None
+        with self.bar.hold_sync():
+            self.bar.max = max(1, total)
+            self.bar.value = finished
+            done = finished >= total
+            self.bar.bar_style = ("danger" if unsuccessful else "success") if done else \
+                ("warning" if unsuccessful else "info")
+        return done
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for widget in (self.box, self.text, *([self.bar] if self.bar is not None else [])):
+            widget.close()
+
+
+def status_line_bundle(handle: Any, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
+    """The mimebundle formatter: the live line's widget view, plus the plain repr."""
+    try:
+        line = StatusLine(handle)
+    except LookupError:  # a forgotten handle or batch: the repr says so
+        return None
+    bundle = line.box._repr_mimebundle_() or {}
+    return {**bundle, "text/plain": repr(handle)}
+
+
+def register(shell: Any) -> bool:
+    """In a Jupyter kernel, show handles as live status lines; True when registered."""
+    if not in_kernel():
+        return False
+    formatter = shell.display_formatter.mimebundle_formatter
+    for kind in (Invocation, InvocationBatch):
+        formatter.for_type(kind, status_line_bundle)
+    return True
+
+
+def unregister(shell: Any) -> None:
+    formatter = shell.display_formatter.mimebundle_formatter
+    for kind in (Invocation, InvocationBatch):
+        try:
+            formatter.pop(kind)
+        except KeyError:
+            pass
