@@ -176,6 +176,8 @@ def describe(reader: Reader, configs: dict[str, dict[str, Any]]) -> Described:
         found.is_async = bool(config.get("AsyncInferenceConfig"))
         types = sorted({v["InstanceType"] for v in config["ProductionVariants"] if v.get("InstanceType")})
         found.instance_type = ", ".join(types) or None
+        if not found.variants:  # not reported yet (e.g. still Creating): the config's
+            found.variants = [v["VariantName"] for v in config["ProductionVariants"] if v.get("VariantName")]
         if found.desired_instances is None:  # not reported yet (e.g. still Creating): what it asks for
             found.desired_instances = _total(config["ProductionVariants"], "InitialInstanceCount")
     return found
