@@ -358,7 +358,8 @@ class AsyncInferenceClient:
         """The live ipywidgets panel of tracked invocations (starts background polling)."""
         from .notebook.panel.panel import Panel  # the one import up into the notebook layer
 
-        return Panel(self._parts)
+        # The strip and the details read the endpoint monitor's cache (a fetch at most once a minute).
+        return Panel(self._parts, row_logs=self.monitor.log_messages, endpoint_status=self.monitor.status)
 
     def forget(self, inference_ids: Iterable[str]) -> int:
         """Drop rows from the journal (their S3 objects stay)."""
