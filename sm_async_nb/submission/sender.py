@@ -18,6 +18,7 @@ nothing is there.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -28,9 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 
 from .. import progress
-from ..aws import Problem, explain
+from ..aws import Problem, error_code, explain
 from ..context import Context
 from ..errors import SubmissionInterrupted, ValidationError
 from ..payloads import EncodedPayload
@@ -44,8 +46,13 @@ SINGLE_PUT_LIMIT = 8 * 1024 * 1024
 # Large files go up in 8 MB parts, 4 at a time: about 32 MB in flight, whatever the file's size.
 _TRANSFER = TransferConfig(multipart_threshold=SINGLE_PUT_LIMIT, multipart_chunksize=SINGLE_PUT_LIMIT,
                            max_concurrency=4)
+SHA256_METADATA = "sm-async-nb-sha256"  # x-amz-meta-*: which input an object holds, to recognise our own
 NOT_SENT_INTERRUPTED = "Not sent: interrupted (Ctrl-C); resubmit() sends it."
 HELD_LIMIT = 256 * 1024 * 1024
+
+
+class InputKeyTaken(Exception):
+    """The input's key already holds an object that is not this input (it is never overwritten)."""
 
 
 @dataclass
@@ -87,6 +94,10 @@ class Submitter:
             self._interrupt(todo, futures, stop, batch)
         finally:
             self.on_submitted()
+        # _send journals every AWS failure itself; anything else escaping it is a bug: say so, loudly.
+        crashed = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+        if crashed:
+            raise crashed[0]  # type: ignore[misc]
         rows = self.ctx.journal.get_many([r.inference_id for r in requests])
         return [rows[r.inference_id] for r in requests]
 
@@ -240,8 +251,8 @@ class Submitter:
                 assert record.input_location is not None
                 location = S3Uri.parse(record.input_location)
                 if request.payload is not None:
-                    self._upload(request.payload, location)
-                    uploaded, input_written = location, True
+                    ours = self._upload(request.payload, location)
+                    uploaded, input_written = (location if ours else None), True
                 params["InputLocation"] = str(location)
             journal.update(record.inference_id, expect=Status.SUBMITTING, submit_step=SubmitStep.INVOKING)
             invoking = True
@@ -252,6 +263,9 @@ class Submitter:
                 submit_step=SubmitStep.DONE, output_location=answer.get("OutputLocation"),
                 failure_location=answer.get("FailureLocation"), invoked_at=invoked_at,
                 deadline=record.replace(invoked_at=invoked_at, deadline=None).service_deadline())
+        except InputKeyTaken as exc:  # someone else's object: left alone, and this request not sent
+            log.info("submission of %s refused: %s", record.inference_id, exc)
+            self._not_sent(request, str(exc))
         except Exception as exc:
             bucket = S3Uri.parse(record.input_location).bucket if record.input_location else None
             problem = explain(exc, bucket=bucket, endpoint_name=record.endpoint_name)
@@ -269,17 +283,30 @@ class Submitter:
             log.info("submission of %s failed: %s", record.inference_id, message)
             self._not_sent(request, message, input_written=input_written)
 
-    def _upload(self, payload: EncodedPayload, location: S3Uri) -> None:
+    def _upload(self, payload: EncodedPayload, location: S3Uri) -> bool:
+        """Write the input, never over an object that is already there; True when this client wrote it.
+
+        Raises:
+            InputKeyTaken: the key holds something else (a user's object under s3_input_path).
+        """
         settings = self.ctx.settings
-        extra: dict[str, Any] = {"ContentType": payload.content_type}
+        extra: dict[str, Any] = {"ContentType": payload.content_type, "Metadata": {SHA256_METADATA: payload.sha256}}
         if settings.kms_key_id:
             extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=settings.kms_key_id)
         if settings.expected_bucket_owner:
             extra["ExpectedBucketOwner"] = settings.expected_bucket_owner
         s3 = self.ctx.aws.s3
         if payload.body is not None and payload.size <= SINGLE_PUT_LIMIT:
-            s3.put_object(Bucket=location.bucket, Key=location.key, Body=payload.body, **extra)
-            return
+            try:  # conditional: an existing key is never overwritten, without a race
+                s3.put_object(Bucket=location.bucket, Key=location.key, Body=payload.body, IfNoneMatch="*", **extra)
+                return True
+            except ClientError as exc:
+                if error_code(exc) != "PreconditionFailed":
+                    raise
+            return self._existing_is_ours(location, payload)
+        # s3transfer cannot make a multipart upload conditional: look first (a narrow race remains).
+        if self._exists(location):
+            return self._existing_is_ours(location, payload)
         shown = progress.make(f"uploading {payload.path.name if payload.path else location.key}", payload.size)
         try:
             if payload.path is not None:  # streamed from disk part by part: memory stays ~chunk x concurrency
@@ -295,13 +322,37 @@ class Submitter:
             raise
         if shown is not None:
             shown.close(ok=True)
+        return True
+
+    def _owner_args(self) -> dict[str, Any]:
+        owner = self.ctx.settings.expected_bucket_owner
+        return {"ExpectedBucketOwner": owner} if owner else {}
+
+    def _exists(self, location: S3Uri) -> bool:
+        try:
+            self.ctx.aws.s3.head_object(Bucket=location.bucket, Key=location.key, **self._owner_args())
+            return True
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def _existing_is_ours(self, location: S3Uri, payload: EncodedPayload) -> bool:
+        """The key is taken. This very input written by a client of ours (a retried or continued
+        submission) is used as it is; the same bytes written by someone else are used but never
+        deleted (False); anything else is refused, untouched."""
+        head = self.ctx.aws.s3.head_object(Bucket=location.bucket, Key=location.key, **self._owner_args())
+        if (head.get("Metadata") or {}).get(SHA256_METADATA) == payload.sha256:
+            return True
+        etag = str(head.get("ETag", "")).strip('"')
+        if payload.body is not None and etag == hashlib.md5(payload.body, usedforsecurity=False).hexdigest():
+            return False
+        raise InputKeyTaken(f"{location} already holds an object that is not this input; it was left untouched and "
+                            "nothing was sent. Use another s3_input_path or inference_id.")
 
     def _delete_quietly(self, location: S3Uri) -> bool:
-        extra: dict[str, Any] = {}
-        if self.ctx.settings.expected_bucket_owner:
-            extra["ExpectedBucketOwner"] = self.ctx.settings.expected_bucket_owner
         try:
-            self.ctx.aws.s3.delete_object(Bucket=location.bucket, Key=location.key, **extra)
+            self.ctx.aws.s3.delete_object(Bucket=location.bucket, Key=location.key, **self._owner_args())
             return True
         except Exception:
             log.warning("could not remove the uploaded input %s", location, exc_info=True)

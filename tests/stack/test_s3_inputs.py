@@ -163,6 +163,26 @@ def test_forget_prune_resubmit_and_failures_never_delete_a_user_object(client, e
     assert user_objects(endpoints, "precious/") == before
 
 
+def test_an_upload_never_overwrites_or_deletes_a_user_object_at_its_key(stack, endpoints, tmp_path):
+    # s3_input_path pointed at the user's own data, and an id that names an existing object.
+    kept = put(endpoints, "mine/a.csv", b"precious\n", "text/csv")
+    put(endpoints, "mine/c.csv", b"also mine\n", "text/csv")
+    before = user_objects(endpoints, "mine/")
+    with stack.client(journal_path=tmp_path / "j.sqlite3", s3_input_path=f"s3://{BUCKET}/mine/") as mine:
+        # a working endpoint, and one that does not exist (the clean-up-after-failure path)
+        for endpoint, iid in (("s3-echo", "a"), ("no-such-endpoint", "c")):
+            with pytest.raises(sma.SubmissionError, match="already holds an object that is not this input"):
+                mine.submit(endpoint, "9,9\n", inference_id=iid, content_type="text/csv")
+            assert user_objects(endpoints, "mine/") == before
+            assert mine.invocation(iid).status is sma.Status.ERROR
+        # the same call again with an id of its own goes through, and a retry of it is recognised as ours
+        done = mine.submit("s3-echo", "9,9\n", inference_id="b", content_type="text/csv")
+        assert mine.submit("s3-echo", "9,9\n", inference_id="b", content_type="text/csv") == done
+        assert done.wait(timeout=30).status is sma.Status.COMPLETED
+    got = endpoints.get_object(Bucket=BUCKET, Key="mine/a.csv")["Body"].read()
+    assert got == b"precious\n" and kept.endswith("mine/a.csv")
+
+
 def test_download_names_collisions_and_overwrite(client, endpoints, tmp_path):
     uris = [put(endpoints, "dl/a/same.csv", b"first\n", "text/csv"),
             put(endpoints, "dl/b/same.csv", b"second\n", "text/csv"),
