@@ -122,6 +122,25 @@ def run_cell(kc, code: str, timeout: float = 60) -> tuple[list[dict], str]:
     pytest.fail("cell did not finish in time")
 
 
+def listen_for_completed(kc, comm_ids: set[str], timeout: float = 20) -> tuple[set[str], set[str]]:
+    """Only listen (no cell runs) until each of ``comm_ids`` was sent a value showing COMPLETED;
+    returns those that were, and every iopub message type seen meanwhile."""
+    completed: set[str] = set()
+    seen_types: set[str] = set()
+    deadline = time.time() + timeout
+    while completed != comm_ids and time.time() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=0.5)
+        except queue.Empty:
+            continue
+        seen_types.add(msg["msg_type"])
+        content = msg["content"]
+        if msg["msg_type"] == "comm_msg" and content["comm_id"] in comm_ids:
+            if ">COMPLETED<" in content["data"].get("state", {}).get("value", ""):
+                completed.add(content["comm_id"])
+    return completed, seen_types
+
+
 SETUP = textwrap.dedent("""
     import json, time
     import sm_async_nb as sma
@@ -183,19 +202,7 @@ def test_rows_turn_completed_while_no_cell_runs(kernel, moto_server):
         s3.put_object(Bucket="out", Key=key, Body=b"0.5\n", ContentType="text/csv")
 
     # ...and only listen: the tracker thread must push the new row state by itself.
-    completed, seen_types = set(), set()
-    deadline = time.time() + 20
-    while completed != status_cells and time.time() < deadline:
-        try:
-            msg = kernel.get_iopub_msg(timeout=0.5)
-        except queue.Empty:
-            continue
-        seen_types.add(msg["msg_type"])
-        content = msg["content"]
-        if msg["msg_type"] == "comm_msg" and content["comm_id"] in status_cells:
-            state = content["data"].get("state", {})
-            if ">COMPLETED<" in state.get("value", ""):
-                completed.add(content["comm_id"])
+    completed, seen_types = listen_for_completed(kernel, status_cells)
     assert completed == status_cells, f"only {len(completed)} of 3 rows updated; saw {seen_types}"
     assert "execute_input" not in seen_types  # no cell ran meanwhile
 
@@ -259,17 +266,8 @@ def test_panel_is_shown_again_and_a_handle_is_a_live_status_line(kernel, moto_se
     assert "&lt;b&gt;live&lt;/b&gt;" in state and ">PENDING<" in state
 
     s3.put_object(Bucket="out", Key=made["key"], Body=b"1\n", ContentType="text/csv")
-    seen, deadline = set(), time.time() + 20
-    updated = False
-    while not updated and time.time() < deadline:
-        try:
-            msg = kernel.get_iopub_msg(timeout=0.5)
-        except queue.Empty:
-            continue
-        seen.add(msg["msg_type"])
-        content = msg["content"]
-        if msg["msg_type"] == "comm_msg" and content["comm_id"] in lines:
-            updated = ">COMPLETED<" in content["data"].get("state", {}).get("value", "")
+    completed, seen = listen_for_completed(kernel, lines)
+    updated = completed == lines
     assert updated, f"the status line did not update; saw {seen}"
     assert "execute_input" not in seen
     _, out = run_cell(kernel, "print(repr(inv).split()[2], client.tracker.bus.listener_count - before)")
