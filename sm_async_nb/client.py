@@ -326,10 +326,16 @@ class AsyncInferenceClient:
         return self._parts.batch(batch_id)
 
     def panel(self) -> Panel:
-        """The live ipywidgets panel of tracked invocations (starts background polling)."""
+        """The live ipywidgets panel of tracked invocations (starts background polling): one per
+        client, so asking again shows the same panel; after ``panel.close()`` a new one."""
         from .notebook.panel.panel import Panel  # the one import up into the notebook layer
 
-        return Panel(self._parts)
+        current: Panel | None = getattr(self, "_panel", None)
+        if current is None or current.closed:
+            # Wiring point for the panel's optional sources (see Panel): endpoint_status=...,
+            # row_logs=... (None hides the endpoint strip / the details' log lines).
+            current = self._panel = Panel(self._parts)
+        return current
 
     def forget(self, inference_ids: Iterable[str]) -> int:
         """Drop rows from the journal (their S3 objects stay)."""

@@ -64,12 +64,11 @@ class NotebookSession:
         made for a client since replaced, e.g. by ``%sm_async local start``, then it is closed)."""
         client = self.client
         current = self.panels[-1] if self.panels else None
-        if current is not None and not current.closed and current.ctx is client.ctx:
-            return current
-        if current is not None:
+        if current is not None and current.ctx is not client.ctx:
             current.close()
-        panel = client.panel()
-        self.panels.append(panel)
+        panel = client.panel()  # the client's open panel again, or a new one
+        if panel is not current:
+            self.panels.append(panel)
         return panel
 
     def journal_for_completion(self) -> tuple[Journal, str] | None:

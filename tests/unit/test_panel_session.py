@@ -98,3 +98,13 @@ def test_the_word_being_completed():
     assert current_word("%sm_async result ") == (17, "")
     assert current_word("%sm_async result 'my la") == (17, "my la")
     assert current_word('%sm_async wait "a b" c') == (21, "c")
+
+
+def test_client_panel_is_one_per_client(client, wire):
+    first = client.panel()
+    assert client.panel() is first
+    first.close()
+    second = client.panel()
+    assert second is not first and not second.closed
+    second.close()
+    client.tracker.stop()
