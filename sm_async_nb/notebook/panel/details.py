@@ -66,7 +66,7 @@ def fields_html(record: InvocationRecord, now: float) -> str:
         ("Expires in", esc(left)),
         ("Output size", esc(human_size(record.output_size)) if record.status is Status.COMPLETED else ""),
     ]
-    cells = "".join(f'<tr><th style="text-align:left;padding-right:12px;color:{MUTED_COLOUR};'
+    cells = "".join(f'<tr><th style="text-align:left;padding-right:12px;white-space:nowrap;color:{MUTED_COLOUR};'
                     f'font-weight:normal">{name}</th><td>{value}</td></tr>' for name, value in pairs if value)
     problem = record.failure_reason or record.error
     reason = ""
@@ -74,7 +74,7 @@ def fields_html(record: InvocationRecord, now: float) -> str:
         reason = (f'<div style="margin-top:4px"><b>{"Failure reason" if record.failure_reason else "Error"}</b>'
                   f'<pre style="white-space:pre-wrap;margin:2px 0;max-height:14em;overflow:auto">'
                   f'{esc(_clip(problem, MAX_REASON_CHARS))}</pre></div>')
-    return f'<table style="border-collapse:collapse">{cells}</table>{reason}'
+    return f'<table style="border-collapse:collapse;line-height:1.4">{cells}</table>{reason}'
 
 
 def logs_html(lines: list[str]) -> str:
