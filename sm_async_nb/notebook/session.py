@@ -72,9 +72,14 @@ class NotebookSession:
         return panel
 
     def journal_for_completion(self) -> tuple[Journal, str] | None:
-        """The journal and origin tab completion reads; None until this kernel has a client."""
-        client = self._client
-        return None if client is None else (client.journal, client.origin)
+        """The journal and origin tab completion reads (the client is made as any %sm_async
+        command would, so completion works right after a restart); None when it cannot be made."""
+        try:
+            client = self.client
+        except Exception:  # e.g. no region configured yet: nothing to complete
+            log.debug("no client for completion", exc_info=True)
+            return None
+        return client.journal, client.origin
 
     # --- finding what the user named -----------------------------------------------------------
 

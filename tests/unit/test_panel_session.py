@@ -108,3 +108,13 @@ def test_client_panel_is_one_per_client(client, wire):
     assert second is not first and not second.closed
     second.close()
     client.tracker.stop()
+
+
+def test_completion_reads_the_journal_right_after_a_restart(session):
+    from sm_async_nb.notebook.completion import candidates
+
+    journal, origin = session.journal_for_completion()  # no command ran yet: the client is made now
+    assert journal is session.client.journal
+    pending(session.client, 2, label="after restart")
+    assert candidates(journal, origin, "result", "after") == []  # result: finished rows only
+    assert candidates(journal, origin, "wait", "AFTER")[:2] == ["after restart1", "after restart0"]
