@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sm_async_nb.payloads.encoding import MAX_S3_PAYLOAD
+
 TARGET_LATENCY_MS = 20
 
 
@@ -22,8 +24,14 @@ class Sizes:
     seq_sample: int = 250
     workers: int = 16
     latencies: tuple[int, ...] = (0, TARGET_LATENCY_MS)
+    dataset_rows: int = 10_000_000        # (g)
+    dataset_rows_per_request: int = 10_000
+    tracked: int = 100_000                # (h) rows in the journal
+    tracked_pending: int = 1_000          # (h) of which pending
+    upload_bytes: int = MAX_S3_PAYLOAD     # (i) one local file, as large as SageMaker takes
 
 
 FULL = Sizes()
 QUICK = Sizes(payloads=40, pending=60, memory_rows=1_000, kernel_runs=12, repeats=1, refresh_repeats=2,
-              seq_sample=20)
+              seq_sample=20, dataset_rows=30_000, dataset_rows_per_request=1_000, tracked=5_000, tracked_pending=100,
+              upload_bytes=48 * 1024 ** 2)

@@ -31,8 +31,8 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 class RemoteStack:
     """Start the child stack; the attributes mirror the LocalStack ones the scenarios use."""
 
-    def __init__(self, latency_ms: float, concurrency: int = 8):
-        config = {"latency_ms": latency_ms, "concurrency": concurrency}
+    def __init__(self, latency_ms: float, concurrency: int = 8, lean: bool = False):
+        config = {"latency_ms": latency_ms, "concurrency": concurrency, "lean": lean}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.stackproc", json.dumps(config)], cwd=Path(__file__).parents[1],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -130,7 +130,7 @@ def serve(config: dict[str, Any]) -> None:
 
     gates: dict[str, Gate] = {}
     with LocalStack(model=echo_csv, endpoint_name=ECHO, concurrency=config["concurrency"],
-                    latency_ms=config["latency_ms"]) as stack:
+                    latency_ms=config["latency_ms"], moto_in_process=config["lean"]) as stack:
         try:
             _answer({"region": stack.region, "input_bucket": stack.input_bucket, "output_path": stack.output_path,
                      "failure_path": stack.failure_path, "endpoint_urls": stack.endpoint_urls, "env": stack.env})

@@ -29,10 +29,12 @@ _EXPORTS = {
     "OutputMissing": "sm_async_nb.errors",
     "AwsError": "sm_async_nb.errors",
     "ConfigurationError": "sm_async_nb.errors",
+    "EndpointStatus": "sm_async_nb.endpoints.status",
 }
 
 __all__ = [  # the names of _EXPORTS, spelled out for static tools
-    "AsyncInferenceClient", "AwsError", "ConfigurationError", "DecodeError", "InferenceExpired", "InferenceFailed",
+    "AsyncInferenceClient", "AwsError", "ConfigurationError", "DecodeError", "EndpointStatus", "InferenceExpired",
+    "InferenceFailed",
     "Invocation", "InvocationBatch", "JournalError", "LocalStack", "OutputMissing", "ResultNotReady", "SageMakerAsync",
     "Status", "SubmissionError", "SubmissionInterrupted", "ValidationError",
 ]
@@ -40,6 +42,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for static tools
 if TYPE_CHECKING:  # pragma: no cover
     from .client import AsyncInferenceClient
     from .config import SageMakerAsync
+    from .endpoints.status import EndpointStatus
     from .errors import (
         AwsError,
         ConfigurationError,

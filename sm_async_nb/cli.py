@@ -3,8 +3,10 @@
 Subcommands are registered in :data:`COMMANDS` (name -> (configure parser, run)); adding one is
 two small functions and a line there.
 
-``sm-async-nb local`` runs the embedded local stack in the foreground, prints the ``export``
-lines another shell needs to point any AWS client at it, and stops cleanly on Ctrl-C / SIGTERM.
+``sm-async-nb local start`` starts the per-user detached local stack (or reuses the running
+one, adding the endpoint if new), prints the ``export`` lines any AWS client needs and returns;
+``local status`` and ``local stop`` inspect and end it. ``sm-async-nb local`` (or ``local run``)
+runs a stack in the foreground instead and stops it on Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
@@ -18,10 +20,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .local.settings import DEFAULT_IDLE_TIMEOUT, parse_duration
+
 log = logging.getLogger(__name__)
 
 
 def _configure_local(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=["run", "start", "stop", "status"], default="run",
+                        help="run: in the foreground (default); start: detached, outliving this shell and "
+                             "kernel restarts; stop / status: of the detached stack")
+    parser.add_argument("--idle-timeout", type=parse_duration, default=DEFAULT_IDLE_TIMEOUT, metavar="DURATION",
+                        help="with start: stop by itself after this long without a request (e.g. 30m, 8h; "
+                             "default 8h)")
     parser.add_argument("--model", default=None,
                         help="model: a .py file with inference handlers or a container URL "
                              "(default: the shipped iris demo model)")
@@ -55,7 +65,17 @@ def _wait_for_signal() -> None:
             signal.signal(sig, handler)
 
 
+def _print_exports(env: dict[str, str], bucket: str, endpoint: str) -> None:
+    for name, value in env.items():
+        print(f"export {name}={shlex.quote(value)}")
+    print(f"# then e.g.: aws s3 cp data.csv s3://{bucket}/inputs/data.csv && "
+          f"aws sagemaker-runtime invoke-endpoint-async --endpoint-name {endpoint} "
+          f"--input-location s3://{bucket}/inputs/data.csv --content-type text/csv")
+
+
 def _run_local(args: argparse.Namespace) -> int:
+    if args.action != "run":
+        return _run_detached(args)
     from .local.stack import LocalStack
 
     stack = LocalStack(model=args.model, endpoint_name=args.endpoint, concurrency=args.concurrency,
@@ -66,18 +86,48 @@ def _run_local(args: argparse.Namespace) -> int:
     stack.start()
     try:
         print("# sm_async_nb local stack is running. In another shell, run these lines (dummy credentials):")
-        for name, value in stack.env.items():
-            print(f"export {name}={shlex.quote(value)}")
-        bucket = stack.input_bucket
-        print(f"# then e.g.: aws s3 cp data.csv s3://{bucket}/inputs/data.csv && "
-              f"aws sagemaker-runtime invoke-endpoint-async --endpoint-name {stack.endpoint_name} "
-              f"--input-location s3://{bucket}/inputs/data.csv --content-type text/csv")
+        _print_exports(stack.env, stack.input_bucket, stack.endpoint_name)
         print(f"# endpoint {stack.endpoint_name!r} is ready; press Ctrl-C to stop.", flush=True)
         _wait_for_signal()
     finally:
         stack.stop()
     print("# local stack stopped.", flush=True)
     return 0
+
+
+def _run_detached(args: argparse.Namespace) -> int:
+    from .local import detached
+
+    if args.action == "stop":
+        print("# local stack stopped." if detached.stop() else "# no local stack is running.")
+        return 0
+    if args.action == "status":
+        found = detached.find()
+        if found.stack is None:
+            print("# no local stack is running" + (f" (stale state file: {found.stale})" if found.stale else "") + ".")
+            return 1
+        status = found.stack.status()
+        print(f"# local stack running: pid {status['pid']}, endpoints {', '.join(status['endpoints'])}, "
+              f"idle {status['idle_s']:.0f} s of {found.stack.record.idle_timeout:g} s")
+        _print_exports(found.stack.env, found.stack.input_bucket, found.stack.endpoint_name)
+        return 0
+    stack = detached.start(_stack_options(args), idle_timeout=args.idle_timeout)
+    verb = "started" if stack.started else "already running; reusing"
+    print(f"# sm_async_nb local stack {verb} (pid {stack.pid}, endpoint {stack.endpoint_name!r}). "
+          "Run these lines in your shell (dummy credentials), or: eval \"$(sm-async-nb local start)\"")
+    _print_exports(stack.env, stack.input_bucket, stack.endpoint_name)
+    if stack.differs:
+        print(f"# note: the running stack keeps its own {', '.join(stack.differs)}; "
+              "use another --endpoint, or `sm-async-nb local stop` first")
+    return 0
+
+
+def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"model": args.model, "endpoint_name": args.endpoint, "concurrency": args.concurrency,
+            "latency_ms": args.latency_ms, "fault_rate": args.fault_rate, "region": args.region,
+            "delay": args.delay, "sns": args.sns, "time_scale": args.time_scale,
+            "instance_count": args.instance_count, "moto_port": args.moto_port,
+            "runtime_port": args.runtime_port, "seed": args.seed}
 
 
 def _configure_quickstart(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +141,7 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
-    "local": ("run the embedded local stack (no AWS account needed) in the foreground",
+    "local": ("the embedded local stack (no AWS account needed): run | start | stop | status",
               _configure_local, _run_local),
     "quickstart": ("submit, track and load results end to end on the local stack",
                    _configure_quickstart, _run_quickstart),

@@ -22,7 +22,9 @@ from . import progress
 from .aws import AwsClients
 from .config import SageMakerAsync
 from .context import Context
-from .errors import ConfigurationError, SubmissionError, SubmissionInterrupted, ValidationError
+from .endpoints.monitor import DEFAULT_MAX_AGE_S, EndpointMonitor
+from .endpoints.status import EndpointStatus
+from .errors import AwsError, ConfigurationError, SubmissionError, SubmissionInterrupted, ValidationError
 from .handles import HandleParts, Invocation, InvocationBatch
 from .journal import Journal
 from .payloads.indexes import encode_index
@@ -34,6 +36,7 @@ from .submission.owners import recover_interrupted
 from .submission.prepare import PreparedRequest, Preparer, RequestOptions
 from .submission.sender import Submitter
 from .tracking.tracker import Tracker
+from .validation import check_member
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,7 +102,8 @@ class AsyncInferenceClient:
         self._inputs = InputPrefix(self.ctx, configured)
         self._preparer = Preparer(self.ctx, self._inputs)
         self._submitter = Submitter(self.ctx, self._preparer, on_submitted=self.tracker.poke)
-        self._parts = HandleParts(self.ctx, self.tracker, self._submitter)
+        self.monitor = EndpointMonitor(self.ctx)
+        self._parts = HandleParts(self.ctx, self.tracker, self._submitter, self.monitor)
         self.recovered = recover_interrupted(self.ctx)
 
     # The context's parts, for code that used to reach them through the client.
@@ -325,6 +329,31 @@ class AsyncInferenceClient:
     def batch(self, batch_id: str) -> InvocationBatch:
         return self._parts.batch(batch_id)
 
+    def endpoint_status(self, name: str, max_age: float = DEFAULT_MAX_AGE_S) -> EndpointStatus:
+        """What the endpoint is doing to the requests waiting on it (SPEC §10): status, instances, autoscaling
+        limits, backlog metrics, whether it scales out from zero, and warnings (one actionable line each).
+
+        Served from a cache younger than ``max_age`` seconds (0: fetch now). A fetch costs one DescribeEndpoint,
+        one GetMetricData, one DescribeScalableTargets (and, for MinCapacity 0, DescribeScalingPolicies and one
+        DescribeAlarmsForMetric), plus DescribeEndpointConfig once per config: per endpoint, never per
+        invocation. A missing permission leaves its fields None and adds a warning naming it.
+
+        Args:
+            name: the endpoint's name.
+            max_age: the oldest cached snapshot to accept, in seconds.
+
+        Raises:
+            ValidationError: ``name`` is not a valid endpoint name, or ``max_age`` is negative.
+            AwsError: there is no such endpoint (``kind="not_found"``).
+        """
+        check_member("EndpointName", name)
+        if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age >= 0:
+            raise ValidationError(f"max_age must be a number of seconds >= 0, not {max_age!r}.", parameter="max_age")
+        snapshot = self.monitor.status(name, max_age)
+        if snapshot.exists is False:
+            raise AwsError(snapshot.warnings[0], code="NotFound", kind="not_found")
+        return snapshot
+
     def panel(self) -> Panel:
         """The live ipywidgets panel of tracked invocations (starts background polling): one per
         client, so asking again shows the same panel; after ``panel.close()`` a new one."""
@@ -332,9 +361,9 @@ class AsyncInferenceClient:
 
         current: Panel | None = getattr(self, "_panel", None)
         if current is None or current.closed:
-            # Wiring point for the panel's optional sources (see Panel): endpoint_status=...,
-            # row_logs=... (None hides the endpoint strip / the details' log lines).
-            current = self._panel = Panel(self._parts)
+            # The strip and the details read the endpoint monitor's cache (a fetch at most once a minute).
+            current = self._panel = Panel(self._parts, row_logs=self.monitor.log_messages,
+                                          endpoint_status=self.monitor.status)
         return current
 
     def forget(self, inference_ids: Iterable[str]) -> int:

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import downloads, results, results_writer
 from .context import Context
+from .endpoints.logs import LogLine
+from .endpoints.monitor import EndpointMonitor
+from .errors import ValidationError
 from .journal.frames import parts_frame
 from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status
 from .submission.sender import Submitter
@@ -28,18 +31,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HandleParts:
-    """What a handle needs, wired once by the client: the context, the tracker (refresh, wait)
-    and the submitter (resubmit)."""
+    """What a handle needs, wired once by the client: the context, the tracker (refresh, wait),
+    the submitter (resubmit) and the endpoint monitor (endpoint status, log lines)."""
 
     ctx: Context
     tracker: Tracker
     submitter: Submitter
+    monitor: EndpointMonitor
 
     def invocation(self, inference_id: str) -> Invocation:
         return Invocation(self, inference_id)
 
     def batch(self, batch_id: str) -> InvocationBatch:
         return InvocationBatch(self, batch_id)
+
+
+def _check_limit(limit: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError(f"limit must be a positive integer, not {limit!r}.", parameter="limit")
 
 
 def _when(epoch: float | None) -> dt.datetime | None:
@@ -79,6 +88,35 @@ class Invocation:
     @property
     def done(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        """When the service's request TTL and invocation timeout have both run out (UTC): it must have
+        finished by then. None once it is finished."""
+        record = self.record
+        return None if record.status in FINISHED else _when(record.service_deadline())
+
+    def logs(self, limit: int = 100) -> list[str]:
+        """The CloudWatch Logs lines of ``/aws/sagemaker/Endpoints/{endpoint}`` that carry this inference id,
+        oldest first (at most ``limit``; [] when the endpoint has no log group yet). One FilterLogEvents
+        request per 10,000 lines, at most 20 pages.
+
+        Raises:
+            ValidationError: ``limit`` is not a positive integer.
+            AwsError: the logs could not be read; ``kind="access_denied"`` names logs:FilterLogEvents.
+        """
+        _check_limit(limit)
+        return self._parts.monitor.log_messages(self.record, limit)
+
+    def log_lines(self, limit: int = 100) -> list[LogLine]:
+        """As :meth:`logs`, with each line's timestamp and log stream (``AllTraffic/{instance-id}``).
+
+        Raises:
+            ValidationError: ``limit`` is not a positive integer.
+            AwsError: the logs could not be read.
+        """
+        _check_limit(limit)
+        return self._parts.monitor.logs(self.record, limit)
 
     def refresh(self) -> Status:
         """Check S3 now (one or two HEAD requests) and return the status."""

@@ -53,6 +53,7 @@ class Faults:
         self.configure(latency_ms=latency_ms, fault_rate=fault_rate)
         self.injected: Counter[str] = Counter()
         self.delayed = 0
+        self.last_request = time.monotonic()  # of the last request from outside (idle timeout)
 
     def configure(self, latency_ms: float | None = None, fault_rate: float | None = None,
                   seed: int | None = None) -> None:
@@ -123,6 +124,7 @@ class FaultMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if not is_internal(environ):
+            self.faults.last_request = time.monotonic()
             self.faults.delay()
             fault = self.faults.pick(self.classify(environ))
             if fault is not None:

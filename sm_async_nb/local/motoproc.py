@@ -22,6 +22,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from .faults import CONTROL_PATH, INTERNAL_MARKER, Fault, FaultMiddleware, Faults, is_internal
+from .settings import http_url
 
 log = logging.getLogger(__name__)
 
@@ -104,22 +105,33 @@ def _cache_backend_names() -> None:
     backends.list_of_moto_modules = lambda: names
 
 
-def serve(host: str, port: int, latency_ms: float, fault_rate: float, seed: int | None) -> None:
-    """Child entry point: serve until stdin closes."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+def build_app(faults: Faults) -> Any:
+    """moto's WSGI app behind the latency/fault middleware and the fault control path."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    _cache_backend_names()
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    return _ControlApp(FaultMiddleware(moto_app, faults, classify_s3, render_s3), faults)
+
+
+def make_moto_server(host: str, port: int, app: Any) -> Any:
+    """A threaded werkzeug server for ``app`` with moto's request handler, quiet."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
     class QuietHandler(MotoRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:  # one line per request is noise
             pass
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    _cache_backend_names()
-    faults = Faults(latency_ms, fault_rate, seed)
-    moto_app = DomainDispatcherApplication(create_backend_app)
-    app = _ControlApp(FaultMiddleware(moto_app, faults, classify_s3, render_s3), faults)
     server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]  # ThreadedWSGIServer has it
+    return server
+
+
+def serve(host: str, port: int, latency_ms: float, fault_rate: float, seed: int | None) -> None:
+    """Child entry point: serve until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    server = make_moto_server(host, port, build_app(Faults(latency_ms, fault_rate, seed)))
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     thread.start()
     threading.Thread(target=_prewarm, name="moto-prewarm", daemon=True).start()
@@ -135,6 +147,48 @@ def serve(host: str, port: int, latency_ms: float, fault_rate: float, seed: int 
         os._exit(0)
 
 
+class InProcessMoto:
+    """moto served from a thread of this process (only for a process that hosts nothing else,
+    such as the detached stack server: see the module docstring for why not in a kernel).
+    Same interface as :class:`MotoProcess`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0,
+                 fault_rate: float = 0.0, seed: int | None = None):
+        self.host, self.port, self.faults = host, port, Faults(latency_ms, fault_rate, seed)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return http_url(self.host, self.port)
+
+    def start(self) -> None:
+        self._server = make_moto_server(self.host, self.port, build_app(self.faults))
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="moto-server", daemon=True)
+        self._thread.start()
+        _prewarm()
+
+    def control(self, **settings: Any) -> dict[str, Any]:
+        if settings:
+            self.faults.configure(**settings)
+        return self.faults.snapshot()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def pid(self) -> int | None:
+        return os.getpid() if self._server is not None else None
+
+
 class MotoProcess:
     """Parent-side handle on the moto child."""
 
@@ -147,8 +201,7 @@ class MotoProcess:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "sm_async_nb.local.motoproc", self.host, str(self.port), *self._args]

@@ -23,6 +23,7 @@ from werkzeug.wrappers import Request, Response
 from . import responses
 from .faults import FaultMiddleware, Faults
 from .models import Backend, ServiceError, UnsupportedOperation
+from .settings import CONTROL_PREFIX, http_url
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,17 @@ def classify_runtime(environ: dict[str, Any]) -> tuple[Any, ...]:
     return responses.RUNTIME_FAULTS if name == INVOKE_ASYNC else ()
 
 
+class _Mount:
+    """Sends paths under :data:`CONTROL_PREFIX` to the stack's control app, the rest to the runtime."""
+
+    def __init__(self, runtime: Callable[..., Iterable[bytes]], control: Callable[..., Iterable[bytes]]):
+        self.runtime, self.control = runtime, control
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        app = self.control if environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX) else self.runtime
+        return app(environ, start_response)
+
+
 class _Handler(WSGIRequestHandler):
     """Quiet, and registers its connection so stop() can close idle keep-alive sockets."""
 
@@ -103,9 +115,12 @@ class RuntimeServer:
     """Serves a :class:`RuntimeApp` (behind latency/fault emulation) on ``host:port``."""
 
     def __init__(self, backend: Backend, faults: Faults, clock: Callable[[], float],
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, control: Callable[..., Iterable[bytes]] | None = None):
         self.app = RuntimeApp(backend, clock)
-        wsgi = FaultMiddleware(self.app, faults, classify_runtime, responses.render_fault)
+        wsgi: Callable[..., Iterable[bytes]] = FaultMiddleware(self.app, faults, classify_runtime,
+                                                               responses.render_fault)
+        if control is not None:
+            wsgi = _Mount(wsgi, control)
         self._server = make_server(host, port, wsgi, threaded=True, request_handler=_Handler)
         self._server.connections = set()  # type: ignore[attr-defined]
         self.host, self.port = host, self._server.server_address[1]
@@ -113,8 +128,7 @@ class RuntimeServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},

@@ -20,9 +20,6 @@ cannot be started again (:meth:`start` raises RuntimeError): create a new ``Loca
 
 from __future__ import annotations
 
-import enum
-import importlib.util
-import ipaddress
 import logging
 import threading
 import time
@@ -32,62 +29,21 @@ from ..validation import check_member
 from .faults import INTERNAL_MARKER, Faults
 from .hosting import describe, resolve_model
 from .models import Backend, Endpoint
+from .settings import (
+    ACCOUNT_ID,
+    DUMMY_ACCESS_KEY_ID,
+    DUMMY_SECRET_ACCESS_KEY,
+    ROLE_ARN,
+    ScaledClock,
+    StackState,
+    check_host,
+    require_local_extra,
+)
 
 if TYPE_CHECKING:
     from ..client import AsyncInferenceClient
 
 log = logging.getLogger(__name__)
-
-ACCOUNT_ID = "123456789012"  # moto's default account
-DUMMY_ACCESS_KEY_ID = "testing"
-DUMMY_SECRET_ACCESS_KEY = "testing"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/sm-async-nb-local"
-INSTALL_HINT = 'pip install "sm_async_nb[local]"'
-
-
-def require_local_extra() -> None:
-    """Fail early, with the fix, when the ``local`` extra is not installed."""
-    missing = [name for name in ("moto", "werkzeug", "flask") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ImportError(f"LocalStack needs {', '.join(missing)}, which are not installed: run {INSTALL_HINT}")
-
-
-def check_host(host: str, allow_non_loopback: bool) -> str:
-    """The address to bind; anything but loopback needs ``allow_non_loopback=True``."""
-    if host == "localhost":
-        return "127.0.0.1"  # an IP keeps S3 path-style addressing in every client
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        raise ValueError(f"host must be an IP address such as 127.0.0.1, not {host!r}") from None
-    if not loopback and not allow_non_loopback:
-        raise ValueError(f"refusing to bind {host}: the local stack has no authentication and binds "
-                         "loopback only; pass allow_non_loopback=True if you really mean it")
-    return host
-
-
-class StackState(str, enum.Enum):
-    NEW = "new"
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class ScaledClock:
-    """Monotonic clock running ``scale`` times faster than real time."""
-
-    def __init__(self, scale: float = 1.0):
-        if scale <= 0:
-            raise ValueError(f"time_scale must be > 0, got {scale}")
-        self.scale, self._origin = scale, time.monotonic()
-
-    def __call__(self) -> float:
-        return self._origin + (time.monotonic() - self._origin) * self.scale
-
 
 class LocalStack:
     """The embedded local stack (SPEC §8). Use as a context manager or start()/stop()."""
@@ -96,7 +52,8 @@ class LocalStack:
                  latency_ms: float = 0, fault_rate: float = 0.0, *, region: str = "us-east-1",
                  delay: float = 0.0, sns: bool = False, time_scale: float = 1.0, instance_count: int = 1,
                  host: str = "127.0.0.1", allow_non_loopback: bool = False, moto_port: int = 0,
-                 runtime_port: int = 0, seed: int | None = None):
+                 runtime_port: int = 0, seed: int | None = None, moto_in_process: bool = False,
+                 control_app: Any = None):
         require_local_extra()
         check_member("EndpointName", endpoint_name)
         if concurrency < 1 or instance_count < 1:
@@ -125,13 +82,16 @@ class LocalStack:
         self._backend = Backend(ACCOUNT_ID, region)
         self._adapters: list[Any] = []
         self._default_adapter: Any = None
+        # moto in this process and the worker writing its backends directly (the lean emulator):
+        # only for a process that hosts nothing but the stack (see motoproc's docstring).
+        self.moto_in_process, self._control_app = moto_in_process, control_app
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> LocalStack:
         """Start moto, the runtime and the worker, then create the default endpoint."""
-        from .motoproc import MotoProcess
+        from .motoproc import InProcessMoto, MotoProcess
         from .server import RuntimeServer
-        from .worker import BotoSink, Worker
+        from .worker import Worker
 
         with self._lock:
             if self._state is StackState.RUNNING:
@@ -147,18 +107,17 @@ class LocalStack:
                                           name="sm-async-nb-model-load", daemon=True)
                 loader.start()
                 snap = self._faults.snapshot()
-                self._moto = MotoProcess(self.host, self._ports["moto"], snap["latency_ms"], snap["fault_rate"],
-                                         self.seed)
+                kind = InProcessMoto if self.moto_in_process else MotoProcess
+                self._moto = kind(self.host, self._ports["moto"], snap["latency_ms"], snap["fault_rate"], self.seed)
                 self._moto.start()
                 self._make_clients()
                 self._create_bucket(self.input_bucket)
-                self._worker = Worker(self._backend, BotoSink(self._clients["s3"], self._clients["sns"]),
-                                      clock=self._clock, time_scale=self.time_scale)
+                self._worker = Worker(self._backend, self._sink(), clock=self._clock, time_scale=self.time_scale)
                 self._worker_thread = threading.Thread(target=self._worker.run, args=(self._worker_stop,),
                                                        name="sm-async-nb-worker", daemon=True)
                 self._worker_thread.start()
                 self._server = RuntimeServer(self._backend, self._faults, self._clock, self.host,
-                                             self._ports["runtime"])
+                                             self._ports["runtime"], control=self._control_app)
                 self._server.start()
                 loader.join()
                 if loaded and loaded[0] is not None:
@@ -170,6 +129,16 @@ class LocalStack:
                 self.stop()
                 raise
         return self
+
+    def _sink(self) -> Any:
+        """moto's backends directly when moto is in this process, else boto3 over HTTP."""
+        from .worker import BotoSink
+
+        if self.moto_in_process:
+            from .direct import MotoSink
+
+            return MotoSink(ACCOUNT_ID, self.region)
+        return BotoSink(self._clients["s3"], self._clients["sns"])
 
     @staticmethod
     def _load_model(adapter: Any, outcome: list[BaseException | None]) -> None:
@@ -374,12 +343,21 @@ class LocalStack:
         self._moto.control(**{k: v for k, v in {"latency_ms": latency_ms, "fault_rate": fault_rate,
                                                  "seed": seed}.items() if v is not None})
 
+    @property
+    def last_request(self) -> float:
+        """Monotonic time of the last request from outside the stack, on either server."""
+        moto_faults = getattr(self._moto, "faults", None)  # moto in this process keeps its own
+        return max(self._faults.last_request, moto_faults.last_request if moto_faults else 0.0)
+
+    def busy(self) -> bool:
+        """True while any request is queued or running."""
+        return any(self._backend.queued(e.name) or self._backend.running(e.name) for e in self._backend.endpoints())
+
     def wait_until_idle(self, timeout: float = 30.0) -> bool:
         """Block until nothing is queued or running (True), or ``timeout`` real seconds pass."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(not self._backend.queued(e.name) and not self._backend.running(e.name)
-                   for e in self._backend.endpoints()):
+            if not self.busy():
                 return True
             time.sleep(0.01)
         return False

@@ -14,6 +14,7 @@ from IPython.utils.process import arg_split
 from ..config import SageMakerAsync
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
+from ..local.settings import parse_duration
 from ..records import FINISHED, UNFINISHED, Status
 from . import live
 from .completion import make_matcher, quote
@@ -111,6 +112,9 @@ def _sm_async_parser() -> MagicArgumentParser:
     p.add_argument("action", choices=["on", "off"])
     p.add_argument("endpoint", metavar="ENDPOINT")
     p.add_argument("--keep", action="store_true", help="with off: stop listening but keep the queue")
+    p = sub.add_parser("endpoint", help="an endpoint's status, instances, backlog and warnings")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--max-age", type=float, metavar="S", help="accept a cached status this young (default 60; 0: now)")
     p = sub.add_parser("local", help="the embedded local stack: start | stop | status")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--model", help="inference-toolkit handler file or serving container URL (default: iris)")
@@ -120,6 +124,10 @@ def _sm_async_parser() -> MagicArgumentParser:
     p.add_argument("--sns", action="store_true", help="give the endpoint SNS success/error topics")
     p.add_argument("--time-scale", type=float, metavar="X",
                    help="emulated seconds per real second for TTL/timeout accounting")
+    p.add_argument("--idle-timeout", type=parse_duration, metavar="DURATION",
+                   help="the detached stack stops after this long without a request (e.g. 30m; default 8h)")
+    p.add_argument("--in-kernel", action="store_true",
+                   help="run the stack inside this kernel (ends with it) instead of the shared detached one")
     return parser
 
 
@@ -352,24 +360,32 @@ class SageMakerAsyncMagics(Magics):
         print("Stopped listening" + (f"; removed {removed.queue_url} and its subscriptions." if removed else "."))
         return None
 
+    def _cmd_endpoint(self, args: argparse.Namespace) -> Any:
+        options = {} if args.max_age is None else {"max_age": args.max_age}
+        print("\n".join(self.session.client.endpoint_status(args.name, **options).lines()))
+        return None
+
     def _cmd_local(self, args: argparse.Namespace) -> Any:
         if args.action == "start":
             stack = self.session.start_local(model=args.model, endpoint_name=args.endpoint,
                                              concurrency=args.concurrency, delay=args.delay,
-                                             sns=args.sns or None, time_scale=args.time_scale)
-            print(f"Local stack running: endpoint {stack.endpoint_name!r}, inputs under "
+                                             sns=args.sns or None, time_scale=args.time_scale,
+                                             idle_timeout=args.idle_timeout, in_kernel=args.in_kernel)
+            how = ("inside this kernel" if args.in_kernel else
+                   f"detached, pid {getattr(stack, 'pid', '?')}; it outlives kernel restarts" + (
+                       "" if getattr(stack, "started", True) else ", reattached"))
+            print(f"Local stack running ({how}): endpoint {stack.endpoint_name!r}, inputs under "
                   f"{self.session.client.input_prefix()}. This kernel's client now uses it "
-                  "(%sm_async local stop restores the previous one).")
+                  "(%sm_async local stop stops it and restores the previous one).")
+            differs = getattr(stack, "differs", None)
+            if differs:
+                print(f"Note: the running stack keeps its own {', '.join(differs)} for {stack.endpoint_name!r}; "
+                      "use another --endpoint, or %sm_async local stop and start again.")
             return None
         if args.action == "stop":
             print("Local stack stopped." if self.session.stop_local() else "No local stack is running.")
             return None
-        running = self.session.stack
-        if running is None:
-            print("No local stack is running in this kernel (%sm_async local start).")
-        else:
-            print(f"Local stack running: endpoint {running.endpoint_name!r}; endpoints: "
-                  + ", ".join(f"{k}={v}" for k, v in running.endpoint_urls.items()))
+        print(self.session.local_status())
         return None
 
 

@@ -15,6 +15,7 @@ from ..handles import Invocation, InvocationBatch
 from ..journal import Journal
 
 if TYPE_CHECKING:
+    from ..local.detached import DetachedStack
     from ..local.stack import LocalStack
     from .panel.panel import Panel
 
@@ -29,7 +30,7 @@ class NotebookSession:
         self.settings = settings
         self._client: AsyncInferenceClient | None = None
         self._aws_client: AsyncInferenceClient | None = None  # kept while a local stack is in use
-        self.stack: LocalStack | None = None
+        self.stack: LocalStack | DetachedStack | None = None  # in this kernel, or the per-user detached one
         self.panels: list[Panel] = []  # every panel this kernel made (the last one is the live one)
         self.submitted_once = False
         settings.observe(self._settings_changed, names=list(_CLIENT_SETTINGS))
@@ -103,36 +104,92 @@ class NotebookSession:
 
     # --- the local stack -----------------------------------------------------------------------
 
-    def start_local(self, **options: Any) -> LocalStack:
-        """Start a LocalStack and point this kernel's client at it (stop_local() points it back)."""
-        if self.stack is not None:
-            raise ValidationError("A local stack is already running in this kernel: "
-                                  "%sm_async local stop first.")
-        from ..local.stack import LocalStack
+    def start_local(self, *, in_kernel: bool = False, idle_timeout: float | None = None,
+                    **options: Any) -> LocalStack | DetachedStack:
+        """Point this kernel's client at a local stack (stop_local() points it back).
 
-        stack = LocalStack(**{k: v for k, v in options.items() if v is not None})
-        stack.start()
-        if self._client is not None:
-            self._client.tracker.stop()
-        self._aws_client, self._client = self._client, None
+        By default the per-user detached stack: started if none runs, else reattached to (adding the
+        endpoint if new), so it outlives kernel restarts and is shared by kernels. ``in_kernel=True``
+        runs a LocalStack inside this kernel instead, ending with it.
+        """
+        from ..local import detached
+
+        options = {k: v for k, v in options.items() if v is not None}
+        if in_kernel:
+            if self.stack is not None:
+                raise ValidationError("A local stack is already in use by this kernel: %sm_async local stop first.")
+            from ..local.stack import LocalStack
+
+            stack: LocalStack | DetachedStack = LocalStack(**options).start()
+        else:
+            if self.stack is not None and not isinstance(self.stack, detached.DetachedStack):
+                raise ValidationError("A local stack is running inside this kernel: %sm_async local stop first.")
+            try:
+                stack = detached.start(options, idle_timeout=idle_timeout or detached.DEFAULT_IDLE_TIMEOUT)
+            except (detached.StateFileError, RuntimeError, OSError) as exc:
+                raise ValidationError(str(exc)) from None
+            if isinstance(self.stack, detached.DetachedStack) and self.stack.pid == stack.pid:
+                self.stack = stack  # the same stack: keep the client (and its tracker)
+                return stack
+        if self.stack is None:
+            if self._client is not None:
+                self._client.tracker.stop()
+            self._aws_client = self._client
+        elif self._client is not None:
+            self._client.close()
+        self._client = None
         self.stack = stack
         return stack
 
     def stop_local(self) -> bool:
-        if self.stack is None:
-            return False
-        if self._client is not None:
-            self._client.close()
-        self.stack.stop()
-        self.stack = None
-        self._client, self._aws_client = self._aws_client, None
-        return True
+        """Stop the stack this kernel uses, or the running detached one; False when there was none."""
+        from ..local import detached
+
+        stack, self.stack = self.stack, None
+        if stack is not None:
+            if self._client is not None:
+                self._client.close()
+            self._client, self._aws_client = self._aws_client, None
+            stack.stop()
+            return True
+        try:
+            return detached.stop()
+        except detached.StateFileError as exc:
+            raise ValidationError(str(exc)) from None
+
+    def local_status(self) -> str:
+        """One line about the local stack in use (or the running detached one)."""
+        from ..local import detached
+
+        stack = self.stack
+        if stack is None:
+            try:
+                stack = detached.find().stack
+            except detached.StateFileError as exc:
+                raise ValidationError(str(exc)) from None
+            if stack is None:
+                return "No local stack is running (%sm_async local start)."
+        where = "inside this kernel" if not isinstance(stack, detached.DetachedStack) else f"detached, pid {stack.pid}"
+        used = "" if stack is self.stack else " (not used by this kernel: %sm_async local start attaches)"
+        return (f"Local stack running ({where}){used}: endpoint {stack.endpoint_name!r}; endpoints: "
+                + ", ".join(f"{k}={v}" for k, v in stack.endpoint_urls.items()))
+
+    def detach_local(self) -> None:
+        """Stop using the local stack; an in-kernel one is stopped, the detached one keeps running."""
+        from ..local.stack import LocalStack
+
+        if isinstance(self.stack, LocalStack):
+            self.stop_local()
+        elif self.stack is not None:
+            if self._client is not None:
+                self._client.close()
+            self._client, self._aws_client, self.stack = self._aws_client, None, None
 
     def close(self) -> None:
         for panel in self.panels:
             panel.close()
         self.panels.clear()
-        self.stop_local()
+        self.detach_local()
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -214,7 +214,7 @@ def test_help_is_there():
 def test_local_stack_start_status_stop(plain_shell, capsys):
     plain_shell.run_line_magic("sm_async", "local start --delay 0.2 --endpoint demo-ep")
     out = capsys.readouterr().out
-    assert "Local stack running: endpoint 'demo-ep'" in out
+    assert "Local stack running (detached, pid" in out and "endpoint 'demo-ep'" in out
     plain_shell.run_cell("%%invoke_async demo-ep --label iris --accept text/csv\n5.1,3.5,1.4,0.2\n")
     plain_shell.run_line_magic("sm_async", "wait iris --timeout 30")
     plain_shell.run_line_magic("sm_async", "result iris -o df")
@@ -225,11 +225,13 @@ def test_local_stack_start_status_stop(plain_shell, capsys):
     plain_shell.run_line_magic("sm_async", "local stop")
     assert "Local stack stopped." in capsys.readouterr().out
     assert session(plain_shell).stack is None
-    assert stack.moto_pid is None or not _alive(stack.moto_pid)
-    with pytest.raises(sma.ValidationError, match="already running"):
-        plain_shell.run_line_magic("sm_async", "local start")
-        plain_shell.run_line_magic("sm_async", "local start")
+    assert not _alive(stack.pid)
+    plain_shell.run_line_magic("sm_async", "local start --in-kernel")
+    moto_pid = session(plain_shell).stack.moto_pid
+    with pytest.raises(sma.ValidationError, match="already in use"):
+        plain_shell.run_line_magic("sm_async", "local start --in-kernel")
     plain_shell.run_line_magic("sm_async", "local stop")
+    assert not _alive(moto_pid)
 
 
 def _alive(pid):

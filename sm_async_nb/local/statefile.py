@@ -1,0 +1,181 @@
+"""The detached stack's state file: where it is, how it is written, and when it can be trusted.
+
+One stack per user: ``<cache dir>/sm-async-nb/local-stack.json`` (``$XDG_CACHE_HOME`` or
+``~/.cache`` on Linux, ``~/Library/Caches`` on macOS). It holds the server's pid and process
+start time, its ports, the environment lines and the control token, so it is written atomically
+(temp file + ``os.replace``) with mode 0600 in a 0700 directory.
+
+A record is followed only when :func:`verify` says it describes a live stack server of ours: the
+pid is alive, started when the record says, runs ``sm_async_nb.local.daemon`` and itself listens
+on both ports. Anything else (dead pid, reused pid, a port now held by another program) makes it
+stale: it is replaced, never used. A corrupt file is replaced too; a file owned by another user,
+a symlink or one others can write is refused with a one-line :class:`StateFileError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .settings import http_url
+
+log = logging.getLogger(__name__)
+
+DAEMON_MODULE = "sm_async_nb.local.daemon"
+FILE_NAME = "local-stack.json"
+
+
+class StateFileError(ValueError):
+    """The state file cannot be trusted and must not be replaced silently (one-line message)."""
+
+
+@dataclass
+class StackRecord:
+    """What the state file says about the running stack server."""
+
+    pid: int
+    create_time: float
+    host: str
+    moto_port: int
+    runtime_port: int
+    token: str
+    region: str
+    env: dict[str, str]
+    endpoint_urls: dict[str, str]
+    input_bucket: str
+    output_path: str
+    failure_path: str
+    endpoint_name: str
+    idle_timeout: float
+    endpoints: list[str] = field(default_factory=list)
+
+    @property
+    def control_url(self) -> str:
+        return http_url(self.host, self.runtime_port)
+
+
+def cache_dir() -> Path:
+    """The user's cache directory, by the platform's rule."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+
+
+def state_dir() -> Path:
+    """``<cache dir>/sm-async-nb``, created with mode 0700 when missing."""
+    path = cache_dir() / "sm-async-nb"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def state_path() -> Path:
+    return state_dir() / FILE_NAME
+
+
+def write(record: StackRecord, path: Path) -> None:
+    """Write ``record`` to ``path`` atomically, mode 0600."""
+    handle, temp = tempfile.mkstemp(prefix=".local-stack-", dir=path.parent)  # mkstemp creates it 0600
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(asdict(record), out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def read(path: Path) -> StackRecord | None:
+    """The record in ``path``; None when there is none or it is corrupt (it will be replaced).
+
+    Raises:
+        StateFileError: the file is a symlink, is owned by another user, or others may write it.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+        raise StateFileError(f"{path} is not a regular file; remove it and start the local stack again")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise StateFileError(f"{path} belongs to another user (uid {info.st_uid}), not you; "
+                             "remove it and start the local stack again")
+    if info.st_mode & 0o022:
+        raise StateFileError(f"{path} can be written by others (mode {stat.S_IMODE(info.st_mode):04o}); "
+                             "remove it and start the local stack again")
+    try:
+        data = json.loads(path.read_text())
+        names = {f.name for f in fields(StackRecord)}
+        record = StackRecord(**{k: v for k, v in data.items() if k in names})
+        if not (isinstance(record.pid, int) and isinstance(record.token, str) and record.token):
+            raise TypeError("pid/token")
+        return record
+    except (ValueError, TypeError, AttributeError) as exc:
+        log.warning("the local stack's state file %s is corrupt (%s); it will be replaced", path, exc)
+        return None
+
+
+def verify(record: StackRecord) -> str | None:
+    """None when ``record`` describes a live stack server of ours, else why it is stale."""
+    import psutil
+
+    try:
+        process = psutil.Process(record.pid)
+        if abs(process.create_time() - record.create_time) > 1.0:
+            return f"pid {record.pid} is another process now"
+        if DAEMON_MODULE not in " ".join(process.cmdline()):
+            return f"pid {record.pid} is not a local stack server"
+        listening = {c.laddr.port for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return f"its server (pid {record.pid}) is gone"
+    except psutil.AccessDenied:
+        return f"pid {record.pid} is not yours"
+    missing = {record.moto_port, record.runtime_port} - listening
+    if missing:
+        return f"its server no longer listens on port(s) {sorted(missing)}"
+    return None
+
+
+def remove(path: Path, pid: int | None = None) -> None:
+    """Delete the state file (only if it still names ``pid``, when given)."""
+    if pid is not None:
+        try:
+            current = read(path)
+        except StateFileError:
+            return
+        if current is not None and current.pid != pid:
+            return
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock (next to the state file) so two kernels starting at once share one stack."""
+    import fcntl
+
+    with open(path.with_suffix(".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def to_json(record: StackRecord) -> dict[str, Any]:
+    """The record without its token (for ``status`` output)."""
+    data = asdict(record)
+    data.pop("token")
+    return data

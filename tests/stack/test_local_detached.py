@@ -1,0 +1,184 @@
+"""The per-user detached local stack: `sm-async-nb local start|status|stop`, reuse, idle timeout,
+and state files that must not be trusted (stale, corrupt, foreign, pointing at someone else's port)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+
+import psutil
+import pytest
+from stackhelp import IRIS_CSV, clean_env, run_script
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A cache dir of this test's own; any stack left running is stopped afterwards."""
+    from sm_async_nb.local import detached, statefile
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    yield statefile.state_path()
+    try:
+        detached.stop()
+    except statefile.StateFileError:
+        pass
+
+
+def cli(*args, check=True):
+    done = subprocess.run([sys.executable, "-m", "sm_async_nb.cli", "local", *args], capture_output=True,
+                          text=True, env=clean_env(), timeout=120)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def exports(stdout: str) -> dict[str, str]:
+    return dict(re.match(r"export (\w+)=(\S+)$", line).groups() for line in stdout.splitlines()
+                if line.startswith("export "))
+
+
+def alive(pid: int) -> bool:
+    return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+
+def test_cli_start_returns_reuses_reports_and_stops(cache):
+    first = cli("start", "--endpoint", "cli-ep", "--concurrency", "1")
+    env = exports(first.stdout)
+    assert env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"].startswith("http://127.0.0.1:")
+    assert "started" in first.stdout
+    record = json.loads(cache.read_text())
+    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(cache.parent).st_mode) == 0o700
+    assert alive(record["pid"]) and record["endpoints"] == ["cli-ep"]
+    assert record["token"] not in first.stdout
+
+    got = run_script({**clean_env(), **env}, """
+        s3, rt = boto3.client("s3"), boto3.client("sagemaker-runtime")
+        a = rt.invoke_endpoint_async(EndpointName="cli-ep", Body=ARGS.encode(), ContentType="text/csv", Accept="text/csv")
+        emit(wait_for_object(s3, a["OutputLocation"], a["FailureLocation"])[1])
+    """, IRIS_CSV)
+    assert got.startswith("setosa,")
+
+    again = cli("start", "--endpoint", "second-ep")
+    assert "already running; reusing" in again.stdout and exports(again.stdout) == env
+    assert json.loads(cache.read_text())["pid"] == record["pid"]
+    status = cli("status")
+    assert f"pid {record['pid']}" in status.stdout and "cli-ep, second-ep" in status.stdout
+
+    assert "stopped" in cli("stop").stdout
+    assert not alive(record["pid"]) and not cache.exists()
+    assert cli("status", check=False).returncode == 1
+    assert "no local stack is running" in cli("stop").stdout
+
+
+def test_stack_stops_by_itself_after_the_idle_timeout(cache):
+    from sm_async_nb.local import detached
+
+    stack = detached.start({"endpoint_name": "idle-ep"}, idle_timeout=1.5)
+    psutil.Process(stack.pid).wait(60)  # raises TimeoutExpired if it never stops
+    assert not cache.exists()
+
+
+def _fake_record(cache, **changes):
+    from sm_async_nb.local import statefile
+
+    record = statefile.StackRecord(pid=os.getpid(), create_time=psutil.Process().create_time(), host="127.0.0.1",
+                                   moto_port=1, runtime_port=1, token="secret-token", region="us-east-1", env={},
+                                   endpoint_urls={}, input_bucket="b", output_path="s3://b/o/", failure_path="s3://b/f/",
+                                   endpoint_name="local-async", idle_timeout=60.0)
+    for key, value in changes.items():
+        setattr(record, key, value)
+    statefile.write(record, cache)
+    return record
+
+
+def _start_and_check_replaced(old_pid):
+    from sm_async_nb.local import detached
+
+    stack = detached.start({"endpoint_name": "fresh-ep"})
+    assert stack.started and stack.pid != old_pid and alive(stack.pid)
+    assert stack.status()["endpoints"] == ["fresh-ep"]
+
+
+def test_a_state_file_naming_a_dead_pid_is_replaced(cache):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _fake_record(cache, pid=dead.pid)
+    _start_and_check_replaced(dead.pid)
+
+
+def test_a_corrupt_state_file_is_replaced(cache):
+    from sm_async_nb.local import detached
+
+    cache.write_text("{not json")
+    os.chmod(cache, 0o600)
+    assert detached.find().stack is None and detached.find().stale == "corrupt"
+    _start_and_check_replaced(None)
+
+
+def test_a_port_now_held_by_another_program_is_never_sent_the_token(cache):
+    """The record names a live pid that listens on its port, but it is not our server."""
+    from sm_async_nb.local import detached
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(5)
+    squatter.setblocking(False)
+    port = squatter.getsockname()[1]
+    try:
+        _fake_record(cache, moto_port=port, runtime_port=port)
+        found = detached.find()
+        assert found.stack is None and "not a local stack server" in found.stale
+        _start_and_check_replaced(os.getpid())
+        with pytest.raises(BlockingIOError):
+            squatter.accept()  # nobody connected to the squatter's port
+    finally:
+        squatter.close()
+
+
+def test_a_reused_pid_is_stale(cache):
+    from sm_async_nb.local import detached
+
+    _fake_record(cache, create_time=psutil.Process().create_time() - 3600)
+    assert "another process" in detached.find().stale
+
+
+@pytest.mark.parametrize("problem, message", [("owner", "belongs to another user"),
+                                              ("mode", "can be written by others"),
+                                              ("symlink", "not a regular file")])
+def test_an_untrusted_state_file_is_a_one_line_error(cache, monkeypatch, capsys, problem, message):
+    from sm_async_nb import cli as command
+    from sm_async_nb.local import detached, statefile
+
+    _fake_record(cache)
+    if problem == "owner":
+        monkeypatch.setattr(os, "getuid", lambda: os.stat(cache).st_uid + 1)
+    elif problem == "mode":
+        os.chmod(cache, 0o666)
+    else:
+        target = cache.with_name("elsewhere.json")
+        cache.rename(target)
+        cache.symlink_to(target)
+    with pytest.raises(statefile.StateFileError, match=message):
+        detached.start({})
+    assert command.main(["local", "status"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert cache.exists() or cache.is_symlink()  # left for the user to look at, not replaced
+
+
+def test_reattaching_with_other_settings_says_what_is_kept(cache):
+    from sm_async_nb.local import detached
+
+    first = detached.start({"endpoint_name": "kept-ep", "delay": 0.1})
+    again = detached.start({"endpoint_name": "kept-ep", "delay": 2.0, "sns": True, "time_scale": 60})
+    assert again.pid == first.pid and sorted(again.differs) == ["delay", "sns", "time_scale"]
+    same = detached.start({"endpoint_name": "kept-ep", "delay": 0.1})
+    assert same.differs == []
+    other = detached.start({"endpoint_name": "new-ep", "delay": 2.0})
+    assert other.differs == [] and other.status()["endpoints"] == ["kept-ep", "new-ep"]
