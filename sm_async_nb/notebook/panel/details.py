@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # (first bytes, content type, whole size) of a completed output: results.head's answer.
 FetchHead = Callable[[InvocationRecord, int], "tuple[bytes, str | None, int | None]"]
 RowLogs = Callable[[InvocationRecord], "list[str]"]
+# Rows whose details read their log lines: those still running or that failed on the endpoint
+# (a completed row has its output to show; an ERROR row never reached the endpoint).
+LOGGED = frozenset({Status.PENDING, Status.FAILED, Status.EXPIRED})
 MAX_REASON_CHARS = 4000
 MAX_LOG_LINES = 50
 MAX_LOG_CHARS = 500
@@ -102,10 +105,7 @@ class DetailsView:
         self.preview = W.HTML(_dom_classes=("sm-async-preview",))
         self.logs_title = W.HTML("<b>Log lines</b>")
         self.logs = W.HTML(_dom_classes=("sm-async-logs",))
-        parts: list[W.Widget] = [self.fields, self.preview_title, self.preview]
-        if row_logs is not None:
-            parts += [self.logs_title, self.logs]
-        self.box = W.VBox(parts, _dom_classes=("sm-async-row-details",))
+        self.box = W.VBox([self.fields, self.preview_title, self.preview], _dom_classes=("sm-async-row-details",))
         self.record: InvocationRecord | None = None
         self._keys: tuple[Hashable, Hashable] = (None, None)
         self._lock = threading.Lock()
@@ -133,7 +133,10 @@ class DetailsView:
         self.previews.want(preview_key)
         self.log_lines.want(logs_key)
         self._start_preview(record, preview_key)
-        if self._row_logs is not None:
+        with_logs = self._row_logs is not None and record.status in LOGGED
+        self.box.children = (self.fields, self.preview_title, self.preview,
+                             *((self.logs_title, self.logs) if with_logs else ()))
+        if with_logs and self._row_logs is not None:
             row_logs = self._row_logs
             self.logs.value = _note("Reading the log lines…")  # before the worker can answer
             found = self.log_lines.request(logs_key, lambda: logs_html(row_logs(record)))

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # selection checkbox, the inference id cell is the button that opens the row's details.
 COLUMNS = (("", "30px", None), ("Label", "170px", "label"), ("Endpoint", "140px", "endpoint"),
            ("Inference id", "135px", "id"), ("Status", "100px", "status"), ("Submitted", "115px", "submitted"),
-           ("Elapsed/latency", "135px", "elapsed"), ("Expires in", "100px", "expires"), ("Output", "75px", "output"))
+           ("Elapsed/latency", "145px", "elapsed"), ("Expires in", "100px", "expires"), ("Output", "75px", "output"))
 
 Toggle = Callable[["RowSlot", bool], None]
 Open = Callable[["RowSlot"], None]
