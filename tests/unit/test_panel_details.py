@@ -291,3 +291,14 @@ def test_close_stops_the_background_workers(client, make_panel, s3):
     panel.close()
     assert panel.details.preview.comm is None and panel.strip.html.comm is None
     assert panel.details.previews.request("x", lambda: "late") is None
+
+
+def test_results_head_of_an_empty_output(client, s3):
+    from sm_async_nb.results import head
+
+    [row] = pending(client, 1)
+    complete(s3, [row], body=b"", content_type="text/csv")
+    client.tracker.refresh()
+    body, _, total = head(client.ctx, client.journal.get(row.inference_id), 4096)
+    assert body == b"" and total == 0
+    assert "empty output" in preview_html(body, "text/csv", total)

@@ -118,3 +118,11 @@ def test_completion_reads_the_journal_right_after_a_restart(session):
     pending(session.client, 2, label="after restart")
     assert candidates(journal, origin, "result", "after") == []  # result: finished rows only
     assert candidates(journal, origin, "wait", "AFTER")[:2] == ["after restart1", "after restart0"]
+
+
+def test_hints_name_a_submission_by_a_label_that_pastes_back_else_by_id():
+    from sm_async_nb.notebook.magics import _key
+
+    assert _key("my label", "id-1") == "'my label'"
+    assert _key("plain", "id-1") == "plain"
+    assert _key("-looks-like-an-option", "id-1") == "id-1" and _key(None, "id-1") == "id-1"
