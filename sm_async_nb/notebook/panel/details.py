@@ -22,8 +22,8 @@ from .rows import BORDER_COLOUR, MUTED_COLOUR, esc, human_duration, human_size, 
 log = logging.getLogger(__name__)
 
 # (first bytes, content type, whole size) of a completed output: results.head's answer.
-FetchHead = Callable[[InvocationRecord, int], "tuple[bytes, str | None, int | None]"]
-RowLogs = Callable[[InvocationRecord], "list[str]"]
+FetchHead = Callable[[InvocationRecord, int], tuple[bytes, str | None, int | None]]
+RowLogs = Callable[[InvocationRecord], list[str]]
 # Rows whose details read their log lines: those still running or that failed on the endpoint
 # (a completed row has its output to show; an ERROR row never reached the endpoint).
 LOGGED = frozenset({Status.PENDING, Status.FAILED, Status.EXPIRED})
