@@ -99,16 +99,18 @@ def test_an_s3_dataset_to_an_s3_destination(client, endpoint, stack, tmp_path):
 def test_an_interrupted_dataset_submission_resumes_with_the_same_prefix(client, endpoint, stack, tmp_path):
     source = make_parquet(tmp_path / "resume", 6_000, files=2)
 
+    sends = []
+    lock = threading.Lock()
+
     def slow(**_):
+        # Ctrl-C once 30 invokes are under way: deterministic, whatever the machine's load.
+        with lock:
+            sends.append(1)
+            if len(sends) == 30:
+                os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.02)
 
     client.aws.runtime.meta.events.register("before-send.sagemaker-runtime.InvokeEndpointAsync", slow)
-
-    def interrupt():
-        time.sleep(0.6)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=interrupt, daemon=True).start()
     with pytest.raises(sma.SubmissionInterrupted) as caught:
         client.submit_dataset(endpoint, source, rows_per_request=20, inference_id="resume-me")
     exc = caught.value

@@ -17,37 +17,38 @@ from sm_async_nb.s3uri import S3Uri
 from sm_async_nb.submission.sender import NOT_SENT_INTERRUPTED
 
 
+class Sends(list):
+    """Send times of InvokeEndpointAsync; ``interrupt_at(n)`` makes the n-th send raise Ctrl-C in the
+    main thread (from the worker, as a real SIGINT), whatever the machine's load; ``fired_at`` is when."""
+
+    interrupt_on: int | None = None
+    fired_at: float | None = None
+
+    def interrupt_at(self, n: int) -> None:
+        self.interrupt_on = n
+
+
 @pytest.fixture
 def slow_invokes(client):
     """Each InvokeEndpointAsync takes 40 ms on the wire; returns the send times."""
-    sent: list[float] = []
+    sent = Sends()
     lock = threading.Lock()
 
     def before_send(**_):
         with lock:
             sent.append(time.monotonic())
+            if sent.interrupt_on == len(sent):
+                sent.fired_at = time.monotonic()
+                os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler on the main thread
         time.sleep(0.04)
 
     client.aws.runtime.meta.events.register("before-send.sagemaker-runtime.InvokeEndpointAsync", before_send)
     return sent
 
 
-def interrupt_main_after(seconds: float) -> dict[str, float]:
-    """Send a real SIGINT to this process (Python runs the handler on the main thread)."""
-    when: dict[str, float] = {}
-
-    def fire():
-        time.sleep(seconds)
-        when["at"] = time.monotonic()
-        os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=fire, daemon=True).start()
-    return when
-
-
 def test_ctrl_c_during_a_batch_sends_nothing_that_had_not_started(client, slow_invokes):
     payloads = [f"{i},1,2,3\n" for i in range(400)]
-    when = interrupt_main_after(0.4)
+    slow_invokes.interrupt_at(20)
     with pytest.raises(sma.SubmissionInterrupted) as info:
         client.submit_many("ep", payloads, label="stopped")
     raised_at = time.monotonic()
@@ -60,7 +61,7 @@ def test_ctrl_c_during_a_batch_sends_nothing_that_had_not_started(client, slow_i
     assert exc.sent == counts["PENDING"] == len(slow_invokes)
     assert exc.not_sent == counts["ERROR"] == 400 - exc.sent and exc.not_sent > 300
     # Only requests already in flight (at most max_workers=4) went out after the signal.
-    assert sum(1 for t in slow_invokes if t > when["at"]) <= client.max_workers
+    assert sum(1 for t in slow_invokes if t > slow_invokes.fired_at) <= client.max_workers
     time.sleep(0.3)
     assert all(t <= raised_at for t in slow_invokes), "nothing may be sent after the exception"
     errors = [p for p in batch.parts() if p.status is Status.ERROR]
@@ -73,10 +74,10 @@ def test_ctrl_c_during_a_batch_sends_nothing_that_had_not_started(client, slow_i
 
 
 def test_ctrl_c_during_a_single_submit_lets_the_request_finish(client, slow_invokes):
-    when = interrupt_main_after(0.01)
+    slow_invokes.interrupt_at(1)
     with pytest.raises(sma.SubmissionInterrupted) as info:
         client.submit("ep", "1,2,3,4\n", inference_id="one-in-flight")
-    assert when["at"] < time.monotonic()
+    assert slow_invokes.fired_at is not None
     assert info.value.sent == 1 and info.value.inference_id == "one-in-flight"
     assert client.invocation("one-in-flight").status is Status.PENDING  # journaled, and tracked
 
