@@ -1,6 +1,7 @@
 """The panel as an exploration surface in a real browser, in JupyterLab's dark theme: after the
 cells have run, a click on a completed row's id opens its details and the output preview appears
-while no cell runs; a click on a column header reorders the rows; a second click reverses them.
+while no cell runs; a hostile output (``</table><script>``, ``<img onerror>``) previews as text and
+runs nothing; a click on a column header reorders the rows; a second click reverses them.
 
 The screenshot of the dark panel with a row's details open is ``docs/panel-dark.png`` (the
 README's picture), written when missing or when ``UPDATE_PANEL_SCREENSHOT=1``.
@@ -23,10 +24,21 @@ pytestmark = pytest.mark.browser
 LABEL, IDENT, STATUS = 0, 2, 3
 LABELS = ("charlie", "alpha", "bravo")  # submitted in this order: the panel shows the newest first
 RUN_S, COMPLETE_S, PREVIEW_S = 150, 60, 30
+# A completed row whose output is hostile markup, written straight into the stack's S3.
+HOSTILE_CELL = """import time
+from sm_async_nb.records import InvocationRecord, Status, SubmitStep, new_inference_id
+c = %sm_async client
+iid, bucket, now = new_inference_id(), c.input_prefix().bucket, time.time()
+body = b"name,value\\n</table><script>window.__xss=3</script>,<img src=x onerror=alert(3)>\\n"
+c.aws.s3.put_object(Bucket=bucket, Key=f"hostile/{iid}.out", Body=body, ContentType="text/csv")
+c.journal.add([InvocationRecord(iid, "local-async", origin=c.origin, status=Status.COMPLETED,
+                                submit_step=SubmitStep.DONE, label="hostile", submitted_at=now - 60,
+                                output_location=f"s3://{bucket}/hostile/{iid}.out", finished_at=now,
+                                output_size=len(body))])"""
 CELLS = ["%load_ext sm_async_nb", "%sm_async local start --delay 1",
          *(f"%%invoke_async local-async --label {label} --accept text/csv\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3"
            for label in LABELS),
-         "%sm_async panel"]
+         HOSTILE_CELL, "%sm_async panel"]
 DARK = "JupyterLab Dark"
 # The brightness (0-255) of a panel label's text and of the notebook's background, as rendered.
 COLOURS_JS = """() => {
@@ -102,6 +114,18 @@ def test_details_preview_and_sorting_in_the_dark_theme(lab_server, page):
     assert "s3://" in text and "Latency" in text and "Submitted" in text, text
     after = snapshot(page)
     assert after["prompts"] == prompts and after["status"] == "idle", "a cell ran while the preview loaded"
+
+    # A hostile output's preview is text: nothing made from it, nothing ran.
+    step(page, "hostile preview")
+    hostile = panel.locator(".sm-async-row").filter(has=page.locator(".widget-label", has_text=re.compile("^hostile$")))
+    hostile.locator(".sm-async-open button, button.sm-async-open").first.click()
+    wait_until(page, "the hostile preview did not show its text",
+               lambda: "</table><script>window.__xss=3</script>" in preview.inner_text(), PREVIEW_S)
+    assert preview.locator("script").count() == 0 and page.locator('img[src="x"]').count() == 0
+    assert page.evaluate("typeof window.__xss") == "undefined", "the preview's <script> ran"
+    alpha.locator(".sm-async-open button, button.sm-async-open").first.click()
+    wait_until(page, "alpha's preview did not come back (from the cache)",
+               lambda: preview.locator("table td", has_text="setosa").count() > 0, PREVIEW_S)
 
     # A click on the Label header sorts by label; a second click reverses the order.
     step(page, "sort")
