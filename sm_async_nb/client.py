@@ -355,11 +355,16 @@ class AsyncInferenceClient:
         return snapshot
 
     def panel(self) -> Panel:
-        """The live ipywidgets panel of tracked invocations (starts background polling)."""
+        """The live ipywidgets panel of tracked invocations (starts background polling): one per
+        client, so asking again shows the same panel; after ``panel.close()`` a new one."""
         from .notebook.panel.panel import Panel  # the one import up into the notebook layer
 
-        # The strip and the details read the endpoint monitor's cache (a fetch at most once a minute).
-        return Panel(self._parts, row_logs=self.monitor.log_messages, endpoint_status=self.monitor.status)
+        current: Panel | None = getattr(self, "_panel", None)
+        if current is None or current.closed:
+            # The strip and the details read the endpoint monitor's cache (a fetch at most once a minute).
+            current = self._panel = Panel(self._parts, row_logs=self.monitor.log_messages,
+                                          endpoint_status=self.monitor.status)
+        return current
 
     def forget(self, inference_ids: Iterable[str]) -> int:
         """Drop rows from the journal (their S3 objects stay)."""

@@ -65,18 +65,22 @@ class NotebookSession:
         made for a client since replaced, e.g. by ``%sm_async local start``, then it is closed)."""
         client = self.client
         current = self.panels[-1] if self.panels else None
-        if current is not None and not current.closed and current.ctx is client.ctx:
-            return current
-        if current is not None:
+        if current is not None and current.ctx is not client.ctx:
             current.close()
-        panel = client.panel()
-        self.panels.append(panel)
+        panel = client.panel()  # the client's open panel again, or a new one
+        if panel is not current:
+            self.panels.append(panel)
         return panel
 
     def journal_for_completion(self) -> tuple[Journal, str] | None:
-        """The journal and origin tab completion reads; None until this kernel has a client."""
-        client = self._client
-        return None if client is None else (client.journal, client.origin)
+        """The journal and origin tab completion reads (the client is made as any %sm_async
+        command would, so completion works right after a restart); None when it cannot be made."""
+        try:
+            client = self.client
+        except Exception:  # e.g. no region configured yet: nothing to complete
+            log.debug("no client for completion", exc_info=True)
+            return None
+        return client.journal, client.origin
 
     # --- finding what the user named -----------------------------------------------------------
 

@@ -61,8 +61,8 @@ KERNEL_READY_JS = """() => {
   return !!(indicator && kernel && indicator.dataset.status === 'idle' && /Python/.test(kernel.innerText));
 }"""
 
-# Row columns after the checkbox (see sm_async_nb/panel_table.py COLUMNS).
-LABEL, ENDPOINT, IDENT, STATUS, SUBMITTED, TIMING, SIZE = range(7)
+# Row columns after the checkbox (see sm_async_nb/notebook/panel/table.py COLUMNS).
+LABEL, ENDPOINT, IDENT, STATUS, SUBMITTED, TIMING, EXPIRES, SIZE = range(8)
 
 
 @dataclass

@@ -122,6 +122,25 @@ def run_cell(kc, code: str, timeout: float = 60) -> tuple[list[dict], str]:
     pytest.fail("cell did not finish in time")
 
 
+def listen_for_completed(kc, comm_ids: set[str], timeout: float = 20) -> tuple[set[str], set[str]]:
+    """Only listen (no cell runs) until each of ``comm_ids`` was sent a value showing COMPLETED;
+    returns those that were, and every iopub message type seen meanwhile."""
+    completed: set[str] = set()
+    seen_types: set[str] = set()
+    deadline = time.time() + timeout
+    while completed != comm_ids and time.time() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=0.5)
+        except queue.Empty:
+            continue
+        seen_types.add(msg["msg_type"])
+        content = msg["content"]
+        if msg["msg_type"] == "comm_msg" and content["comm_id"] in comm_ids:
+            if ">COMPLETED<" in content["data"].get("state", {}).get("value", ""):
+                completed.add(content["comm_id"])
+    return completed, seen_types
+
+
 SETUP = textwrap.dedent("""
     import json, time
     import sm_async_nb as sma
@@ -183,19 +202,7 @@ def test_rows_turn_completed_while_no_cell_runs(kernel, moto_server):
         s3.put_object(Bucket="out", Key=key, Body=b"0.5\n", ContentType="text/csv")
 
     # ...and only listen: the tracker thread must push the new row state by itself.
-    completed, seen_types = set(), set()
-    deadline = time.time() + 20
-    while completed != status_cells and time.time() < deadline:
-        try:
-            msg = kernel.get_iopub_msg(timeout=0.5)
-        except queue.Empty:
-            continue
-        seen_types.add(msg["msg_type"])
-        content = msg["content"]
-        if msg["msg_type"] == "comm_msg" and content["comm_id"] in status_cells:
-            state = content["data"].get("state", {})
-            if ">COMPLETED<" in state.get("value", ""):
-                completed.add(content["comm_id"])
+    completed, seen_types = listen_for_completed(kernel, status_cells)
     assert completed == status_cells, f"only {len(completed)} of 3 rows updated; saw {seen_types}"
     assert "execute_input" not in seen_types  # no cell ran meanwhile
 
@@ -204,3 +211,64 @@ def test_rows_turn_completed_while_no_cell_runs(kernel, moto_server):
     assert sorted(summary["labels"]) == [f"<b>kernel-{i}</b>" for i in range(3)]
     assert summary["refreshes"] >= 1
     assert time.time() - started < 60
+
+
+RESHOW = textwrap.dedent("""
+    import json, time
+    from sm_async_nb.records import InvocationRecord, Status, SubmitStep, new_inference_id
+    %load_ext sm_async_nb
+    %config SageMakerAsync.s3_input_path = "s3://out/inputs/"
+    %config SageMakerAsync.journal_path = "journal.sqlite3"
+    %config SageMakerAsync.poll_interval = 0.3
+    client = %sm_async client
+    now = time.time()
+    iid = new_inference_id(now)
+    client.journal.add([InvocationRecord(iid, "ep", origin=client.origin, status=Status.PENDING,
+                        submit_step=SubmitStep.DONE, label="<b>live</b>", output_location=f"s3://out/outputs/{iid}.out",
+                        failure_location=f"s3://out/failures/{iid}-error.out", submitted_at=now, invoked_at=now)])
+    before = client.tracker.bus.listener_count
+    print(json.dumps({"key": f"outputs/{iid}.out", "iid": iid}))
+""")
+
+
+def _widget_views(messages: list[dict]) -> list[str]:
+    return [m["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for m in messages
+            if m["msg_type"] in ("display_data", "execute_result")
+            and "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
+
+
+def test_panel_is_shown_again_and_a_handle_is_a_live_status_line(kernel, moto_server):
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    s3.create_bucket(Bucket="out")
+    _, stdout = run_cell(kernel, RESHOW)
+    made = json.loads(stdout.strip().splitlines()[-1])
+    first = _widget_views(run_cell(kernel, "%sm_async panel")[0])
+    second = _widget_views(run_cell(kernel, "%sm_async panel")[0])
+    assert len(first) == 1 and first == second  # the same panel's root box, not a new copy
+    _, out = run_cell(kernel, "magics = get_ipython().magics_manager.registry['SageMakerAsyncMagics']\n"
+                              "print(len(magics.session.panels), client.tracker.bus.listener_count - before)")
+    assert out.split() == ["1", "1"]
+
+    messages, _ = run_cell(kernel, "inv = client.invocation(iid)\ninv")
+    assert len(_widget_views(messages)) == 1
+    results = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
+    assert results[0]["text/plain"].startswith(f"<Invocation {made['iid']} PENDING")
+    html: dict[str, str] = {}  # HTML models opened by this cell -> their value after it
+    for m in messages:
+        content = m["content"]
+        if m["msg_type"] == "comm_open" and content["data"]["state"].get("_model_name") == "HTMLModel":
+            html[content["comm_id"]] = content["data"]["state"].get("value", "")
+        elif m["msg_type"] == "comm_msg" and content["comm_id"] in html:
+            html[content["comm_id"]] = content["data"].get("state", {}).get("value", html[content["comm_id"]])
+    lines = {cid for cid, value in html.items() if "elapsed" in value}
+    assert len(lines) == 1
+    state = html[next(iter(lines))]
+    assert "&lt;b&gt;live&lt;/b&gt;" in state and ">PENDING<" in state
+
+    s3.put_object(Bucket="out", Key=made["key"], Body=b"1\n", ContentType="text/csv")
+    completed, seen = listen_for_completed(kernel, lines)
+    updated = completed == lines
+    assert updated, f"the status line did not update; saw {seen}"
+    assert "execute_input" not in seen
+    _, out = run_cell(kernel, "print(repr(inv).split()[2], client.tracker.bus.listener_count - before)")
+    assert out.split() == ["COMPLETED", "1"]  # the status line stopped listening; the panel did not

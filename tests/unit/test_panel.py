@@ -85,7 +85,7 @@ def user_ns(monkeypatch):
     import IPython
 
     ns: dict = {}
-    monkeypatch.setattr(IPython, "get_ipython", lambda: SimpleNamespace(user_ns=ns))
+    monkeypatch.setattr(IPython, "get_ipython", lambda: SimpleNamespace(user_ns=ns, push=ns.update))
     return ns
 
 

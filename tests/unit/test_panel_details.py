@@ -219,11 +219,19 @@ def test_a_failed_rows_details_show_its_log_lines(client, make_panel, s3):
     assert panel.details.logs in panel.details.box.children
 
 
-def test_without_row_logs_the_log_section_is_hidden(client, make_panel):
-    rows = pending(client, 1)
+def test_without_row_logs_or_for_completed_rows_the_log_section_is_hidden(client, make_panel, s3):
+    rows = pending(client, 2)
+    complete(s3, rows[1:])
+    client.tracker.refresh()
     panel = make_panel()
     open_details(panel, rows[0].inference_id)
     assert panel.details.logs not in panel.details.box.children
+    asked = []
+    with_logs = make_panel(row_logs=lambda record: asked.append(record.inference_id) or ["line"])
+    open_details(with_logs, rows[1].inference_id)  # completed: its output, not its logs
+    assert with_logs.details.logs not in with_logs.details.box.children and asked == []
+    open_details(with_logs, rows[0].inference_id)  # pending: what the model is saying
+    assert with_logs.details.logs in with_logs.details.box.children and asked == [rows[0].inference_id]
 
 
 # --- endpoint strip --------------------------------------------------------------------------
@@ -283,3 +291,14 @@ def test_close_stops_the_background_workers(client, make_panel, s3):
     panel.close()
     assert panel.details.preview.comm is None and panel.strip.html.comm is None
     assert panel.details.previews.request("x", lambda: "late") is None
+
+
+def test_results_head_of_an_empty_output(client, s3):
+    from sm_async_nb.results import head
+
+    [row] = pending(client, 1)
+    complete(s3, [row], body=b"", content_type="text/csv")
+    client.tracker.refresh()
+    body, _, total = head(client.ctx, client.journal.get(row.inference_id), 4096)
+    assert body == b"" and total == 0
+    assert "empty output" in preview_html(body, "text/csv", total)

@@ -98,3 +98,31 @@ def test_the_word_being_completed():
     assert current_word("%sm_async result ") == (17, "")
     assert current_word("%sm_async result 'my la") == (17, "my la")
     assert current_word('%sm_async wait "a b" c') == (21, "c")
+
+
+def test_client_panel_is_one_per_client(client, wire):
+    first = client.panel()
+    assert client.panel() is first
+    first.close()
+    second = client.panel()
+    assert second is not first and not second.closed
+    second.close()
+    client.tracker.stop()
+
+
+def test_completion_reads_the_journal_right_after_a_restart(session):
+    from sm_async_nb.notebook.completion import candidates
+
+    journal, origin = session.journal_for_completion()  # no command ran yet: the client is made now
+    assert journal is session.client.journal
+    pending(session.client, 2, label="after restart")
+    assert candidates(journal, origin, "result", "after") == []  # result: finished rows only
+    assert candidates(journal, origin, "wait", "AFTER")[:2] == ["after restart1", "after restart0"]
+
+
+def test_hints_name_a_submission_by_a_label_that_pastes_back_else_by_id():
+    from sm_async_nb.notebook.magics import _key
+
+    assert _key("my label", "id-1") == "'my label'"
+    assert _key("plain", "id-1") == "plain"
+    assert _key("-looks-like-an-option", "id-1") == "id-1" and _key(None, "id-1") == "id-1"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keyword
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...aws import explain
@@ -135,11 +135,12 @@ def uris_text(records: Sequence[InvocationRecord]) -> str:
     return "\n".join(lines)
 
 
-def user_namespace() -> dict[str, Any] | None:
-    """The notebook's variables (looked up at click time, so a test can provide its own)."""
+def user_push() -> Callable[[dict[str, Any]], None] | None:
+    """How to bind notebook variables (``shell.push``), looked up at click time so a test can
+    provide its own; None outside IPython."""
     try:
         import IPython
     except ImportError:
         return None
     shell = IPython.get_ipython()
-    return None if shell is None else shell.user_ns
+    return None if shell is None else shell.push

@@ -22,8 +22,11 @@ from .rows import BORDER_COLOUR, MUTED_COLOUR, esc, human_duration, human_size, 
 log = logging.getLogger(__name__)
 
 # (first bytes, content type, whole size) of a completed output: results.head's answer.
-FetchHead = Callable[[InvocationRecord, int], "tuple[bytes, str | None, int | None]"]
-RowLogs = Callable[[InvocationRecord], "list[str]"]
+FetchHead = Callable[[InvocationRecord, int], tuple[bytes, str | None, int | None]]
+RowLogs = Callable[[InvocationRecord], list[str]]
+# Rows whose details read their log lines: those still running or that failed on the endpoint
+# (a completed row has its output to show; an ERROR row never reached the endpoint).
+LOGGED = frozenset({Status.PENDING, Status.FAILED, Status.EXPIRED})
 MAX_REASON_CHARS = 4000
 MAX_LOG_LINES = 50
 MAX_LOG_CHARS = 500
@@ -66,7 +69,7 @@ def fields_html(record: InvocationRecord, now: float) -> str:
         ("Expires in", esc(left)),
         ("Output size", esc(human_size(record.output_size)) if record.status is Status.COMPLETED else ""),
     ]
-    cells = "".join(f'<tr><th style="text-align:left;padding-right:12px;color:{MUTED_COLOUR};'
+    cells = "".join(f'<tr><th style="text-align:left;padding-right:12px;white-space:nowrap;color:{MUTED_COLOUR};'
                     f'font-weight:normal">{name}</th><td>{value}</td></tr>' for name, value in pairs if value)
     problem = record.failure_reason or record.error
     reason = ""
@@ -74,7 +77,7 @@ def fields_html(record: InvocationRecord, now: float) -> str:
         reason = (f'<div style="margin-top:4px"><b>{"Failure reason" if record.failure_reason else "Error"}</b>'
                   f'<pre style="white-space:pre-wrap;margin:2px 0;max-height:14em;overflow:auto">'
                   f'{esc(_clip(problem, MAX_REASON_CHARS))}</pre></div>')
-    return f'<table style="border-collapse:collapse">{cells}</table>{reason}'
+    return f'<table style="border-collapse:collapse;line-height:1.4">{cells}</table>{reason}'
 
 
 def logs_html(lines: list[str]) -> str:
@@ -102,10 +105,7 @@ class DetailsView:
         self.preview = W.HTML(_dom_classes=("sm-async-preview",))
         self.logs_title = W.HTML("<b>Log lines</b>")
         self.logs = W.HTML(_dom_classes=("sm-async-logs",))
-        parts: list[W.Widget] = [self.fields, self.preview_title, self.preview]
-        if row_logs is not None:
-            parts += [self.logs_title, self.logs]
-        self.box = W.VBox(parts, _dom_classes=("sm-async-row-details",))
+        self.box = W.VBox([self.fields, self.preview_title, self.preview], _dom_classes=("sm-async-row-details",))
         self.record: InvocationRecord | None = None
         self._keys: tuple[Hashable, Hashable] = (None, None)
         self._lock = threading.Lock()
@@ -133,7 +133,10 @@ class DetailsView:
         self.previews.want(preview_key)
         self.log_lines.want(logs_key)
         self._start_preview(record, preview_key)
-        if self._row_logs is not None:
+        with_logs = self._row_logs is not None and record.status in LOGGED
+        self.box.children = (self.fields, self.preview_title, self.preview,
+                             *((self.logs_title, self.logs) if with_logs else ()))
+        if with_logs and self._row_logs is not None:
             row_logs = self._row_logs
             self.logs.value = _note("Reading the log lines…")  # before the worker can answer
             found = self.log_lines.request(logs_key, lambda: logs_html(row_logs(record)))

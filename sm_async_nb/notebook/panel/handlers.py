@@ -148,16 +148,16 @@ class ActionHandlers:
         records = self._selection_or_say()
         if not records:
             return
-        namespace = actions.user_namespace()
+        push = actions.user_push()
 
         def work() -> str:
             frame, note = actions.load_frame(self.parts, records)
             self.last_frame = frame
             where = name
-            if namespace is None:
+            if push is None:
                 where = "panel.last_frame (not in IPython)"
             else:
-                namespace[name] = frame
+                push({name: frame})
             return f"{where}: DataFrame with {len(frame):,} rows × {len(frame.columns)} columns{note}."
 
         self._run(f"Loading {len(records)} output(s) into {name}…", work)

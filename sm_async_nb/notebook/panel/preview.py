@@ -51,8 +51,8 @@ def table_html(frame: Any, partial: bool) -> str:
         more.append(f"first {len(shown)} rows" + (" of the output's start" if partial else f" of {len(frame):,}"))
     if frame.shape[1] > COLUMNS:
         more.append(f"first {COLUMNS} of {frame.shape[1]} columns")
-    table = (f'<table class="sm-async-preview" cellpadding="3" style="border-collapse:collapse;font-size:90%;'
-             f'text-align:left"><thead><tr{line}>{head}</tr></thead><tbody>{body}</tbody></table>')
+    table = (f'<table class="sm-async-preview-table" cellpadding="3" style="border-collapse:collapse;font-size:90%;'
+             f'text-align:left;line-height:1.4"><thead><tr{line}>{head}</tr></thead><tbody>{body}</tbody></table>')
     return table + (_note("; ".join(more)) if more else "")
 
 

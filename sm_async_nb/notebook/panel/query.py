@@ -43,6 +43,7 @@ class PanelQuery:
         self._endpoints: tuple[dict[Status, int], list[str]] | None = None
 
     def row_filter(self) -> views.RowFilter:
+        """The filters as the journal's query object."""
         return views.RowFilter(self.origin, statuses_for(self.status), self.endpoint or None, self.text)
 
     def set_sort(self, key: str) -> None:
@@ -57,6 +58,7 @@ class PanelQuery:
         self.page = 0
 
     def read(self, now: float) -> PageData:
+        """The current page and the counts one render shows (the page is clamped to the pages there are)."""
         counts = self.journal.counts(self.origin)
         rows = self.row_filter()
         trivial = rows.statuses is None and not rows.endpoint and not rows.text.strip()
@@ -77,9 +79,11 @@ class PanelQuery:
         return self._endpoints[1]
 
     def unfinished_endpoints(self) -> list[str]:
+        """Endpoints with SUBMITTING or PENDING rows (those the endpoint strip shows)."""
         return views.endpoints(self.journal, self.origin, UNFINISHED)
 
     def matching_ids(self) -> list[str]:
+        """Every id passing the filters ("Select all shown")."""
         return views.ids(self.journal, self.row_filter())
 
     def hidden(self, selected: Collection[str]) -> int:
@@ -89,13 +93,13 @@ class PanelQuery:
         return len(selected) - views.count_among(self.journal, self.row_filter(), selected)
 
     def records(self, inference_ids: Collection[str]) -> list[InvocationRecord]:
+        """These rows (the selection), newest first."""
         return views.get_many_ordered(self.journal, inference_ids)
 
     def existing(self, inference_ids: Collection[str]) -> set[str]:
+        """Those of these ids still tracked."""
         return views.existing(self.journal, inference_ids)
 
     def batches(self, inference_ids: Collection[str]) -> set[str | None]:
+        """The batches of these rows (None for single invocations)."""
         return views.batches_of(self.journal, inference_ids)
-
-    def batch_rows(self, batch_id: str) -> list[InvocationRecord]:
-        return views.latest_in_batch(self.journal, batch_id)

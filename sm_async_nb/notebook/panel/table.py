@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 # (header, CSS width, sort key in journal.views.SORTABLE or None) per column; the first is the
 # selection checkbox, the inference id cell is the button that opens the row's details.
 COLUMNS = (("", "30px", None), ("Label", "170px", "label"), ("Endpoint", "140px", "endpoint"),
-           ("Inference id", "120px", "id"), ("Status", "100px", "status"), ("Submitted", "115px", "submitted"),
-           ("Elapsed/latency", "120px", "elapsed"), ("Expires in", "90px", "expires"), ("Output", "75px", "output"))
+           ("Inference id", "135px", "id"), ("Status", "100px", "status"), ("Submitted", "115px", "submitted"),
+           ("Elapsed/latency", "145px", "elapsed"), ("Expires in", "100px", "expires"), ("Output", "75px", "output"))
 
 Toggle = Callable[["RowSlot", bool], None]
 Open = Callable[["RowSlot"], None]
