@@ -28,6 +28,7 @@ from .errors import AwsError, ConfigurationError, SubmissionError, SubmissionInt
 from .handles import HandleParts, Invocation, InvocationBatch
 from .journal import Journal
 from .payloads.indexes import encode_index
+from .payloads.mediatypes import CSV, media_type
 from .records import BatchKind, BatchRecord, InvocationRecord, Status
 from .s3uri import S3Uri
 from .submission import batches, datasets, s3_sources
@@ -148,7 +149,7 @@ class AsyncInferenceClient:
         """
         _check_many(payloads)
         parts = [(payload, None) for payload in payloads]
-        return self._submit_batch(endpoint_name, parts, RequestOptions(**options), inference_id, filename,
+        return self._submit_batch(endpoint_name, parts, RequestOptions.of(**options), inference_id, filename,
                                   kind=BatchKind.PAYLOADS)
 
     def submit_dataframe(self, endpoint_name: str, df: pd.DataFrame, rows_per_request: int = 100,
@@ -168,14 +169,15 @@ class AsyncInferenceClient:
             df = df.to_frame()
         if not isinstance(df, pd.DataFrame):
             raise ValidationError(f"submit_dataframe needs a pandas DataFrame, not {type(df).__name__}.")
-        if isinstance(rows_per_request, bool) or not isinstance(rows_per_request, int) or rows_per_request < 1:
-            raise ValidationError(f"rows_per_request must be a positive integer, not {rows_per_request!r}.",
-                                  parameter="rows_per_request")
+        if isinstance(rows_per_request, bool) or not isinstance(rows_per_request, int) \
+                or not 1 <= rows_per_request <= datasets.MAX_ROWS_PER_REQUEST:
+            raise ValidationError(f"rows_per_request must be an integer from 1 to {datasets.MAX_ROWS_PER_REQUEST:,}, "
+                                  f"not {rows_per_request!r}.", parameter="rows_per_request")
         if df.empty:
             raise ValidationError("The DataFrame is empty: there is nothing to send.")
         parts = [(df.iloc[start:start + rows_per_request], (start, min(rows_per_request, len(df) - start)))
                  for start in range(0, len(df), rows_per_request)]
-        return self._submit_batch(endpoint_name, parts, RequestOptions(content_type=content_type, **options),
+        return self._submit_batch(endpoint_name, parts, RequestOptions.of(content_type=content_type, **options),
                                   inference_id, filename, kind=BatchKind.DATAFRAME,
                                   index_json=encode_index(df.index))
 
@@ -201,7 +203,7 @@ class AsyncInferenceClient:
             AwsError: S3 refused to list or read the objects.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch.
         """
-        request_options = RequestOptions(**options)
+        request_options = RequestOptions.of(**options)
         if request_options.inline:
             raise ValidationError("submit_s3 sends objects already in S3: inline=True does not apply.",
                                   parameter="inline")
@@ -242,14 +244,17 @@ class AsyncInferenceClient:
                 ragged or unreadable row, a bad option; nothing was sent.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, the message says how to continue.
         """
-        if isinstance(rows_per_request, bool) or not isinstance(rows_per_request, int) or rows_per_request < 1:
-            raise ValidationError(f"rows_per_request must be a positive integer, not {rows_per_request!r}.",
-                                  parameter="rows_per_request")
-        request_options = RequestOptions(content_type=content_type, **options)
+        if isinstance(rows_per_request, bool) or not isinstance(rows_per_request, int) \
+                or not 1 <= rows_per_request <= datasets.MAX_ROWS_PER_REQUEST:
+            raise ValidationError(f"rows_per_request must be an integer from 1 to {datasets.MAX_ROWS_PER_REQUEST:,}, "
+                                  f"not {rows_per_request!r}.", parameter="rows_per_request")
+        request_options = RequestOptions.of(content_type=content_type, **options)
         if request_options.inline:
             raise ValidationError("submit_dataset sends its slices through S3: inline=True does not apply.",
                                   parameter="inline")
         opened = datasets.open_dataset(self.ctx, source, columns)
+        if media_type(request_options.content_type or self.ctx.settings.default_content_type) == CSV:
+            datasets.check_csv_columns(opened)
         count = -(-opened.rows // rows_per_request)
         prefix = inference_id if inference_id is not None else f"ds-{uuid.uuid4().hex[:12]}"
         if not isinstance(prefix, str):

@@ -9,8 +9,6 @@ missing path, no file matching, an unsupported file type, a column that does not
 
 from __future__ import annotations
 
-import fnmatch
-import glob
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -18,15 +16,15 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from .. import arrowio
 from ..context import Context
 from ..errors import ValidationError
+from . import dataset_files
 
 log = logging.getLogger(__name__)
 
 READAHEAD_BATCHES = 2
+MAX_ROWS_PER_REQUEST = 10_000_000  # far beyond any 1 GB request, and within pyarrow's chunk sizes
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-_WILDCARDS = "*?["
 
 
 @dataclass
@@ -50,35 +48,6 @@ def _format_of(paths: Sequence[str], source: str) -> str:
     return known.pop()
 
 
-def _files(ctx: Context, source: str) -> tuple[Any, list[str]]:
-    """The filesystem and the data files of ``source`` (a file, a folder/prefix, or a glob)."""
-    from pyarrow import fs as pafs
-
-    filesystem, path = arrowio.resolve(ctx.aws, source)
-    if any(c in path for c in _WILDCARDS):
-        if isinstance(filesystem, pafs.LocalFileSystem):
-            matches = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
-        else:
-            base = path[:min(path.find(c) for c in _WILDCARDS if c in path)].rsplit("/", 1)[0]
-            listed = filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-            matches = sorted(i.path for i in listed
-                             if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, path))
-        if not matches:
-            raise ValidationError(f"No file matches {source}.", parameter="source")
-        return filesystem, matches
-    info = filesystem.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
-        raise ValidationError(f"{source} does not exist: check the path.", parameter="source")
-    if info.type == pafs.FileType.Directory:
-        listed = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
-        files = sorted(i.path for i in listed if i.type == pafs.FileType.File
-                       and not PurePosixPath(i.path).name.startswith(("_", ".")))
-        if not files:
-            raise ValidationError(f"{source} holds no data files.", parameter="source")
-        return filesystem, files
-    return filesystem, [path]
-
-
 def _reason(exc: BaseException) -> str:
     """The reader's own words, without pyarrow's wrapping ("Error creating dataset ... Invalid: ...")."""
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -87,6 +56,59 @@ def _reason(exc: BaseException) -> str:
             text = text[text.rindex(marker):].removeprefix("Invalid: ")
             break
     return text[:240]
+
+
+def _columns(columns: Sequence[str] | None) -> list[str] | None:
+    if columns is None:
+        return None
+    if isinstance(columns, (str, bytes)) or not isinstance(columns, Sequence):
+        raise ValidationError(f"columns must be a list of column names, not {columns!r}.", parameter="columns")
+    wanted = list(columns)
+    if not wanted or not all(isinstance(c, str) for c in wanted) or len(set(wanted)) != len(wanted):
+        raise ValidationError(f"columns must be a non-empty list of distinct column names, not {wanted!r}.",
+                              parameter="columns")
+    return wanted
+
+
+def _check_schemas(dataset: Any, wanted: list[str] | None, source: str) -> None:
+    """Every Parquet file's own column types agree with the dataset's (a file whose ``x`` holds
+    strings where the first file's holds integers would fail half-way through the sending)."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    def kind(t: Any) -> str:
+        for name, test in (("number", lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)
+                            or pa.types.is_decimal(t)), ("text", lambda t: pa.types.is_string(t)
+                           or pa.types.is_large_string(t) or pa.types.is_dictionary(t))):
+            if test(t):
+                return name
+        return str(t)
+
+    expected = dataset.schema
+    for fragment in dataset.get_fragments():
+        if not isinstance(fragment, pads.ParquetFileFragment):
+            return  # CSV: every row is parsed against one schema while counting, which finds these
+        own = fragment.physical_schema
+        for name in wanted or expected.names:
+            if name in own.names and kind(own.field(name).type) != kind(expected.field(name).type):
+                raise ValidationError(
+                    f"{source}: column {name!r} is {own.field(name).type} in {fragment.path} but "
+                    f"{expected.field(name).type} in the first file (nothing was sent).", parameter="source")
+
+
+def check_csv_columns(opened: OpenDataset) -> None:
+    """CSV holds flat values: a nested or binary column would reach the model as a Python repr.
+
+    Raises:
+        ValidationError: naming the column.
+    """
+    import pyarrow as pa
+
+    for name in opened.columns or opened.dataset.schema.names:
+        t = opened.dataset.schema.field(name).type
+        if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            raise ValidationError(f"Column {name!r} holds {t} values, which text/csv cannot carry: choose other "
+                                  "columns, or send JSON (content_type='application/json').", parameter="columns")
 
 
 def open_dataset(ctx: Context, source: str | os.PathLike[str], columns: Sequence[str] | None) -> OpenDataset:
@@ -99,23 +121,26 @@ def open_dataset(ctx: Context, source: str | os.PathLike[str], columns: Sequence
     import pyarrow as pa
     import pyarrow.dataset as pads
 
-    text = os.fspath(source)
-    if not isinstance(text, str) or not text:
+    if not isinstance(source, (str, os.PathLike)) or not os.fspath(source):
         raise ValidationError(f"submit_dataset needs a path, glob or s3:// URI, not {source!r}.", parameter="source")
-    filesystem, files = _files(ctx, text)
+    text = os.fspath(source)
+    if not isinstance(text, str):
+        raise ValidationError(f"submit_dataset needs a text path, not {source!r}.", parameter="source")
+    wanted = _columns(columns)
+    filesystem, files = dataset_files.find(ctx, text)
     kind = _format_of(files, text)
     try:
         dataset = pads.dataset(files, filesystem=filesystem, format=kind)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"{text} cannot be read as {kind}: {_reason(exc)} (nothing was sent).",
                               parameter="source") from None
-    wanted = list(columns) if columns is not None else None
     if wanted is not None:
         missing = [c for c in wanted if c not in dataset.schema.names]
         if missing:
             raise ValidationError(f"{text} has no column {missing[0]!r} (it has: {', '.join(dataset.schema.names)}).",
                                   parameter="columns")
     try:
+        _check_schemas(dataset, wanted, text)
         # Parquet knows its row count; CSV is parsed once, streaming, which also finds ragged rows.
         if kind == "parquet":
             rows = dataset.count_rows()

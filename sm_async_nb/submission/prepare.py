@@ -7,10 +7,11 @@ be valid may the network be touched (to resolve the default input bucket).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .. import validation
@@ -37,6 +38,22 @@ class RequestOptions:
     s3_output_path_extension: str | None = None
     label: str | None = None
     inline: bool = False
+
+    @classmethod
+    def of(cls, **options: Any) -> RequestOptions:
+        """The options from keyword arguments, naming any that do not exist (a typo is one line).
+
+        Raises:
+            ValidationError: an unknown option.
+        """
+        known = [f.name for f in fields(cls)]
+        unknown = [name for name in options if name not in known]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValidationError(f"Unknown option {unknown[0]!r}{hint}; the options are: {', '.join(known)}.",
+                                  parameter=unknown[0])
+        return cls(**options)
 
 
 @dataclass

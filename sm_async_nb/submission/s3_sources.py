@@ -57,6 +57,8 @@ def parse_object_uri(value: Any) -> S3Uri:
 
 def _uris(ctx: Context, source: Any, pattern: str | None) -> tuple[list[S3Uri], Any]:
     """(object URIs in order, the index results align to: a Series's index, else None)."""
+    if pattern is not None and (not isinstance(pattern, str) or not pattern):
+        raise ValidationError(f"pattern must be a glob such as '*.wav', not {pattern!r}.", parameter="pattern")
     index = None
     if type(source).__name__ == "Series" and hasattr(source, "index"):
         index, values = source.index, list(source.tolist())

@@ -46,6 +46,13 @@ def make_parquet(folder, rows: int, files: int = 3, seed: int = 0):
     return folder
 
 
+@pytest.fixture(scope="module")
+def endpoint_s3(stack):
+    s3 = stack.boto3_client("s3")
+    s3.create_bucket(Bucket="ds-user-data")
+    return s3, "ds-user-data"
+
+
 @pytest.fixture
 def client(stack, tmp_path):
     with stack.client(journal_path=tmp_path / "journal.sqlite3", max_workers=8) as c:
@@ -131,6 +138,12 @@ def test_bad_sources_are_one_line_and_send_nothing(client, endpoint, stack, tmp_
     typed = tmp_path / "data.json"
     typed.write_text("[]")
     good = make_parquet(tmp_path / "good", 100, files=1)
+    mixed = tmp_path / "mixed"  # a second file whose column holds strings where the first holds numbers
+    mixed.mkdir()
+    pq.write_table(pa.table({"x": list(range(100))}), mixed / "a.parquet")
+    pq.write_table(pa.table({"x": ["oops"] * 10}), mixed / "b.parquet")
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"l": [[1, 2, 3]], "b": [b"\x00\xff"]}), nested)
     received = len(stack.records())
     cases = [
         (tmp_path / "nope.parquet", {}, "does not exist"),
@@ -138,14 +151,45 @@ def test_bad_sources_are_one_line_and_send_nothing(client, endpoint, stack, tmp_
         (ragged, {}, "Expected 2 columns, got 3: 7,8,9 (nothing was sent)"),
         (good, {"columns": ["row", "missing"]}, "has no column 'missing'"),
         (typed, {}, "reads Parquet (.parquet) or CSV (.csv) files"),
-        (good, {"rows_per_request": 0}, "rows_per_request must be a positive integer"),
+        (good, {"rows_per_request": 0}, "rows_per_request must be an integer from 1 to 10,000,000"),
+        (good, {"rows_per_request": 10**12}, "rows_per_request must be an integer from 1 to 10,000,000"),
         ("s3://no-such-bucket-anywhere/t/", {}, "does not exist"),
+        ("s3://", {}, "names no bucket"),
+        (123, {}, "needs a path, glob or s3:// URI"),
+        (good, {"columns": "row"}, "columns must be a list of column names"),
+        (good, {"columns": []}, "non-empty list of distinct column names"),
+        (good, {"columns": ["row", "row"]}, "non-empty list of distinct column names"),
+        (good, {"acept": "text/csv"}, "Unknown option 'acept' (did you mean accept?)"),
+        (mixed, {}, "column 'x' is string in"),
+        (nested, {}, "which text/csv cannot carry"),
     ]
     for source, kwargs, message in cases:
         with pytest.raises(sma.ValidationError) as caught:
             client.submit_dataset(endpoint, source, **kwargs)
         assert message in str(caught.value) and "\n" not in str(caught.value), (source, str(caught.value))
     assert client.records() == [] and len(stack.records()) == received
+
+
+def test_sources_are_read_as_named(client, endpoint, tmp_path, endpoint_s3):
+    folder = tmp_path / "literal"
+    folder.mkdir()
+    pd.DataFrame({"a": [111]}).to_csv(folder / "d1.csv", index=False)
+    pd.DataFrame({"a": [999]}).to_csv(folder / "d[1].csv", index=False)
+    # an existing name is literal, even with glob characters in it
+    assert client.submit_dataset(endpoint, folder / "d[1].csv").wait(timeout=30).result()[0].tolist() == [999]
+    loop = tmp_path / "loop"  # a folder holding a link to itself is read once, not until ELOOP
+    loop.mkdir()
+    os.symlink(loop, loop / "self")
+    pd.DataFrame({"a": [1, 2]}).to_csv(loop / "x.csv", index=False)
+    assert len(client.submit_dataset(endpoint, loop, rows_per_request=1)) == 2
+    s3, bucket = endpoint_s3
+    s3.put_object(Bucket=bucket, Key="table/a.csv", Body=b"v\n1\n")
+    s3.put_object(Bucket=bucket, Key="table/archive/old.csv", Body=b"v\n999\n")
+    # * stays within one path segment on S3, as it does locally; ** spans them
+    shallow = client.submit_dataset(endpoint, f"s3://{bucket}/table/*.csv").wait(timeout=30)
+    assert shallow.result()[0].tolist() == [1]
+    deep = client.submit_dataset(endpoint, f"s3://{bucket}/table/**/*.csv").wait(timeout=30)
+    assert sorted(deep.result()[0].tolist()) == [1, 999]
 
 
 def test_the_magic_streams_a_dataset(stack, endpoint, tmp_path):
