@@ -176,7 +176,6 @@ CHECK = textwrap.dedent("""
 
 
 def test_rows_turn_completed_while_no_cell_runs(kernel, moto_server):
-    started = time.time()
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
     s3.create_bucket(Bucket="out")
 
@@ -210,7 +209,6 @@ def test_rows_turn_completed_while_no_cell_runs(kernel, moto_server):
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert sorted(summary["labels"]) == [f"<b>kernel-{i}</b>" for i in range(3)]
     assert summary["refreshes"] >= 1
-    assert time.time() - started < 60
 
 
 RESHOW = textwrap.dedent("""
