@@ -14,10 +14,11 @@ from pathlib import Path
 from .config import FULL, QUICK
 from .harness import Bench
 from .report import Row, environment, write
-from .scenarios import inline, kernel, load, memory, refresh, submit
+from .scenarios import inline, kernel, lean, load, memory, refresh, submit
 
 SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "a": submit.run, "b": inline.run, "c": refresh.run, "d": load.run, "e": kernel.run, "f": memory.run,
+    "g": lean.run,
 }
 
 DEFAULT_OUT = Path(__file__).parent / "results"

@@ -149,13 +149,11 @@ class Worker:
             elif inv.started_clock is not None and now - inv.started_clock >= inv.timeout_seconds:
                 self._time_out(endpoint, job)
                 changes += 1
-        for inv in self.backend.queued(endpoint.name):
-            if now - inv.received_clock >= inv.ttl_seconds:
-                self.backend.remove_queued(inv)
-                self._fail(endpoint, inv, RuntimeStatus.EXPIRED,
-                           f"RequestExpired: The request expired: it was still queued after "
-                           f"RequestTTLSeconds ({inv.ttl_seconds} s), so it was never processed.")
-                changes += 1
+        for inv in self.backend.expire_due(endpoint.name, now):
+            self._fail(endpoint, inv, RuntimeStatus.EXPIRED,
+                       f"RequestExpired: The request expired: it was still queued after "
+                       f"RequestTTLSeconds ({inv.ttl_seconds} s), so it was never processed.")
+            changes += 1
         while len(self.backend.running(endpoint.name)) < endpoint.concurrency and not self._closing.is_set():
             queued = self.backend.pop_next(endpoint.name)
             if queued is None:
