@@ -10,7 +10,10 @@ model with 8 invocations at a time and 20 ms emulated latency:
 
 On each, our client submits N CSV payloads (S3 path) while the model runs; the stack's CPU
 (``psutil`` user + system, every process of its tree) from the first submission until the last
-invocation has completed, divided by N, is its CPU per completed invocation. On the lean stack, the
+invocation has completed, divided by N, is its CPU per completed invocation. The target (≤ 1/3)
+is checked against the first map's figure recorded before the change
+(``results/before-issue-14.json``); the first-map architecture run here already has the
+keep-alive servers, so it is reported too but is not what the target compares with. On the lean stack, the
 same submission is timed against the naive sequential upload + invoke, and against the SageMaker
 Python SDK v2's ``AsyncPredictor.predict_async`` called once per payload when its venv exists
 (``SM_ASYNC_NB_SDK_PYTHON``, default ``/tmp/sdkv2/bin/python``; skipped with a note otherwise).
@@ -40,6 +43,7 @@ from ..report import Check, Row, ratio, seconds
 from ..stackproc import RemoteStack
 
 ECHO_MODEL = Path(__file__).resolve().parents[1] / "models" / "echo.py"
+BEFORE = Path(__file__).resolve().parents[1] / "results" / "before-issue-14.json"
 SDK_SCRIPT = Path(__file__).resolve().parents[1] / "sdk_client.py"
 CONCURRENCY = 8
 
@@ -131,14 +135,20 @@ def run(bench: Bench) -> list[Row]:
         lean.wait_until_idle(600)
         ours_client.close()
     seq_s = sequential.scale(times["sequential"])
-    cpu_ratio = ours["cpu_per_invocation_s"] / today["cpu_per_invocation_s"]
+    # The target compares with the first map's figure recorded before the change (the in-run
+    # first-map stack already has this change's keep-alive servers, so it is cheaper than it was).
+    recorded = statistics.median(json.loads(BEFORE.read_text())["cpu_per_invocation_ms"]) / 1000
+    cpu_ratio = ours["cpu_per_invocation_s"] / recorded
+    in_run_ratio = ours["cpu_per_invocation_s"] / today["cpu_per_invocation_s"]
     vs_seq = seq_s / ours["submit_s"]
-    data = {"lean": ours, "first_map": today, "sequential_s": seq_s, "payloads": sizes.payloads,
+    data = {"lean": ours, "first_map": today, "first_map_recorded_before_s": recorded,
+            "sequential_s": seq_s, "payloads": sizes.payloads,
             "sequential_items_timed": sequential.timed_items, "concurrency": CONCURRENCY, "sdk": sdk}
     cpu_row = Row("g", "Emulator CPU per completed invocation (all stack processes)", latency,
                   ours=f"lean stack {ours['cpu_per_invocation_s'] * 1000:.2f} ms",
-                  baselines=f"first-map emulator {today['cpu_per_invocation_s'] * 1000:.2f} ms",
-                  ratios=f"{cpu_ratio:.2f}× the first map's",
+                  baselines=f"first map {recorded * 1000:.2f} ms (recorded before the change); first-map "
+                            f"architecture in this run {today['cpu_per_invocation_s'] * 1000:.2f} ms",
+                  ratios=f"{cpu_ratio:.2f}× the recorded; {in_run_ratio:.2f}× this run's first-map",
                   checks=[Check("≤ 1/3 of the first map's", cpu_ratio, cpu_ratio <= 1 / 3)], data=data,
                   note=f"{sizes.payloads} CSV payloads submitted by our client, echo model running {CONCURRENCY} at "
                        f"a time; first-map submission took {seconds(today['submit_s'])} on its own stack.")

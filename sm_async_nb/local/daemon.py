@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import statefile
-from .settings import CONTROL_PREFIX
+from .settings import CONTROL_PREFIX, SCALING_OPTIONS, stack_kwargs
 from .stack import LocalStack
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,10 @@ TOKEN_HEADER = "HTTP_X_SM_ASYNC_NB_TOKEN"
 CHECK_INTERVAL = 0.5
 
 STACK_OPTIONS = ("model", "endpoint_name", "concurrency", "latency_ms", "fault_rate", "region", "delay", "sns",
-                 "time_scale", "instance_count", "moto_port", "runtime_port", "seed")
+                 "time_scale", "instance_count", "moto_port", "runtime_port", "seed", *SCALING_OPTIONS)
 ENDPOINT_OPTIONS = ("model", "concurrency", "sns", "delay", "instance_count")
-SHARED_OPTIONS = ("latency_ms", "fault_rate", "region", "time_scale", "seed")  # one value for the whole stack
+# One value for the whole stack:
+SHARED_OPTIONS = ("latency_ms", "fault_rate", "region", "time_scale", "seed", *SCALING_OPTIONS)
 
 
 class ControlApp:
@@ -113,7 +114,7 @@ def serve(path: Path, config: dict[str, Any]) -> int:
         signal.signal(sig, lambda *_: stop.set())
     control = ControlApp(secrets.token_urlsafe(32), stop, config)
     idle_timeout = float(config.get("idle_timeout", 8 * 3600))
-    stack = LocalStack(**{k: config[k] for k in STACK_OPTIONS if config.get(k) is not None},
+    stack = LocalStack(**stack_kwargs({k: config.get(k) for k in STACK_OPTIONS}),
                        moto_in_process=True, control_app=control)
     stack.start()
     control.stack = stack

@@ -88,7 +88,7 @@ def _prewarm() -> None:
     """Import the backends the stack uses now, not on the first request."""
     import importlib
 
-    for service in ("s3", "sagemaker", "sns", "sqs", "sts"):
+    for service in ("s3", "sagemaker", "sns", "sqs", "sts", "cloudwatch", "applicationautoscaling", "logs"):
         try:
             importlib.import_module(f"moto.{service}.responses")
         except Exception:  # pragma: no cover - a missing backend shows on first use anyway

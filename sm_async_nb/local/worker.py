@@ -118,9 +118,10 @@ class Worker:
     """Consumes the backend's queues. ``clock`` is the emulated clock used for TTL/timeouts."""
 
     def __init__(self, backend: Backend, sink: Sink, *, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, time_scale: float = 1.0):
+                 wall: Callable[[], float] = time.time, time_scale: float = 1.0, model_logs: Any = None):
         self.backend, self.sink, self.clock, self.wall = backend, sink, clock, wall
         self.time_scale = time_scale
+        self.model_logs = model_logs  # a modellogs.CloudWatchLogs: the model's lines go there
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._abandoned: list[_Job] = []
         self._step_lock = threading.Lock()
@@ -183,15 +184,31 @@ class Worker:
                                      f"{inv.input_location}: {exc}") from exc
             if endpoint.delay > 0:
                 self._closing.wait(endpoint.delay)
-            timeout = inv.timeout_seconds / self.time_scale + 1.0
-            job.result = endpoint.model.invoke(body, inv.content_type, inv.accept, inv.custom_attributes,
-                                               timeout=timeout)
+            job.result = self._invoke(endpoint, inv, body)
         except BaseException as exc:
             log.info("inference %s failed: %s: %s", inv.inference_id, type(exc).__name__, exc)
             job.error = exc
         finally:
             job.done.set()
             self.backend.notify()
+
+    def _invoke(self, endpoint: Endpoint, inv: Invocation, body: bytes) -> tuple[bytes, str]:
+        """The model call; with ``model_logs``, what it prints, logs or raises goes to CloudWatch Logs."""
+        timeout = inv.timeout_seconds / self.time_scale + 1.0
+        args = (body, inv.content_type, inv.accept, inv.custom_attributes)
+        if self.model_logs is None:
+            return endpoint.model.invoke(*args, timeout=timeout)
+        from .modellogs import capture, error_lines
+
+        lines: list[str] = []
+        try:
+            with capture() as lines:
+                return endpoint.model.invoke(*args, timeout=timeout)
+        except BaseException as exc:
+            lines += error_lines(exc)
+            raise
+        finally:
+            self.model_logs.send(endpoint.name, inv.inference_id, lines)
 
     def _complete(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation

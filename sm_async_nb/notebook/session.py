@@ -93,9 +93,10 @@ class NotebookSession:
         if in_kernel:
             if self.stack is not None:
                 raise ValidationError("A local stack is already in use by this kernel: %sm_async local stop first.")
+            from ..local.settings import stack_kwargs
             from ..local.stack import LocalStack
 
-            stack: LocalStack | DetachedStack = LocalStack(**options).start()
+            stack: LocalStack | DetachedStack = LocalStack(**stack_kwargs(options)).start()
         else:
             if self.stack is not None and not isinstance(self.stack, detached.DetachedStack):
                 raise ValidationError("A local stack is running inside this kernel: %sm_async local stop first.")

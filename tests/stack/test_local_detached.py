@@ -182,3 +182,26 @@ def test_reattaching_with_other_settings_says_what_is_kept(cache):
     assert same.differs == []
     other = detached.start({"endpoint_name": "new-ep", "delay": 2.0})
     assert other.differs == [] and other.status()["endpoints"] == ["kept-ep", "new-ep"]
+
+
+def test_cli_scaling_options_reach_the_detached_stack(cache):
+    env = exports(cli("start", "--endpoint", "zero-ep", "--min-instances", "0", "--scale-out-seconds", "none",
+                      "--metrics-period-seconds", "5").stdout)
+    got = run_script({**clean_env(), **env}, """
+        variant = boto3.client("sagemaker").describe_endpoint(EndpointName="zero-ep")["ProductionVariants"][0]
+        aas = boto3.client("application-autoscaling")
+        emit({"current": variant["CurrentInstanceCount"],
+              "min": [t["MinCapacity"] for t in aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]],
+              "policies": aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]})
+    """)
+    assert got == {"current": 0, "min": [0], "policies": []}
+
+
+def test_optional_seconds_and_durations_parse_or_say_why():
+    from sm_async_nb.local.settings import optional_seconds, parse_duration
+
+    assert optional_seconds("none") is None and optional_seconds("2.5") == 2.5
+    assert parse_duration("30m") == 1800 and parse_duration("8h") == 28800 and parse_duration("90") == 90
+    for bad in ("soon", "-1h", "0"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
