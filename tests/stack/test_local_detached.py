@@ -205,3 +205,24 @@ def test_optional_seconds_and_durations_parse_or_say_why():
     for bad in ("soon", "-1h", "0"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_a_bad_model_is_a_one_line_error_for_the_magic_and_the_cli(cache, tmp_path, capsys):
+    import sm_async_nb as sma
+    from sm_async_nb import cli as command
+    from sm_async_nb.config import SageMakerAsync
+    from sm_async_nb.notebook.session import NotebookSession
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("def model_fn(model_dir):\n    raise RuntimeError('weights missing')\n")
+    session = NotebookSession(SageMakerAsync(journal_path=str(tmp_path / "journal.sqlite3")))
+    try:
+        with pytest.raises(sma.ValidationError, match="does not exist"):
+            session.start_local(model=str(tmp_path / "nope.py"))
+        with pytest.raises(sma.ValidationError, match="weights missing"):
+            session.start_local(model=str(broken))
+    finally:
+        session.close()
+    assert command.main(["local", "start", "--model", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "weights missing" in err and err.count("\n") == 1
