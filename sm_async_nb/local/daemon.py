@@ -55,6 +55,7 @@ class ControlApp:
         self.settings: dict[str, dict[str, Any]] = {
             config.get("endpoint_name") or "local-async": {k: config.get(k) for k in ENDPOINT_OPTIONS}}
         self.shared = {k: config.get(k) for k in SHARED_OPTIONS}
+        self.endpoints_changed: Callable[[list[str]], None] = lambda names: None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         status, answer = "200 OK", None
@@ -91,6 +92,7 @@ class ControlApp:
             options = {k: args.get(k) for k in ENDPOINT_OPTIONS}
             stack.add_endpoint(name, **{k: v for k, v in options.items() if v is not None})
             self.settings[name] = options
+            self.endpoints_changed(list(stack.stats["endpoints"]))
             return {"added": True, "name": name, "differs": shared}
         if op == "records":
             return {"records": stack.records(args.get("endpoint_name"))}
@@ -128,6 +130,12 @@ def serve(path: Path, config: dict[str, Any]) -> int:
             output_path=stack.output_path, failure_path=stack.failure_path, endpoint_name=stack.endpoint_name,
             idle_timeout=idle_timeout, endpoints=[stack.endpoint_name])
         statefile.write(record, path)
+
+        def endpoints_changed(names: list[str]) -> None:  # keep the state file's endpoint list current
+            record.endpoints = names
+            statefile.write(record, path)
+
+        control.endpoints_changed = endpoints_changed
         log.info("local stack server %s serving; state in %s", os.getpid(), path)
         reason = _watch(stack, control, stop, path, idle_timeout)
         log.info("local stack server %s stopping: %s", os.getpid(), reason)

@@ -67,6 +67,7 @@ def test_cli_start_returns_reuses_reports_and_stops(cache):
     again = cli("start", "--endpoint", "second-ep")
     assert "already running; reusing" in again.stdout and exports(again.stdout) == env
     assert json.loads(cache.read_text())["pid"] == record["pid"]
+    assert json.loads(cache.read_text())["endpoints"] == ["cli-ep", "second-ep"]
     status = cli("status")
     assert f"pid {record['pid']}" in status.stdout and "cli-ep, second-ep" in status.stdout
 
@@ -226,3 +227,17 @@ def test_a_bad_model_is_a_one_line_error_for_the_magic_and_the_cli(cache, tmp_pa
     assert command.main(["local", "start", "--model", str(broken)]) == 2
     err = capsys.readouterr().err
     assert "weights missing" in err and err.count("\n") == 1
+
+
+def test_two_starts_at_the_same_moment_share_one_stack(cache):
+    procs = [subprocess.Popen([sys.executable, "-m", "sm_async_nb.cli", "local", "start", "--endpoint", f"race-{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+             for i in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    pids = {re.search(r"\(pid (\d+),", out).group(1) for out, _ in outs}
+    assert len(pids) == 1
+    assert sorted(json.loads(cache.read_text())["endpoints"]) == ["race-0", "race-1"]
+    from sm_async_nb.local import detached
+
+    assert sorted(detached.find().stack.status()["endpoints"]) == ["race-0", "race-1"]
