@@ -94,6 +94,7 @@ class Endpoint:
     success_topic: str | None = None
     error_topic: str | None = None
     concurrency: int = 1  # MaxConcurrentInvocationsPerInstance x instance count
+    instances: int = 1  # the emulated instance count (scaling.py changes it)
     delay: float = 0.0  # extra real seconds per model invocation
     config_name: str = ""
 

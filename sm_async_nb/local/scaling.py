@@ -122,6 +122,7 @@ class Scaler:
             state = self._states[name]
             state.instances = count
             state.endpoint.concurrency = state.per_instance * count
+            state.endpoint.instances = count
         self.clients["sagemaker"].update_endpoint_weights_and_capacities(
             EndpointName=name, DesiredWeightsAndCapacities=[
                 {"VariantName": "AllTraffic", "DesiredWeight": 1.0, "DesiredInstanceCount": count}])

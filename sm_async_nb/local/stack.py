@@ -345,7 +345,8 @@ class LocalStack:
         return Endpoint(name=name, model=adapter, asynchronous=bool(async_config),
                         output_path=output.get("S3OutputPath"), failure_path=output.get("S3FailurePath"),
                         success_topic=notify.get("SuccessTopic"), error_topic=notify.get("ErrorTopic"),
-                        concurrency=max(1, per_instance * instances), delay=delay, config_name=config_name)
+                        concurrency=max(1, per_instance * instances), instances=instances, delay=delay,
+                        config_name=config_name)
 
     # -- observation -----------------------------------------------------------------------------
     def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:

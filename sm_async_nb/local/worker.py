@@ -74,6 +74,7 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: tuple[bytes, str] | None = None
     error: BaseException | None = None
+    instance: int = 0  # which emulated instance runs it (names the CloudWatch Logs stream)
 
 
 def failure_reason(error: BaseException) -> str:
@@ -165,7 +166,8 @@ class Worker:
 
     def _start(self, endpoint: Endpoint, inv: Invocation, now: float) -> None:
         self.backend.mark_running(inv, now_clock=now, now_wall=self.wall())
-        job = _Job(inv)
+        per_instance = max(1, endpoint.concurrency // max(1, endpoint.instances))
+        job = _Job(inv, instance=(len(self.backend.running(endpoint.name)) - 1) // per_instance)
         self._jobs[(endpoint.name, inv.inference_id)] = job
         job.thread = threading.Thread(target=self._execute, args=(endpoint, job), daemon=True,
                                       name=f"sm-async-nb-model-{inv.inference_id[:12]}")
@@ -184,7 +186,7 @@ class Worker:
                                      f"{inv.input_location}: {exc}") from exc
             if endpoint.delay > 0:
                 self._closing.wait(endpoint.delay)
-            job.result = self._invoke(endpoint, inv, body)
+            job.result = self._invoke(endpoint, job, body)
         except BaseException as exc:
             log.info("inference %s failed: %s: %s", inv.inference_id, type(exc).__name__, exc)
             job.error = exc
@@ -192,8 +194,9 @@ class Worker:
             job.done.set()
             self.backend.notify()
 
-    def _invoke(self, endpoint: Endpoint, inv: Invocation, body: bytes) -> tuple[bytes, str]:
+    def _invoke(self, endpoint: Endpoint, job: _Job, body: bytes) -> tuple[bytes, str]:
         """The model call; with ``model_logs``, what it prints, logs or raises goes to CloudWatch Logs."""
+        inv = job.invocation
         timeout = inv.timeout_seconds / self.time_scale + 1.0
         args = (body, inv.content_type, inv.accept, inv.custom_attributes)
         if self.model_logs is None:
@@ -208,7 +211,7 @@ class Worker:
             lines += error_lines(exc)
             raise
         finally:
-            self.model_logs.send(endpoint.name, inv.inference_id, lines)
+            self.model_logs.send(endpoint.name, inv.inference_id, lines, instance=max(0, job.instance))
 
     def _complete(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation

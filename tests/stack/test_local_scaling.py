@@ -172,3 +172,21 @@ def test_the_aws_cli_reads_the_scaling_and_the_logs(noisy):
     events = aws("logs", "filter-log-events", "--log-group-name", "/aws/sagemaker/Endpoints/noisy",
                  "--filter-pattern", '"cli-bad"')["events"]
     assert events[-1]["message"] == "[cli-bad] ValueError: this row is bad"
+
+
+def test_each_instance_logs_to_its_own_stream(tmp_path):
+    from sm_async_nb.local import LocalStack
+
+    model = tmp_path / "noisy.py"
+    model.write_text(NOISY_MODEL)
+    with LocalStack(model=str(model), endpoint_name="pair", concurrency=1, instance_count=2, max_instances=2,
+                    delay=0.5) as stack:
+        runtime = stack.boto3_client("sagemaker-runtime")
+        for name in ("first", "second"):
+            runtime.invoke_endpoint_async(EndpointName="pair", Body=b"1\n", ContentType="text/csv", InferenceId=name)
+        assert stack.wait_until_idle(20)
+        logs = stack.boto3_client("logs")
+        events = logs.filter_log_events(logGroupName="/aws/sagemaker/Endpoints/pair")["events"]
+    streams = {e["message"].split("]")[0][1:]: e["logStreamName"] for e in events}
+    assert set(streams) == {"first", "second"} and streams["first"] != streams["second"]
+    assert all(s.startswith("AllTraffic/i-") for s in streams.values())
