@@ -60,6 +60,11 @@ class RemoteStack:
         self._process.stdin.flush()
         return self._read()
 
+    @property
+    def pid(self) -> int:
+        """The stack process (its moto child, when there is one, is among its children)."""
+        return self._process.pid
+
     def configure_faults(self, latency_ms: float) -> None:
         self._call("latency", latency_ms=latency_ms)
 

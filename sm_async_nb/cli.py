@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .local.settings import DEFAULT_IDLE_TIMEOUT, parse_duration
+from .local.settings import DEFAULT_IDLE_TIMEOUT, add_scaling_arguments, parse_duration, scaling_options, stack_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ def _configure_local(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", default="us-east-1", help="region (default: %(default)s)")
     parser.add_argument("--moto-port", type=int, default=0, help="port for S3/SageMaker/SNS/SQS/STS (default: free)")
     parser.add_argument("--runtime-port", type=int, default=0, help="port for the async runtime (default: free)")
+    add_scaling_arguments(parser)
 
 
 def _wait_for_signal() -> None:
@@ -82,7 +83,8 @@ def _run_local(args: argparse.Namespace) -> int:
                        latency_ms=args.latency_ms, fault_rate=args.fault_rate, region=args.region,
                        delay=args.delay, sns=args.sns, time_scale=args.time_scale,
                        instance_count=args.instance_count, moto_port=args.moto_port,
-                       runtime_port=args.runtime_port, seed=args.seed)
+                       runtime_port=args.runtime_port, seed=args.seed,
+                       **stack_kwargs(scaling_options(args)))
     stack.start()
     try:
         print("# sm_async_nb local stack is running. In another shell, run these lines (dummy credentials):")
@@ -127,7 +129,7 @@ def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
             "latency_ms": args.latency_ms, "fault_rate": args.fault_rate, "region": args.region,
             "delay": args.delay, "sns": args.sns, "time_scale": args.time_scale,
             "instance_count": args.instance_count, "moto_port": args.moto_port,
-            "runtime_port": args.runtime_port, "seed": args.seed}
+            "runtime_port": args.runtime_port, "seed": args.seed, **scaling_options(args)}
 
 
 def _configure_quickstart(parser: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import statefile
-from .settings import CONTROL_PREFIX
+from .settings import CONTROL_PREFIX, SCALING_OPTIONS, stack_kwargs
 from .stack import LocalStack
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,10 @@ TOKEN_HEADER = "HTTP_X_SM_ASYNC_NB_TOKEN"
 CHECK_INTERVAL = 0.5
 
 STACK_OPTIONS = ("model", "endpoint_name", "concurrency", "latency_ms", "fault_rate", "region", "delay", "sns",
-                 "time_scale", "instance_count", "moto_port", "runtime_port", "seed")
+                 "time_scale", "instance_count", "moto_port", "runtime_port", "seed", *SCALING_OPTIONS)
 ENDPOINT_OPTIONS = ("model", "concurrency", "sns", "delay", "instance_count")
-SHARED_OPTIONS = ("latency_ms", "fault_rate", "region", "time_scale", "seed")  # one value for the whole stack
+# One value for the whole stack:
+SHARED_OPTIONS = ("latency_ms", "fault_rate", "region", "time_scale", "seed", *SCALING_OPTIONS)
 
 
 class ControlApp:
@@ -54,6 +55,7 @@ class ControlApp:
         self.settings: dict[str, dict[str, Any]] = {
             config.get("endpoint_name") or "local-async": {k: config.get(k) for k in ENDPOINT_OPTIONS}}
         self.shared = {k: config.get(k) for k in SHARED_OPTIONS}
+        self.endpoints_changed: Callable[[list[str]], None] = lambda names: None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         status, answer = "200 OK", None
@@ -90,6 +92,7 @@ class ControlApp:
             options = {k: args.get(k) for k in ENDPOINT_OPTIONS}
             stack.add_endpoint(name, **{k: v for k, v in options.items() if v is not None})
             self.settings[name] = options
+            self.endpoints_changed(list(stack.stats["endpoints"]))
             return {"added": True, "name": name, "differs": shared}
         if op == "records":
             return {"records": stack.records(args.get("endpoint_name"))}
@@ -113,7 +116,7 @@ def serve(path: Path, config: dict[str, Any]) -> int:
         signal.signal(sig, lambda *_: stop.set())
     control = ControlApp(secrets.token_urlsafe(32), stop, config)
     idle_timeout = float(config.get("idle_timeout", 8 * 3600))
-    stack = LocalStack(**{k: config[k] for k in STACK_OPTIONS if config.get(k) is not None},
+    stack = LocalStack(**stack_kwargs({k: config.get(k) for k in STACK_OPTIONS}),
                        moto_in_process=True, control_app=control)
     stack.start()
     control.stack = stack
@@ -127,6 +130,12 @@ def serve(path: Path, config: dict[str, Any]) -> int:
             output_path=stack.output_path, failure_path=stack.failure_path, endpoint_name=stack.endpoint_name,
             idle_timeout=idle_timeout, endpoints=[stack.endpoint_name])
         statefile.write(record, path)
+
+        def endpoints_changed(names: list[str]) -> None:  # keep the state file's endpoint list current
+            record.endpoints = names
+            statefile.write(record, path)
+
+        control.endpoints_changed = endpoints_changed
         log.info("local stack server %s serving; state in %s", os.getpid(), path)
         reason = _watch(stack, control, stop, path, idle_timeout)
         log.info("local stack server %s stopping: %s", os.getpid(), reason)

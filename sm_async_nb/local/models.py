@@ -94,6 +94,7 @@ class Endpoint:
     success_topic: str | None = None
     error_topic: str | None = None
     concurrency: int = 1  # MaxConcurrentInvocationsPerInstance x instance count
+    instances: int = 1  # the emulated instance count (scaling.py changes it)
     delay: float = 0.0  # extra real seconds per model invocation
     config_name: str = ""
 
@@ -178,6 +179,9 @@ class Backend:
         self._running: dict[str, dict[str, Invocation]] = {}
         self._all: dict[tuple[str, str], Invocation] = {}
         self.max_in_flight: dict[str, int] = {}
+        # Per endpoint, an emulated-clock reading no queued request expires before: the worker scans
+        # the queue for expired requests only once it is reached (the queue can hold thousands).
+        self.next_expiry: dict[str, float] = {}
 
     # -- endpoints ---------------------------------------------------------------------------
     def register(self, endpoint: Endpoint) -> None:
@@ -226,6 +230,8 @@ class Backend:
                 received_at=now_wall, received_clock=now_clock)
             self._all[(endpoint.name, inference_id)] = invocation
             self._queues[endpoint.name].append(invocation)
+            expiry = now_clock + invocation.ttl_seconds
+            self.next_expiry[endpoint.name] = min(self.next_expiry.get(endpoint.name, expiry), expiry)
             self.changed.notify_all()
             return invocation, True
 
@@ -237,14 +243,23 @@ class Backend:
         with self.lock:
             return list(self._running[endpoint_name].values())
 
+    def expire_due(self, endpoint_name: str, now_clock: float) -> list[Invocation]:
+        """Remove and return the queued requests whose RequestTTLSeconds has passed at ``now_clock``."""
+        with self.lock:
+            if now_clock < self.next_expiry.get(endpoint_name, float("inf")):
+                return []
+            queue = self._queues[endpoint_name]
+            due = [inv for inv in queue if now_clock - inv.received_clock >= inv.ttl_seconds]
+            for inv in due:
+                queue.remove(inv)
+            self.next_expiry[endpoint_name] = min((inv.received_clock + inv.ttl_seconds for inv in queue),
+                                                  default=float("inf"))
+            return due
+
     def pop_next(self, endpoint_name: str) -> Invocation | None:
         with self.lock:
             queue = self._queues[endpoint_name]
             return queue.popleft() if queue else None
-
-    def remove_queued(self, invocation: Invocation) -> None:
-        with self.lock:
-            self._queues[invocation.endpoint_name].remove(invocation)
 
     def mark_running(self, invocation: Invocation, *, now_clock: float, now_wall: float) -> None:
         with self.lock:

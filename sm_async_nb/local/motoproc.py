@@ -88,7 +88,7 @@ def _prewarm() -> None:
     """Import the backends the stack uses now, not on the first request."""
     import importlib
 
-    for service in ("s3", "sagemaker", "sns", "sqs", "sts"):
+    for service in ("s3", "sagemaker", "sns", "sqs", "sts", "cloudwatch", "applicationautoscaling", "logs"):
         try:
             importlib.import_module(f"moto.{service}.responses")
         except Exception:  # pragma: no cover - a missing backend shows on first use anyway
@@ -115,16 +115,18 @@ def build_app(faults: Faults) -> Any:
 
 
 def make_moto_server(host: str, port: int, app: Any) -> Any:
-    """A threaded werkzeug server for ``app`` with moto's request handler, quiet."""
+    """A threaded werkzeug server for ``app`` with moto's request handler, keep-alive and quiet."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
-    class QuietHandler(MotoRequestHandler):
-        def log_request(self, *args: Any, **kwargs: Any) -> None:  # one line per request is noise
-            pass
+    from .keepalive import KeepAliveMixin
 
-    server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
+    class Handler(KeepAliveMixin, MotoRequestHandler):
+        """moto's header handling, with keep-alive connections."""
+
+    server = make_server(host, port, app, threaded=True, request_handler=Handler)
     server.daemon_threads = True  # type: ignore[attr-defined]  # ThreadedWSGIServer has it
+    server.connections = set()  # type: ignore[attr-defined]
     return server
 
 
@@ -179,7 +181,10 @@ class InProcessMoto:
         server, self._server = self._server, None
         if server is None:
             return
+        from .keepalive import close_connections
+
         server.shutdown()
+        close_connections(server)
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout)

@@ -9,7 +9,6 @@ keep-alive connection so no handler thread outlives it.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -17,11 +16,12 @@ from typing import Any
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from . import responses
 from .faults import FaultMiddleware, Faults
+from .keepalive import KeepAliveHandler, close_connections
 from .models import Backend, ServiceError, UnsupportedOperation
 from .settings import CONTROL_PREFIX, http_url
 
@@ -96,21 +96,6 @@ class _Mount:
         return app(environ, start_response)
 
 
-class _Handler(WSGIRequestHandler):
-    """Quiet, and registers its connection so stop() can close idle keep-alive sockets."""
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.connections.add(self.connection)  # type: ignore[attr-defined]
-
-    def finish(self) -> None:
-        self.server.connections.discard(self.connection)  # type: ignore[attr-defined]
-        super().finish()
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 class RuntimeServer:
     """Serves a :class:`RuntimeApp` (behind latency/fault emulation) on ``host:port``."""
 
@@ -121,7 +106,7 @@ class RuntimeServer:
                                                                responses.render_fault)
         if control is not None:
             wsgi = _Mount(wsgi, control)
-        self._server = make_server(host, port, wsgi, threaded=True, request_handler=_Handler)
+        self._server = make_server(host, port, wsgi, threaded=True, request_handler=KeepAliveHandler)
         self._server.connections = set()  # type: ignore[attr-defined]
         self.host, self.port = host, self._server.server_address[1]
         self._thread: threading.Thread | None = None
@@ -139,11 +124,7 @@ class RuntimeServer:
         if self._thread is None:
             return
         self._server.shutdown()
-        for conn in list(self._server.connections):  # type: ignore[attr-defined]
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        close_connections(self._server)
         self._server.server_close()  # joins the (now unblocked) handler threads
         self._thread.join()
         self._thread = None

@@ -8,6 +8,7 @@ import importlib.util
 import ipaddress
 import logging
 import time
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,55 @@ def parse_duration(text: str | float) -> float:
     if not value > 0:
         raise ValueError(f"a duration must be > 0, got {text!r}")
     return value
+
+
+def optional_seconds(text: str) -> float | None:
+    """A number of seconds, or ``none`` (for options where None means "never").
+
+    Raises:
+        ValueError: neither.
+    """
+    if text.strip().lower() in ("none", "never", "off"):
+        return None
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"expected seconds >= 0 or 'none', got {text!r}")
+    return value
+
+
+SCALING_OPTIONS = ("min_instances", "max_instances", "scale_out_seconds", "scale_in_idle_seconds",
+                   "metrics_period_seconds")
+
+
+def add_scaling_arguments(parser: Any) -> None:
+    """The scaling options of SPEC §10 on an argparse parser (the CLI and ``%sm_async local``);
+    options not given are absent from the namespace."""
+    import argparse
+
+    unset = argparse.SUPPRESS
+    parser.add_argument("--min-instances", type=int, default=unset,
+                        help="instances the endpoint starts with and scales in to (0: scale from zero; default 1)")
+    parser.add_argument("--max-instances", type=int, default=unset, help="most instances it scales out to (default 1)")
+    parser.add_argument("--scale-out-seconds", type=optional_seconds, metavar="S|none", default=unset,
+                        help="with a backlog and 0 instances, add one after S emulated seconds (default 0); "
+                             "none: no scale-out policy, requests wait until their TTL")
+    parser.add_argument("--scale-in-idle-seconds", type=optional_seconds, metavar="S|none", default=unset,
+                        help="scale in to --min-instances after S idle seconds (default none: never)")
+    parser.add_argument("--metrics-period-seconds", type=float, metavar="S", default=unset,
+                        help="how often the backlog metrics go to CloudWatch (default 60)")
+
+
+NONE = "none"  # an explicit None among options that drop None values
+
+
+def scaling_options(args: Any) -> dict[str, Any]:
+    """The scaling options given on a command line, an explicit ``none`` as :data:`NONE`."""
+    return {k: NONE if getattr(args, k) is None else getattr(args, k) for k in SCALING_OPTIONS if hasattr(args, k)}
+
+
+def stack_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without unset (None) values, :data:`NONE` turned back into None."""
+    return {k: None if v == NONE else v for k, v in options.items() if v is not None}
 
 
 def http_url(host: str, port: int) -> str:

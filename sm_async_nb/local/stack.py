@@ -53,8 +53,14 @@ class LocalStack:
                  delay: float = 0.0, sns: bool = False, time_scale: float = 1.0, instance_count: int = 1,
                  host: str = "127.0.0.1", allow_non_loopback: bool = False, moto_port: int = 0,
                  runtime_port: int = 0, seed: int | None = None, moto_in_process: bool = False,
-                 control_app: Any = None):
+                 control_app: Any = None, min_instances: int = 1, max_instances: int = 1,
+                 scale_out_seconds: float | None = 0.0, scale_in_idle_seconds: float | None = None,
+                 metrics_period_seconds: float = 60.0):
         require_local_extra()
+        from .scaling import ScalingSettings
+
+        self.scaling = ScalingSettings(min_instances, max_instances, scale_out_seconds, scale_in_idle_seconds,
+                                       metrics_period_seconds)  # validates them
         check_member("EndpointName", endpoint_name)
         if concurrency < 1 or instance_count < 1:
             raise ValueError("concurrency and instance_count must be at least 1")
@@ -78,6 +84,8 @@ class LocalStack:
         self._worker: Any = None
         self._worker_thread: threading.Thread | None = None
         self._worker_stop = threading.Event()
+        self._scaler: Any = None
+        self._scaler_thread: threading.Thread | None = None
         self._clients: dict[str, Any] = {}
         self._backend = Backend(ACCOUNT_ID, region)
         self._adapters: list[Any] = []
@@ -112,10 +120,14 @@ class LocalStack:
                 self._moto.start()
                 self._make_clients()
                 self._create_bucket(self.input_bucket)
-                self._worker = Worker(self._backend, self._sink(), clock=self._clock, time_scale=self.time_scale)
+                from .modellogs import CloudWatchLogs
+
+                self._worker = Worker(self._backend, self._sink(), clock=self._clock, time_scale=self.time_scale,
+                                      model_logs=CloudWatchLogs(self._clients["logs"]))
                 self._worker_thread = threading.Thread(target=self._worker.run, args=(self._worker_stop,),
                                                        name="sm-async-nb-worker", daemon=True)
                 self._worker_thread.start()
+                self._start_scaler()
                 self._server = RuntimeServer(self._backend, self._faults, self._clock, self.host,
                                              self._ports["runtime"], control=self._control_app)
                 self._server.start()
@@ -129,6 +141,14 @@ class LocalStack:
                 self.stop()
                 raise
         return self
+
+    def _start_scaler(self) -> None:
+        from .scaling import Scaler
+
+        self._scaler = Scaler(self._backend, self._clients, self.scaling, self._clock)
+        self._scaler_thread = threading.Thread(target=self._scaler.run, args=(self._worker_stop,),
+                                               name="sm-async-nb-scaler", daemon=True)
+        self._scaler_thread.start()
 
     def _sink(self) -> Any:
         """moto's backends directly when moto is in this process, else boto3 over HTTP."""
@@ -167,6 +187,8 @@ class LocalStack:
                     self._backend.notify()
                     if self._worker_thread is not None:
                         self._worker_thread.join()
+                if self._scaler_thread is not None:
+                    self._scaler_thread.join()
                     self._worker.close(timeout=2.0)
                 for adapter in self._adapters:
                     adapter.close()
@@ -198,7 +220,8 @@ class LocalStack:
         self._require_running()
         moto = self._moto.url
         return {"s3": moto, "sagemaker": moto, "sagemaker-runtime": self._server.url,
-                "sns": moto, "sqs": moto, "sts": moto}
+                "sns": moto, "sqs": moto, "sts": moto, "cloudwatch": moto, "application-autoscaling": moto,
+                "logs": moto}
 
     @property
     def env(self) -> dict[str, str]:
@@ -211,6 +234,9 @@ class LocalStack:
             "AWS_ENDPOINT_URL_SNS": urls["sns"],
             "AWS_ENDPOINT_URL_SQS": urls["sqs"],
             "AWS_ENDPOINT_URL_STS": urls["sts"],
+            "AWS_ENDPOINT_URL_CLOUDWATCH": urls["cloudwatch"],
+            "AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING": urls["application-autoscaling"],
+            "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": urls["logs"],
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
@@ -253,7 +279,7 @@ class LocalStack:
         config = Config(user_agent_extra=INTERNAL_MARKER, retries={"mode": "standard", "max_attempts": 5},
                         max_pool_connections=64)
         session = self.session()
-        for service in ("s3", "sagemaker", "sns", "sts"):
+        for service in ("s3", "sagemaker", "sns", "sts", "cloudwatch", "application-autoscaling", "logs"):
             self._clients[service] = session.client(service, endpoint_url=self._moto.url, config=config)
 
     def _create_bucket(self, bucket: str) -> None:
@@ -302,6 +328,8 @@ class LocalStack:
             sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
             endpoint = self._read_endpoint(name, adapter, delay)
             self._backend.register(endpoint)
+            if asynchronous:
+                self._scaler.register(endpoint, per_instance, count)
             return endpoint
 
     def _read_endpoint(self, name: str, adapter: Any, delay: float) -> Endpoint:
@@ -317,7 +345,8 @@ class LocalStack:
         return Endpoint(name=name, model=adapter, asynchronous=bool(async_config),
                         output_path=output.get("S3OutputPath"), failure_path=output.get("S3FailurePath"),
                         success_topic=notify.get("SuccessTopic"), error_topic=notify.get("ErrorTopic"),
-                        concurrency=max(1, per_instance * instances), delay=delay, config_name=config_name)
+                        concurrency=max(1, per_instance * instances), instances=instances, delay=delay,
+                        config_name=config_name)
 
     # -- observation -----------------------------------------------------------------------------
     def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:

@@ -166,12 +166,12 @@ def locked(path: Path) -> Iterator[None]:
     """An exclusive lock (next to the state file) so two kernels starting at once share one stack."""
     import fcntl
 
-    with open(path.with_suffix(".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def to_json(record: StackRecord) -> dict[str, Any]:

@@ -74,6 +74,7 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: tuple[bytes, str] | None = None
     error: BaseException | None = None
+    instance: int = 0  # which emulated instance runs it (names the CloudWatch Logs stream)
 
 
 def failure_reason(error: BaseException) -> str:
@@ -118,9 +119,10 @@ class Worker:
     """Consumes the backend's queues. ``clock`` is the emulated clock used for TTL/timeouts."""
 
     def __init__(self, backend: Backend, sink: Sink, *, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, time_scale: float = 1.0):
+                 wall: Callable[[], float] = time.time, time_scale: float = 1.0, model_logs: Any = None):
         self.backend, self.sink, self.clock, self.wall = backend, sink, clock, wall
         self.time_scale = time_scale
+        self.model_logs = model_logs  # a modellogs.CloudWatchLogs: the model's lines go there
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._abandoned: list[_Job] = []
         self._step_lock = threading.Lock()
@@ -149,13 +151,11 @@ class Worker:
             elif inv.started_clock is not None and now - inv.started_clock >= inv.timeout_seconds:
                 self._time_out(endpoint, job)
                 changes += 1
-        for inv in self.backend.queued(endpoint.name):
-            if now - inv.received_clock >= inv.ttl_seconds:
-                self.backend.remove_queued(inv)
-                self._fail(endpoint, inv, RuntimeStatus.EXPIRED,
-                           f"RequestExpired: The request expired: it was still queued after "
-                           f"RequestTTLSeconds ({inv.ttl_seconds} s), so it was never processed.")
-                changes += 1
+        for inv in self.backend.expire_due(endpoint.name, now):
+            self._fail(endpoint, inv, RuntimeStatus.EXPIRED,
+                       f"RequestExpired: The request expired: it was still queued after "
+                       f"RequestTTLSeconds ({inv.ttl_seconds} s), so it was never processed.")
+            changes += 1
         while len(self.backend.running(endpoint.name)) < endpoint.concurrency and not self._closing.is_set():
             queued = self.backend.pop_next(endpoint.name)
             if queued is None:
@@ -166,7 +166,8 @@ class Worker:
 
     def _start(self, endpoint: Endpoint, inv: Invocation, now: float) -> None:
         self.backend.mark_running(inv, now_clock=now, now_wall=self.wall())
-        job = _Job(inv)
+        per_instance = max(1, endpoint.concurrency // max(1, endpoint.instances))
+        job = _Job(inv, instance=(len(self.backend.running(endpoint.name)) - 1) // per_instance)
         self._jobs[(endpoint.name, inv.inference_id)] = job
         job.thread = threading.Thread(target=self._execute, args=(endpoint, job), daemon=True,
                                       name=f"sm-async-nb-model-{inv.inference_id[:12]}")
@@ -185,15 +186,32 @@ class Worker:
                                      f"{inv.input_location}: {exc}") from exc
             if endpoint.delay > 0:
                 self._closing.wait(endpoint.delay)
-            timeout = inv.timeout_seconds / self.time_scale + 1.0
-            job.result = endpoint.model.invoke(body, inv.content_type, inv.accept, inv.custom_attributes,
-                                               timeout=timeout)
+            job.result = self._invoke(endpoint, job, body)
         except BaseException as exc:
             log.info("inference %s failed: %s: %s", inv.inference_id, type(exc).__name__, exc)
             job.error = exc
         finally:
             job.done.set()
             self.backend.notify()
+
+    def _invoke(self, endpoint: Endpoint, job: _Job, body: bytes) -> tuple[bytes, str]:
+        """The model call; with ``model_logs``, what it prints, logs or raises goes to CloudWatch Logs."""
+        inv = job.invocation
+        timeout = inv.timeout_seconds / self.time_scale + 1.0
+        args = (body, inv.content_type, inv.accept, inv.custom_attributes)
+        if self.model_logs is None:
+            return endpoint.model.invoke(*args, timeout=timeout)
+        from .modellogs import capture, error_lines
+
+        lines: list[str] = []
+        try:
+            with capture() as lines:
+                return endpoint.model.invoke(*args, timeout=timeout)
+        except BaseException as exc:
+            lines += error_lines(exc)
+            raise
+        finally:
+            self.model_logs.send(endpoint.name, inv.inference_id, lines, instance=max(0, job.instance))
 
     def _complete(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation

@@ -14,7 +14,7 @@ from IPython.utils.process import arg_split
 from ..config import SageMakerAsync
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
-from ..local.settings import parse_duration
+from ..local.settings import add_scaling_arguments, parse_duration, scaling_options
 from ..records import FINISHED, UNFINISHED, Status
 from . import live
 from .completion import make_matcher, quote
@@ -128,6 +128,7 @@ def _sm_async_parser() -> MagicArgumentParser:
                    help="the detached stack stops after this long without a request (e.g. 30m; default 8h)")
     p.add_argument("--in-kernel", action="store_true",
                    help="run the stack inside this kernel (ends with it) instead of the shared detached one")
+    add_scaling_arguments(p)
     return parser
 
 
@@ -370,7 +371,8 @@ class SageMakerAsyncMagics(Magics):
             stack = self.session.start_local(model=args.model, endpoint_name=args.endpoint,
                                              concurrency=args.concurrency, delay=args.delay,
                                              sns=args.sns or None, time_scale=args.time_scale,
-                                             idle_timeout=args.idle_timeout, in_kernel=args.in_kernel)
+                                             idle_timeout=args.idle_timeout, in_kernel=args.in_kernel,
+                                             **scaling_options(args))
             how = ("inside this kernel" if args.in_kernel else
                    f"detached, pid {getattr(stack, 'pid', '?')}; it outlives kernel restarts" + (
                        "" if getattr(stack, "started", True) else ", reattached"))

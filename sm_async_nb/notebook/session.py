@@ -118,15 +118,16 @@ class NotebookSession:
         if in_kernel:
             if self.stack is not None:
                 raise ValidationError("A local stack is already in use by this kernel: %sm_async local stop first.")
+            from ..local.settings import stack_kwargs
             from ..local.stack import LocalStack
 
-            stack: LocalStack | DetachedStack = LocalStack(**options).start()
+            stack: LocalStack | DetachedStack = LocalStack(**stack_kwargs(options)).start()
         else:
             if self.stack is not None and not isinstance(self.stack, detached.DetachedStack):
                 raise ValidationError("A local stack is running inside this kernel: %sm_async local stop first.")
             try:
                 stack = detached.start(options, idle_timeout=idle_timeout or detached.DEFAULT_IDLE_TIMEOUT)
-            except (detached.StateFileError, RuntimeError, OSError) as exc:
+            except (ValueError, RuntimeError, OSError) as exc:  # a bad model or option, an untrusted state file
                 raise ValidationError(str(exc)) from None
             if isinstance(self.stack, detached.DetachedStack) and self.stack.pid == stack.pid:
                 self.stack = stack  # the same stack: keep the client (and its tracker)

@@ -67,6 +67,7 @@ def test_cli_start_returns_reuses_reports_and_stops(cache):
     again = cli("start", "--endpoint", "second-ep")
     assert "already running; reusing" in again.stdout and exports(again.stdout) == env
     assert json.loads(cache.read_text())["pid"] == record["pid"]
+    assert json.loads(cache.read_text())["endpoints"] == ["cli-ep", "second-ep"]
     status = cli("status")
     assert f"pid {record['pid']}" in status.stdout and "cli-ep, second-ep" in status.stdout
 
@@ -182,3 +183,61 @@ def test_reattaching_with_other_settings_says_what_is_kept(cache):
     assert same.differs == []
     other = detached.start({"endpoint_name": "new-ep", "delay": 2.0})
     assert other.differs == [] and other.status()["endpoints"] == ["kept-ep", "new-ep"]
+
+
+def test_cli_scaling_options_reach_the_detached_stack(cache):
+    env = exports(cli("start", "--endpoint", "zero-ep", "--min-instances", "0", "--scale-out-seconds", "none",
+                      "--metrics-period-seconds", "5").stdout)
+    got = run_script({**clean_env(), **env}, """
+        variant = boto3.client("sagemaker").describe_endpoint(EndpointName="zero-ep")["ProductionVariants"][0]
+        aas = boto3.client("application-autoscaling")
+        emit({"current": variant["CurrentInstanceCount"],
+              "min": [t["MinCapacity"] for t in aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]],
+              "policies": aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]})
+    """)
+    assert got == {"current": 0, "min": [0], "policies": []}
+
+
+def test_optional_seconds_and_durations_parse_or_say_why():
+    from sm_async_nb.local.settings import optional_seconds, parse_duration
+
+    assert optional_seconds("none") is None and optional_seconds("2.5") == 2.5
+    assert parse_duration("30m") == 1800 and parse_duration("8h") == 28800 and parse_duration("90") == 90
+    for bad in ("soon", "-1h", "0"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_a_bad_model_is_a_one_line_error_for_the_magic_and_the_cli(cache, tmp_path, capsys):
+    import sm_async_nb as sma
+    from sm_async_nb import cli as command
+    from sm_async_nb.config import SageMakerAsync
+    from sm_async_nb.notebook.session import NotebookSession
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("def model_fn(model_dir):\n    raise RuntimeError('weights missing')\n")
+    session = NotebookSession(SageMakerAsync(journal_path=str(tmp_path / "journal.sqlite3")))
+    try:
+        with pytest.raises(sma.ValidationError, match="does not exist"):
+            session.start_local(model=str(tmp_path / "nope.py"))
+        with pytest.raises(sma.ValidationError, match="weights missing"):
+            session.start_local(model=str(broken))
+    finally:
+        session.close()
+    assert command.main(["local", "start", "--model", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "weights missing" in err and err.count("\n") == 1
+
+
+def test_two_starts_at_the_same_moment_share_one_stack(cache):
+    procs = [subprocess.Popen([sys.executable, "-m", "sm_async_nb.cli", "local", "start", "--endpoint", f"race-{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+             for i in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    pids = {re.search(r"\(pid (\d+),", out).group(1) for out, _ in outs}
+    assert len(pids) == 1
+    assert sorted(json.loads(cache.read_text())["endpoints"]) == ["race-0", "race-1"]
+    from sm_async_nb.local import detached
+
+    assert sorted(detached.find().stack.status()["endpoints"]) == ["race-0", "race-1"]

@@ -15,7 +15,8 @@ def test_env_is_complete_and_points_at_loopback(stack):
         assert env[name], name
     assert all(env[k].startswith("http://127.0.0.1:") for k in env if k.startswith("AWS_ENDPOINT_URL"))
     assert env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] != env["AWS_ENDPOINT_URL_S3"]
-    assert set(stack.endpoint_urls) == {"s3", "sagemaker", "sagemaker-runtime", "sns", "sqs", "sts"}
+    assert set(stack.endpoint_urls) == {"s3", "sagemaker", "sagemaker-runtime", "sns", "sqs", "sts", "cloudwatch",
+                                        "application-autoscaling", "logs"}
     assert "testing" not in repr(stack)
 
 
