@@ -76,12 +76,19 @@ class DetachedStack:
         return bool(answer["added"])
 
     def status(self) -> dict[str, Any]:
+        """pid, endpoints, stats and idle seconds of the running server.
+
+        Raises:
+            OSError: the server could not be reached.
+        """
         return self.call("status")
 
     def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
+        """The runtime's invocation records, as ``LocalStack.records``."""
         return list(self.call("records", endpoint_name=endpoint_name)["records"])
 
     def wait_until_idle(self, timeout: float = 30.0) -> bool:
+        """True once nothing is queued or running, False after ``timeout`` seconds."""
         return bool(self.call("wait_idle", http_timeout=timeout + 10, timeout=timeout)["idle"])
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -101,6 +108,7 @@ class DetachedStack:
         statefile.remove(self.path, pid=self.pid)
 
     def session(self) -> Any:
+        """A boto3.Session with the stack's dummy credentials and region."""
         import boto3
 
         return boto3.Session(aws_access_key_id=DUMMY_ACCESS_KEY_ID, aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
@@ -114,6 +122,7 @@ class DetachedStack:
         return AsyncInferenceClient(session=self.session(), endpoint_urls=self.endpoint_urls, **kwargs)
 
     def boto3_client(self, service: str, **kwargs: Any) -> Any:
+        """A plain boto3 client for ``service`` pointed at the stack."""
         return self.session().client(service, endpoint_url=self.endpoint_urls[service], **kwargs)
 
     def __repr__(self) -> str:

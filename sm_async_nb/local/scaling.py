@@ -86,7 +86,13 @@ class Scaler:
         self._last_metrics: float | None = None
 
     def register(self, endpoint: Endpoint, per_instance: int, initial: int) -> None:
-        """Register the scalable target (and the policy and alarm) and set the starting count."""
+        """Register the scalable target (and the policy and alarm) and set the starting count.
+
+        Args:
+            endpoint: the runtime's endpoint (its ``concurrency``/``instances`` follow the count).
+            per_instance: MaxConcurrentInvocationsPerInstance.
+            initial: the endpoint config's InitialInstanceCount.
+        """
         s = self.settings
         top = max(s.max_instances, initial)
         autoscaling, cloudwatch = self.clients["application-autoscaling"], self.clients["cloudwatch"]
@@ -113,6 +119,7 @@ class Scaler:
         self._apply(endpoint.name, start)
 
     def instances(self, endpoint_name: str) -> int | None:
+        """The endpoint's emulated instance count (None for an endpoint without scaling)."""
         with self._lock:
             state = self._states.get(endpoint_name)
             return None if state is None else state.instances

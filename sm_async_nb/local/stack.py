@@ -2,12 +2,14 @@
 
 It starts, on loopback only:
 
-* a moto server (child process) for S3, the SageMaker control plane, SNS, SQS and STS, in which
-  the model, an endpoint config with ``AsyncInferenceConfig`` and the endpoint are created through
-  ordinary boto3 calls (so DescribeEndpoint/DescribeEndpointConfig show them);
+* a moto server (a child process; a thread with ``moto_in_process=True``, which also makes the
+  worker write moto's backends directly: the detached stack's lean mode) for S3, SageMaker, SNS,
+  SQS, STS, CloudWatch, Logs and Application Auto Scaling, in which the model, an endpoint config
+  with ``AsyncInferenceConfig`` and the endpoint are created through ordinary boto3 calls;
 * an async runtime server speaking InvokeEndpointAsync to any unmodified client configured with
   ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` (see :attr:`LocalStack.env`);
-* a worker thread that runs queued requests through the model (see ``worker.py``).
+* a worker thread that runs queued requests through the model (see ``worker.py``), and a
+  scaler thread for instance counts, scale from zero and CloudWatch metrics (``scaling.py``).
 
 ``time_scale`` is how many emulated seconds pass per real second **for TTL and
 invocation-timeout accounting only**: with ``time_scale=60`` a request with
