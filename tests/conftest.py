@@ -47,7 +47,28 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))  # the detached stack's state file
     return home
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_detached_stack_outlives_the_tests(tmp_path_factory):
+    """A detached local stack lives until its idle timeout (8 h): stop every one this session's
+    tests started (their state files sit under this session's temp dir), whatever the test did."""
+    yield
+    import psutil
+
+    base = str(tmp_path_factory.getbasetemp())
+    mine = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info.get("cmdline") or []
+        if "sm_async_nb.local.daemon" in cmdline and any(arg.startswith(base) for arg in cmdline):
+            mine.append(process)
+    for process in mine:
+        process.terminate()
+    _, alive = psutil.wait_procs(mine, timeout=10)
+    for process in alive:
+        process.kill()
 
 
 @pytest.fixture
