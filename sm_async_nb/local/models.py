@@ -93,6 +93,7 @@ class Endpoint:
     failure_path: str | None = None  # ... S3FailurePath (falls back to S3OutputPath)
     success_topic: str | None = None
     error_topic: str | None = None
+    include_response_in: tuple[str, ...] = ()  # NotificationConfig.IncludeInferenceResponseIn
     concurrency: int = 1  # MaxConcurrentInvocationsPerInstance x instance count
     instances: int = 1  # the emulated instance count (scaling.py changes it)
     delay: float = 0.0  # extra real seconds per model invocation

@@ -292,7 +292,7 @@ class LocalStack:
     def add_endpoint(self, name: str, model: Any = None, *, concurrency: int | None = None,
                      asynchronous: bool = True, sns: bool = False, delay: float = 0.0,
                      instance_count: int | None = None, output_path: str | None = None,
-                     failure_path: str | None = None) -> Endpoint:
+                     failure_path: str | None = None, include_response: bool = False) -> Endpoint:
         """Create another endpoint (model, endpoint config, endpoint) and serve it.
 
         ``model=None`` reuses the stack's model. ``asynchronous=False`` creates an endpoint config
@@ -317,11 +317,13 @@ class LocalStack:
             if asynchronous:
                 output: dict[str, Any] = {"S3OutputPath": output_path or self.output_path,
                           "S3FailurePath": failure_path or self.failure_path}
-                if sns:
+                if sns or include_response:
                     sns_client = self._clients["sns"]
                     output["NotificationConfig"] = {
                         "SuccessTopic": sns_client.create_topic(Name=f"{name}-success")["TopicArn"],
                         "ErrorTopic": sns_client.create_topic(Name=f"{name}-error")["TopicArn"]}
+                    if include_response:
+                        output["NotificationConfig"]["IncludeInferenceResponseIn"] = ["SUCCESS_NOTIFICATION_TOPIC"]
                 extra["AsyncInferenceConfig"] = {
                     "OutputConfig": output, "ClientConfig": {"MaxConcurrentInvocationsPerInstance": per_instance}}
             sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[{
@@ -347,6 +349,7 @@ class LocalStack:
         return Endpoint(name=name, model=adapter, asynchronous=bool(async_config),
                         output_path=output.get("S3OutputPath"), failure_path=output.get("S3FailurePath"),
                         success_topic=notify.get("SuccessTopic"), error_topic=notify.get("ErrorTopic"),
+                        include_response_in=tuple(notify.get("IncludeInferenceResponseIn") or ()),
                         concurrency=max(1, per_instance * instances), instances=instances, delay=delay,
                         config_name=config_name)
 

@@ -17,6 +17,7 @@ backend signals a change).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -33,6 +34,7 @@ from .models import Backend, Endpoint, Invocation, RuntimeStatus
 log = logging.getLogger(__name__)
 
 FAILURE_CONTENT_TYPE = "text/plain; charset=utf-8"
+MAX_EMBEDDED_RESPONSE = 128 * 1024  # IncludeInferenceResponseIn: AWS embeds responses up to 128 KB
 
 
 class Sink(Protocol):
@@ -91,8 +93,9 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def notification(inv: Invocation, region: str, succeeded: bool) -> dict[str, Any]:
-    """The SNS message SageMaker publishes when an async inference ends."""
+def notification(inv: Invocation, region: str, succeeded: bool, body: bytes | None = None) -> dict[str, Any]:
+    """The SNS message SageMaker publishes when an async inference ends (``body``: the response,
+    embedded when the endpoint's IncludeInferenceResponseIn asks for it)."""
     request = {"contentType": inv.content_type, "endpointName": inv.endpoint_name,
                "inputLocation": inv.input_location, "accept": inv.accept,
                "customAttributes": inv.custom_attributes}
@@ -110,6 +113,8 @@ def notification(inv: Invocation, region: str, succeeded: bool) -> dict[str, Any
         message["failureReason"] = inv.failure_reason
         message["responseParameters"] = {"contentType": FAILURE_CONTENT_TYPE,
                                          "failureLocation": inv.failure_location}
+    if body is not None:
+        message["responseBody"] = {"content": base64.b64encode(body).decode("ascii"), "encoding": "BASE64"}
     message.update(inferenceId=inv.inference_id, eventVersion="1.0", eventSource="aws:sagemaker",
                    eventName="InferenceResult")
     return message
@@ -228,7 +233,8 @@ class Worker:
             return
         inv.output_content_type, inv.output_size = content_type, len(body)
         self.backend.mark_finished(inv, RuntimeStatus.COMPLETED, now_wall=self.wall())
-        self._notify(endpoint.success_topic, inv, succeeded=True)
+        embed = "SUCCESS_NOTIFICATION_TOPIC" in endpoint.include_response_in and len(body) <= MAX_EMBEDDED_RESPONSE
+        self._notify(endpoint.success_topic, inv, succeeded=True, body=body if embed else None)
 
     def _time_out(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation
@@ -251,11 +257,11 @@ class Worker:
         self.backend.mark_finished(inv, status, now_wall=self.wall(), reason=reason)
         self._notify(endpoint.error_topic, inv, succeeded=False)
 
-    def _notify(self, topic: str | None, inv: Invocation, *, succeeded: bool) -> None:
+    def _notify(self, topic: str | None, inv: Invocation, *, succeeded: bool, body: bytes | None = None) -> None:
         if not topic:
             return
         try:
-            self.sink.publish(topic, json.dumps(notification(inv, self.backend.region, succeeded)))
+            self.sink.publish(topic, json.dumps(notification(inv, self.backend.region, succeeded, body)))
             self.notifications_sent += 1
         except Exception:
             self.notification_errors += 1

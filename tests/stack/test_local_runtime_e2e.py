@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 from stackhelp import IRIS_CSV, run_client, wait_records
+
+from sm_async_nb import Status
 
 
 def test_env_is_complete_and_points_at_loopback(stack):
@@ -224,3 +227,25 @@ def test_sns_notifications_through_an_sqs_subscription(stack, unique):
     assert bad["body"]["invocationStatus"] == "Failed"
     assert "ValueError" in bad["body"]["failureReason"]
     assert bad["body"]["responseParameters"]["failureLocation"] == got["bad"]
+
+
+def test_an_endpoint_with_include_inference_response_embeds_small_outputs_in_its_notification(stack, tmp_path):
+    def echo(body: bytes, content_type: str):
+        return body, "text/csv"
+
+    stack.add_endpoint("embed-echo", model=echo, include_response=True)
+    config = stack.boto3_client("sagemaker").describe_endpoint_config(EndpointConfigName="embed-echo-config")
+    notify = config["AsyncInferenceConfig"]["OutputConfig"]["NotificationConfig"]
+    assert notify["IncludeInferenceResponseIn"] == ["SUCCESS_NOTIFICATION_TOPIC"]
+    with stack.client(journal_path=tmp_path / "j.sqlite3") as client:
+        client.tracker.enable_events("embed-echo")
+        small = client.submit("embed-echo", "1,2,3\n", content_type="text/csv")
+        large = client.submit("embed-echo", "9" * (200 * 1024) + "\n", content_type="text/csv")  # over 128 KB
+        deadline = time.time() + 60
+        while time.time() < deadline and not (small.done and large.done):
+            client.tracker.refresh()
+            time.sleep(0.2)
+        assert small.record.output_body == b"1,2,3\n"  # from the notification: no S3 GET needed
+        assert large.record.output_body is None and large.status is Status.COMPLETED
+        assert small.result().iloc[0].tolist() == [1, 2, 3]
+        client.tracker.disable_events("embed-echo")
