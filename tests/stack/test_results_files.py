@@ -122,6 +122,11 @@ def test_a_results_folder_is_replaced_only_on_request_and_the_users_files_stay(g
     back = pq.read_table(folder / "part-00000.parquet").to_pandas()["0"].tolist()
     assert back + pq.read_table(folder / "part-00001.parquet").to_pandas()["0"].tolist() == list(range(30))
 
+    empty = tmp_path / "empty"
+    empty.mkdir()  # an existing empty folder needs no overwrite
+    good.write_results(empty)
+    assert sorted(p.name for p in empty.iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+
 
 def test_an_s3_destination_is_refused_replaced_on_request_and_untouched_by_a_failure(good, bad, stack,
                                                                                        monkeypatch):
@@ -214,3 +219,29 @@ def test_download_checks_its_arguments_and_local_targets_before_any_download(goo
         good.download(folder, overwrite=True)
     _one_line(caught.value, first, "not a file")
     assert _listing(folder) == {}  # nothing downloaded
+
+
+def test_ctrl_c_mid_way_leaves_the_previous_content(good, bad, stack, tmp_path, monkeypatch):
+    folder = tmp_path / "scored"
+    good.write_results(folder)
+    s3 = stack.boto3_client("s3")
+    s3.create_bucket(Bucket="rf-ctrl-c")
+    good.write_results("s3://rf-ctrl-c/scored/")
+    before_local = _listing(folder)
+    before_s3 = [o["Key"] for o in s3.list_objects_v2(Bucket="rf-ctrl-c")["Contents"]]
+    monkeypatch.setattr(results_writer, "ROWS_PER_FILE", 10)  # the first window (32 parts) is 4 files
+    load = results_writer.load_frame
+
+    def interrupted(ctx, record, **kwargs):
+        if record.batch_index == 35:  # in the second window: the first one is written by then
+            raise KeyboardInterrupt
+        return load(ctx, record, **kwargs)
+
+    monkeypatch.setattr(results_writer, "load_frame", interrupted)
+    for dest in (folder, "s3://rf-ctrl-c/scored/", tmp_path / "fresh.parquet"):
+        with pytest.raises(KeyboardInterrupt):
+            bad.write_results(dest, overwrite=True)
+    assert _listing(folder) == before_local and not (tmp_path / "fresh.parquet").exists()
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="rf-ctrl-c")["Contents"]] == before_s3
+    assert s3.list_multipart_uploads(Bucket="rf-ctrl-c").get("Uploads", []) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
