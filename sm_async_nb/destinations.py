@@ -232,7 +232,7 @@ class _Upload:
             return len(data)
         self.buffer += data
         self.position += len(data)
-        if len(self.buffer) >= PART_SIZE:
+        if len(self.buffer) >= PART_SIZE * (1 + len(self.parts) // 1000):  # S3 allows 10,000 parts
             self._send()
         return len(data)
 

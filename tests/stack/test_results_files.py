@@ -245,3 +245,25 @@ def test_ctrl_c_mid_way_leaves_the_previous_content(good, bad, stack, tmp_path, 
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="rf-ctrl-c")["Contents"]] == before_s3
     assert s3.list_multipart_uploads(Bucket="rf-ctrl-c").get("Uploads", []) == []
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_large_s3_object_is_a_multipart_upload_invisible_until_committed(client, stack):
+    from sm_async_nb import destinations
+
+    s3 = stack.boto3_client("s3")
+    s3.create_bucket(Bucket="rf-multipart")
+    data = bytes(range(256)) * (18 * 2**12)  # 18 MiB: three parts of 8 MiB
+    target = destinations.open_destination(client.ctx.aws, "s3://rf-multipart/big/", overwrite=False)
+    stream = target.open("part-00000.parquet")
+    for start in range(0, len(data), 2**20):  # as ParquetWriter does: many small writes
+        stream.write(data[start:start + 2**20])
+    stream.close()
+    assert len(stream.parts) == 3 and s3.list_objects_v2(Bucket="rf-multipart").get("KeyCount") == 0
+    target.commit()
+    assert s3.get_object(Bucket="rf-multipart", Key="big/part-00000.parquet")["Body"].read() == data
+    again = destinations.open_destination(client.ctx.aws, "s3://rf-multipart/big/", overwrite=True)
+    again.open("part-00000.parquet").write(data)
+    again.cancel()
+    again.discard()
+    assert s3.get_object(Bucket="rf-multipart", Key="big/part-00000.parquet")["Body"].read() == data
+    assert s3.list_multipart_uploads(Bucket="rf-multipart").get("Uploads", []) == []
