@@ -83,6 +83,7 @@ class LocalDestination:
         self._created: list[Path] = []  # folders this call made (removed again on error)
         self._existing_folder = not single and path.is_dir()
         self.staging: Path | None = None  # made on the first open(): nothing is written before
+        self._keep = False  # a failed roll-back left old parts in the staging folder: never delete it
 
     def _prepare(self) -> Path:
         token = secrets.token_hex(4)
@@ -184,14 +185,18 @@ class LocalDestination:
             for item in moved_new:  # roll back: the folder as it was
                 item.unlink(missing_ok=True)
             for item in moved_old:
-                os.replace(aside / item.name, item)
+                try:
+                    os.replace(aside / item.name, item)
+                except OSError:  # never delete the old parts: keep the staging folder that holds them
+                    self._keep = True
+                    log.warning("could not put %s back; the previous run's parts are kept in %s", item, aside)
             raise
         shutil.rmtree(self.staging, ignore_errors=True)
 
     def discard(self) -> None:
         """Remove everything this call wrote (the staging file or folder, folders it created)."""
         staging, self.staging = self.staging, None
-        if staging is not None:
+        if staging is not None and not self._keep:
             if staging.is_dir() and not staging.is_symlink():
                 shutil.rmtree(staging, ignore_errors=True)
             else:

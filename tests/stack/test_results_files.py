@@ -5,6 +5,7 @@ content as it was, and every bad destination or output is one line as a package 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -267,3 +268,32 @@ def test_a_large_s3_object_is_a_multipart_upload_invisible_until_committed(clien
     again.discard()
     assert s3.get_object(Bucket="rf-multipart", Key="big/part-00000.parquet")["Body"].read() == data
     assert s3.list_multipart_uploads(Bucket="rf-multipart").get("Uploads", []) == []
+
+
+def test_a_failure_while_swapping_parts_in_puts_the_old_ones_back(good, tmp_path, monkeypatch):
+    from sm_async_nb import destinations
+
+    folder = tmp_path / "scored"
+    folder.mkdir()
+    (folder / "part-00000.parquet").write_bytes(b"old part")
+    (folder / "notes.txt").write_text("mine")
+    before = _listing(folder)
+    replace = os.replace
+    blocked = {".tmp"}  # moving a new part (from the staging folder) into place fails
+
+    def failing(src, dst):
+        if Path(dst).parent == folder and Path(src).parent.name.endswith(tuple(blocked)):
+            raise OSError(28, "No space left on device")
+        return replace(src, dst)
+
+    monkeypatch.setattr(destinations.os, "replace", failing)
+    with pytest.raises(sma.ValidationError) as caught:
+        good.write_results(folder, overwrite=True)
+    _one_line(caught.value, str(folder), "No space left on device")
+    assert _listing(folder) == before  # the old part was put back, the staging folder removed
+
+    blocked.add(".old")  # putting the old part back fails too: it is kept, never deleted
+    with pytest.raises(sma.ValidationError):
+        good.write_results(folder, overwrite=True)
+    kept = _listing(folder)
+    assert kept["notes.txt"] == b"mine" and b"old part" in kept.values()
