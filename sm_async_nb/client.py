@@ -9,6 +9,7 @@ upload → invoke (``submission``), follow up (``tracking``, ``handles``, ``resu
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import time
 import uuid
@@ -381,10 +382,12 @@ class AsyncInferenceClient:
         """Forget finished invocations whose result was seen more than ``older_than_days`` ago.
 
         Raises:
-            ValidationError: a negative age.
+            ValidationError: a negative age, or not a number (a bool, a string, NaN).
         """
-        if not older_than_days >= 0:
-            raise ValidationError(f"older_than_days must be >= 0, not {older_than_days}.")
+        if isinstance(older_than_days, bool) or not isinstance(older_than_days, numbers.Real) \
+                or not older_than_days >= 0:
+            raise ValidationError(f"older_than_days must be a number of days >= 0, not {older_than_days!r}.",
+                                  parameter="older_than_days")
         return self.ctx.journal.prune(finished_before=time.time() - older_than_days * 86400)
 
     def records(self, *, include_other_origins: bool = False,

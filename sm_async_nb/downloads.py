@@ -63,21 +63,34 @@ class _Names:
 
 def download(ctx: Context, parts: Sequence[InvocationRecord], folder: str | os.PathLike[str], *,
              overwrite: bool = False) -> list[Path]:
-    """Every COMPLETED part's output as a file in ``folder`` (created), in batch order.
+    """Every COMPLETED part's output as a file in ``folder`` (created), in batch order. Local
+    problems (a bad folder, a target name taken by a folder) are found before any download.
 
     Raises:
+        ValidationError: ``folder`` is not a path or cannot be created, ``overwrite`` is not a bool,
+            or a target name is an existing non-file (with ``overwrite=True``).
         OutputMissing: an output was removed from S3. AwsError: S3 refused.
     """
-    target = Path(folder).expanduser()
+    if not isinstance(folder, (str, os.PathLike)) or isinstance(folder, bool):
+        raise ValidationError(f"folder must be a path, not {type(folder).__name__}.", parameter="folder")
+    if not isinstance(overwrite, bool):
+        raise ValidationError(f"overwrite must be True or False, not {overwrite!r}.", parameter="overwrite")
+    target = Path(os.fspath(folder)).expanduser()
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValidationError(f"Cannot create the folder {target} ({exc.strerror or exc}).") from None
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ValidationError(f"Cannot write into the folder {target} (permission denied).", parameter="folder")
     names = _Names(target, overwrite)
     done = [r for r in parts if r.status is Status.COMPLETED]
     types = list(ctx.pool.map(lambda r: _content_type(ctx, r), done))
     # Names are handed out in batch order (deterministic); the bytes then come concurrently.
     paths = [names.claim(_stem(r), _suffix(r, t)) for r, t in zip(done, types, strict=True)]
+    for path in paths:  # only overwrite=True hands out existing names: they must be files
+        if (path.exists() or path.is_symlink()) and not path.is_file():
+            raise ValidationError(f"Cannot overwrite {path}: it is not a file (a folder?); nothing was "
+                                  "downloaded. Move it away or download into another folder.", parameter="folder")
     return list(ctx.pool.map(lambda rp: _fetch(ctx, *rp), zip(done, paths, strict=True)))
 
 
@@ -99,7 +112,11 @@ def _fetch(ctx: Context, record: InvocationRecord, path: Path) -> Path:
     location = S3Uri.parse(record.output_location)
     partial = path.with_name(f".{path.name}.part")
     try:
-        with open(partial, "wb") as stream:
+        stream = open(partial, "wb")
+    except OSError as exc:
+        raise ValidationError(f"Cannot write {path}: {exc.strerror or exc}.", parameter="folder") from None
+    try:
+        with stream:
             ctx.aws.s3.download_fileobj(location.bucket, location.key, stream)
         os.replace(partial, path)
     except BaseException as exc:

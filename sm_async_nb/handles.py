@@ -242,26 +242,39 @@ class InvocationBatch:
         submitted_at, finished_at, latency_s, failure_reason (and error, batch_index)."""
         return parts_frame(self.parts())
 
-    def write_results(self, dest: str | os.PathLike[str], errors: ErrorsMode = "raise") -> str:
+    def write_results(self, dest: str | os.PathLike[str], errors: ErrorsMode = "raise", *,
+                      overwrite: bool = False) -> str:
         """Stream the outputs into Parquet (``x.parquet``: one file; a folder or ``s3://`` prefix: a
-        dataset), in input order, without holding them all in memory; returns ``dest``. When each
-        request returned one row per input row, the written rows are the input's, in order.
+        dataset of ``part-NNNNN.parquet`` files), in input order, without holding them all in memory;
+        returns ``dest``. When each request returned one row per input row, the written rows are the
+        input's, in order.
+
+        An existing file, or a non-empty folder or prefix, is refused unless ``overwrite=True``; then
+        the file, or the folder's ``part-NNNNN.parquet`` files, are replaced (other files are kept).
+        Nothing appears at ``dest`` until every part was written (a temporary name renamed at the end;
+        on S3, multipart uploads completed at the end); on any error what this call wrote is removed
+        and the previous content is left as it was.
 
         Raises:
+            ValidationError: a bad ``dest``, ``errors`` or ``overwrite``; an existing destination
+                without ``overwrite=True``.
             InferenceFailed / InferenceExpired / ResultNotReady / SubmissionError: a part has no result
-                (``errors="skip"`` leaves such parts out). DecodeError, OutputMissing.
+                (``errors="skip"`` leaves such parts out). DecodeError: an output that does not convert
+                to a table or does not fit the earlier parts' columns. OutputMissing. AwsError: S3 refused.
         """
         parts = self.parts()
         if any(r.status is Status.PENDING for r in parts):
             self.refresh()
             parts = self.parts()
-        return results_writer.write(self._parts.ctx, self.record, parts, dest, errors)
+        return results_writer.write(self._parts.ctx, self.record, parts, dest, errors, overwrite=overwrite)
 
     def download(self, folder: str | os.PathLike[str], overwrite: bool = False) -> list[Path]:
         """The completed parts' raw outputs as files in ``folder``, streamed and concurrent, named after
         their input objects; existing files are kept unless ``overwrite``. Returns the paths in order.
 
         Raises:
+            ValidationError: ``folder`` is not a usable folder, ``overwrite`` is not a bool, or a
+                target name is taken by something that is not a file (checked before any download).
             OutputMissing: an output was removed from S3. AwsError: S3 refused.
         """
         return downloads.download(self._parts.ctx, self.parts(), folder, overwrite=overwrite)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .aws import NOT_FOUND_CODES, as_error, error_code
 from .context import Context
-from .errors import InferenceExpired, InferenceFailed, OutputMissing, ResultNotReady, SubmissionError
+from .errors import InferenceExpired, InferenceFailed, OutputMissing, ResultNotReady, SubmissionError, ValidationError
 from .payloads import OCTET, decode, media_type
 from .payloads.indexes import decode_index
 from .records import ERRORS_MODES, BatchRecord, ErrorsMode, InvocationRecord, Status
@@ -64,9 +64,14 @@ def load_frame(ctx: Context, record: InvocationRecord, **reader_kwargs: Any) -> 
     return decode(body, content_type, **reader_kwargs)
 
 
-def check_errors_mode(errors: str) -> ErrorsMode:
-    if errors not in ERRORS_MODES:
-        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+def check_errors_mode(errors: object) -> ErrorsMode:
+    """``errors`` as an ErrorsMode.
+
+    Raises:
+        ValidationError: anything but "raise" or "skip" (a ValueError too).
+    """
+    if not isinstance(errors, str) or errors not in ERRORS_MODES:
+        raise ValidationError(f"errors must be 'raise' or 'skip', not {errors!r}.", parameter="errors")
     return errors
 
 

@@ -313,3 +313,22 @@ def test_numpy_integers_are_accepted_for_integer_parameters(client, sent):
     inv = client.submit("ep", "1,2\n", request_ttl_seconds=np.int64(120), invocation_timeout_seconds=np.int32(30))
     assert sent["invoke"][0]["headers"]["X-Amzn-SageMaker-RequestTTLSeconds"] == "120"
     assert inv.record.request["request_ttl_seconds"] == 120 and type(inv.record.request["request_ttl_seconds"]) is int
+
+
+@pytest.mark.parametrize("age", ["1", True, float("nan"), None, -1])
+def test_prune_takes_a_number_of_days_and_forgets_nothing_otherwise(client, age):
+    inv = client.submit("ep", "1,2\n", inference_id="kept")
+    client.journal.update(inv.inference_id, status=sma.Status.ERROR, error="x")
+    with pytest.raises(sma.ValidationError, match="older_than_days must be a number of days"):
+        client.prune(age)
+    assert [r.inference_id for r in client.records()] == ["kept"]
+
+
+@pytest.mark.parametrize("errors", ["bogus", ["raise"], None, 1])
+def test_an_unknown_errors_mode_is_a_validation_error(errors):
+    from sm_async_nb.results import check_errors_mode
+
+    with pytest.raises(sma.ValidationError, match="errors must be 'raise' or 'skip'") as caught:
+        check_errors_mode(errors)
+    assert isinstance(caught.value, ValueError) and caught.value.parameter == "errors"
+    assert check_errors_mode("skip") == "skip"
