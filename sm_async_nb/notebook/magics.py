@@ -8,15 +8,15 @@ import logging
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
-from IPython.utils.process import arg_split
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..config import SageMakerAsync
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
-from ..local.settings import add_scaling_arguments, parse_duration, scaling_options
+from ..local.settings import scaling_options
 from ..records import FINISHED, UNFINISHED, Status
 from . import live
+from .commands import SM_ASYNC_PARSER, parse_line
 from .completion import make_matcher, quote
 from .progress import WaitProgress, register_upload_progress
 from .session import NotebookSession
@@ -78,61 +78,6 @@ def _key(label: str | None, ident: str) -> str:
     return (quote(label) if label else None) or ident
 
 
-def _parse(parser: MagicArgumentParser, line: str) -> argparse.Namespace:
-    """Split like a POSIX shell, so quotes group words and are removed ('a b' -> a b)."""
-    try:
-        argv = arg_split(line, posix=True, strict=True)
-    except ValueError as exc:  # e.g. an unclosed quote
-        raise ValidationError(f"Cannot read the options ({exc}): check the quotes.") from None
-    return parser.parse_args(argv)
-
-
-def _sm_async_parser() -> MagicArgumentParser:
-    parser = MagicArgumentParser(prog="%sm_async")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    sub.add_parser("panel", help="show the live panel of tracked invocations")
-    sub.add_parser("client", help="return this kernel's AsyncInferenceClient (client = %sm_async client)")
-    p = sub.add_parser("list", help="a DataFrame of tracked invocations")
-    p.add_argument("--all", action="store_true", help="include rows from other regions or earlier local stacks")
-    p = sub.add_parser("result", help="completed output(s) as a DataFrame")
-    p.add_argument("key", metavar="ID_OR_LABEL")
-    p.add_argument("-o", dest="output", metavar="VAR", help="store the DataFrame in VAR")
-    p.add_argument("--skip-errors", action="store_true", help="leave out failed parts of a batch")
-    p = sub.add_parser("wait", help="block until invocations finish (all pending ones by default)")
-    p.add_argument("keys", nargs="*", metavar="ID_OR_LABEL")
-    p.add_argument("--timeout", type=float, metavar="S")
-    p = sub.add_parser("forget", help="drop invocations from the journal (S3 objects stay)")
-    p.add_argument("key", nargs="?", metavar="ID_OR_LABEL")
-    p.add_argument("--finished", action="store_true", help="forget every finished invocation")
-    p.add_argument("--older-than", type=float, metavar="DAYS",
-                   help="with --finished: only those finished more than DAYS ago")
-    p = sub.add_parser("resubmit", help="send ERROR/FAILED/EXPIRED invocations again")
-    p.add_argument("key", metavar="ID_OR_LABEL")
-    p = sub.add_parser("events", help="learn completions from the endpoint's SNS topics (creates an SQS queue)")
-    p.add_argument("action", choices=["on", "off"])
-    p.add_argument("endpoint", metavar="ENDPOINT")
-    p.add_argument("--keep", action="store_true", help="with off: stop listening but keep the queue")
-    p = sub.add_parser("endpoint", help="an endpoint's status, instances, backlog and warnings")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--max-age", type=float, metavar="S", help="accept a cached status this young (default 60; 0: now)")
-    p = sub.add_parser("local", help="the embedded local stack: start | stop | status")
-    p.add_argument("action", choices=["start", "stop", "status"])
-    p.add_argument("--model", help="inference-toolkit handler file or serving container URL (default: iris)")
-    p.add_argument("--endpoint", help="endpoint name (default local-async)")
-    p.add_argument("--concurrency", type=int)
-    p.add_argument("--delay", type=float, metavar="S", help="seconds each invocation takes")
-    p.add_argument("--sns", action="store_true", help="give the endpoint SNS success/error topics")
-    p.add_argument("--time-scale", type=float, metavar="X",
-                   help="emulated seconds per real second for TTL/timeout accounting")
-    p.add_argument("--idle-timeout", type=parse_duration, metavar="DURATION",
-                   help="the detached stack stops after this long without a request (e.g. 30m; default 8h)")
-    p.add_argument("--in-kernel", action="store_true",
-                   help="run the stack inside this kernel (ends with it) instead of the shared detached one")
-    add_scaling_arguments(p)
-    return parser
-
-
-SM_ASYNC_PARSER = _sm_async_parser()
 
 
 @magics_class
@@ -186,7 +131,7 @@ class SageMakerAsyncMagics(Magics):
         e.g. `job = %invoke_async my-endpoint df --rows-per-request 500`.
         Without --wait it returns at once and tracks in the background (%sm_async panel).
         """
-        args = _parse(self.invoke_async.parser, line)
+        args = parse_line(self.invoke_async.parser, line)
         _check_variable_name(args.output)
         _check_one_source(args, cell)
         payload = cell if cell is not None else (_lookup(self._user_ns, args.variable) if args.variable else None)
@@ -272,7 +217,7 @@ class SageMakerAsyncMagics(Magics):
 
     @line_magic
     def sm_async(self, line: str) -> Any:
-        args = _parse(SM_ASYNC_PARSER, line)
+        args = parse_line(SM_ASYNC_PARSER, line)
         return getattr(self, f"_cmd_{args.command}")(args)
 
     sm_async.__doc__ = ("Follow up async invocations, and run the embedded local stack.\n\n"
