@@ -170,10 +170,7 @@ class AsyncInferenceClient:
             df = df.to_frame()
         if not isinstance(df, pd.DataFrame):
             raise ValidationError(f"submit_dataframe needs a pandas DataFrame, not {type(df).__name__}.")
-        if isinstance(rows_per_request, bool) or not isinstance(rows_per_request, int) \
-                or not 1 <= rows_per_request <= datasets.MAX_ROWS_PER_REQUEST:
-            raise ValidationError(f"rows_per_request must be an integer from 1 to {datasets.MAX_ROWS_PER_REQUEST:,}, "
-                                  f"not {rows_per_request!r}.", parameter="rows_per_request")
+        datasets.check_rows_per_request(rows_per_request)
         if df.empty:
             raise ValidationError("The DataFrame is empty: there is nothing to send.")
         parts = [(df.iloc[start:start + rows_per_request], (start, min(rows_per_request, len(df) - start)))
@@ -245,10 +242,7 @@ class AsyncInferenceClient:
                 ragged or unreadable row, a bad option; nothing was sent.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, the message says how to continue.
         """
-        if isinstance(rows_per_request, bool) or not isinstance(rows_per_request, int) \
-                or not 1 <= rows_per_request <= datasets.MAX_ROWS_PER_REQUEST:
-            raise ValidationError(f"rows_per_request must be an integer from 1 to {datasets.MAX_ROWS_PER_REQUEST:,}, "
-                                  f"not {rows_per_request!r}.", parameter="rows_per_request")
+        datasets.check_rows_per_request(rows_per_request)
         request_options = RequestOptions.of(content_type=content_type, **options)
         if request_options.inline:
             raise ValidationError("submit_dataset sends its slices through S3: inline=True does not apply.",

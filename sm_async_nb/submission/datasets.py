@@ -58,6 +58,14 @@ def _reason(exc: BaseException) -> str:
     return text[:240]
 
 
+def check_rows_per_request(rows_per_request: object) -> None:
+    """Raises ValidationError unless ``rows_per_request`` is an integer from 1 to MAX_ROWS_PER_REQUEST."""
+    if isinstance(rows_per_request, bool) or not isinstance(rows_per_request, int) \
+            or not 1 <= rows_per_request <= MAX_ROWS_PER_REQUEST:
+        raise ValidationError(f"rows_per_request must be an integer from 1 to {MAX_ROWS_PER_REQUEST:,}, "
+                              f"not {rows_per_request!r}.", parameter="rows_per_request")
+
+
 def _columns(columns: Sequence[str] | None) -> list[str] | None:
     if columns is None:
         return None

@@ -303,10 +303,15 @@ class Submitter:
             except ClientError as exc:
                 if error_code(exc) != "PreconditionFailed":
                     raise
-            return self._existing_is_ours(location, payload)
+            found = self._existing(location, payload)
+            if found == "stale":  # an earlier input of ours under a reused (forgotten) id
+                s3.put_object(Bucket=location.bucket, Key=location.key, Body=payload.body, **extra)
+            return found != "same-bytes"
         # s3transfer cannot make a multipart upload conditional: look first (a narrow race remains).
         if self._exists(location):
-            return self._existing_is_ours(location, payload)
+            found = self._existing(location, payload)
+            if found != "stale":
+                return found == "this"
         shown = progress.make(f"uploading {payload.path.name if payload.path else location.key}", payload.size)
         try:
             if payload.path is not None:  # streamed from disk part by part: memory stays ~chunk x concurrency
@@ -337,16 +342,22 @@ class Submitter:
                 return False
             raise
 
-    def _existing_is_ours(self, location: S3Uri, payload: EncodedPayload) -> bool:
-        """The key is taken. This very input written by a client of ours (a retried or continued
-        submission) is used as it is; the same bytes written by someone else are used but never
-        deleted (False); anything else is refused, untouched."""
+    def _existing(self, location: S3Uri, payload: EncodedPayload) -> str:
+        """What holds the input's key: ``"this"`` (this very input, uploaded by a client of ours: a
+        retried or continued submission), ``"stale"`` (another input of ours, under an id reused
+        after forget: ours to replace), ``"same-bytes"`` (someone else's identical object: used, and
+        never deleted).
+
+        Raises:
+            InputKeyTaken: anything else (a user's object is never overwritten).
+        """
         head = self.ctx.aws.s3.head_object(Bucket=location.bucket, Key=location.key, **self._owner_args())
-        if (head.get("Metadata") or {}).get(SHA256_METADATA) == payload.sha256:
-            return True
+        tag = (head.get("Metadata") or {}).get(SHA256_METADATA)
+        if tag is not None:
+            return "this" if tag == payload.sha256 else "stale"
         etag = str(head.get("ETag", "")).strip('"')
         if payload.body is not None and etag == hashlib.md5(payload.body, usedforsecurity=False).hexdigest():
-            return False
+            return "same-bytes"
         raise InputKeyTaken(f"{location} already holds an object that is not this input; it was left untouched and "
                             "nothing was sent. Use another s3_input_path or inference_id.")
 

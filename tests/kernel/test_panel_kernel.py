@@ -122,7 +122,7 @@ def run_cell(kc, code: str, timeout: float = 60) -> tuple[list[dict], str]:
     pytest.fail("cell did not finish in time")
 
 
-def listen_for_completed(kc, comm_ids: set[str], timeout: float = 20) -> tuple[set[str], set[str]]:
+def listen_for_completed(kc, comm_ids: set[str], timeout: float = 90) -> tuple[set[str], set[str]]:
     """Only listen (no cell runs) until each of ``comm_ids`` was sent a value showing COMPLETED;
     returns those that were, and every iopub message type seen meanwhile."""
     completed: set[str] = set()

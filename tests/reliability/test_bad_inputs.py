@@ -139,7 +139,7 @@ CASES: list[tuple[str, Callable[[Ctx], Any], type, str, str]] = [
      "128,001 bytes is too large to send inline", "nothing"),
     ("payload-over-1gb", lambda c: c.client.submit(c.ep, sparse_file(c.tmp, 1_000_000_001)), V, "1 GB", "nothing"),
     ("rows-per-request-zero", lambda c: c.client.submit_dataframe(c.ep, pd.DataFrame({"a": [1]}), 0), V,
-     "rows_per_request must be a positive integer", "nothing"),
+     "rows_per_request must be an integer from 1 to", "nothing"),
     ("empty-dataframe", lambda c: c.client.submit_dataframe(c.ep, pd.DataFrame({"a": []})), V,
      "DataFrame is empty", "nothing"),
     ("batch-filename-str", lambda c: c.client.submit_many(c.ep, ["1", "2"], filename="out.csv"), V,
