@@ -271,7 +271,7 @@ class _Upload:
         self.aborted = True
         try:
             self.aws.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
-        except Exception as exc:  # an upload left behind is invisible and S3 lifecycle rules remove it
+        except Exception as exc:  # left behind, it stays invisible (and billed) until aborted or expired
             log.warning("could not abort the upload of s3://%s/%s: %s", self.bucket, self.key, exc)
 
 
@@ -292,6 +292,7 @@ class S3Destination:
         self.doing = f"Writing results to {self}"
         self.uploads: list[_Upload] = []
         self.committed: list[str] = []
+        self._backup_at: str | None = None
         existing = self._list(self.prefix, limit=1)
         if single and self.prefix in existing and not overwrite:
             raise ValidationError(f"{self} already exists; pass overwrite=True to replace it, or choose another "
@@ -333,23 +334,63 @@ class S3Destination:
             upload.abort()
 
     def commit(self) -> None:
+        """Complete every upload. A replaced object is first copied aside, so that a failure half-way
+        puts the previous content back (completing an upload replaces its key at once)."""
+        existed = set(self._list(self.prefix)) if self.overwrite else set()
+        backups: dict[str, str] = {}
         try:
             for upload in self.uploads:
+                if upload.key in existed:
+                    backups[upload.key] = self._copy(upload.key, f"{self._backup_prefix()}{upload.key}")
                 upload.complete()
                 self.committed.append(upload.key)
         except BaseException:
             self.cancel()
-            self.discard()
+            self._restore(backups)
             raise
+        finally:
+            try:
+                self._delete(list(backups.values()), "Removing the copies of the previous results")
+            except AwsError as exc:  # the results are in place; only the copies are left over
+                log.warning("%s", exc)
         if self.overwrite and not self.single:
             new = set(self.committed)
-            stale = [k for k in self._list(self.prefix) if k not in new and PART.fullmatch(k[len(self.prefix):])]
-            for start in range(0, len(stale), 1000):
-                chunk: list[Any] = [{"Key": k} for k in stale[start:start + 1000]]
-                try:
-                    self.aws.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
-                except Exception as exc:
-                    raise _s3_error(exc, self.bucket, f"Removing the old parts under {self}") from None
+            stale = [k for k in existed if k not in new and PART.fullmatch(k[len(self.prefix):])]
+            self._delete(stale, f"Removing the old parts under {self}")
+
+    def _backup_prefix(self) -> str:
+        if self._backup_at is None:  # "_" first: dataset readers skip it, as they skip _SUCCESS
+            self._backup_at = f"_sm-async-nb-previous-{secrets.token_hex(6)}/"
+        return self._backup_at
+
+    def _copy(self, source: str, target: str) -> str:
+        try:
+            self.aws.s3.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source})
+        except Exception as exc:
+            raise _s3_error(exc, self.bucket, f"Keeping a copy of s3://{self.bucket}/{source}") from None
+        return target
+
+    def _restore(self, backups: dict[str, str]) -> None:
+        """After a failure: every key this call completed gets its previous object back (or goes)."""
+        for key in self.committed:
+            try:
+                if key in backups:
+                    self._copy(backups[key], key)
+                else:
+                    self.aws.s3.delete_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:  # then the copy stays where it is: say where
+                log.warning("could not restore s3://%s/%s (its previous content is at %s): %s", self.bucket, key,
+                            backups.get(key, "-"), exc)
+                backups.pop(key, None)
+        self.committed = []
+
+    def _delete(self, keys: list[str], doing: str) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk: list[Any] = [{"Key": k} for k in keys[start:start + 1000]]
+            try:
+                self.aws.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+            except Exception as exc:
+                raise _s3_error(exc, self.bucket, doing) from None
 
     def discard(self) -> None:
         """Delete only the objects this call completed (normally none: uploads are aborted)."""

@@ -4,6 +4,7 @@ together is the state file (``statefile.py``) and the token-guarded control API.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 90.0
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # HTTP(S)_PROXY is ignored
 
 
 class DetachedStack:
@@ -55,8 +57,8 @@ class DetachedStack:
                                          data=json.dumps(args).encode(), method="POST",
                                          headers={"X-SM-Async-NB-Token": self.record.token,
                                                   "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=http_timeout) as answer:
+        try:  # never through an HTTP proxy: the token is for this loopback server only
+            with NO_PROXY.open(request, timeout=http_timeout) as answer:
                 return dict(json.loads(answer.read()))
         except urllib.error.HTTPError as exc:
             try:
@@ -99,12 +101,18 @@ class DetachedStack:
             self.call("stop", http_timeout=10)
         except (OSError, ValueError) as exc:
             log.info("the stop request failed (%s); terminating pid %s", exc, self.pid)
-            if statefile.verify(self.record) is None:
+            if statefile.verify(self.record) is not None:  # that pid is no longer our server
+                statefile.remove(self.path, pid=self.pid)
+                return
+            with contextlib.suppress(psutil.NoSuchProcess):
                 psutil.Process(self.pid).terminate()
         try:
             psutil.Process(self.pid).wait(timeout)
         except psutil.NoSuchProcess:
             pass
+        except psutil.TimeoutExpired:
+            raise RuntimeError(f"the local stack server (pid {self.pid}) did not stop within {timeout:g} s; "
+                               f"its log is {self.path.with_suffix('.log')}") from None
         statefile.remove(self.path, pid=self.pid)
 
     def session(self) -> Any:
@@ -228,10 +236,11 @@ def stop(path: Path | None = None) -> bool:
         StateFileError: the state file cannot be trusted.
     """
     path = path or statefile.state_path()
-    found = find(path)
-    if found.stack is None:
-        if found.stale:
-            statefile.remove(path)
-        return False
-    found.stack.stop()
-    return True
+    with statefile.locked(path):  # not while another kernel is starting or reattaching
+        found = find(path)
+        if found.stack is None:
+            if found.stale:
+                statefile.remove(path)
+            return False
+        found.stack.stop()
+        return True

@@ -49,8 +49,14 @@ class _Handler(logging.Handler):
             buffer.append(self.format(record) + "\n")
 
 
-def _install() -> None:
+_users = 0  # running stacks that capture: the streams are wrapped while there is one
+
+
+def install() -> None:
+    """Wrap ``sys.stdout``/``sys.stderr`` and add the root log handler (once, for every stack)."""
+    global _users
     with _install_lock:
+        _users += 1
         if not isinstance(sys.stdout, _Router):
             sys.stdout = _Router(sys.stdout)
         if not isinstance(sys.stderr, _Router):
@@ -62,10 +68,27 @@ def _install() -> None:
             root.addHandler(handler)
 
 
+def uninstall() -> None:
+    """Undo :func:`install` when the last stack that needed it stops (a kernel gets its own streams
+    back: a stack in a notebook must not change the process for good)."""
+    global _users
+    with _install_lock:
+        _users = max(0, _users - 1)
+        if _users:
+            return
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if isinstance(stream, _Router):
+                setattr(sys, name, stream._stream)
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
+            root.removeHandler(handler)
+
+
 @contextlib.contextmanager
 def capture() -> Iterator[list[str]]:
-    """Collect what the current thread prints or logs while the block runs (as lines)."""
-    _install()
+    """Collect what the current thread prints or logs while the block runs (as lines); between
+    :func:`install` and :func:`uninstall`."""
     chunks: list[str] = []
     _buffers[threading.get_ident()] = chunks
     lines: list[str] = []
@@ -97,6 +120,14 @@ class CloudWatchLogs:
         self.client = client
         self._made: set[str] = set()
         self._lock = threading.Lock()
+        self._open = True
+        install()
+
+    def close(self) -> None:
+        """The stack stopped: stop capturing (idempotent)."""
+        if self._open:
+            self._open = False
+            uninstall()
 
     def _ensure(self, group: str, stream: str) -> None:
         with self._lock:

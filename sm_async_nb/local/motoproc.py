@@ -237,7 +237,8 @@ class MotoProcess:
         data = json.dumps(settings).encode() if settings else None
         request = urllib.request.Request(self.url + CONTROL_PATH, data=data,
                                          headers={"User-Agent": INTERNAL_MARKER})
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+        with no_proxy.open(request, timeout=10) as answer:
             return json.loads(answer.read())
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -21,7 +21,7 @@ INSTALL_HINT = 'pip install "sm_async_nb[local]"'
 
 def require_local_extra() -> None:
     """Fail early, with the fix, when the ``local`` extra is not installed."""
-    missing = [name for name in ("moto", "werkzeug", "flask") if importlib.util.find_spec(name) is None]
+    missing = [name for name in ("moto", "werkzeug", "flask", "psutil") if importlib.util.find_spec(name) is None]
     if missing:
         raise ImportError(f"LocalStack needs {', '.join(missing)}, which are not installed: run {INSTALL_HINT}")
 

@@ -185,13 +185,15 @@ class LocalStack:
                 if self._server is not None:
                     self._server.stop()
                 self._worker_stop.set()
+                if self._scaler_thread is not None:
+                    self._scaler_thread.join()
                 if self._worker is not None:
                     self._backend.notify()
                     if self._worker_thread is not None:
                         self._worker_thread.join()
-                if self._scaler_thread is not None:
-                    self._scaler_thread.join()
                     self._worker.close(timeout=2.0)
+                    if self._worker.model_logs is not None:
+                        self._worker.model_logs.close()
                 for adapter in self._adapters:
                     adapter.close()
                 for client in self._clients.values():

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -200,3 +201,18 @@ def test_aws_cli_invoke_endpoint_async(stack, unique):
             assert time.monotonic() < deadline, "output never appeared"
             time.sleep(0.05)
     assert obj["ContentType"] == "text/csv" and obj["Body"].read().startswith(b"setosa,")
+
+
+def test_a_stopped_stack_gives_the_process_its_streams_and_logging_back():
+    # In a process of its own: the module's other stacks would rightly keep the capture installed.
+    code = textwrap.dedent("""
+        import logging, sys
+        from sm_async_nb import LocalStack
+        before = (sys.stdout, sys.stderr, list(logging.getLogger().handlers))
+        with LocalStack() as running:
+            assert type(sys.stdout).__name__ == "_Router"  # the model's prints are captured
+        assert (sys.stdout, sys.stderr, list(logging.getLogger().handlers)) == before
+        print("restored")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "restored", done.stderr[-2000:]

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import sm_async_nb as sma
-from sm_async_nb import results_writer
+from sm_async_nb import destinations, results_writer
 
 ROWS = 40  # two windows of parts (results_writer.WINDOW = 32) at one row per request
 
@@ -297,3 +297,28 @@ def test_a_failure_while_swapping_parts_in_puts_the_old_ones_back(good, tmp_path
         good.write_results(folder, overwrite=True)
     kept = _listing(folder)
     assert kept["notes.txt"] == b"mine" and b"old part" in kept.values()
+
+
+def test_a_failure_while_completing_s3_parts_puts_the_previous_objects_back(good, stack, monkeypatch):
+    # Completing a multipart upload replaces its key at once: if the second of three fails, the
+    # first one's previous object must come back, and the copies kept aside must go.
+    s3 = stack.boto3_client("s3")
+    s3.create_bucket(Bucket="rf-complete")
+    for n in range(2):
+        s3.put_object(Bucket="rf-complete", Key=f"out/part-0000{n}.parquet", Body=f"old {n}".encode())
+    monkeypatch.setattr(results_writer, "ROWS_PER_FILE", 10)  # 30 rows: three part files
+    calls = []
+    real = destinations._Upload.complete
+
+    def flaky(upload):
+        calls.append(upload.key)
+        if len(calls) == 2:
+            raise RuntimeError("the network went away")
+        real(upload)
+
+    monkeypatch.setattr(destinations._Upload, "complete", flaky)
+    with pytest.raises(RuntimeError, match="network went away"):
+        good.write_results("s3://rf-complete/out/", overwrite=True)
+    left = {o["Key"]: s3.get_object(Bucket="rf-complete", Key=o["Key"])["Body"].read()
+            for o in s3.list_objects_v2(Bucket="rf-complete").get("Contents", [])}
+    assert left == {"out/part-00000.parquet": b"old 0", "out/part-00001.parquet": b"old 1"}
