@@ -20,7 +20,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .local.settings import DEFAULT_IDLE_TIMEOUT, add_scaling_arguments, parse_duration, scaling_options, stack_kwargs
+from .local.settings import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_IDLE_TIMEOUT,
+    add_scaling_arguments,
+    parse_duration,
+    scaling_options,
+    stack_kwargs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +42,7 @@ def _configure_local(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="model: a .py file with inference handlers or a container URL "
                              "(default: the shipped iris demo model)")
-    parser.add_argument("--endpoint", default="local-async", help="endpoint name (default: %(default)s)")
+    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="endpoint name (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=2,
                         help="MaxConcurrentInvocationsPerInstance (default: %(default)s)")
     parser.add_argument("--instance-count", type=int, default=1, help="instances (default: %(default)s)")

@@ -389,9 +389,13 @@ class AsyncInferenceClient:
         return self.ctx.records(statuses=statuses, include_other_origins=include_other_origins)
 
     def close(self) -> None:
+        panel = getattr(self, "_panel", None)
+        if panel is not None:  # its workers and subscription must not outlive the journal
+            panel.close()
         self.tracker.stop()
         self.pool.shutdown(wait=True)
         self.ctx.journal.close()
+        self.ctx.aws.close()
 
     def __enter__(self) -> AsyncInferenceClient:
         return self

@@ -98,8 +98,9 @@ class Invocation:
 
     def logs(self, limit: int = 100) -> list[str]:
         """The CloudWatch Logs lines of ``/aws/sagemaker/Endpoints/{endpoint}`` that carry this inference id,
-        oldest first (at most ``limit``; [] when the endpoint has no log group yet). One FilterLogEvents
-        request per 10,000 lines, at most 20 pages.
+        oldest first (at most ``limit``; [] when the endpoint has no log group yet). FilterLogEvents
+        pages until ``limit`` matching lines are found, at most 20 requests. SageMaker's own containers
+        do not stamp the id on their lines: a model must log it (the local stack does) to be found.
 
         Raises:
             ValidationError: ``limit`` is not a positive integer.

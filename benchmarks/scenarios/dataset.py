@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..children import child_client, run_child
 from ..report import Check, Row, seconds
 from .memory import MB, _maxrss, _reset_peak, _rss
 
 if TYPE_CHECKING:
     from ..harness import Bench
 
+MODULE = "benchmarks.scenarios.dataset"
 ROW_GROUP = 100_000
 TARGET_MB = 300
 
@@ -37,8 +38,8 @@ def run(bench: Bench) -> list[Row]:
                   "prefix": f"s3://{phase.stack.input_bucket}/inputs/", "urls": phase.stack.endpoint_urls,
                   "region": phase.stack.region, "endpoint": "bench-echo", "workers": sizes.workers}
         env = {**os.environ, **phase.stack.env, "SM_ASYNC_NB_HOME": str(phase.workdir / "home")}
-        ours = _child(config, "stream", env)
-        naive = _child(config, "read_parquet", env)
+        ours = run_child(MODULE, {**config, "mode": "stream"}, env, timeout=3600)
+        naive = run_child(MODULE, {**config, "mode": "read_parquet"}, env, timeout=3600)
     ratio = naive["peak_delta_bytes"] / max(1, ours["peak_delta_bytes"])
     return [Row("g", f"Dataset, {rows:,} rows ({ours['requests']:,} requests of {per_request:,})", None,
                 ours=f"peak RSS +{ours['peak_delta_bytes'] / MB:.0f} MB; submitted {seconds(ours['submit_s'])}, "
@@ -66,31 +67,15 @@ def _generate(path: Path, rows: int) -> None:
             writer.write_table(pa.table({"row": ids, "x": (ids % 1000).astype(np.int32)}, schema=schema))
 
 
-def _child(config: dict[str, Any], mode: str, env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.scenarios.dataset", json.dumps({**config, "mode": mode})],
-                          cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
-                          timeout=3600)
-    if done.returncode != 0:
-        raise RuntimeError(f"the dataset child ({mode}) failed:\n{done.stderr[-2000:]}")
-    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer
-
-
 # --- the child process ---------------------------------------------------------------------------
 
 def child(config: dict[str, Any]) -> dict[str, Any]:
     import gc
 
-    import boto3
     import pandas as pd
     import pyarrow.parquet as pq
 
-    import sm_async_nb as sma
-
-    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                            region_name=config["region"])
-    client = sma.AsyncInferenceClient(config["prefix"], session=session, endpoint_urls=config["urls"],
-                                      journal_path=config["journal"], max_workers=config["workers"])
+    client = child_client(config, max_workers=config["workers"])
     gc.collect()
     base = _rss()
     _reset_peak()

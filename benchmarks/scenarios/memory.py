@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..children import child_client
 from ..report import Check, Row
 
 if TYPE_CHECKING:
@@ -118,14 +119,8 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     import gc
     import tracemalloc
 
-    import boto3
 
-    import sm_async_nb as sma
-
-    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                            region_name=config["region"])
-    client = sma.AsyncInferenceClient(config["prefix"], session=session, endpoint_urls=config["urls"],
-                                      journal_path=config["journal"])
+    client = child_client(config)
     tracker = client.tracker
     gc.collect()
     base = _rss()

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..children import child_client
 from ..report import Check, Row, plural, seconds
 
 if TYPE_CHECKING:
@@ -104,15 +105,10 @@ def _panel_build(client: Any) -> float | None:
 def child(config: dict[str, Any]) -> dict[str, Any]:
     from dataclasses import asdict
 
-    import boto3
     import pandas as pd
 
-    import sm_async_nb as sma
 
-    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                            region_name=config["region"])
-    client = sma.AsyncInferenceClient(config["prefix"], session=session, endpoint_urls=config["urls"],
-                                      journal_path=config["journal"])
+    client = child_client(config)
     client.journal.add(_rows(client.origin, config))
     answer: dict[str, Any] = {"rows": config["rows"], "pending": config["pending"]}
     answer["panel_build_s"] = _panel_build(client)

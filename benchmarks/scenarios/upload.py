@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..children import child_client, run_child
 from ..report import Check, Row, seconds
 from .memory import MB, _maxrss, _reset_peak, _rss
 
 if TYPE_CHECKING:
     from ..harness import Bench
 
+MODULE = "benchmarks.scenarios.upload"
 TARGET_MB = 64
 
 
@@ -38,8 +39,8 @@ def run(bench: Bench) -> list[Row]:
                   "prefix": f"s3://{phase.stack.input_bucket}/inputs/", "urls": phase.stack.endpoint_urls,
                   "region": phase.stack.region, "endpoint": held, "bucket": phase.stack.input_bucket}
         env = {**os.environ, **phase.stack.env, "SM_ASYNC_NB_HOME": str(phase.workdir / "home")}
-        ours = _child({**config, "mode": "submit"}, env)
-        naive = _child({**config, "mode": "put_object"}, env)
+        ours = run_child(MODULE, {**config, "mode": "submit"}, env, timeout=1800)
+        naive = run_child(MODULE, {**config, "mode": "put_object"}, env, timeout=1800)
         source.unlink()
     return [Row("i", f"One {size / 1e6:,.0f} MB file as a payload", None,
                 ours=f"peak RSS +{ours['peak_delta_bytes'] / MB:.0f} MB, {seconds(ours['seconds'])}",
@@ -51,16 +52,6 @@ def run(bench: Bench) -> list[Row]:
                 data={"ours": ours, "put_object": naive})]
 
 
-def _child(config: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.scenarios.upload", json.dumps(config)],
-                          cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
-                          timeout=1800)
-    if done.returncode != 0:
-        raise RuntimeError(f"the upload child ({config['mode']}) failed:\n{done.stderr[-2000:]}")
-    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer
-
-
 # --- the child process ---------------------------------------------------------------------------
 
 def child(config: dict[str, Any]) -> dict[str, Any]:
@@ -68,13 +59,9 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
 
     import boto3
 
-    import sm_async_nb as sma
-
-    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                            region_name=config["region"])
-    client = sma.AsyncInferenceClient(config["prefix"], session=session, endpoint_urls=config["urls"],
-                                      journal_path=config["journal"])
-    s3 = session.client("s3", endpoint_url=config["urls"]["s3"])
+    client = child_client(config)
+    s3 = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                       region_name=config["region"]).client("s3", endpoint_url=config["urls"]["s3"])
     gc.collect()
     base = _rss()
     _reset_peak()

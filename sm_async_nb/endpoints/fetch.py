@@ -23,12 +23,10 @@ from typing import Any
 
 from ..aws import VALIDATION_CODES, ServiceName, error_code, explain
 from ..context import Context
+from .names import NAMESPACE, NO_CAPACITY_METRIC, SCALABLE_DIMENSION, resource_id
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "AWS/SageMaker"
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-NO_CAPACITY_METRIC = "HasBacklogWithoutCapacity"
 METRICS_PERIOD_S = 60
 METRICS_WINDOW_S = 600
 # GetMetricData query id -> CloudWatch metric name (ids must start with a lower-case letter).
@@ -49,11 +47,6 @@ WHAT = {
     "DescribeScalingPolicies": "whether it scales out from zero is unknown",
     "DescribeAlarmsForMetric": "whether an alarm on HasBacklogWithoutCapacity scales it out from zero is unknown",
 }
-
-
-def resource_id(endpoint_name: str, variant: str) -> str:
-    """The Application Auto Scaling resource id of an endpoint variant."""
-    return f"endpoint/{endpoint_name}/variant/{variant}"
 
 
 def permission(service: ServiceName, operation: str) -> str:

@@ -22,11 +22,11 @@ from ..aws import NOT_FOUND_CODES, as_error, error_code, explain
 from ..context import Context
 from ..errors import AwsError
 from ..records import InvocationRecord
+from . import names
 from .fetch import missing_permission_warning, permission
 
 log = logging.getLogger(__name__)
 
-LOG_GROUP = "/aws/sagemaker/Endpoints/{name}"
 MAX_PAGES = 20
 EARLIER_S = 300.0           # look from this long before the invocation (clocks differ)
 PAGE_LIMIT = 10_000         # FilterLogEvents' own maximum per page
@@ -35,7 +35,7 @@ _ID_CHARS = "A-Za-z0-9_-"
 
 
 def log_group(endpoint_name: str) -> str:
-    return LOG_GROUP.format(name=endpoint_name)
+    return names.log_group(endpoint_name)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import statefile
-from .settings import CONTROL_PREFIX, SCALING_OPTIONS, stack_kwargs
+from .settings import CONTROL_PREFIX, DEFAULT_ENDPOINT, DEFAULT_IDLE_TIMEOUT, SCALING_OPTIONS, stack_kwargs
 from .stack import LocalStack
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class ControlApp:
         self.last_call = time.monotonic()
         # The options each endpoint (and the stack) was made with, to tell a caller asking for others.
         self.settings: dict[str, dict[str, Any]] = {
-            config.get("endpoint_name") or "local-async": {k: config.get(k) for k in ENDPOINT_OPTIONS}}
+            config.get("endpoint_name") or DEFAULT_ENDPOINT: {k: config.get(k) for k in ENDPOINT_OPTIONS}}
         self.shared = {k: config.get(k) for k in SHARED_OPTIONS}
         self.endpoints_changed: Callable[[list[str]], None] = lambda names: None
 
@@ -115,7 +115,7 @@ def serve(path: Path, config: dict[str, Any]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     control = ControlApp(secrets.token_urlsafe(32), stop, config)
-    idle_timeout = float(config.get("idle_timeout", 8 * 3600))
+    idle_timeout = float(config.get("idle_timeout", DEFAULT_IDLE_TIMEOUT))
     stack = LocalStack(**stack_kwargs({k: config.get(k) for k in STACK_OPTIONS}),
                        moto_in_process=True, control_app=control)
     stack.start()

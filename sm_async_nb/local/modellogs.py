@@ -19,6 +19,8 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from ..endpoints.names import log_group
+
 log = logging.getLogger(__name__)
 
 _install_lock = threading.Lock()
@@ -57,6 +59,13 @@ def install() -> None:
     global _users
     with _install_lock:
         _users += 1
+    _wrap()
+
+
+def _wrap() -> None:
+    with _install_lock:
+        if not _users:
+            return
         if not isinstance(sys.stdout, _Router):
             sys.stdout = _Router(sys.stdout)
         if not isinstance(sys.stderr, _Router):
@@ -89,6 +98,7 @@ def uninstall() -> None:
 def capture() -> Iterator[list[str]]:
     """Collect what the current thread prints or logs while the block runs (as lines); between
     :func:`install` and :func:`uninstall`."""
+    _wrap()  # again: whoever swapped sys.stdout since (pytest, a kernel) gets wrapped too
     chunks: list[str] = []
     _buffers[threading.get_ident()] = chunks
     lines: list[str] = []
@@ -106,7 +116,7 @@ def error_lines(error: BaseException) -> list[str]:
 
 
 def group_name(endpoint_name: str) -> str:
-    return f"/aws/sagemaker/Endpoints/{endpoint_name}"
+    return log_group(endpoint_name)
 
 
 def instance_id(endpoint_name: str, index: int = 0) -> str:

@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ..endpoints.names import NAMESPACE, NO_CAPACITY_METRIC, SCALABLE_DIMENSION, resource_id
 from .models import Backend, Endpoint
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "AWS/SageMaker"
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-ALARM_METRIC = "HasBacklogWithoutCapacity"
+ALARM_METRIC = NO_CAPACITY_METRIC
 
 
 @dataclass(frozen=True)
@@ -58,10 +57,6 @@ class ScalingSettings:
                 raise ValueError(f"{name} must be >= 0 or None, got {value}")
         if self.metrics_period_seconds <= 0:
             raise ValueError(f"metrics_period_seconds must be > 0, got {self.metrics_period_seconds}")
-
-
-def resource_id(endpoint_name: str) -> str:
-    return f"endpoint/{endpoint_name}/variant/AllTraffic"
 
 
 @dataclass
@@ -155,8 +150,9 @@ class Scaler:
 
     def _decide(self, state: _State, backlog: int, now: float) -> int | None:
         s = self.settings
-        state.backlog_since = (state.backlog_since or now) if backlog and state.instances == 0 else None
-        state.idle_since = (state.idle_since or now) if not backlog else None
+        state.backlog_since = (now if state.backlog_since is None else state.backlog_since) \
+            if backlog and state.instances == 0 else None
+        state.idle_since = (now if state.idle_since is None else state.idle_since) if not backlog else None
         if (state.backlog_since is not None and s.scale_out_seconds is not None
                 and now - state.backlog_since >= s.scale_out_seconds):
             state.backlog_since = None

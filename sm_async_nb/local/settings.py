@@ -27,6 +27,7 @@ def require_local_extra() -> None:
 
 
 DEFAULT_IDLE_TIMEOUT = 8 * 3600.0
+DEFAULT_ENDPOINT = "local-async"  # the stack's first endpoint
 CONTROL_PREFIX = "/_sm_async_nb/"  # the detached stack's control API, on the runtime port
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -33,6 +33,7 @@ from .hosting import describe, resolve_model
 from .models import Backend, Endpoint
 from .settings import (
     ACCOUNT_ID,
+    DEFAULT_ENDPOINT,
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
     ROLE_ARN,
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 class LocalStack:
     """The embedded local stack (SPEC §8). Use as a context manager or start()/stop()."""
 
-    def __init__(self, model: Any = None, endpoint_name: str = "local-async", concurrency: int = 2,
+    def __init__(self, model: Any = None, endpoint_name: str = DEFAULT_ENDPOINT, concurrency: int = 2,
                  latency_ms: float = 0, fault_rate: float = 0.0, *, region: str = "us-east-1",
                  delay: float = 0.0, sns: bool = False, time_scale: float = 1.0, instance_count: int = 1,
                  host: str = "127.0.0.1", allow_non_loopback: bool = False, moto_port: int = 0,

@@ -98,11 +98,24 @@ class StatusLine:
                 ("warning" if unsuccessful else "info")
         return done
 
+    def stop(self) -> None:
+        """Stop following the tracker; the line keeps showing what it last drew."""
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+
     def close(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
+        self.stop()
         for widget in (self.box, self.text, *([self.bar] if self.bar is not None else [])):
             widget.close()
+
+
+_following: dict[tuple[str, str], StatusLine] = {}  # the newest live line of each handle
+_following_lock = threading.Lock()
+
+
+def _key(handle: Invocation | InvocationBatch) -> tuple[str, str]:
+    return ("batch", handle.batch_id) if isinstance(handle, InvocationBatch) else ("one", handle.inference_id)
 
 
 def status_line_bundle(handle: Any, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
@@ -111,6 +124,13 @@ def status_line_bundle(handle: Any, include: Any = None, exclude: Any = None) ->
         line = StatusLine(handle)
     except LookupError:  # a forgotten handle or batch: the repr says so
         return None
+    # Showing a handle again: only the newest line follows the tracker (one subscriber per handle).
+    with _following_lock:
+        previous = _following.pop(_key(handle), None)
+        if not line.done:
+            _following[_key(handle)] = line
+    if previous is not None:
+        previous.stop()
     bundle = line.box._repr_mimebundle_() or {}
     return {**bundle, "text/plain": repr(handle)}
 

@@ -17,7 +17,7 @@ from ...errors import SmAsyncError
 from ...handles import HandleParts
 from ...records import RESUBMITTABLE, InvocationRecord, Status
 from ...results import load_batch
-from .rows import esc, status_badge
+from .rows import STATUS_COLOURS, esc, status_badge
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,7 +113,7 @@ def failure_html(records: Sequence[InvocationRecord]) -> str:
         where = f"<div>failure object: <code>{esc(record.failure_location)}</code></div>" \
             if record.failure_location and record.failure_reason else ""
         parts.append(
-            f'<div style="margin:6px 0;border-left:3px solid #cf222e;padding-left:8px">'
+            f'<div style="margin:6px 0;border-left:3px solid {STATUS_COLOURS[Status.FAILED]};padding-left:8px">'
             f'<div>{status_badge(record.status)} <code>{esc(record.inference_id)}</code> '
             f'{esc(record.label or "")} · {esc(record.endpoint_name)}</div>{extra}{where}'
             f'<pre style="white-space:pre-wrap;margin:2px 0;max-height:14em;overflow:auto">{esc(reason)}</pre></div>')
