@@ -75,12 +75,13 @@ def check_errors_mode(errors: object) -> ErrorsMode:
     return errors
 
 
-def load_batch(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecord],
-               errors: ErrorsMode = "raise", **reader_kwargs: Any) -> pd.DataFrame:
-    """One DataFrame in input order. When every part returned one row per input row, the index is
-    the input's index (the DataFrame's, or the payload position); otherwise it is renumbered."""
-    import pandas as pd
+def completed_parts(parts: Sequence[InvocationRecord], errors: ErrorsMode) -> list[InvocationRecord]:
+    """The parts with a result; with ``errors="raise"`` the first one without raises its error.
 
+    Raises:
+        ValidationError: a bad ``errors``. InferenceFailed, InferenceExpired, ResultNotReady,
+            SubmissionError: a part has no result and ``errors="raise"``.
+    """
     check_errors_mode(errors)
     usable = []
     for record in parts:
@@ -88,6 +89,16 @@ def load_batch(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecor
             usable.append(record)
         elif errors == "raise":
             raise_unless_completed(record)
+    return usable
+
+
+def load_batch(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecord],
+               errors: ErrorsMode = "raise", **reader_kwargs: Any) -> pd.DataFrame:
+    """One DataFrame in input order. When every part returned one row per input row, the index is
+    the input's index (the DataFrame's, or the payload position); otherwise it is renumbered."""
+    import pandas as pd
+
+    usable = completed_parts(parts, errors)
 
     def load(record: InvocationRecord) -> pd.DataFrame | None:
         try:

@@ -20,8 +20,8 @@ from typing import Any
 from .context import Context
 from .destinations import LocalDestination, S3Destination, open_destination, part_name
 from .errors import DecodeError, OutputMissing, ValidationError
-from .records import BatchRecord, ErrorsMode, InvocationRecord, Status
-from .results import check_errors_mode, load_frame, raise_unless_completed
+from .records import BatchRecord, ErrorsMode, InvocationRecord
+from .results import check_errors_mode, completed_parts, load_frame
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +144,7 @@ def write(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecord], d
     """
     check_errors_mode(errors)
     destination = open_destination(ctx.aws, dest, overwrite=overwrite)  # checks only: nothing written yet
-    usable = []
-    for record in parts:
-        if record.status is Status.COMPLETED:
-            usable.append(record)
-        elif errors == "raise":
-            raise_unless_completed(record)
+    usable = completed_parts(parts, errors)
     if not usable:
         raise ValidationError("No part of this batch has a result yet: nothing to write.")
     _write(ctx, batch, usable, errors, destination)

@@ -184,3 +184,26 @@ def kernels(tmp_path):
     yield start
     for kernel in started:
         kernel.shutdown()
+
+
+@pytest.fixture
+def magic_shell():
+    """``magic_shell(client)``: an IPython shell with ``%load_ext sm_async_nb`` whose session uses
+    ``client`` (the extension is unloaded at teardown)."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    shells = []
+
+    def make(client):
+        config = Config()
+        config.HistoryManager.enabled = False
+        shell = InteractiveShell(config=config)
+        shell.run_line_magic("load_ext", "sm_async_nb")
+        shell.magics_manager.registry["SageMakerAsyncMagics"].session._client = client
+        shells.append(shell)
+        return shell
+
+    yield make
+    for shell in shells:
+        shell.run_line_magic("unload_ext", "sm_async_nb")

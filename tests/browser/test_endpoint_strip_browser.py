@@ -4,13 +4,22 @@ and the warning, and the pending row counts down to its expiry, while no cell ru
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
 
 import pytest
-from test_panel_browser import EXPIRES, LABEL, STATUS, notebook, open_notebook, run_all_from_menu, snapshot, step
+from test_panel_browser import (
+    EXPIRES,
+    LABEL,
+    STATUS,
+    notebook,
+    open_notebook,
+    run_all_from_menu,
+    snapshot,
+    step,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -26,19 +35,8 @@ CELLS = [
 DURATION = re.compile(r"^(\d+h )?(\d+m )?\d+ ?s$|^\d+h \d+m$|^\d+m \d+s$")
 
 
-def write_notebook(root) -> str:
-    name = "strip.ipynb"
-    cells = [{"cell_type": "code", "metadata": {}, "source": code, "outputs": [], "execution_count": None}
-             for code in CELLS]
-    (root / name).write_text(json.dumps({
-        "cells": cells, "nbformat": 4, "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
-                                    "name": "python3"}, "language_info": {"name": "python"}}}))
-    return name
-
-
 def test_the_endpoint_strip_and_an_expiry_countdown_render(lab_server, page):
-    name = write_notebook(lab_server.root)
+    name = write_notebook(lab_server.root, "strip.ipynb", CELLS)
     open_notebook(page, lab_server.page_url(f"/lab/workspaces/strip-{uuid.uuid4().hex[:8]}/tree/{name}?reset"))
     step(page, "run all")
     run_all_from_menu(page)

@@ -126,6 +126,17 @@ def run_all_from_menu(page) -> None:
     item.click()
 
 
+def write_notebook(root, name: str, sources: list[str]) -> str:
+    """A notebook of these code cells (no outputs) in the server's root; returns its name."""
+    cells = [{"cell_type": "code", "metadata": {}, "source": code, "outputs": [], "execution_count": None}
+             for code in sources]
+    (root / name).write_text(json.dumps({
+        "cells": cells, "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                    "name": "python3"}, "language_info": {"name": "python"}}}))
+    return name
+
+
 def snapshot(page) -> dict:
     snap = page.evaluate(SNAPSHOT_JS)
     assert snap is not None, "no visible notebook panel"

@@ -17,7 +17,7 @@ import time
 import uuid
 
 import pytest
-from test_panel_browser import REPO, notebook, open_notebook, run_all_from_menu, shot, snapshot, step
+from test_panel_browser import REPO, notebook, open_notebook, run_all_from_menu, shot, snapshot, step, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -52,17 +52,6 @@ COLOURS_JS = """() => {
 }"""
 
 
-def write_notebook(root) -> str:
-    name = "explore.ipynb"
-    cells = [{"cell_type": "code", "metadata": {}, "source": code, "outputs": [], "execution_count": None}
-             for code in CELLS]
-    (root / name).write_text(json.dumps({
-        "cells": cells, "nbformat": 4, "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
-                                    "name": "python3"}, "language_info": {"name": "python"}}}))
-    return name
-
-
 def rows(page) -> list[list[str]]:
     return [r for r in snapshot(page)["rows"] if r[LABEL] in LABELS]
 
@@ -80,7 +69,7 @@ def wait_until(page, what: str, check, timeout_s: float):
 def test_details_preview_and_sorting_in_the_dark_theme(lab_server, page):
     lab_server.api("/lab/api/settings/@jupyterlab/apputils-extension:themes", method="PUT",
                    body={"raw": json.dumps({"theme": DARK})})
-    name = write_notebook(lab_server.root)
+    name = write_notebook(lab_server.root, "explore.ipynb", CELLS)
     open_notebook(page, lab_server.page_url(f"/lab/workspaces/explore-{uuid.uuid4().hex[:8]}/tree/{name}?reset"))
     step(page, "run all")
     run_all_from_menu(page)

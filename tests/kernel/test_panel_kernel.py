@@ -163,6 +163,10 @@ SETUP = textwrap.dedent("""
 """)
 
 CHECK = textwrap.dedent("""
+    # The rows were seen COMPLETED; the header and progress bar are drawn right after: let them settle.
+    deadline = time.time() + 15
+    while time.time() < deadline and not (panel.w.progress.value == 3 and panel.w.progress.bar_style == "success"):
+        time.sleep(0.1)
     shown = [s.status.value for s in panel.table.slots if s.inference_id]
     assert len(shown) == 3 and all(">COMPLETED<" in v for v in shown), shown
     assert "completed 3" in panel.w.counts.value, panel.w.counts.value

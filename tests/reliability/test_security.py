@@ -37,7 +37,7 @@ def test_no_eval_exec_or_pickle_anywhere_in_the_package(path):
             assert isinstance(node.value, ast.Constant) and node.value.value is False, f"{path.name}:{node.lineno}"
 
 
-def test_malicious_cell_bodies_and_outputs_are_never_executed(stack, tmp_path):
+def test_malicious_cell_bodies_and_outputs_are_never_executed(stack, tmp_path, magic_shell):
     canary = tmp_path / f"pwned-{uuid.uuid4().hex}"
     hostile = (f"__import__('pathlib').Path({str(canary)!r}).touch()\n"
                f"{{{{ open({str(canary)!r}, 'w') }}}}\n${{touch {canary}}}\n")
@@ -46,15 +46,8 @@ def test_malicious_cell_bodies_and_outputs_are_never_executed(stack, tmp_path):
         return body, "application/json" if body.startswith(b"[") else "text/csv"
 
     stack.add_endpoint("security-echo", model=echo)
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = InteractiveShell(config=config)
-    shell.run_line_magic("load_ext", "sm_async_nb")
     with stack.client(journal_path=tmp_path / "j.sqlite3") as client:
-        shell.magics_manager.registry["SageMakerAsyncMagics"].session._client = client
+        shell = magic_shell(client)
         shell.run_cell_magic("invoke_async", "security-echo -o job", hostile)
         job = shell.user_ns["job"]
         assert job.wait(timeout=30).raw() == hostile.encode()
@@ -62,7 +55,6 @@ def test_malicious_cell_bodies_and_outputs_are_never_executed(stack, tmp_path):
             job.result()  # not valid CSV for pandas is fine; executing it is not
         json_like = client.submit("security-echo", '["__import__(\'os\').system(\'touch ' + str(canary) + '\')"]')
         assert json_like.wait(timeout=30).result()["prediction"].tolist()[0].startswith("__import__")
-    shell.run_line_magic("unload_ext", "sm_async_nb")
     assert not canary.exists()
 
 

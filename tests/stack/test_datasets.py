@@ -192,20 +192,12 @@ def test_sources_are_read_as_named(client, endpoint, tmp_path, endpoint_s3):
     assert sorted(deep.result()[0].tolist()) == [1, 999]
 
 
-def test_the_magic_streams_a_dataset(stack, endpoint, tmp_path):
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
+def test_the_magic_streams_a_dataset(stack, endpoint, tmp_path, magic_shell):
     source = make_parquet(tmp_path / "m", 50, files=1)
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = InteractiveShell(config=config)
-    shell.run_line_magic("load_ext", "sm_async_nb")
     with stack.client(journal_path=tmp_path / "j.sqlite3") as client:
-        shell.magics_manager.registry["SageMakerAsyncMagics"].session._client = client
+        shell = magic_shell(client)
         shell.run_line_magic("invoke_async", f"{endpoint} --dataset {source} --rows-per-request 20 -o job")
         assert len(shell.user_ns["job"]) == 3
-    shell.run_line_magic("unload_ext", "sm_async_nb")
 
 
 MEASURE = textwrap.dedent("""

@@ -213,19 +213,12 @@ def test_outputs_that_are_not_tables(client, endpoints, tmp_path):
     assert path.name == "cat.png" and path.read_bytes().startswith(b"\x89PNG")
 
 
-def test_the_magic_sends_a_prefix(stack, endpoints, tmp_path):
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
+def test_the_magic_sends_a_prefix(stack, endpoints, tmp_path, magic_shell):
     for k in "pq":
         put(endpoints, f"magic/{k}.csv", f"{k}\n".encode(), "text/csv")
     put(endpoints, "magic/skip.txt", b"no", "text/plain")
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = InteractiveShell(config=config)
-    shell.run_line_magic("load_ext", "sm_async_nb")
     with stack.client(journal_path=tmp_path / "j.sqlite3") as client:
-        shell.magics_manager.registry["SageMakerAsyncMagics"].session._client = client
+        shell = magic_shell(client)
         shell.run_line_magic("invoke_async", f"s3-echo --s3 s3://{BUCKET}/magic/ --pattern *.csv --label mg -o job")
         job = shell.user_ns["job"]
         assert isinstance(job, sma.InvocationBatch) and len(job) == 2 and job.label == "mg"
@@ -233,7 +226,6 @@ def test_the_magic_sends_a_prefix(stack, endpoints, tmp_path):
             shell.run_line_magic("invoke_async", "s3-echo job --pattern *.csv")
         with pytest.raises(sma.ValidationError, match="Send one thing at a time"):
             shell.run_line_magic("invoke_async", f"s3-echo job --s3 s3://{BUCKET}/magic/")
-    shell.run_line_magic("unload_ext", "sm_async_nb")
 
 
 def test_a_300_mb_file_streams_with_bounded_memory(stack, endpoints, tmp_path):
