@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sm_async_nb.s3uri import S3Uri
+from sm_async_nb.aws.s3uri import S3Uri
 
 
 class PutThenInvoke:

@@ -12,7 +12,6 @@ runs a stack in the foreground instead and stops it on Ctrl-C / SIGTERM.
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 import signal
 import sys
@@ -28,8 +27,6 @@ from .local.settings import (
     scaling_options,
     stack_kwargs,
 )
-
-log = logging.getLogger(__name__)
 
 
 def _configure_local(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +102,7 @@ def _run_local(args: argparse.Namespace) -> int:
 
 
 def _run_detached(args: argparse.Namespace) -> int:
-    from .local import detached
+    from .local.detached import handle as detached
 
     if args.action == "stop":
         print("# local stack stopped." if detached.stop() else "# no local stack is running.")

@@ -8,7 +8,6 @@ upload → invoke (``submission``), follow up (``tracking``, ``handles``, ``resu
 
 from __future__ import annotations
 
-import logging
 import numbers
 import os
 import time
@@ -20,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from . import progress
-from .aws import AwsClients
+from .aws.clients import AwsClients
+from .aws.s3uri import S3Uri
 from .config import SageMakerAsync
 from .context import Context
+from .contract.validation import check_member
 from .endpoints.monitor import DEFAULT_MAX_AGE_S, EndpointMonitor
 from .endpoints.status import EndpointStatus
 from .errors import AwsError, ConfigurationError, SubmissionError, SubmissionInterrupted, ValidationError
@@ -31,21 +32,17 @@ from .journal import Journal
 from .payloads.indexes import encode_index
 from .payloads.mediatypes import CSV, media_type
 from .records import BatchKind, BatchRecord, InvocationRecord, Status
-from .s3uri import S3Uri
 from .submission import batches, datasets, s3_sources
 from .submission.inputs import InputPrefix
 from .submission.owners import recover_interrupted
 from .submission.prepare import PreparedRequest, Preparer, RequestOptions
 from .submission.sender import Submitter
 from .tracking.tracker import Tracker
-from .validation import check_member
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .notebook.panel.panel import Panel
-
-log = logging.getLogger(__name__)
 
 
 def _check_many(payloads: Any) -> None:

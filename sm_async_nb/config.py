@@ -6,7 +6,6 @@ Precedence, highest first: keyword arguments / ``%config`` → environment varia
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,7 @@ from typing import Any
 from traitlets import Bool, Float, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from .s3uri import S3Uri
-
-log = logging.getLogger(__name__)
+from .aws.s3uri import S3Uri
 
 ENV_PREFIX = "SM_ASYNC_NB_"
 

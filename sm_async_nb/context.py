@@ -7,17 +7,14 @@ part can reach into the client and the import graph stays a tree.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from .aws import AwsClients
+from .aws.clients import AwsClients
 from .config import SageMakerAsync
 from .journal import Journal
 from .records import InvocationRecord, Status
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import downloads, results, results_writer
 from .context import Context
 from .endpoints.logs import LogLine
 from .endpoints.monitor import EndpointMonitor
 from .errors import ValidationError
 from .journal.frames import parts_frame
 from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status
+from .results import downloads
+from .results import loading as results
+from .results import writer as results_writer
 from .submission.sender import Submitter
 from .tracking.tracker import Tracker
 

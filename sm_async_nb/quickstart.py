@@ -6,12 +6,9 @@ rows and a DataFrame split into several requests, follows them, and prints the p
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 IRIS_CSV = "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n5.9,3.0,4.2,1.5\n"
 

@@ -62,7 +62,7 @@ def no_detached_stack_outlives_the_tests(tmp_path_factory):
     mine = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info.get("cmdline") or []
-        if "sm_async_nb.local.daemon" in cmdline and any(arg.startswith(base) for arg in cmdline):
+        if "sm_async_nb.local.detached.daemon" in cmdline and any(arg.startswith(base) for arg in cmdline):
             mine.append(process)
     for process in mine:
         process.terminate()

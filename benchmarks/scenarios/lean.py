@@ -34,7 +34,7 @@ from typing import Any
 
 import psutil
 
-from sm_async_nb.local import detached
+from sm_async_nb.local.detached import handle as detached
 
 from ..baselines import PutThenInvoke
 from ..config import TARGET_LATENCY_MS

@@ -11,14 +11,11 @@ arrival time includes the tracker's polling lag.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 
 from ..context import Context
 from ..records import Status
-
-log = logging.getLogger(__name__)
 
 RATE_WINDOW_S = 600.0
 MIN_WATCH_S = 30.0

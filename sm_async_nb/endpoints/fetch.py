@@ -21,9 +21,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..aws import VALIDATION_CODES, ServiceName, error_code, explain
+from ..aws.clients import VALIDATION_CODES, ServiceName, error_code, explain
 from ..context import Context
-from .names import NAMESPACE, NO_CAPACITY_METRIC, SCALABLE_DIMENSION, resource_id
+from ..contract.names import NAMESPACE, NO_CAPACITY_METRIC, SCALABLE_DIMENSION, resource_id
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..aws import NOT_FOUND_CODES, as_error, error_code, explain
+from ..aws.clients import NOT_FOUND_CODES, as_error, error_code, explain
 from ..context import Context
+from ..contract import names
 from ..errors import AwsError
 from ..records import InvocationRecord
-from . import names
 from .fetch import missing_permission_warning, permission
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,8 @@ Missing permissions and failed reads add their own warnings where the reads are 
 
 from __future__ import annotations
 
-import logging
-
 from .backlog import OwnQueue, forecast, minutes
 from .status import EndpointStatus
-
-log = logging.getLogger(__name__)
 
 IN_SERVICE = "InService"
 # What a status other than InService means for the requests (DescribeEndpoint's EndpointStatus values).

@@ -4,11 +4,8 @@ SQLite's rollback journal instead (SageMaker Studio Classic home folders are EFS
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "fuse.sshfs", "sshfs",
                                  "efs", "fuse.efs", "9p", "afs", "ncpfs", "glusterfs", "fuse.glusterfs",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,6 @@ if TYPE_CHECKING:
 
     from .store import Journal
 
-log = logging.getLogger(__name__)
 
 _TIMES = ("submitted_at", "invoked_at", "finished_at", "updated_at")
 _ORDER = ("inference_id", "label", "endpoint_name", "status", "submitted_at", "finished_at", "latency_s",

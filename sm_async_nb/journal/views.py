@@ -5,7 +5,6 @@ newest submission, then batch order, then id), count, and read one page."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +12,6 @@ from typing import Any
 from ..records import InvocationRecord, Status
 from .schema import placeholders
 from .store import Journal
-
-log = logging.getLogger(__name__)
 
 # Column name (as the panel calls it) -> SQL expression. "elapsed" is latency for finished rows
 # and time so far for unfinished ones (":now" is bound); "expires" is the service deadline.

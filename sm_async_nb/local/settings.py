@@ -6,11 +6,8 @@ from __future__ import annotations
 import enum
 import importlib.util
 import ipaddress
-import logging
 import time
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 DUMMY_ACCESS_KEY_ID = "testing"

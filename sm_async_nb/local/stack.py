@@ -22,15 +22,14 @@ cannot be started again (:meth:`start` raises RuntimeError): create a new ``Loca
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..validation import check_member
-from .faults import INTERNAL_MARKER, Faults
-from .hosting import describe, resolve_model
-from .models import Backend, Endpoint
+from ..contract.validation import check_member
+from .service.faults import INTERNAL_MARKER, Faults
+from .service.hosting import describe, resolve_model
+from .service.models import Backend, Endpoint
 from .settings import (
     ACCOUNT_ID,
     DEFAULT_ENDPOINT,
@@ -46,7 +45,6 @@ from .settings import (
 if TYPE_CHECKING:
     from ..client import AsyncInferenceClient
 
-log = logging.getLogger(__name__)
 
 class LocalStack:
     """The embedded local stack (SPEC §8). Use as a context manager or start()/stop()."""
@@ -60,7 +58,7 @@ class LocalStack:
                  scale_out_seconds: float | None = 0.0, scale_in_idle_seconds: float | None = None,
                  metrics_period_seconds: float = 60.0):
         require_local_extra()
-        from .scaling import ScalingSettings
+        from .service.scaling import ScalingSettings
 
         self.scaling = ScalingSettings(min_instances, max_instances, scale_out_seconds, scale_in_idle_seconds,
                                        metrics_period_seconds)  # validates them
@@ -100,9 +98,9 @@ class LocalStack:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> LocalStack:
         """Start moto, the runtime and the worker, then create the default endpoint."""
-        from .motoproc import InProcessMoto, MotoProcess
-        from .server import RuntimeServer
-        from .worker import Worker
+        from .motoserver.server import InProcessMoto, MotoProcess
+        from .service.server import RuntimeServer
+        from .service.worker import Worker
 
         with self._lock:
             if self._state is StackState.RUNNING:
@@ -123,7 +121,7 @@ class LocalStack:
                 self._moto.start()
                 self._make_clients()
                 self._create_bucket(self.input_bucket)
-                from .modellogs import CloudWatchLogs
+                from .service.modellogs import CloudWatchLogs
 
                 self._worker = Worker(self._backend, self._sink(), clock=self._clock, time_scale=self.time_scale,
                                       model_logs=CloudWatchLogs(self._clients["logs"]))
@@ -146,7 +144,7 @@ class LocalStack:
         return self
 
     def _start_scaler(self) -> None:
-        from .scaling import Scaler
+        from .service.scaling import Scaler
 
         self._scaler = Scaler(self._backend, self._clients, self.scaling, self._clock)
         self._scaler_thread = threading.Thread(target=self._scaler.run, args=(self._worker_stop,),
@@ -155,10 +153,10 @@ class LocalStack:
 
     def _sink(self) -> Any:
         """moto's backends directly when moto is in this process, else boto3 over HTTP."""
-        from .worker import BotoSink
+        from .service.worker import BotoSink
 
         if self.moto_in_process:
-            from .direct import MotoSink
+            from .motoserver.backends import MotoSink
 
             return MotoSink(ACCOUNT_ID, self.region)
         return BotoSink(self._clients["s3"], self._clients["sns"])

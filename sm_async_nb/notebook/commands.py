@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.utils.process import arg_split
 
 from ..errors import ValidationError
 from ..local.settings import add_scaling_arguments, parse_duration
-
-log = logging.getLogger(__name__)
 
 
 def parse_line(parser: MagicArgumentParser, line: str) -> argparse.Namespace:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import keyword
-import logging
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
@@ -20,8 +19,6 @@ from .commands import SM_ASYNC_PARSER, parse_line
 from .completion import make_matcher, quote
 from .progress import WaitProgress, register_upload_progress
 from .session import NotebookSession
-
-log = logging.getLogger(__name__)
 
 _COMPACT = ["inference_id", "label", "endpoint_name", "status", "submitted_at", "latency_s", "output_size",
             "failure_reason", "error"]
@@ -76,8 +73,6 @@ def _check_variable_name(name: str | None) -> None:
 def _key(label: str | None, ident: str) -> str:
     """How a hint names a submission: its label, quoted so it can be pasted back, else its id."""
     return (quote(label) if label else None) or ident
-
-
 
 
 @magics_class

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 
 def in_kernel() -> bool:

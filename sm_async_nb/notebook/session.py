@@ -15,7 +15,7 @@ from ..handles import Invocation, InvocationBatch
 from ..journal import Journal
 
 if TYPE_CHECKING:
-    from ..local.detached import DetachedStack
+    from ..local.detached.handle import DetachedStack
     from ..local.stack import LocalStack
     from .panel.panel import Panel
 
@@ -112,7 +112,7 @@ class NotebookSession:
         endpoint if new), so it outlives kernel restarts and is shared by kernels. ``in_kernel=True``
         runs a LocalStack inside this kernel instead, ending with it.
         """
-        from ..local import detached
+        from ..local.detached import handle as detached
 
         options = {k: v for k, v in options.items() if v is not None}
         if in_kernel:
@@ -144,7 +144,7 @@ class NotebookSession:
 
     def stop_local(self) -> bool:
         """Stop the stack this kernel uses, or the running detached one; False when there was none."""
-        from ..local import detached
+        from ..local.detached import handle as detached
 
         stack, self.stack = self.stack, None
         if stack is not None:
@@ -160,7 +160,7 @@ class NotebookSession:
 
     def local_status(self) -> str:
         """One line about the local stack in use (or the running detached one)."""
-        from ..local import detached
+        from ..local.detached import handle as detached
 
         stack = self.stack
         if stack is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,6 @@ from .mediatypes import pandas_module as _pandas
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-log = logging.getLogger(__name__)
 
 # Outputs that are media or documents rather than tables (result() points to raw()/download()).
 BINARY_FAMILIES = frozenset({"image", "audio", "video", "font", "model"})

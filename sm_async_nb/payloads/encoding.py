@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import math
 import mimetypes
 import re
@@ -36,7 +35,6 @@ from .mediatypes import pandas_module as _pandas
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-log = logging.getLogger(__name__)
 
 MAX_S3_PAYLOAD = 1_000_000_000  # SageMaker's limit for an S3 input object (1 GB)
 

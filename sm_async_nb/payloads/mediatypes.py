@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 CSV, JSON, NPY, TEXT, OCTET = "text/csv", "application/json", "application/x-npy", "text/plain", \
     "application/octet-stream"

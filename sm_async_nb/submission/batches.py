@@ -6,18 +6,15 @@ re-running the same call continues an interrupted batch instead of starting anot
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from .. import validation
+from ..contract import validation
 from ..errors import ValidationError
 from ..records import BatchKind, BatchRecord
 from .prepare import PreparedRequest, Preparer, RequestOptions, per_item
-
-log = logging.getLogger(__name__)
 
 # One part of a batch: the payload and, for DataFrame slices, (first row, row count).
 Part = tuple[Any, "tuple[int, int] | None"]

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import glob
-import logging
 import os
 from typing import Any
 
-from .. import arrowio
+from ..aws import arrowio
 from ..context import Context
 from ..errors import ValidationError
-
-log = logging.getLogger(__name__)
 
 _WILDCARDS = "*?["
 _NOT_DATA = ("_", ".")

@@ -9,7 +9,6 @@ missing path, no file matching, an unsupported file type, a column that does not
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ from typing import Any
 from ..context import Context
 from ..errors import ValidationError
 from . import dataset_files
-
-log = logging.getLogger(__name__)
 
 READAHEAD_BATCHES = 2
 MAX_ROWS_PER_REQUEST = 10_000_000  # far beyond any 1 GB request, and within pyarrow's chunk sizes

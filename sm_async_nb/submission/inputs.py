@@ -9,11 +9,11 @@ import logging
 import threading
 from urllib.parse import quote
 
-from ..aws import NO_BUCKET_CODES, NOT_FOUND_CODES, error_code, explain
+from ..aws.clients import NO_BUCKET_CODES, NOT_FOUND_CODES, error_code, explain
+from ..aws.s3uri import S3Uri
 from ..context import Context
 from ..errors import ConfigurationError, SubmissionError, ValidationError
 from ..records import InvocationRecord
-from ..s3uri import S3Uri
 
 log = logging.getLogger(__name__)
 

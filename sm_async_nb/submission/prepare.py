@@ -8,22 +8,19 @@ be valid may the network be touched (to resolve the default input bucket).
 from __future__ import annotations
 
 import difflib
-import logging
 import os
 import time
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .. import validation
 from ..context import Context
+from ..contract import validation
 from ..errors import ValidationError
 from ..payloads import EncodedPayload, encode
 from ..records import REQUEST_FIELDS, RESUBMITTABLE, RESUMABLE, InvocationRecord, Status, SubmitStep, new_inference_id
 from .inputs import InputPrefix, check_input_exists, input_uri
 from .owners import owner_alive
 from .s3_sources import S3Object
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

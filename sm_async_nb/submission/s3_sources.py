@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from ..aws import NOT_FOUND_CODES, as_error, error_code
+from ..aws.clients import NOT_FOUND_CODES, as_error, error_code
+from ..aws.s3uri import S3Uri
 from ..context import Context
 from ..errors import ValidationError
 from ..payloads import MAX_S3_PAYLOAD, OCTET, infer_content_type, media_type
-from ..s3uri import S3Uri
 
 log = logging.getLogger(__name__)
 

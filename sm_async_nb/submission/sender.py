@@ -32,12 +32,12 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from .. import progress
-from ..aws import Problem, error_code, explain
+from ..aws.clients import Problem, error_code, explain
+from ..aws.s3uri import S3Uri
 from ..context import Context
 from ..errors import SubmissionInterrupted, ValidationError
 from ..payloads import EncodedPayload
 from ..records import RESUBMITTABLE, BatchRecord, InvocationRecord, Status, SubmitStep
-from ..s3uri import S3Uri
 from .prepare import PreparedRequest, Preparer, continues
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ missing key: the prober says so once and falls back to HEAD, treating 403 as "no
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from collections import defaultdict
@@ -20,13 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from ..aws import ACCESS_DENIED_CODES, NOT_FOUND_CODES, error_code
-from ..s3uri import S3Uri
+from ..aws.clients import ACCESS_DENIED_CODES, NOT_FOUND_CODES, error_code
+from ..aws.s3uri import S3Uri
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
 
-log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
 FAILURE_TEXT_LIMIT = 64 * 1024

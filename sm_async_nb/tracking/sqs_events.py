@@ -7,8 +7,6 @@ a small JSON file so it can be removed later, even from another kernel.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import json
@@ -17,8 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..aws import NOT_FOUND_CODES, QUEUE_GONE_CODES, AwsClients, error_code
+from ..aws.clients import NOT_FOUND_CODES, QUEUE_GONE_CODES, AwsClients, error_code
 from ..config import default_home, write_private
+from ..contract import notifications
 from ..errors import ValidationError
 from ..records import PendingRow, Status, failure_status
 
@@ -50,44 +49,14 @@ class Notification:
     content_type: str | None = None    # the response's content type
 
 
-INLINE_RESPONSE_LIMIT = 128 * 1024  # AWS includes the response in the notification only up to this
-
-
-def _response_body(message: dict[str, Any]) -> bytes | None:
-    """The inference response embedded by IncludeInferenceResponseIn: ``responseBody`` holding the
-    content (base64 when ``encoding`` says so, else text), at the top level or in responseParameters."""
-    found = message.get("responseBody", (message.get("responseParameters") or {}).get("responseBody"))
-    if found is None:
-        return None
-    if isinstance(found, str):
-        return found.encode("utf-8")
-    content = found.get("content")
-    if not isinstance(content, str):
-        return None
-    if str(found.get("encoding", "")).upper() in ("BASE64", "BASE_64"):
-        return base64.b64decode(content, validate=True)
-    return content.encode("utf-8")
-
-
 def parse_notification(body: str) -> Notification | None:
     """An SQS message body (the SNS envelope, or a raw-delivered message) → Notification."""
-    try:
-        message = json.loads(body)
-        if "Message" in message and "Type" in message:  # SNS envelope
-            message = json.loads(message["Message"])
-        if message.get("eventName") != "InferenceResult":
-            return None
-        succeeded = message.get("invocationStatus") == "Completed"
-        reason = message.get("failureReason")
-        status = Status.COMPLETED if succeeded else failure_status(reason)
-        response = message.get("responseParameters") or {}
-        embedded = _response_body(message) if succeeded else None
-        if embedded is not None and len(embedded) > INLINE_RESPONSE_LIMIT:
-            embedded = None  # not what AWS sends; read it from S3 instead
-        return Notification(message["inferenceId"], status, response.get("outputLocation"), reason,
-                            message.get("eventTime"), embedded, response.get("contentType"))
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+    result = notifications.parse(body)
+    if result is None:
         return None
+    status = Status.COMPLETED if result.succeeded else failure_status(result.failure_reason)
+    return Notification(result.inference_id, status, result.output_location, result.failure_reason,
+                        result.event_time, result.body, result.content_type if result.succeeded else None)
 
 
 def _state_file(aws: AwsClients, endpoint_name: str) -> Path:

@@ -24,21 +24,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..aws import CountedS3, as_error
+from ..aws.clients import CountedS3, as_error
+from ..aws.s3uri import S3Uri
 from ..context import Context
+from ..contract.service import EXPIRY_GRACE_SECONDS, OUTPUT_CLOCK_SKEW_SECONDS, is_overdue, written_for
 from ..errors import AwsError, JournalError, ValidationError
 from ..journal.frames import journal_frame
-from ..records import (
-    EXPIRY_GRACE_SECONDS,
-    FINISHED,
-    OUTPUT_CLOCK_SKEW_SECONDS,
-    PendingRow,
-    Status,
-    failure_status,
-    is_overdue,
-    written_for,
-)
-from ..s3uri import S3Uri
+from ..records import FINISHED, PendingRow, Status, failure_status
 from . import sqs_events
 from .bus import Listener, StatusBus, StatusChange
 from .probe import S3Prober

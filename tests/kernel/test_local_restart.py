@@ -18,7 +18,7 @@ SPECIES = ["setosa", "virginica", "versicolor"] * 4
 def user_env(tmp_path):
     """One user's environment (cache dir, journal home) shared by every kernel of the test; the
     detached stack is stopped at the end."""
-    from sm_async_nb.local import detached
+    from sm_async_nb.local.detached import handle as detached
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), SM_ASYNC_NB_HOME=str(tmp_path / "sm-async-nb"))
@@ -31,7 +31,7 @@ def user_env(tmp_path):
 
 
 def stack_pid(kernel) -> int:
-    out = kernel.run("from sm_async_nb.local import detached\nprint('PID', detached.find().stack.pid)")
+    out = kernel.run("from sm_async_nb.local.detached import handle as detached\nprint('PID', detached.find().stack.pid)")
     return int(out.split("PID")[1])
 
 

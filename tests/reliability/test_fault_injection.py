@@ -7,7 +7,7 @@ import threading
 import time
 
 from sm_async_nb.local import LocalStack
-from sm_async_nb.local.models import RuntimeStatus
+from sm_async_nb.local.service.models import RuntimeStatus
 from sm_async_nb.records import Status
 
 COMPLETED = RuntimeStatus.COMPLETED.value

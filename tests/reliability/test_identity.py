@@ -13,8 +13,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 import sm_async_nb as sma
+from sm_async_nb.aws.s3uri import S3Uri
 from sm_async_nb.records import Status
-from sm_async_nb.s3uri import S3Uri
 
 ROW = "5.1,3.5,1.4,0.2\n"
 

@@ -15,9 +15,9 @@ import pytest
 from test_bad_inputs import OK_ROW, Ctx
 
 import sm_async_nb as sma
+from sm_async_nb.aws.s3uri import S3Uri
 from sm_async_nb.errors import JournalError
 from sm_async_nb.journal import Journal
-from sm_async_nb.s3uri import S3Uri
 
 V = sma.ValidationError
 

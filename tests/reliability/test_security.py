@@ -13,7 +13,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 import sm_async_nb as sma
-from sm_async_nb.s3uri import S3Uri
+from sm_async_nb.aws.s3uri import S3Uri
 
 PACKAGE = Path(sma.__file__).parent
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__"}

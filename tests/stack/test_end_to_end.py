@@ -15,7 +15,7 @@ import pytest
 
 import sm_async_nb as sma
 from sm_async_nb.local import LocalStack
-from sm_async_nb.local.models import RuntimeStatus
+from sm_async_nb.local.service.models import RuntimeStatus
 from sm_async_nb.records import Status
 
 COMPLETED = RuntimeStatus.COMPLETED.value

@@ -19,7 +19,8 @@ from stackhelp import IRIS_CSV, clean_env, run_script
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """A cache dir of this test's own; any stack left running is stopped afterwards."""
-    from sm_async_nb.local import detached, statefile
+    from sm_async_nb.local.detached import handle as detached
+    from sm_async_nb.local.detached import statefile
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     yield statefile.state_path()
@@ -78,7 +79,7 @@ def test_cli_start_returns_reuses_reports_and_stops(cache):
 
 
 def test_stack_stops_by_itself_after_the_idle_timeout(cache):
-    from sm_async_nb.local import detached
+    from sm_async_nb.local.detached import handle as detached
 
     stack = detached.start({"endpoint_name": "idle-ep"}, idle_timeout=1.5)
     psutil.Process(stack.pid).wait(60)  # raises TimeoutExpired if it never stops
@@ -86,7 +87,7 @@ def test_stack_stops_by_itself_after_the_idle_timeout(cache):
 
 
 def _fake_record(cache, **changes):
-    from sm_async_nb.local import statefile
+    from sm_async_nb.local.detached import statefile
 
     record = statefile.StackRecord(pid=os.getpid(), create_time=psutil.Process().create_time(), host="127.0.0.1",
                                    moto_port=1, runtime_port=1, token="secret-token", region="us-east-1", env={},
@@ -99,7 +100,7 @@ def _fake_record(cache, **changes):
 
 
 def _start_and_check_replaced(old_pid):
-    from sm_async_nb.local import detached
+    from sm_async_nb.local.detached import handle as detached
 
     stack = detached.start({"endpoint_name": "fresh-ep"})
     assert stack.started and stack.pid != old_pid and alive(stack.pid)
@@ -114,7 +115,7 @@ def test_a_state_file_naming_a_dead_pid_is_replaced(cache):
 
 
 def test_a_corrupt_state_file_is_replaced(cache):
-    from sm_async_nb.local import detached
+    from sm_async_nb.local.detached import handle as detached
 
     cache.write_text("{not json")
     os.chmod(cache, 0o600)
@@ -124,7 +125,7 @@ def test_a_corrupt_state_file_is_replaced(cache):
 
 def test_a_port_now_held_by_another_program_is_never_sent_the_token(cache):
     """The record names a live pid that listens on its port, but it is not our server."""
-    from sm_async_nb.local import detached
+    from sm_async_nb.local.detached import handle as detached
 
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
@@ -143,7 +144,7 @@ def test_a_port_now_held_by_another_program_is_never_sent_the_token(cache):
 
 
 def test_a_reused_pid_is_stale(cache):
-    from sm_async_nb.local import detached
+    from sm_async_nb.local.detached import handle as detached
 
     _fake_record(cache, create_time=psutil.Process().create_time() - 3600)
     assert "another process" in detached.find().stale
@@ -154,7 +155,8 @@ def test_a_reused_pid_is_stale(cache):
                                               ("symlink", "not a regular file")])
 def test_an_untrusted_state_file_is_a_one_line_error(cache, monkeypatch, capsys, problem, message):
     from sm_async_nb import cli as command
-    from sm_async_nb.local import detached, statefile
+    from sm_async_nb.local.detached import handle as detached
+    from sm_async_nb.local.detached import statefile
 
     _fake_record(cache)
     if problem == "owner":
@@ -174,7 +176,7 @@ def test_an_untrusted_state_file_is_a_one_line_error(cache, monkeypatch, capsys,
 
 
 def test_reattaching_with_other_settings_says_what_is_kept(cache):
-    from sm_async_nb.local import detached
+    from sm_async_nb.local.detached import handle as detached
 
     first = detached.start({"endpoint_name": "kept-ep", "delay": 0.1})
     again = detached.start({"endpoint_name": "kept-ep", "delay": 2.0, "sns": True, "time_scale": 60})
@@ -238,6 +240,6 @@ def test_two_starts_at_the_same_moment_share_one_stack(cache):
     pids = {re.search(r"\(pid (\d+),", out).group(1) for out, _ in outs}
     assert len(pids) == 1
     assert sorted(json.loads(cache.read_text())["endpoints"]) == ["race-0", "race-1"]
-    from sm_async_nb.local import detached
+    from sm_async_nb.local.detached import handle as detached
 
     assert sorted(detached.find().stack.status()["endpoints"]) == ["race-0", "race-1"]

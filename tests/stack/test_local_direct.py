@@ -13,7 +13,7 @@ def test_moto_is_the_version_the_direct_sink_was_written_for():
     """Fails loudly when moto is upgraded: re-read moto's S3/SNS backends, then bump MOTO_VERSION."""
     import moto
 
-    from sm_async_nb.local.direct import MOTO_VERSION, check_moto
+    from sm_async_nb.local.motoserver.backends import MOTO_VERSION, check_moto
 
     check_moto()
     assert moto.__version__ == MOTO_VERSION
@@ -22,7 +22,7 @@ def test_moto_is_the_version_the_direct_sink_was_written_for():
 def test_a_changed_moto_signature_is_refused(monkeypatch):
     from moto.s3.models import S3Backend
 
-    from sm_async_nb.local.direct import MotoInternalsChanged, check_moto
+    from sm_async_nb.local.motoserver.backends import MotoInternalsChanged, check_moto
 
     monkeypatch.setattr(S3Backend, "put_object", lambda self, bucket, key, body: None)
     with pytest.raises(MotoInternalsChanged, match="put_object"):
@@ -38,7 +38,7 @@ def lean():
 
 
 def test_lean_stack_serves_s3_inputs_outputs_failures_and_sns(lean):
-    from sm_async_nb.local.direct import MotoSink
+    from sm_async_nb.local.motoserver.backends import MotoSink
 
     assert isinstance(lean._worker.sink, MotoSink)
     s3, sns, sqs = lean.boto3_client("s3"), lean.boto3_client("sns"), lean.boto3_client("sqs")

@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 from stackhelp import run_client
 
-from sm_async_nb.local.hosting import CallableModel, ContainerModel, HandlerModel, ModelInvocationError, resolve_model
+from sm_async_nb.local.service.hosting import (
+    CallableModel,
+    ContainerModel,
+    HandlerModel,
+    ModelInvocationError,
+    resolve_model,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

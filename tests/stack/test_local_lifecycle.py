@@ -51,7 +51,7 @@ def test_stop_leaves_no_thread_process_or_port_and_binds_loopback_only():
 
 def test_moto_child_exits_when_its_parent_dies():
     parent = subprocess.Popen([sys.executable, "-c", (
-        "import sys\nfrom sm_async_nb.local.motoproc import MotoProcess\n"
+        "import sys\nfrom sm_async_nb.local.motoserver.server import MotoProcess\n"
         "m = MotoProcess(); m.start(); print(m.pid, flush=True); sys.stdin.read()")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=clean_env())
     child_pid = int(parent.stdout.readline())

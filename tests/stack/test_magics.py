@@ -10,8 +10,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
 import sm_async_nb as sma
+from sm_async_nb.aws.s3uri import S3Uri
 from sm_async_nb.records import Status
-from sm_async_nb.s3uri import S3Uri
 
 
 class ReRaisingShell(InteractiveShell):

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sm_async_nb as sma
-from sm_async_nb import destinations, results_writer
+from sm_async_nb.results import destinations
+from sm_async_nb.results import writer as results_writer
 
 ROWS = 40  # two windows of parts (results_writer.WINDOW = 32) at one row per request
 
@@ -249,7 +250,7 @@ def test_ctrl_c_mid_way_leaves_the_previous_content(good, bad, stack, tmp_path, 
 
 
 def test_a_large_s3_object_is_a_multipart_upload_invisible_until_committed(client, stack):
-    from sm_async_nb import destinations
+    from sm_async_nb.results import destinations
 
     s3 = stack.boto3_client("s3")
     s3.create_bucket(Bucket="rf-multipart")
@@ -271,7 +272,7 @@ def test_a_large_s3_object_is_a_multipart_upload_invisible_until_committed(clien
 
 
 def test_a_failure_while_swapping_parts_in_puts_the_old_ones_back(good, tmp_path, monkeypatch):
-    from sm_async_nb import destinations
+    from sm_async_nb.results import destinations
 
     folder = tmp_path / "scored"
     folder.mkdir()

@@ -1,6 +1,6 @@
 """The structure the code promises: one wiring point, no import cycles (imports inside functions
-counted), small modules, a logger in every module. import-linter checks the layers in .ci/run;
-these tests check what it cannot, and that grimp sees what we rely on it seeing."""
+counted), notices through logging. import-linter checks the layers in .ci/run; these tests check
+what it cannot, and that grimp sees what we rely on it seeing."""
 
 from __future__ import annotations
 
@@ -63,8 +63,6 @@ def test_client_is_the_one_wiring_point():
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_modules_are_small_and_log_through_logging(path):
-    text = path.read_text()
-    assert len(text.splitlines()) <= 420, "split this module: one job each"
-    assert "log = logging.getLogger(__name__)" in text or path.name == "__init__.py"
-    assert "warnings.warn" not in text  # notices go through logging, never into the running cell
+def test_notices_go_through_logging(path):
+    # Never warnings.warn into whichever cell happens to be running: log, and let the panel show it.
+    assert "warnings.warn" not in path.read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import botocore.exceptions as bx
 import pytest
 
-from sm_async_nb.aws import explain, is_transient
+from sm_async_nb.aws.clients import explain, is_transient
 
 
 def client_error(code: str, status: int, message: str = "the service said so", operation: str = "PutObject"):

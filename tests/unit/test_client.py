@@ -13,8 +13,8 @@ import requests
 from botocore.exceptions import EndpointConnectionError
 
 import sm_async_nb as sma
+from sm_async_nb.aws.s3uri import S3Uri
 from sm_async_nb.records import Status
-from sm_async_nb.s3uri import S3Uri
 
 
 @pytest.fixture
@@ -326,7 +326,7 @@ def test_prune_takes_a_number_of_days_and_forgets_nothing_otherwise(client, age)
 
 @pytest.mark.parametrize("errors", ["bogus", ["raise"], None, 1])
 def test_an_unknown_errors_mode_is_a_validation_error(errors):
-    from sm_async_nb.results import check_errors_mode
+    from sm_async_nb.results.loading import check_errors_mode
 
     with pytest.raises(sma.ValidationError, match="errors must be 'raise' or 'skip'") as caught:
         check_errors_mode(errors)

@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 import sm_async_nb as sma
+from sm_async_nb.aws.s3uri import S3Uri
 from sm_async_nb.records import Status
-from sm_async_nb.s3uri import S3Uri
 from sm_async_nb.submission.sender import NOT_SENT_INTERRUPTED
 
 

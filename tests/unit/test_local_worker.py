@@ -11,8 +11,9 @@ import threading
 
 import pytest
 
-from sm_async_nb.local.models import Backend, Endpoint, InvokeArgs, RuntimeStatus, result_locations
-from sm_async_nb.local.worker import Worker
+from sm_async_nb.contract.locations import result_locations
+from sm_async_nb.local.service.models import Backend, Endpoint, InvokeArgs, RuntimeStatus
+from sm_async_nb.local.service.worker import Worker
 
 QUEUED, RUNNING, COMPLETED, FAILED, EXPIRED, TIMED_OUT = (RuntimeStatus.QUEUED, RuntimeStatus.RUNNING,
     RuntimeStatus.COMPLETED, RuntimeStatus.FAILED, RuntimeStatus.EXPIRED, RuntimeStatus.TIMED_OUT)
@@ -120,7 +121,7 @@ def test_output_object_carries_the_models_content_type_and_notification(world):
     worker.step(0)
     finish(worker, model, b"hello")
     worker.step(1)
-    output, _ = result_locations(endpoint, "hello")
+    output, _ = result_locations(endpoint.output_path, endpoint.failure_path, "hello")
     assert sink.objects[output] == (b"HELLO", "text/x-upper")
     [(topic, message)] = sink.published
     assert topic == endpoint.success_topic
@@ -139,7 +140,7 @@ def test_model_error_becomes_failure_object_and_error_notification(world):
     worker.step(0)
     finish(worker, model, b"fail-1")
     worker.step(1)
-    output, failure = result_locations(endpoint, "fail-1")
+    output, failure = result_locations(endpoint.output_path, endpoint.failure_path, "fail-1")
     assert output not in sink.objects
     text = sink.objects[failure][0].decode()
     assert "ValueError: bad row in fail-1" in text and "expired" not in text
@@ -160,7 +161,7 @@ def test_queued_request_expires_after_its_ttl(world):
     assert status(backend, "waits") == QUEUED
     worker.step(60)
     assert status(backend, "waits") == EXPIRED and status(backend, "later") == QUEUED
-    text = sink.objects[result_locations(endpoint, "waits")[1]][0].decode()
+    text = sink.objects[result_locations(endpoint.output_path, endpoint.failure_path, "waits")[1]][0].decode()
     assert "expired" in text and "RequestTTLSeconds (60 s)" in text
     worker.step(90)
     assert status(backend, "later") == EXPIRED
@@ -181,7 +182,7 @@ def test_running_request_times_out_and_its_late_result_is_never_written(world):
     assert status(backend, "slow") == RUNNING
     worker.step(5)
     assert status(backend, "slow") == TIMED_OUT
-    output, failure = result_locations(endpoint, "slow")
+    output, failure = result_locations(endpoint.output_path, endpoint.failure_path, "slow")
     text = sink.objects[failure][0].decode()
     assert "InvocationTimeoutSeconds (5 s)" in text and "expired" not in text
     assert [inv.inference_id for inv in backend.running("ep")] == ["next"]  # the slot was freed
@@ -199,7 +200,7 @@ def test_unreadable_input_fails_with_the_location(world):
     worker.step(0)
     assert worker.wait_done("m", 10)
     worker.step(1)
-    text = sink.objects[result_locations(endpoint, "m")[1]][0].decode()
+    text = sink.objects[result_locations(endpoint.output_path, endpoint.failure_path, "m")[1]][0].decode()
     assert "Failed to download the input from s3://in-bucket/missing.csv" in text
 
 
@@ -211,9 +212,9 @@ def test_unreadable_input_fails_with_the_location(world):
 ])
 def test_result_location_layout(extension, filename, output, failure):
     endpoint = Endpoint(name="e", model=None, output_path="s3://bkt/out", failure_path="s3://bkt/fail/")
-    assert result_locations(endpoint, "ID", extension, filename) == (output, failure)
+    assert result_locations(endpoint.output_path, endpoint.failure_path, "ID", extension, filename) == (output, failure)
 
 
 def test_failure_path_defaults_to_output_path():
     endpoint = Endpoint(name="e", model=None, output_path="s3://bkt/out/")
-    assert result_locations(endpoint, "ID")[1] == "s3://bkt/out/ID-error.out"
+    assert result_locations(endpoint.output_path, endpoint.failure_path, "ID")[1] == "s3://bkt/out/ID-error.out"

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from comm.base_comm import BaseComm
 
+from sm_async_nb.aws.s3uri import S3Uri
 from sm_async_nb.notebook.panel.panel import Panel
 from sm_async_nb.records import BatchRecord, InvocationRecord, Status, SubmitStep, new_inference_id
-from sm_async_nb.s3uri import S3Uri
 
 START = float(int(time.time()) - 3600)  # an hour ago: outputs written now are newer than these invokes
 NOW = START + 100.0

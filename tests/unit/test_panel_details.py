@@ -171,7 +171,7 @@ def test_hostile_output_preview_stays_text_and_opening_details_sends_bounded_byt
 
 
 def test_results_head_reads_only_the_start(client, s3):
-    from sm_async_nb.results import head
+    from sm_async_nb.results.loading import head
 
     [row] = pending(client, 1)
     complete(s3, [row], body=b"x" * 1_000_000, content_type="text/plain")
@@ -294,7 +294,7 @@ def test_close_stops_the_background_workers(client, make_panel, s3):
 
 
 def test_results_head_of_an_empty_output(client, s3):
-    from sm_async_nb.results import head
+    from sm_async_nb.results.loading import head
 
     [row] = pending(client, 1)
     complete(s3, [row], body=b"", content_type="text/csv")

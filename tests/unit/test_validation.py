@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sm_async_nb import ValidationError, validation
+from sm_async_nb import ValidationError
+from sm_async_nb.contract import validation
 
 OK = object()
 

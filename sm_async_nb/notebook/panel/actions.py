@@ -7,22 +7,20 @@ text is shown in the panel's status line. AWS is reached only through handles an
 from __future__ import annotations
 
 import keyword
-import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...aws import explain
+from ...aws.clients import explain
 from ...errors import SmAsyncError
 from ...handles import HandleParts
 from ...records import RESUBMITTABLE, InvocationRecord, Status
-from ...results import load_batch
+from ...results.loading import load_batch
 from .rows import STATUS_COLOURS, esc, status_badge
 
 if TYPE_CHECKING:
     import pandas as pd
 
-log = logging.getLogger(__name__)
 MAX_DETAILS = 50
 MAX_REASON_CHARS = 4000
 

@@ -6,7 +6,6 @@ main thread; none calls AWS or the tracker while holding the panel's lock.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -22,8 +21,6 @@ from .widgets import PanelWidgets
 
 if TYPE_CHECKING:
     import pandas as pd
-
-log = logging.getLogger(__name__)
 
 
 class ActionHandlers:

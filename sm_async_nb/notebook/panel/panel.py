@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from ... import results
 from ...handles import HandleParts
 from ...journal import views
 from ...records import FINISHED, UNSUCCESSFUL, InvocationRecord
+from ...results import loading as results
 from . import actions
 from .background import BackgroundAction
 from .details import DetailsView, FetchHead, RowLogs

@@ -4,7 +4,6 @@ journal of 100,000 invocations costs a few indexed queries and 20 decoded rows p
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -12,8 +11,6 @@ from dataclasses import dataclass
 from ...journal import Journal, views
 from ...records import FINISHED, UNFINISHED, UNSUCCESSFUL, InvocationRecord, Status
 from .rows import statuses_for
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,11 @@ light theme's value as fallback elsewhere), so the panel reads well in the dark 
 from __future__ import annotations
 
 import html
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ...records import FINISHED, UNFINISHED, InvocationRecord, Status
-
-log = logging.getLogger(__name__)
 
 # Badge colours: background of the counts badges and text colour of the status column, as theme
 # variables (JupyterLab's light and dark themes define each; the fallback is for other frontends).

@@ -11,15 +11,12 @@ Shared styles are made from the widgets' own trait classes (no private ipywidget
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import ipywidgets as W
 
 from .rows import RowView, status_badge
-
-log = logging.getLogger(__name__)
 
 # (header, CSS width, sort key in journal.views.SORTABLE or None) per column; the first is the
 # selection checkbox, the inference id cell is the button that opens the row's details.

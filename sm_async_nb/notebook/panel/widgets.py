@@ -7,7 +7,6 @@ from outside goes into ``Label`` widgets (text) or through ``esc`` into the one 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,8 +15,6 @@ import ipywidgets as W
 from ...records import Status
 from .rows import STATUS_FILTERS, WARN_COLOUR, counts_badges, esc, local_time
 from .table import PagedTable
-
-log = logging.getLogger(__name__)
 
 
 def _px(width: str) -> W.Layout:

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from ..endpoints.names import log_group
+from ...contract.names import log_group
 
 log = logging.getLogger(__name__)
 

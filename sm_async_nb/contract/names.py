@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
-log = logging.getLogger(__name__)
-
 NAMESPACE = "AWS/SageMaker"                               # CloudWatch namespace of the backlog metrics
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 NO_CAPACITY_METRIC = "HasBacklogWithoutCapacity"          # what a scale-from-zero step policy's alarm watches

@@ -1,6 +1,6 @@
 """The detached stack server: one process hosting moto, the async runtime and its worker.
 
-``python -m sm_async_nb.local.daemon STATE_FILE CONFIG_JSON`` (started by ``detached.start``, in a
+``python -m sm_async_nb.local.detached.daemon STATE_FILE CONFIG_JSON`` (started by ``detached.start``, in a
 session of its own so a kernel restart or Ctrl-C in a terminal does not reach it) runs a
 :class:`~sm_async_nb.local.stack.LocalStack` with moto in this process and the worker writing
 moto's backends directly (the lean emulator), writes the state file once it serves, and exits —
@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..settings import CONTROL_PREFIX, DEFAULT_ENDPOINT, DEFAULT_IDLE_TIMEOUT, SCALING_OPTIONS, stack_kwargs
+from ..stack import LocalStack
 from . import statefile
-from .settings import CONTROL_PREFIX, DEFAULT_ENDPOINT, DEFAULT_IDLE_TIMEOUT, SCALING_OPTIONS, stack_kwargs
-from .stack import LocalStack
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..settings import CONTROL_PREFIX, DEFAULT_IDLE_TIMEOUT, DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
 from . import statefile
-from .settings import CONTROL_PREFIX, DEFAULT_IDLE_TIMEOUT, DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
 from .statefile import StackRecord, StateFileError
 
 if TYPE_CHECKING:
-    from ..client import AsyncInferenceClient
+    from ...client import AsyncInferenceClient
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class DetachedStack:
 
     def client(self, **kwargs: Any) -> AsyncInferenceClient:
         """An AsyncInferenceClient wired to this stack; keyword arguments are passed through."""
-        from ..client import AsyncInferenceClient
+        from ...client import AsyncInferenceClient
 
         kwargs.setdefault("s3_input_path", f"s3://{self.input_bucket}/inputs/")
         return AsyncInferenceClient(session=self.session(), endpoint_urls=self.endpoint_urls, **kwargs)

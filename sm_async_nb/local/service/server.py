@@ -19,11 +19,11 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from ..settings import CONTROL_PREFIX, http_url
 from . import responses
 from .faults import FaultMiddleware, Faults
 from .keepalive import KeepAliveHandler, close_connections
 from .models import Backend, ServiceError, UnsupportedOperation
-from .settings import CONTROL_PREFIX, http_url
 
 log = logging.getLogger(__name__)
 

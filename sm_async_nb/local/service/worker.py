@@ -17,24 +17,27 @@ backend signals a change).
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from ..s3uri import S3Uri
+from ...aws.s3uri import S3Uri
+from ...contract.notifications import (
+    FAILURE_CONTENT_TYPE,
+    MAX_EMBEDDED_RESPONSE,
+    SUCCESS_TOPIC_INCLUDE,
+    InferenceResult,
+    iso,
+)
 from .hosting import ModelInvocationError
 from .models import Backend, Endpoint, Invocation, RuntimeStatus
 
 log = logging.getLogger(__name__)
 
-FAILURE_CONTENT_TYPE = "text/plain; charset=utf-8"
-MAX_EMBEDDED_RESPONSE = 128 * 1024  # IncludeInferenceResponseIn: AWS embeds responses up to 128 KB
 
 
 class Sink(Protocol):
@@ -89,35 +92,18 @@ def failure_reason(error: BaseException) -> str:
     return f'ModelError: Received server error (500) from model with message "{type(error).__name__}: {error}".'
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def notification(inv: Invocation, region: str, succeeded: bool, body: bytes | None = None) -> dict[str, Any]:
     """The SNS message SageMaker publishes when an async inference ends (``body``: the response,
     embedded when the endpoint's IncludeInferenceResponseIn asks for it)."""
     request = {"contentType": inv.content_type, "endpointName": inv.endpoint_name,
                "inputLocation": inv.input_location, "accept": inv.accept,
                "customAttributes": inv.custom_attributes}
-    message: dict[str, Any] = {
-        "awsRegion": region,
-        "eventTime": _iso(inv.finished_at or time.time()),
-        "receivedTime": _iso(inv.received_at),
-        "invocationStatus": "Completed" if succeeded else "Failed",
-        "requestParameters": {k: v for k, v in request.items() if v is not None},
-    }
-    if succeeded:
-        message["responseParameters"] = {"contentType": inv.output_content_type,
-                                         "outputLocation": inv.output_location}
-    else:
-        message["failureReason"] = inv.failure_reason
-        message["responseParameters"] = {"contentType": FAILURE_CONTENT_TYPE,
-                                         "failureLocation": inv.failure_location}
-    if body is not None:
-        message["responseBody"] = {"content": base64.b64encode(body).decode("ascii"), "encoding": "BASE64"}
-    message.update(inferenceId=inv.inference_id, eventVersion="1.0", eventSource="aws:sagemaker",
-                   eventName="InferenceResult")
-    return message
+    return InferenceResult(
+        inference_id=inv.inference_id, succeeded=succeeded, output_location=inv.output_location,
+        failure_location=inv.failure_location, failure_reason=inv.failure_reason,
+        event_time=iso(inv.finished_at or time.time()), received_time=iso(inv.received_at),
+        content_type=inv.output_content_type, body=body, endpoint_name=inv.endpoint_name, region=region,
+        request=request).to_message()
 
 
 class Worker:
@@ -233,7 +219,7 @@ class Worker:
             return
         inv.output_content_type, inv.output_size = content_type, len(body)
         self.backend.mark_finished(inv, RuntimeStatus.COMPLETED, now_wall=self.wall())
-        embed = "SUCCESS_NOTIFICATION_TOPIC" in endpoint.include_response_in and len(body) <= MAX_EMBEDDED_RESPONSE
+        embed = SUCCESS_TOPIC_INCLUDE in endpoint.include_response_in and len(body) <= MAX_EMBEDDED_RESPONSE
         self._notify(endpoint.success_topic, inv, succeeded=True, body=body if embed else None)
 
     def _time_out(self, endpoint: Endpoint, job: _Job) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -21,10 +20,8 @@ import urllib.request
 from typing import Any
 from xml.sax.saxutils import escape
 
-from .faults import CONTROL_PATH, INTERNAL_MARKER, Fault, FaultMiddleware, Faults, is_internal
-from .settings import http_url
-
-log = logging.getLogger(__name__)
+from ..service.faults import CONTROL_PATH, INTERNAL_MARKER, Fault, FaultMiddleware, Faults, is_internal
+from ..settings import http_url
 
 READY = "SM_ASYNC_NB_MOTO_READY"
 
@@ -119,7 +116,7 @@ def make_moto_server(host: str, port: int, app: Any) -> Any:
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
-    from .keepalive import KeepAliveMixin
+    from ..service.keepalive import KeepAliveMixin
 
     class Handler(KeepAliveMixin, MotoRequestHandler):
         """moto's header handling, with keep-alive connections."""
@@ -181,7 +178,7 @@ class InProcessMoto:
         server, self._server = self._server, None
         if server is None:
             return
-        from .keepalive import close_connections
+        from ..service.keepalive import close_connections
 
         server.shutdown()
         close_connections(server)
@@ -209,7 +206,7 @@ class MotoProcess:
         return http_url(self.host, self.port)
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "sm_async_nb.local.motoproc", self.host, str(self.port), *self._args]
+        cmd = [sys.executable, "-m", "sm_async_nb.local.motoserver.server", self.host, str(self.port), *self._args]
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)

@@ -8,7 +8,6 @@ retries (RequestTimeout, SlowDown, throttling...) is never treated as a permanen
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ import botocore.exceptions as bx
 from botocore.config import Config
 from botocore.retries import standard
 
-from .errors import AwsError, SmAsyncError
+from ..errors import AwsError, SmAsyncError
 
 if TYPE_CHECKING:
     from types_boto3_application_autoscaling import ApplicationAutoScalingClient
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from types_boto3_sqs import SQSClient
     from types_boto3_sts import STSClient
 
-log = logging.getLogger(__name__)
 
 USER_AGENT = "sm-async-nb/0.1"
 RETRY_POLICY = {"mode": "standard", "max_attempts": 5}

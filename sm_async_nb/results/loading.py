@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .aws import NOT_FOUND_CODES, as_error, error_code
-from .context import Context
-from .errors import InferenceExpired, InferenceFailed, OutputMissing, ResultNotReady, SubmissionError, ValidationError
-from .payloads import OCTET, decode, media_type
-from .payloads.indexes import decode_index
-from .records import ERRORS_MODES, BatchRecord, ErrorsMode, InvocationRecord, Status
-from .s3uri import S3Uri
+from ..aws.clients import NOT_FOUND_CODES, as_error, error_code
+from ..aws.s3uri import S3Uri
+from ..context import Context
+from ..errors import InferenceExpired, InferenceFailed, OutputMissing, ResultNotReady, SubmissionError, ValidationError
+from ..payloads import OCTET, decode, media_type
+from ..payloads.indexes import decode_index
+from ..records import ERRORS_MODES, BatchRecord, ErrorsMode, InvocationRecord, Status
 
 if TYPE_CHECKING:
     import pandas as pd
 
-log = logging.getLogger(__name__)
 
 # Content types that say nothing about the body; the Accept we asked for is a better hint.
 _UNINFORMATIVE = {None, "binary/octet-stream", OCTET}

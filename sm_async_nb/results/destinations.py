@@ -29,9 +29,9 @@ import shutil
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .aws import NO_BUCKET_CODES, AwsClients, as_error, error_code
-from .errors import AwsError, ValidationError
-from .s3uri import S3Uri
+from ..aws.clients import NO_BUCKET_CODES, AwsClients, as_error, error_code
+from ..aws.s3uri import S3Uri
+from ..errors import AwsError, ValidationError
 
 log = logging.getLogger(__name__)
 

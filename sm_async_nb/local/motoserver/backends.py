@@ -9,12 +9,9 @@ pyproject.toml) and ``tests/stack/test_local_direct.py`` fails loudly when they 
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from ..s3uri import S3Uri
-
-log = logging.getLogger(__name__)
+from ...aws.s3uri import S3Uri
 
 MOTO_VERSION = "5.2.5"
 
@@ -46,7 +43,7 @@ def check_moto() -> None:
         params = list(inspect.signature(method).parameters)[1:1 + len(names)]
         if tuple(params) != names:
             raise MotoInternalsChanged(f"moto's {name} takes {params}, expected {list(names)}; "
-                                       "sm_async_nb/local/direct.py needs updating")
+                                       "sm_async_nb/local/motoserver/backends.py needs updating")
 
 
 class MotoSink:

@@ -17,11 +17,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .context import Context
+from ..context import Context
+from ..errors import DecodeError, OutputMissing, ValidationError
+from ..records import BatchRecord, ErrorsMode, InvocationRecord
 from .destinations import LocalDestination, S3Destination, open_destination, part_name
-from .errors import DecodeError, OutputMissing, ValidationError
-from .records import BatchRecord, ErrorsMode, InvocationRecord
-from .results import check_errors_mode, completed_parts, load_frame
+from .loading import check_errors_mode, completed_parts, load_frame
 
 log = logging.getLogger(__name__)
 

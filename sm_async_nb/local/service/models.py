@@ -11,17 +11,14 @@ seconds (for records and notifications), ``*_clock`` are readings of the stack's
 from __future__ import annotations
 
 import enum
-import logging
 import threading
 import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..records import DEFAULT_TIMEOUT_SECONDS, DEFAULT_TTL_SECONDS
-from ..s3uri import S3Uri
-
-log = logging.getLogger(__name__)
+from ...contract.locations import result_locations
+from ...contract.service import DEFAULT_TIMEOUT_SECONDS, DEFAULT_TTL_SECONDS
 
 
 class RuntimeStatus(str, enum.Enum):
@@ -150,24 +147,6 @@ class Invocation:
         return data
 
 
-def result_locations(endpoint: Endpoint, inference_id: str, extension: str | None = None,
-                     filename: str | None = None) -> tuple[str, str]:
-    """(OutputLocation, FailureLocation) for a request.
-
-    Layout: ``<S3OutputPath>/<S3OutputPathExtension>/<Filename or <id>.out>`` and
-    ``<S3FailurePath or S3OutputPath>/<S3OutputPathExtension>/<id>-error.out``. The extension's
-    leading/trailing slashes are dropped so exactly one ``/`` separates the parts; Filename names
-    only the output object (the failure object keeps the id, so it stays unique).
-    """
-    assert endpoint.output_path, "an async endpoint always has an S3OutputPath"
-    out = S3Uri.parse(endpoint.output_path)
-    fail = S3Uri.parse(endpoint.failure_path or endpoint.output_path)
-    ext = (extension or "").strip("/")
-    if ext:
-        out, fail = out.join(ext), fail.join(ext)
-    return str(out.join(filename or f"{inference_id}.out")), str(fail.join(f"{inference_id}-error.out"))
-
-
 class Backend:
     """Endpoint registry, queues and records. Every method is thread-safe."""
 
@@ -220,7 +199,8 @@ class Backend:
             if known is not None:
                 known.request_count += 1
                 return known, False
-            output, failure = result_locations(endpoint, inference_id, args.s3_output_path_extension,
+            output, failure = result_locations(endpoint.output_path, endpoint.failure_path, inference_id,
+                                               args.s3_output_path_extension,
                                                args.filename)
             invocation = Invocation(
                 inference_id=inference_id, endpoint_name=endpoint.name, output_location=output,

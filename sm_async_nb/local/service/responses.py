@@ -2,7 +2,7 @@
 and AWS-shaped errors out. Domain state and domain errors live in ``models.py``.
 
 Requests are validated with the same botocore-model rules the client uses
-(``sm_async_nb.validation``), so a request an unmodified boto3 sends with
+(``sm_async_nb.contract.validation``), so a request an unmodified boto3 sends with
 ``parameter_validation=False`` is refused here the way the service refuses it.
 
 Errors use the rest-json error shape botocore reads: the ``x-amzn-ErrorType`` header carries the
@@ -13,18 +13,15 @@ code, the JSON body carries ``message``; botocore raises ``ClientError`` with
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from typing import Any, Protocol
 
 from werkzeug.wrappers import Response
 
-from ..errors import ValidationError
-from ..validation import check_member, inline_body_limit, rules
+from ...contract.validation import check_member, inline_body_limit, rules
+from ...errors import ValidationError
 from .faults import Fault
 from .models import InvalidRequest, InvokeArgs, ServiceError
-
-log = logging.getLogger(__name__)
 
 
 class Headers(Protocol):

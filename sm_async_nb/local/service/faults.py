@@ -11,7 +11,6 @@ traffic *inside* AWS, not the user's network.
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
@@ -19,8 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 INTERNAL_MARKER = "sm-async-nb-local-internal"
 CONTROL_PATH = "/_sm_async_nb/faults"  # GET: snapshot; POST JSON: reconfigure

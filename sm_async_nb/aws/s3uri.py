@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
-
-log = logging.getLogger(__name__)
 
 # Bucket names: 3-63 lowercase letters, digits, dots and hyphens (S3's own rule).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")

@@ -8,16 +8,13 @@ characters in header values) are ours. Everything is checked before anything is 
 from __future__ import annotations
 
 import functools
-import logging
 import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ValidationError
-
-log = logging.getLogger(__name__)
+from ..errors import ValidationError
 
 OPERATION = "InvokeEndpointAsync"
 INLINE_BODY_FALLBACK_LIMIT = 128_000

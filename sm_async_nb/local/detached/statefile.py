@@ -6,7 +6,7 @@ start time, its ports, the environment lines and the control token, so it is wri
 (temp file + ``os.replace``) with mode 0600 in a 0700 directory.
 
 A record is followed only when :func:`verify` says it describes a live stack server of ours: the
-pid is alive, started when the record says, runs ``sm_async_nb.local.daemon`` and itself listens
+pid is alive, started when the record says, runs ``sm_async_nb.local.detached.daemon`` and itself listens
 on both ports. Anything else (dead pid, reused pid, a port now held by another program) makes it
 stale: it is replaced, never used. A corrupt file is replaced too; a file owned by another user,
 a symlink or one others can write is refused with a one-line :class:`StateFileError`.
@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .settings import http_url
+from ..settings import http_url
 
 log = logging.getLogger(__name__)
 
-DAEMON_MODULE = "sm_async_nb.local.daemon"
+DAEMON_MODULE = "sm_async_nb.local.detached.daemon"
 FILE_NAME = "local-stack.json"
 
 

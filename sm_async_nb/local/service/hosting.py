@@ -26,7 +26,6 @@ import importlib.util
 import inspect
 import io
 import json
-import logging
 import os
 import threading
 import types
@@ -38,7 +37,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 JSON, CSV, NPY = "application/json", "text/csv", "application/x-npy"
-log = logging.getLogger(__name__)
 
 SHIPPED_IRIS = Path(__file__).with_name("demo_models") / "iris.py"
 

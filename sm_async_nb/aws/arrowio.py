@@ -4,14 +4,11 @@ the local stack or on real AWS is read and written the same way)."""
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 from urllib.parse import urlparse
 
-from .aws import AwsClients
-
-log = logging.getLogger(__name__)
+from .clients import AwsClients
 
 
 def is_s3(location: str | os.PathLike[str]) -> bool:

@@ -5,20 +5,17 @@ Existing files are never overwritten unless asked."""
 
 from __future__ import annotations
 
-import logging
 import mimetypes
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from .aws import NOT_FOUND_CODES, as_error, error_code
-from .context import Context
-from .errors import OutputMissing, ValidationError
-from .records import InvocationRecord, Status
-from .s3uri import S3Uri
-
-log = logging.getLogger(__name__)
+from ..aws.clients import NOT_FOUND_CODES, as_error, error_code
+from ..aws.s3uri import S3Uri
+from ..context import Context
+from ..errors import OutputMissing, ValidationError
+from ..records import InvocationRecord, Status
 
 _SAFE = "".join(chr(c) for c in range(32, 127) if chr(c) not in '/\\:*?"<>|')
 

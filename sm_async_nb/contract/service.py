@@ -1,0 +1,48 @@
+"""What the service does when a request leaves something out, and the "expired" rule: the client
+(tracking, handles, the panel) and the emulated service (``local/``) read these, neither defines
+its own."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# The service's defaults when a request does not set them (SPEC §2).
+DEFAULT_TTL_SECONDS = 21600
+DEFAULT_TIMEOUT_SECONDS = 900
+# After TTL + invocation timeout, how long an output may still take to show up in S3.
+EXPIRY_GRACE_SECONDS = 300
+
+# Failure texts that are the service's own expiry signal: the error code that leads the failure
+# reason (``"<Code>: <message>"``). A model error that merely mentions "expired" is a FAILED row.
+EXPIRY_CODES = frozenset({"RequestExpired", "RequestTimeToLiveExpired", "ExpiredRequest"})
+
+# Output identity: an object at an invocation's output (or failure) location belongs to it only if
+# S3 says it was written after the invoke, less this margin: S3's LastModified has one-second
+# resolution, and the notebook's clock may be a little off S3's. An older object there is an
+# earlier request's (a reused Filename or inference id) and is ignored until it is overwritten.
+OUTPUT_CLOCK_SKEW_SECONDS = 5.0
+
+
+def written_for(last_modified: float, invoked_at: float, skew: float = OUTPUT_CLOCK_SKEW_SECONDS) -> bool:
+    """Whether an object written at ``last_modified`` can be the result of an invoke at ``invoked_at``
+    (S3 may report LastModified truncated to the second, hence the floor)."""
+    return last_modified >= math.floor(invoked_at - skew)
+
+
+def is_expiry(reason: str | None) -> bool:
+    """Whether a failure reason is the service's own expiry signal (it starts with an expiry code)."""
+    code = (reason or "").lstrip().split(":", 1)[0].strip()
+    return code in EXPIRY_CODES
+
+
+def service_deadline(request: dict[str, Any], started: float) -> float:
+    """After this, the service can no longer write an output (TTL + invocation timeout)."""
+    ttl = request.get("request_ttl_seconds") or DEFAULT_TTL_SECONDS
+    timeout = request.get("invocation_timeout_seconds") or DEFAULT_TIMEOUT_SECONDS
+    return started + ttl + timeout
+
+
+def is_overdue(deadline: float, now: float, grace: float = EXPIRY_GRACE_SECONDS) -> bool:
+    """The "expired" rule: no output or failure by the service deadline plus a grace period."""
+    return now > deadline + grace
