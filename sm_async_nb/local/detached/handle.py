@@ -198,7 +198,7 @@ def start(options: dict[str, Any], idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
 
 
 def _spawn(path: Path, config: dict[str, Any]) -> DetachedStack:
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    root = str(Path(__file__).resolve().parents[3])  # the folder holding the sm_async_nb package
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     for name in [k for k in env if k.startswith("AWS_ENDPOINT_URL")]:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -207,7 +208,7 @@ class MotoProcess:
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "sm_async_nb.local.motoserver.server", self.host, str(self.port), *self._args]
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        root = str(Path(__file__).resolve().parents[3])  # the folder holding the sm_async_nb package
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)

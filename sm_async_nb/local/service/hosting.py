@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 JSON, CSV, NPY = "application/json", "text/csv", "application/x-npy"
 
-SHIPPED_IRIS = Path(__file__).with_name("demo_models") / "iris.py"
+SHIPPED_IRIS = Path(__file__).resolve().parents[1] / "demo_models" / "iris.py"
 
 
 class ModelInvocationError(Exception):
