@@ -11,6 +11,7 @@ from test_endpoint_status import add_rows, deny
 
 import sm_async_nb as sma
 from sm_async_nb.endpoints import logs as endpoint_logs
+from sm_async_nb.records import Finish
 
 GROUP = "/aws/sagemaker/Endpoints/ep"
 
@@ -33,7 +34,7 @@ def write_logs(*messages: str, stream: str = "AllTraffic/i-0abc", group: str = G
 @pytest.fixture
 def failed(client):
     [iid] = add_rows(client, "ep", 1, prefix="inv")  # inference id "inv-0"
-    client.journal.update(iid, status=sma.Status.FAILED, failure_reason="ModelError: boom", finished_at=time.time())
+    client.journal.finish([Finish(iid, sma.Status.FAILED, time.time(), failure_reason="ModelError: boom")])
     return client.invocation(iid)
 
 

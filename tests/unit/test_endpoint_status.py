@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSResponse
 
 import sm_async_nb as sma
 from sm_async_nb.endpoints import backlog
-from sm_async_nb.records import InvocationRecord, Status
+from sm_async_nb.records import Finish, InvocationRecord, Status
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -415,7 +415,7 @@ def test_expires_at_is_the_deadline_while_unfinished_and_none_when_done(client):
     inv = client.invocation(iid)
     expected = dt.datetime.fromtimestamp(client.journal.get(iid).deadline, dt.timezone.utc)
     assert inv.expires_at == expected and inv.expires_at.tzinfo is not None
-    client.journal.update(iid, status=Status.COMPLETED, finished_at=time.time())
+    client.journal.finish([Finish(iid, Status.COMPLETED, time.time())])
     assert inv.expires_at is None
 
 

@@ -82,10 +82,10 @@ def test_ctrl_c_during_a_single_submit_lets_the_request_finish(client, slow_invo
     assert client.invocation("one-in-flight").status is Status.PENDING  # journaled, and tracked
 
 
-def test_a_listener_may_refresh_and_load_results_from_the_poller_thread(client):
+def test_a_listener_may_refresh_and_load_results_from_the_poller_thread(client, stage_row):
     pending = client.submit("ep", "1,2,3,4\n", accept="text/csv")
     # moto's stand-in runtime writes an output at once: point this one where nothing will appear
-    client.journal.update(pending.inference_id, output_location="s3://input-bucket/never/x.out",
+    stage_row(client.journal, pending.inference_id, output_location="s3://input-bucket/never/x.out",
                           failure_location="s3://input-bucket/never/x-error.out")
     done = client.submit("ep", "5,6,7,8\n", accept="text/csv")
     out = S3Uri.parse(done.output_location)
