@@ -112,6 +112,26 @@ def stage_row():
 
 
 @pytest.fixture
+def deny():
+    """``deny(client, service, operation, code)``: every ``operation`` of ``service`` through ``client``'s AWS
+    clients is answered with an error response (access denied by default), as IAM would answer."""
+    from botocore.awsrequest import AWSResponse
+
+    def refuse_all(client, service: str, operation: str, code: str = "AccessDeniedException") -> None:
+        boto = client.aws.get(service)
+        event = f"before-call.{boto.meta.service_model.service_id.hyphenize()}.{operation}"
+
+        def refuse(**_):
+            return AWSResponse("https://iam.example", 403, {}, None), {
+                "Error": {"Code": code, "Message": f"User is not authorized to perform: {service}:{operation}"},
+                "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+        boto.meta.events.register(event, refuse)
+
+    return refuse_all
+
+
+@pytest.fixture
 def list_keys():
     """Every key under a prefix, through the ambient boto3 configuration."""
 
