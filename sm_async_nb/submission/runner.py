@@ -194,7 +194,7 @@ class Submitter:
         so two threads or processes sending the same id invoke it once."""
         journal = self.ctx.journal
         new = [r for r in requests if r.existing is None]
-        inserted = journal.add_missing([r.record for r in new], batch)
+        inserted = journal.add_missing([r.record for r in new], batch) if new or batch is not None else set()
         lost = [r for r in new if r.inference_id not in inserted]
         if lost:  # another thread or process journaled the same id in the meantime
             rows = journal.get_many([r.inference_id for r in lost])
