@@ -19,9 +19,11 @@ atomicity; no caller writes SQL or names columns:
 Every status transition is a compare-and-set on the status it leaves, and on the owner where it
 matters (a row claimed from a dead process; the steps of a submission, which only the process owning
 the row may take), so two threads or processes never both apply the same transition: the verb
-returns whether (or for which ids) it applied. Each verb is one transaction. User-facing lookup rules (labels, id prefixes) are
-not storage: they live in ``sm_async_nb.lookup``. ``views.py`` and ``frames.py`` build the panel's
-and the DataFrames' SQL inside this package through the private :meth:`Journal._read`.
+returns whether (or for which ids) it applied. Each verb is one transaction.
+
+User-facing lookup rules (labels, id prefixes) are not storage: they live in ``sm_async_nb.lookup``.
+``views.py`` and ``frames.py`` build the panel's and the DataFrames' SQL inside this package and run
+it through the private :meth:`Journal._read`.
 """
 
 from __future__ import annotations

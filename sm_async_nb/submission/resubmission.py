@@ -30,7 +30,7 @@ class ResubmissionPlan(PreparedPlan):
 
     def __init__(self, preparer: Preparer, inference_ids: Iterable[str], held: Mapping[str, EncodedPayload],
                  skip_impossible: bool | None = None):
-        super().__init__(preparer, "", SubmitOptions())
+        super().__init__(preparer, "", SubmitOptions())  # each request keeps its row's endpoint and options
         self.ids = list(dict.fromkeys(inference_ids))
         self.held = held
         self.skip = len(self.ids) > 1 if skip_impossible is None else skip_impossible

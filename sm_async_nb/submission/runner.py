@@ -83,6 +83,31 @@ class Tally:
             return self._counts[outcome]
 
 
+class _Run:
+    """One run's state, held by the calling thread: the plan's source, the window and what it holds,
+    the stop signal, and how the requests ended."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.stop, self.tally, self.window = StopSignal(), Tally(), Window(plan.window)
+        self.source = plan.requests()
+        self.batch = plan.batch  # journaled with the first requests
+        self.finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()  # filled from worker threads
+        self.held: dict[Future[Outcome], PreparedRequest] = {}  # on the pool, not yet seen finished
+        self.taken: list[PreparedRequest] = []  # the last requests taken from the plan...
+        self.handed = 0                         # ...and how many of them are on the pool
+        self.exhausted = False
+        self.failure: ValidationError | None = None
+        self.shown = plan.progress()
+
+    def wants_more(self) -> bool:
+        return not self.exhausted and not self.stop.stopped and self.window.room(len(self.held)) != 0
+
+    def advance(self, request: PreparedRequest) -> None:
+        if self.shown is not None:
+            self.shown(request.record.row_count or 0)
+
+
 class Submitter:
     """Runs plans (and resubmissions) from the client's pool."""
 
@@ -103,72 +128,30 @@ class Submitter:
                 yet read are not journaled, and re-running with ``plan.continue_with`` continues.
         """
         plan.open()
-        stop, tally, window = StopSignal(), Tally(), Window(plan.window)
-        source = plan.requests()
-        batch = plan.batch  # journaled with the first requests
-        finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
-        held: dict[Future[Outcome], PreparedRequest] = {}
-        taken: list[PreparedRequest] = []  # the last requests taken from the plan
-        handed = 0                         # how many of them are on the pool
-        exhausted, failure = False, None
-        shown = plan.progress()
+        run = _Run(plan)
         try:
             while True:
-                room = window.room(len(held))
-                if not exhausted and not stop.stopped and room != 0:
-                    taken, handed = [], 0
-                    try:
-                        taken = list(itertools.islice(source, room))
-                        exhausted = room is None or len(taken) < room
-                        if taken or batch is not None:
-                            self._journal_intent(taken, batch)
-                            batch = None
-                    except ValidationError as exc:  # the plan cannot make its next request: send no more
-                        failure, exhausted, taken = exc, True, []
-                    except Exception as exc:  # e.g. the journal cannot be written: nothing more may start
-                        stop.crashed(exc)
-                        exhausted, taken = True, []
-                    for request in taken:
-                        if request.done:
-                            tally.add(Outcome.SKIPPED)
-                            if shown is not None:
-                                shown(request.record.row_count or 0)
-                        else:
-                            future = self.ctx.pool.submit(self.sender.send, request, stop)
-                            held[future] = request
-                            future.add_done_callback(finished.put)
-                        handed += 1
-                    if taken:
-                        self.on_submitted()
-                if not held:
-                    if exhausted or stop.stopped:
+                if run.wants_more():
+                    self._fill(run)
+                if not run.held:
+                    if run.exhausted or run.stop.stopped:
                         break
                     continue
                 try:
-                    done = finished.get(timeout=WAIT_SLICE_S)
+                    done = run.finished.get(timeout=WAIT_SLICE_S)
                 except queue.Empty:
                     continue
-                request = held.pop(done)
-                self._account(done, stop, tally)
-                if shown is not None:
-                    shown(request.record.row_count or 0)
+                request = run.held.pop(done)
+                self._account(done, run)
+                run.advance(request)
         except KeyboardInterrupt:
-            self._interrupt(plan, stop, tally, taken[handed:], held)
+            self._interrupt(run)
         finally:
-            if shown is not None:
-                shown.close(ok=not stop.stopped and failure is None)
+            if run.shown is not None:
+                run.shown.close(ok=not run.stop.stopped and run.failure is None)
             self.on_submitted()
-        if stop.crash is not None:  # a bug or a journal that cannot be written: say so, loudly
-            raise stop.crash
-        if failure is not None:
-            raise failure
-        if stop.problem is not None and plan.streamed and not exhausted:
-            sent = tally[Outcome.SENT] + tally[Outcome.SKIPPED]
-            raise SubmissionError(
-                f"Stopped after {sent} of {plan.total} requests: {stop.problem.message} Once that is fixed, re-run "
-                f"with inference_id={plan.continue_with!r} to send the other {plan.total - sent} (nothing is sent "
-                "twice).", code=stop.problem.code, batch_id=plan.batch.batch_id if plan.batch else None)
-        return tally
+        self._conclude(run)
+        return run.tally
 
     def resubmit(self, inference_ids: Iterable[str], *, skip_impossible: bool | None = None) -> list[str]:
         """Send ERROR, FAILED or EXPIRED invocations again; returns the ids now carrying them.
@@ -212,25 +195,52 @@ class Submitter:
             if request.existing is not None and not request.done and request.inference_id not in claimed:
                 request.done = True  # another thread or process got there first: leave it to that one
 
+    def _fill(self, run: _Run) -> None:
+        """Take what the window has room for from the plan, journal it, and hand it to the pool."""
+        room = run.window.room(len(run.held))
+        run.taken, run.handed = [], 0
+        try:
+            run.taken = list(itertools.islice(run.source, room))
+            run.exhausted = room is None or len(run.taken) < room
+            if run.taken or run.batch is not None:
+                self._journal_intent(run.taken, run.batch)
+                run.batch = None
+        except ValidationError as exc:  # the plan cannot make its next request: send no more
+            run.failure, run.exhausted, run.taken = exc, True, []
+        except Exception as exc:  # e.g. the journal cannot be written: nothing more may start
+            run.stop.crashed(exc)
+            run.exhausted, run.taken = True, []
+        for request in run.taken:
+            if request.done:
+                run.tally.add(Outcome.SKIPPED)
+                run.advance(request)
+            else:
+                future = self.ctx.pool.submit(self.sender.send, request, run.stop)
+                run.held[future] = request
+                future.add_done_callback(run.finished.put)
+            run.handed += 1
+        if run.taken:
+            self.on_submitted()
+
     @staticmethod
-    def _account(done: Future[Outcome], stop: StopSignal, tally: Tally) -> None:
+    def _account(done: Future[Outcome], run: _Run) -> None:
         error = done.exception()
         if error is not None:
-            stop.crashed(error)  # the sender journaled the row ERROR if it could
+            run.stop.crashed(error)  # the sender journaled the row ERROR if it could
             return
-        tally.add(done.result())
+        run.tally.add(done.result())
 
-    def _interrupt(self, plan: Plan, stop: StopSignal, tally: Tally, not_handed: list[PreparedRequest],
-                   held: dict[Future[Outcome], PreparedRequest]) -> None:
-        stop.interrupt()  # requests that start from now on journal themselves as not sent
-        for request in not_handed:  # journaled (perhaps) but never given to the pool
+    def _interrupt(self, run: _Run) -> None:
+        """Ctrl-C: nothing that has not started is sent; what is in flight finishes; say what happened."""
+        run.stop.interrupt()  # requests that start from now on journal themselves as not sent
+        for request in run.taken[run.handed:]:  # journaled (perhaps) but never given to the pool
             if not request.done and self.sender.not_sent(request, NOT_SENT_INTERRUPTED):
-                tally.add(Outcome.INTERRUPTED)
-        for future, request in held.items():
+                run.tally.add(Outcome.INTERRUPTED)
+        for future, request in run.held.items():
             if future.cancel():
                 self.sender.not_sent(request, NOT_SENT_INTERRUPTED)
-                tally.add(Outcome.INTERRUPTED)
-        in_flight = [f for f in held if not f.cancelled()]
+                run.tally.add(Outcome.INTERRUPTED)
+        in_flight = [f for f in run.held if not f.cancelled()]
         try:
             _wait_all(in_flight)  # in-flight requests finish and are journaled
         except KeyboardInterrupt:
@@ -238,7 +248,8 @@ class Submitter:
                         sum(1 for f in in_flight if not f.done()))
         for future in in_flight:
             if future.done():
-                self._account(future, stop, tally)
+                self._account(future, run)
+        plan, tally = run.plan, run.tally
         sent, not_sent = tally[Outcome.SENT], tally[Outcome.INTERRUPTED]
         log.info("submission interrupted: %d sent, %d not sent", sent, not_sent)
         batch_id = plan.batch.batch_id if plan.batch else None
@@ -248,6 +259,21 @@ class Submitter:
                                         continue_with=plan.continue_with) from None
         raise SubmissionInterrupted(sent=sent, not_sent=not_sent, total=plan.total - tally[Outcome.SKIPPED],
                                     batch_id=batch_id, inference_id=plan.only_id) from None
+
+    @staticmethod
+    def _conclude(run: _Run) -> None:
+        """Raise what ended the run early, once nothing of it is in flight any more."""
+        stop, plan = run.stop, run.plan
+        if stop.crash is not None:  # a bug or a journal that cannot be written: say so, loudly
+            raise stop.crash
+        if run.failure is not None:
+            raise run.failure
+        if stop.problem is not None and plan.streamed and not run.exhausted:
+            sent = run.tally[Outcome.SENT] + run.tally[Outcome.SKIPPED]
+            raise SubmissionError(
+                f"Stopped after {sent} of {plan.total} requests: {stop.problem.message} Once that is fixed, re-run "
+                f"with inference_id={plan.continue_with!r} to send the other {plan.total - sent} (nothing is sent "
+                "twice).", code=stop.problem.code, batch_id=plan.batch.batch_id if plan.batch else None)
 
 
 def _wait_all(futures: list[Future[Outcome]]) -> None:
