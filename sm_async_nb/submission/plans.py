@@ -19,7 +19,7 @@ import abc
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from .. import progress
@@ -56,7 +56,9 @@ def per_item(name: str, value: Any, count: int) -> list[Any]:
 def _no_repeats(what: str, values: list[Any]) -> None:
     seen: set[Any] = set()
     for value in values:
-        if value is not None and value in seen:
+        if value is None or not isinstance(value, Hashable):
+            continue  # not a str: refused with its rule when its request is prepared
+        if value in seen:
             raise ValidationError(f"{what} {value!r} is given to more than one payload of this batch: each "
                                   f"request needs its own {what} (one output each).", parameter=what)
         seen.add(value)
@@ -82,6 +84,9 @@ class BatchIds:
                     raise ValidationError(f"inference_id must be a str (the batch's id prefix) or a list of ids, "
                                           f"not {type(inference_id).__name__}.", parameter="inference_id")
                 self.given = list(inference_id)
+                for given in self.given:  # checked before anything is read (submit_s3 lists S3 first)
+                    if given is not None:
+                        validation.check_member("InferenceId", given)
                 _no_repeats("inference_id", self.given)
             self.batch_id = f"batch-{uuid.uuid4().hex[:12]}"
 

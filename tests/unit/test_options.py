@@ -112,3 +112,12 @@ def test_a_dataset_prefix_must_be_one_str_before_the_source_is_read(client):
     with pytest.raises(sma.ValidationError, match="InferenceId"):
         client.submit_dataset("ep", "/nowhere/at/all.parquet", inference_id="x" * 61)  # x...-0000 is 66 > 64
     assert nothing_sent(client)
+
+
+def test_ids_given_to_submit_s3_are_checked_before_s3_is_listed(client):
+    with pytest.raises(sma.ValidationError) as caught:
+        client.submit_s3("ep", "s3://input-bucket/mine/", inference_id=["fine", " leading-space"])
+    assert caught.value.parameter == "InferenceId" and nothing_sent(client)
+    with pytest.raises(sma.ValidationError, match="given to more than one payload"):
+        client.submit_s3("ep", "s3://input-bucket/mine/", inference_id=["twice", "twice"])
+    assert nothing_sent(client)
