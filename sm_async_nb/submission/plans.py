@@ -46,6 +46,9 @@ def per_item(name: str, value: Any, count: int) -> list[Any]:
     if isinstance(value, str):
         raise ValidationError(f"{name} {value!r} names one request but this batch has {count}: "
                               f"pass a list with one {name} per payload.", parameter=name)
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
+        raise ValidationError(f"{name} must be a list with one {name} per payload, not {type(value).__name__}.",
+                              parameter=name)
     values = list(value)
     if len(values) != count:
         raise ValidationError(f"{name} has {len(values)} entries for {count} payloads; give one per payload.",

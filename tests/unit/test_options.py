@@ -121,3 +121,10 @@ def test_ids_given_to_submit_s3_are_checked_before_s3_is_listed(client):
     with pytest.raises(sma.ValidationError, match="given to more than one payload"):
         client.submit_s3("ep", "s3://input-bucket/mine/", inference_id=["twice", "twice"])
     assert nothing_sent(client)
+
+
+@pytest.mark.parametrize("filename", [5, b"out.json"])
+def test_per_request_names_of_another_type_are_one_validation_error(client, filename):
+    with pytest.raises(sma.ValidationError, match="filename must be a list with one filename per payload"):
+        client.submit_many("ep", ["1,2", "3,4"], filename=filename)
+    assert nothing_sent(client)
