@@ -2,8 +2,9 @@
 
 It builds the :class:`~sm_async_nb.context.Context` (AWS clients, journal, settings, worker pool,
 origin) and the parts that receive it — preparer, submitter, tracker, handles — and is the only
-module that does. The public methods validate, then delegate: validate → encode → journal →
-upload → invoke (``submission``), follow up (``tracking``, ``handles``, ``results``).
+module that does. Every ``submit_*`` method is validate (the options, once, before any I/O) → a
+plan for its kind of source (``submission.plans``) → the one runner (``submission.runner``):
+journal → upload → invoke. Following up goes through ``tracking``, ``handles`` and ``results``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ from __future__ import annotations
 import numbers
 import os
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from . import progress
 from .aws.clients import AwsClients
 from .aws.s3uri import S3Uri
 from .config import SageMakerAsync
@@ -26,38 +25,29 @@ from .context import Context
 from .contract.validation import check_member
 from .endpoints.monitor import DEFAULT_MAX_AGE_S, EndpointMonitor
 from .endpoints.status import EndpointStatus
-from .errors import AwsError, ConfigurationError, SubmissionError, SubmissionInterrupted, ValidationError
+from .errors import AwsError, ConfigurationError, SubmissionError, ValidationError
 from .handles import HandleParts, Invocation, InvocationBatch
 from .journal import Journal
-from .payloads.indexes import encode_index
-from .payloads.mediatypes import CSV, media_type
-from .records import BatchKind, BatchRecord, InvocationRecord, Status
-from .submission import batches, datasets, s3_sources
+from .records import InvocationRecord, Status
+from .submission import plans
 from .submission.inputs import InputPrefix
+from .submission.options import (
+    ROWS_PER_REQUEST_DATAFRAME,
+    ROWS_PER_REQUEST_DATASET,
+    TABLE_CONTENT_TYPE,
+    Method,
+    SubmitOptions,
+)
+from .submission.options import parse as parse_options
 from .submission.owners import recover_interrupted
-from .submission.prepare import PreparedRequest, Preparer, RequestOptions
-from .submission.sender import Submitter
+from .submission.prepare import Preparer
+from .submission.runner import Submitter
 from .tracking.tracker import Tracker
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .notebook.panel.panel import Panel
-
-
-def _check_many(payloads: Any) -> None:
-    """``submit_many`` iterates its argument: refuse the values whose iteration is never meant
-    (a str would become one request per character, a DataFrame one per column name)."""
-    kind = type(payloads).__name__
-    if isinstance(payloads, (str, bytes, bytearray, memoryview, os.PathLike)):
-        raise ValidationError(f"submit_many takes a list of payloads, not one {kind}: use submit() for a single "
-                              "payload, or pass [payload].", parameter="payloads")
-    if isinstance(payloads, dict) or kind in ("DataFrame", "Series", "ndarray"):
-        hint = "submit_dataframe(endpoint, df, rows_per_request=...)" if kind != "dict" else "submit()"
-        raise ValidationError(f"submit_many takes a list of payloads, not a {kind} (iterating it would send its "
-                              f"keys, columns or rows one by one): use {hint}, or pass a list.", parameter="payloads")
-    if not isinstance(payloads, Iterable):
-        raise ValidationError(f"submit_many takes a list of payloads, not a {kind}.", parameter="payloads")
 
 
 class AsyncInferenceClient:
@@ -110,28 +100,31 @@ class AsyncInferenceClient:
     journal = property(lambda self: self.ctx.journal)
     origin = property(lambda self: self.ctx.origin)
 
-    # --- submitting --------------------------------------------------------------------------
+    # --- submitting: validate → plan → the one runner ---------------------------------------
 
     def submit(self, endpoint_name: str, payload: Any, content_type: str | None = None,
                accept: str | None = None, custom_attributes: str | None = None,
                inference_id: str | None = None, request_ttl_seconds: int | None = None,
                invocation_timeout_seconds: int | None = None, s3_output_path_extension: str | None = None,
-               filename: str | None = None, label: str | None = None, inline: bool = False) -> Invocation:
+               filename: str | None = None, label: str | None = None, inline: bool = False,
+               **unknown: Any) -> Invocation:
         """Send one payload.
 
         Raises:
-            ValidationError: a parameter or the payload breaks a rule; nothing was sent.
+            ValidationError: a parameter or the payload breaks a rule, or an unknown option; nothing was sent.
             SubmissionError: the request could not be handed to SageMaker (journaled as ERROR; the
                 exception carries the inference id). SubmissionInterrupted on Ctrl-C.
         """
-        options = RequestOptions(content_type, accept, custom_attributes, request_ttl_seconds,
-                                 invocation_timeout_seconds, s3_output_path_extension, label, inline)
-        request = self._preparer.prepare(endpoint_name, payload, options, inference_id=inference_id,
-                                         filename=filename)
-        [record] = self._run([request])
-        if record.status is Status.ERROR:
+        options = self._options("submit", endpoint_name, dict(
+            content_type=content_type, accept=accept, custom_attributes=custom_attributes,
+            request_ttl_seconds=request_ttl_seconds, invocation_timeout_seconds=invocation_timeout_seconds,
+            s3_output_path_extension=s3_output_path_extension, label=label, inline=inline, **unknown))
+        plan = plans.SinglePlan(self._preparer, endpoint_name, payload, options, inference_id, filename)
+        self._run(plan)
+        record = self.ctx.journal.get(plan.prepared[0].inference_id)
+        if record is not None and record.status is Status.ERROR:
             raise SubmissionError(record.error or "submission failed", inference_id=record.inference_id)
-        return self.invocation(record.inference_id)
+        return self.invocation(plan.prepared[0].inference_id)
 
     def submit_many(self, endpoint_name: str, payloads: Iterable[Any], *,
                     inference_id: str | Sequence[str] | None = None,
@@ -145,13 +138,13 @@ class AsyncInferenceClient:
             ValidationError: a payload or option breaks a rule (named); nothing was sent.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, ``resubmit()`` sends the rest.
         """
-        _check_many(payloads)
-        parts = [(payload, None) for payload in payloads]
-        return self._submit_batch(endpoint_name, parts, RequestOptions.of(**options), inference_id, filename,
-                                  kind=BatchKind.PAYLOADS)
+        checked = self._options("submit_many", endpoint_name, options)
+        return self._run_batch(plans.PayloadsPlan(self._preparer, endpoint_name, payloads, checked, inference_id,
+                                                  filename))
 
-    def submit_dataframe(self, endpoint_name: str, df: pd.DataFrame, rows_per_request: int = 100,
-                         content_type: str | None = "text/csv", *,
+    def submit_dataframe(self, endpoint_name: str, df: pd.DataFrame,
+                         rows_per_request: int = ROWS_PER_REQUEST_DATAFRAME,
+                         content_type: str | None = TABLE_CONTENT_TYPE, *,
                          inference_id: str | Sequence[str] | None = None,
                          filename: Sequence[str] | None = None, **options: Any) -> InvocationBatch:
         """Split ``df`` into requests of ``rows_per_request`` rows; results come back in input order,
@@ -161,20 +154,9 @@ class AsyncInferenceClient:
             ValidationError: not a DataFrame, empty, a bad option or payload; nothing was sent.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, ``resubmit()`` sends the rest.
         """
-        import pandas as pd
-
-        if isinstance(df, pd.Series):
-            df = df.to_frame()
-        if not isinstance(df, pd.DataFrame):
-            raise ValidationError(f"submit_dataframe needs a pandas DataFrame, not {type(df).__name__}.")
-        datasets.check_rows_per_request(rows_per_request)
-        if df.empty:
-            raise ValidationError("The DataFrame is empty: there is nothing to send.")
-        parts = [(df.iloc[start:start + rows_per_request], (start, min(rows_per_request, len(df) - start)))
-                 for start in range(0, len(df), rows_per_request)]
-        return self._submit_batch(endpoint_name, parts, RequestOptions.of(content_type=content_type, **options),
-                                  inference_id, filename, kind=BatchKind.DATAFRAME,
-                                  index_json=encode_index(df.index))
+        checked = self._options("submit_dataframe", endpoint_name,
+                                dict(options, rows_per_request=rows_per_request, content_type=content_type))
+        return self._run_batch(plans.DataFramePlan(self._preparer, endpoint_name, df, checked, inference_id, filename))
 
     def submit_s3(self, endpoint_name: str, source: Any, pattern: str | None = None, *,
                   inference_id: str | Sequence[str] | None = None, content_type: str | None = None,
@@ -193,31 +175,17 @@ class AsyncInferenceClient:
                 s3_output_path_extension, label (as for :meth:`submit`).
 
         Raises:
-            ValidationError: a bad URI, no match, a missing, empty or over-1-GB object, a bad option;
-                nothing was invoked.
+            ValidationError: a bad option (checked before S3 is asked anything), a bad URI, no match, a
+                missing, empty or over-1-GB object; nothing was invoked.
             AwsError: S3 refused to list or read the objects.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch.
         """
-        request_options = RequestOptions.of(**options)
-        if request_options.inline:
-            raise ValidationError("submit_s3 sends objects already in S3: inline=True does not apply.",
-                                  parameter="inline")
-        objects, index = s3_sources.resolve(self.ctx, source, pattern, content_type)
-        count = len(objects)
-        ids, batch_id = batches.batch_ids(inference_id, count)
-        index_json = encode_index(index) if index is not None else None
-        batches.check_same_batch(self._preparer, batch_id, endpoint_name, count, BatchKind.S3, index_json)
-        now = time.time()
-        requests = [self._preparer.prepare_s3(endpoint_name, obj, request_options, inference_id=iid, now=now,
-                                              batch_id=batch_id, batch_index=i)
-                    for i, (obj, iid) in enumerate(zip(objects, ids, strict=True))]
-        batch = BatchRecord(batch_id=batch_id, endpoint_name=endpoint_name, size=count, label=request_options.label,
-                            created_at=now, kind=BatchKind.S3, index_json=index_json)
-        self._run(requests, batch)
-        return self.batch(batch_id)
+        checked = self._options("submit_s3", endpoint_name, dict(options, pattern=pattern, content_type=content_type))
+        return self._run_batch(plans.S3ObjectsPlan(self._preparer, endpoint_name, source, checked, inference_id))
 
-    def submit_dataset(self, endpoint_name: str, source: str | os.PathLike[str], rows_per_request: int = 1000,
-                       content_type: str | None = "text/csv", columns: Sequence[str] | None = None, *,
+    def submit_dataset(self, endpoint_name: str, source: str | os.PathLike[str],
+                       rows_per_request: int = ROWS_PER_REQUEST_DATASET,
+                       content_type: str | None = TABLE_CONTENT_TYPE, columns: Sequence[str] | None = None, *,
                        inference_id: str | None = None, **options: Any) -> InvocationBatch:
         """Stream a Parquet/CSV file, folder or glob (local or ``s3://``) to the endpoint in requests of
         ``rows_per_request`` rows, reading one record batch at a time: memory does not grow with the
@@ -238,68 +206,33 @@ class AsyncInferenceClient:
             ValidationError: a missing path, no match, an unsupported file type, a missing column, a
                 ragged or unreadable row, a bad option; nothing was sent.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, the message says how to continue.
+            SubmissionError: a failure every request would meet (expired credentials...) stopped it part-way;
+                ``exc.batch`` is the batch, the message says how to continue.
         """
-        datasets.check_rows_per_request(rows_per_request)
-        request_options = RequestOptions.of(content_type=content_type, **options)
-        if request_options.inline:
-            raise ValidationError("submit_dataset sends its slices through S3: inline=True does not apply.",
-                                  parameter="inline")
-        opened = datasets.open_dataset(self.ctx, source, columns)
-        if media_type(request_options.content_type or self.ctx.settings.default_content_type) == CSV:
-            datasets.check_csv_columns(opened)
-        count = -(-opened.rows // rows_per_request)
-        prefix = inference_id if inference_id is not None else f"ds-{uuid.uuid4().hex[:12]}"
-        if not isinstance(prefix, str):
-            raise ValidationError("inference_id for a dataset is one prefix (a str).", parameter="inference_id")
-        ids, batch_id = batches.batch_ids(prefix, count)
-        batches.check_same_batch(self._preparer, batch_id, endpoint_name, count, BatchKind.DATASET, None)
-        batch = BatchRecord(batch_id=batch_id, endpoint_name=endpoint_name, size=count, label=request_options.label,
-                            created_at=time.time(), kind=BatchKind.DATASET)
-        window = max(64, 4 * self.max_workers)  # slices encoded and in flight at once: bounds the memory
-        shown = progress.make(f"submitting {opened.name}", opened.rows, unit="rows")
-        sent = 0
+        checked = self._options("submit_dataset", endpoint_name, dict(
+            options, rows_per_request=rows_per_request, content_type=content_type, columns=columns))
+        return self._run_batch(plans.DatasetPlan(self._preparer, endpoint_name, source, checked, inference_id,
+                                                 workers=self.max_workers))
+
+    @staticmethod
+    def _options(method: Method, endpoint_name: str, given: dict[str, Any]) -> SubmitOptions:
+        """The endpoint name and every option checked, before any I/O."""
+        check_member("EndpointName", endpoint_name)
+        return parse_options(method, given)
+
+    def _run(self, plan: plans.Plan) -> None:
+        """The one runner; a batch that stopped part-way is attached to the error (``exc.batch``)."""
         try:
-            pending: list[PreparedRequest] = []
-            for i, (start, table) in enumerate(datasets.chunks(opened, rows_per_request)):
-                pending.append(self._preparer.prepare(
-                    endpoint_name, table.to_pandas(), request_options, inference_id=ids[i], filename=None,
-                    now=batch.created_at, batch_id=batch_id, batch_index=i, rows=(start, table.num_rows)))
-                if len(pending) == window:
-                    sent += self._send_window(pending, batch, shown)
-                    pending = []
-            if pending:
-                sent += self._send_window(pending, batch, shown)
-        except SubmissionInterrupted as exc:
-            stopped = SubmissionInterrupted(sent=sent + exc.sent, not_sent=count - sent - exc.sent, total=count,
-                                            batch_id=batch_id, continue_with=prefix)
-            stopped.batch = self.batch(batch_id)
-            raise stopped from None
-        finally:
-            if shown is not None:
-                shown.close()
-        return self.batch(batch_id)
-
-    def _send_window(self, requests: list[PreparedRequest], batch: BatchRecord, shown: Any) -> int:
-        self._run(requests, batch)
-        if shown is not None:
-            shown(sum(r.record.row_count or 0 for r in requests))
-        return len(requests)
-
-    def _submit_batch(self, endpoint_name: str, parts: Sequence[batches.Part], options: RequestOptions,
-                      inference_id: str | Sequence[str] | None, filename: Sequence[str] | None, *,
-                      kind: BatchKind, index_json: str | None = None) -> InvocationBatch:
-        requests, batch = batches.plan(self._preparer, endpoint_name, parts, options, inference_id, filename,
-                                       kind=kind, index_json=index_json)
-        self._run(requests, batch)
-        return self.batch(batch.batch_id)
-
-    def _run(self, requests: list[PreparedRequest], batch: Any = None) -> list[InvocationRecord]:
-        try:
-            return self._submitter.run(requests, batch)
-        except SubmissionInterrupted as exc:
-            if exc.batch_id is not None:
+            self._submitter.run(plan)
+        except SubmissionError as exc:
+            if exc.batch_id is not None and self.ctx.journal.get_batch(exc.batch_id) is not None:
                 exc.batch = self.batch(exc.batch_id)
             raise
+
+    def _run_batch(self, plan: plans.Plan) -> InvocationBatch:
+        self._run(plan)
+        assert plan.batch is not None
+        return self.batch(plan.batch.batch_id)
 
     def resubmit(self, inference_ids: Iterable[str]) -> list[Invocation]:
         """Send finished-but-unsuccessful invocations again, reusing their input object.
@@ -367,7 +300,7 @@ class AsyncInferenceClient:
         """Drop rows from the journal (their S3 objects stay)."""
         if isinstance(inference_ids, str):
             inference_ids = [inference_ids]
-        return self.ctx.journal.delete(inference_ids)
+        return self.ctx.journal.forget(inference_ids)
 
     def prune(self, older_than_days: float = 30.0) -> int:
         """Forget finished invocations whose result was seen more than ``older_than_days`` ago.

@@ -31,4 +31,4 @@ class Context:
     def records(self, *, statuses: Iterable[Status] | None = None,
                 include_other_origins: bool = False) -> list[InvocationRecord]:
         """Journal rows of this origin (or of every origin), oldest submission first."""
-        return self.journal.query(statuses=statuses, origin=None if include_other_origins else self.origin)
+        return self.journal.records(statuses=statuses, origin=None if include_other_origins else self.origin)

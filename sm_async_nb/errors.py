@@ -22,12 +22,16 @@ class ValidationError(SmAsyncError, ValueError):
 
 
 class SubmissionError(SmAsyncError):
-    """The client could not hand the request to SageMaker (status ERROR)."""
+    """The client could not hand the request to SageMaker (status ERROR). ``batch`` is the batch handle
+    when a batch stopped part-way (the magic's ``-o VAR`` binds it), else None."""
 
-    def __init__(self, message: str, *, inference_id: str | None = None, code: str | None = None):
+    def __init__(self, message: str, *, inference_id: str | None = None, code: str | None = None,
+                 batch_id: str | None = None):
         super().__init__(message)
         self.inference_id = inference_id
         self.code = code
+        self.batch_id = batch_id
+        self.batch: Any = None  # the InvocationBatch, attached by the client
 
 
 class SubmissionInterrupted(SubmissionError):
@@ -46,10 +50,8 @@ class SubmissionInterrupted(SubmissionError):
         else:
             message = (f"Interrupted: {sent} of {total} requests were sent, {not_sent} were not; "
                        "batch.resubmit() sends them.")
-        super().__init__(message, inference_id=inference_id, code="Interrupted")
+        super().__init__(message, inference_id=inference_id, code="Interrupted", batch_id=batch_id)
         self.sent, self.not_sent, self.total = sent, not_sent, total
-        self.batch_id = batch_id
-        self.batch: Any = None  # the InvocationBatch, attached by the client
 
 
 class InferenceFailed(SmAsyncError):

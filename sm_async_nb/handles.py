@@ -22,7 +22,7 @@ from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Stat
 from .results import downloads
 from .results import loading as results
 from .results import writer as results_writer
-from .submission.sender import Submitter
+from .submission.runner import Submitter
 from .tracking.tracker import Tracker
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class Invocation:
         return Invocation(self._parts, inference_id)
 
     def forget(self) -> None:
-        self._parts.ctx.journal.delete([self.inference_id])
+        self._parts.ctx.journal.forget([self.inference_id])
 
     def __await__(self) -> Generator[Any, None, pd.DataFrame]:
         loop = asyncio.get_running_loop()
@@ -189,10 +189,7 @@ class InvocationBatch:
 
     def parts(self) -> list[InvocationRecord]:
         """The current row of each slot: a resubmitted slot shows its newest attempt."""
-        latest: dict[int, InvocationRecord] = {}
-        for row in self._parts.ctx.journal.query(batch_id=self.batch_id):
-            latest[row.batch_index or 0] = row  # query is ordered by submission time
-        return [latest[i] for i in sorted(latest)]
+        return self._parts.ctx.journal.batch_parts(self.batch_id)
 
     @property
     def invocations(self) -> list[Invocation]:

@@ -173,3 +173,16 @@ class PendingRow(NamedTuple):
         return cls(record.inference_id, record.endpoint_name, record.output_location,
                    record.failure_location, record.service_deadline(),
                    record.invoked_at or record.submitted_at or 0.0)
+
+
+class Finish(NamedTuple):
+    """How a PENDING invocation ended, as the tracker learned it (an output or failure object, a
+    notification, or its deadline passing): what ``Journal.finish`` records."""
+
+    inference_id: str
+    status: Status                        # COMPLETED, FAILED or EXPIRED
+    finished_at: float | None = None      # when the result was written (None: a notification without a time)
+    output_size: int | None = None
+    failure_reason: str | None = None
+    output_body: bytes | None = None      # a small output delivered inside its notification
+    output_content_type: str | None = None

@@ -91,6 +91,47 @@ def client(moto_aws, tmp_path):
 
 
 @pytest.fixture
+def stage_row():
+    """``stage_row(journal, inference_id, **columns)``: set columns of one journal row the way no journal
+    verb would, to stage a test's situation (a finish ten days ago, an output location where nothing
+    will appear, a row of another AWS target). It writes through its own SQLite connection, as another
+    process would, so the journal's own verbs stay the only writers of the code under test."""
+    import contextlib
+    import sqlite3
+
+    from sm_async_nb.journal import schema
+
+    def stage(journal, inference_id: str, **columns) -> None:
+        sets = ", ".join(f"{name} = ?" for name in columns)
+        values = [schema.encode(name, value) for name, value in columns.items()]
+        with contextlib.closing(sqlite3.connect(journal.path)) as db, db:
+            changed = db.execute(f"UPDATE invocations SET {sets} WHERE inference_id = ?", [*values, inference_id])
+            assert changed.rowcount == 1, f"no journal row {inference_id!r} to stage"
+
+    return stage
+
+
+@pytest.fixture
+def deny():
+    """``deny(client, service, operation, code)``: every ``operation`` of ``service`` through ``client``'s AWS
+    clients is answered with an error response (access denied by default), as IAM would answer."""
+    from botocore.awsrequest import AWSResponse
+
+    def refuse_all(client, service: str, operation: str, code: str = "AccessDeniedException") -> None:
+        boto = client.aws.get(service)
+        event = f"before-call.{boto.meta.service_model.service_id.hyphenize()}.{operation}"
+
+        def refuse(**_):
+            return AWSResponse("https://iam.example", 403, {}, None), {
+                "Error": {"Code": code, "Message": f"User is not authorized to perform: {service}:{operation}"},
+                "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+        boto.meta.events.register(event, refuse)
+
+    return refuse_all
+
+
+@pytest.fixture
 def list_keys():
     """Every key under a prefix, through the ambient boto3 configuration."""
 

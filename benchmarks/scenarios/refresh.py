@@ -7,6 +7,9 @@ Measured twice: while all N are pending (the model is held), and when all N have
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 from sm_async_nb import AsyncInferenceClient, Status
 
 from ..baselines import RequestCount, head_per_id
@@ -31,6 +34,14 @@ def _at(bench: Bench, latency: int) -> list[Row]:
             _row(completed, latency, f"Refresh, {sizes.pending:,} just completed")]
 
 
+def _back_to_pending(journal_path: str, ids: list[str]) -> None:
+    """Set finished rows back to PENDING, as no journal verb does (the benchmark's own staging, through
+    its own connection, as another process would)."""
+    with contextlib.closing(sqlite3.connect(journal_path)) as db, db:
+        db.executemany("UPDATE invocations SET status = ?, finished_at = NULL, output_size = NULL "
+                       "WHERE inference_id = ?", [(Status.PENDING.value, i) for i in ids])
+
+
 def _measure(phase: Phase, client: AsyncInferenceClient, ids: list[str], state: str, sizes: Sizes) -> dict:
     """Median refresh time and S3 requests vs HEAD per id over a sample (scaled), interleaved."""
     rows = client.journal.get_many(ids)
@@ -43,8 +54,7 @@ def _measure(phase: Phase, client: AsyncInferenceClient, ids: list[str], state: 
 
     def refresh() -> float:
         if state == "completed":  # the refresh that discovers every output, again
-            client.journal.update_many([(i, None, {"status": Status.PENDING, "finished_at": None,
-                                                   "output_size": None}) for i in ids])
+            _back_to_pending(client.journal.path, ids)
         seconds = timed(client.tracker.refresh)
         stats = client.tracker.stats
         assert stats.changed == (len(ids) if state == "completed" else 0), f"refresh saw {stats.changed} changes"

@@ -21,9 +21,6 @@ RATE_WINDOW_S = 600.0
 MIN_WATCH_S = 30.0
 PROCESSED = (Status.COMPLETED, Status.FAILED)
 
-_COMPLETIONS_SQL = ("SELECT COUNT(*), MIN(invoked_at) FROM invocations WHERE status IN (?, ?) AND origin = ? "
-                    "AND endpoint_name = ? AND finished_at >= ?")
-
 
 @dataclass(frozen=True)
 class OwnQueue:
@@ -48,11 +45,10 @@ def read(ctx: Context, endpoint_name: str, now: float) -> OwnQueue:
     rows = sorted((r for r in ctx.journal.pending(ctx.origin) if r.endpoint_name == endpoint_name),
                   key=lambda r: r.invoked_at)
     since = now - RATE_WINDOW_S
-    [(completed, first_done)] = ctx.journal.read(
-        _COMPLETIONS_SQL, (*(s.value for s in PROCESSED), ctx.origin, endpoint_name, since))
-    starts = [t for t in [first_done, *(r.invoked_at for r in rows[:1])] if t]
+    completed, first_invoked = ctx.journal.completions(ctx.origin, endpoint_name, since, PROCESSED)
+    starts = [t for t in [first_invoked, *(r.invoked_at for r in rows[:1])] if t]
     watched = now - max(since, min(starts)) if starts else RATE_WINDOW_S
-    return OwnQueue(tuple(r.deadline for r in rows), int(completed or 0), max(MIN_WATCH_S, watched))
+    return OwnQueue(tuple(r.deadline for r in rows), completed, max(MIN_WATCH_S, watched))
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..records import REQUEST_FIELDS, InvocationRecord
+from . import schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,13 +22,31 @@ _ORDER = ("inference_id", "label", "endpoint_name", "status", "submitted_at", "f
 _INTERNAL = ("request", "owner_pid", "input_sha256", "submit_step", "origin", "output_body")
 
 
+def _columns(journal: Journal, names: Sequence[str], request_fields: Sequence[str], origin: str | None
+             ) -> dict[str, list[Any]]:
+    """Whole columns (and request fields, extracted by SQLite's JSON functions) in submission order,
+    without building a record per row: what a 100,000-row DataFrame needs."""
+    unknown = set(names) - set(schema.COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown journal fields: {sorted(unknown)}")
+    selected = [*names, *(f"json_extract(request, '$.{field}')" for field in request_fields)]
+    sql = f"SELECT {', '.join(selected)} FROM invocations"
+    params: tuple[Any, ...] = ()
+    if origin is not None:
+        sql += " WHERE origin = ?"
+        params = (origin,)
+    rows = journal._read(sql + " ORDER BY submitted_at, batch_index, rowid", params)
+    values = list(zip(*rows, strict=True)) if rows else [() for _ in selected]
+    return {name: list(column) for name, column in zip([*names, *request_fields], values, strict=True)}
+
+
 def journal_frame(journal: Journal, origin: str | None) -> pd.DataFrame:
     """Every row of ``origin`` (or of all origins) as :func:`records_frame` makes it, but column by
     column from SQL: 100,000 rows in well under a second."""
     import pandas as pd
 
     names = [f.name for f in dataclasses.fields(InvocationRecord) if f.name not in _INTERNAL]
-    data = journal.columns(names, REQUEST_FIELDS, origin=origin)
+    data = _columns(journal, names, REQUEST_FIELDS, origin)
     frame = pd.DataFrame(data)
     for name in _TIMES:
         frame[name] = pd.to_datetime(frame[name], unit="s", utc=True)

@@ -1,9 +1,29 @@
 """The SQLite journal: every invocation is written here before its payload is uploaded.
 
 One connection per journal object, guarded by one lock; WAL mode so several kernels can share a
-file. Status changes are compare-and-set (``expect=``) so two processes never both apply the
-same transition. ``Journal(":memory:")`` is the in-memory twin for unit tests. The schema and
-the row codec live in ``schema.py``; every SELECT goes through :meth:`Journal._select`.
+file. ``Journal(":memory:")`` is the in-memory twin for unit tests. The schema and the row codec
+live in ``schema.py``.
+
+The journal is a narrow set of named operations (as huey's storage is), each stating its
+atomicity; no caller writes SQL or names columns:
+
+* reads: :meth:`get`, :meth:`get_many`, :meth:`records`, :meth:`with_label`, :meth:`with_id_prefix`,
+  :meth:`get_batch`, :meth:`batch_rows`, :meth:`batch_parts`, :meth:`pending`, :meth:`counts`,
+  :meth:`completions`, :meth:`output_name_taken`;
+* the submission's life: :meth:`add` / :meth:`add_missing` (insert), :meth:`claim_for_submission`,
+  :meth:`mark_invoking`, :meth:`mark_pending`, :meth:`mark_not_sent`, :meth:`restate_errors`,
+  :meth:`recover_dead_owners`, :meth:`claim_resubmission` / :meth:`release_resubmission`;
+* the tracker's: :meth:`finish`;
+* housekeeping: :meth:`forget`, :meth:`prune`.
+
+Every status transition is a compare-and-set on the status it leaves, and on the owner where it
+matters (a row claimed from a dead process; the steps of a submission, which only the process owning
+the row may take), so two threads or processes never both apply the same transition: the verb
+returns whether (or for which ids) it applied. Each verb is one transaction.
+
+User-facing lookup rules (labels, id prefixes) are not storage: they live in ``sm_async_nb.lookup``.
+``views.py`` and ``frames.py`` build the panel's and the DataFrames' SQL inside this package and run
+it through the private :meth:`Journal._read`.
 """
 
 from __future__ import annotations
@@ -15,20 +35,30 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import JournalError
-from ..records import FINISHED, UNFINISHED, BatchRecord, InvocationRecord, PendingRow, Status
+from ..records import FINISHED, UNFINISHED, BatchRecord, Finish, InvocationRecord, PendingRow, Status, SubmitStep
 from . import schema
 from .filesystem import filesystem_type, is_network_filesystem
 from .schema import SCHEMA_VERSION, placeholders
 
 log = logging.getLogger(__name__)
 
-Expect = Status | Iterable[Status] | None
 _CHUNK = 500  # SQLite's default limit on bound parameters is 999
+_ORDER = " ORDER BY submitted_at, batch_index, rowid"  # submission order, batch order within
+
+
+class Claim(NamedTuple):
+    """An existing row to send (again): it is claimed only if it is still as it was read."""
+
+    inference_id: str
+    expect: Status           # the status it was read in (ERROR, or SUBMITTING left by a dead process)
+    expect_owner: int        # the owner_pid it was read with
+    submitted_at: float | None
+    input_location: str | None
 
 
 class _Closed:
@@ -171,25 +201,10 @@ class Journal:
                 self._db.close()
                 self._db = _Closed(self.path)
 
-    # --- reading -----------------------------------------------------------------------------
-
-    def _select(self, where: str = "", params: Sequence[Any] | Mapping[str, Any] = (), *, order: bool = False,
-                limit: int | None = None, order_by: str | None = None, offset: int = 0) -> list[InvocationRecord]:
-        """The one SELECT of whole invocation rows (``order_by``: an ORDER BY clause from views.py)."""
-        sql = schema.SELECT_INVOCATIONS + (f" WHERE {where}" if where else "")
-        if order_by:
-            sql += f" ORDER BY {order_by}"
-        elif order:
-            sql += " ORDER BY submitted_at, batch_index, rowid"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        rows = self._read(sql, params)
-        return [schema.invocation_from_row(r) for r in rows]
-
-    select = _select  # for journal/views.py, which builds the panel's queries
+    # --- the private reader (this package only: views.py, frames.py) ---------------------------
 
     def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
-        # A mapping binds :named parameters (views.py); a sequence binds ? placeholders.
+        """Read-only SQL under the lock. A mapping binds :named parameters; a sequence binds ``?``."""
         bound = dict(params) if isinstance(params, Mapping) else tuple(params)
         with self._lock:
             try:
@@ -197,35 +212,75 @@ class Journal:
             except sqlite3.OperationalError as exc:
                 raise self._explain(exc, "read") from None
 
-    read = _read  # read-only SQL for journal/views.py and frames.py
+    def _select(self, where: str = "", params: Sequence[Any] = (), *, order: bool = False,
+                limit: int | None = None) -> list[InvocationRecord]:
+        """The one SELECT of whole invocation rows."""
+        sql = schema.SELECT_INVOCATIONS + (f" WHERE {where}" if where else "") + (_ORDER if order else "")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [schema.invocation_from_row(r) for r in self._read(sql, params)]
+
+    @staticmethod
+    def _origin(where: list[str], params: list[Any], origin: str | None) -> None:
+        if origin is not None:
+            where.append("origin = ?")
+            params.append(origin)
+
+    # --- reads (each one statement: a consistent snapshot) -----------------------------------
 
     def get(self, inference_id: str) -> InvocationRecord | None:
         found = self._select("inference_id = ?", (inference_id,))
         return found[0] if found else None
 
     def get_many(self, inference_ids: Iterable[str]) -> dict[str, InvocationRecord]:
+        """The rows of these ids that exist (one statement per 500 ids)."""
         found: dict[str, InvocationRecord] = {}
         for chunk in _chunks(list(inference_ids)):
             rows = self._select(f"inference_id IN ({placeholders(len(chunk))})", chunk)
             found.update((r.inference_id, r) for r in rows)
         return found
 
-    def query(self, *, statuses: Iterable[Status] | None = None, origin: str | None = None,
-              batch_id: str | None = None, endpoint_name: str | None = None,
-              label: str | None = None, limit: int | None = None) -> list[InvocationRecord]:
-        """Rows matching every given filter, oldest submission first."""
+    def records(self, *, origin: str | None = None, statuses: Iterable[Status] | None = None
+                ) -> list[InvocationRecord]:
+        """The rows of ``origin`` (every origin when None), in ``statuses`` when given, oldest submission first."""
         where: list[str] = []
         params: list[Any] = []
         if statuses is not None:
             wanted = [s.value for s in statuses]
             where.append(f"status IN ({placeholders(len(wanted))})")
             params += wanted
-        for column, value in (("origin", origin), ("batch_id", batch_id),
-                              ("endpoint_name", endpoint_name), ("label", label)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        return self._select(" AND ".join(where), params, order=True, limit=limit)
+        self._origin(where, params, origin)
+        return self._select(" AND ".join(where), params, order=True)
+
+    def with_label(self, label: str, origin: str | None = None) -> list[InvocationRecord]:
+        """Every row carrying ``label`` (any submission of it), oldest submission first."""
+        where, params = ["label = ?"], [label]
+        self._origin(where, params, origin)
+        return self._select(" AND ".join(where), params, order=True)
+
+    def with_id_prefix(self, prefix: str, origin: str | None = None, *, limit: int = 2) -> list[InvocationRecord]:
+        """At most ``limit`` rows whose inference id starts with ``prefix`` (case-sensitive, as ids are;
+        LIKE would not be)."""
+        where, params = ["substr(inference_id, 1, ?) = ?"], [len(prefix), prefix]
+        self._origin(where, params, origin)
+        return self._select(" AND ".join(where), params, limit=limit)
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        rows = self._read(schema.SELECT_BATCHES + " WHERE batch_id = ?", (batch_id,))
+        return schema.batch_from_row(rows[0]) if rows else None
+
+    def batch_rows(self, batch_id: str, origin: str | None = None) -> list[InvocationRecord]:
+        """Every row of a batch, every attempt of a resubmitted slot included, oldest submission first."""
+        where, params = ["batch_id = ?"], [batch_id]
+        self._origin(where, params, origin)
+        return self._select(" AND ".join(where), params, order=True)
+
+    def batch_parts(self, batch_id: str) -> list[InvocationRecord]:
+        """The current attempt of each slot of a batch (a resubmitted slot: its newest row), in slot order."""
+        latest: dict[int, InvocationRecord] = {}
+        for row in self.batch_rows(batch_id):  # oldest submission first: the newest attempt wins
+            latest[row.batch_index or 0] = row
+        return [latest[i] for i in sorted(latest)]
 
     def pending(self, origin: str) -> list[PendingRow]:
         """The PENDING rows of ``origin``, reading only what polling needs."""
@@ -241,29 +296,23 @@ class Journal:
             found.append(PendingRow(iid, endpoint, output, failure, deadline, invoked_at or submitted_at or 0.0))
         return found
 
-    def find(self, key: str, origin: str | None = None) -> list[InvocationRecord]:
-        """Resolve what a user typed: a full inference id, a label, a batch id or a unique id
-        prefix (within ``origin`` when given). A label names its latest submission, since
-        re-running a cell reuses its label. Returns that submission's rows in order."""
-        record = self.get(key)
-        if record is not None and origin in (None, record.origin):
-            return [record]
-        labelled = self.query(label=key, origin=origin)
-        if labelled:
-            submissions: dict[str, list[InvocationRecord]] = {}
-            for row in labelled:
-                submissions.setdefault(row.batch_id or row.inference_id, []).append(row)
-            return max(submissions.values(), key=lambda rows: max(r.submitted_at or 0.0 for r in rows))
-        in_batch = self.query(batch_id=key, origin=origin)
-        if in_batch:
-            return in_batch
-        # A prefix is case-sensitive, like the ids themselves (LIKE would not be).
-        where, params = "substr(inference_id, 1, ?) = ?", [len(key), key]
-        if origin is not None:
-            where += " AND origin = ?"
-            params.append(origin)
-        rows = self._select(where, params, limit=2)
-        return rows if len(rows) == 1 else []
+    def counts(self, origin: str | None = None) -> dict[Status, int]:
+        """How many rows of ``origin`` (of every origin when None) are in each status."""
+        where: list[str] = []
+        params: list[Any] = []
+        self._origin(where, params, origin)
+        sql = "SELECT status, COUNT(*) FROM invocations" + (f" WHERE {where[0]}" if where else "")
+        return {Status(s): n for s, n in self._read(sql + " GROUP BY status", params)}
+
+    def completions(self, origin: str, endpoint_name: str, since: float, statuses: Iterable[Status]
+                    ) -> tuple[int, float | None]:
+        """How many rows of ``origin`` on ``endpoint_name`` finished in ``statuses`` at or after ``since``,
+        and the earliest invoke among them (None when none)."""
+        wanted = [s.value for s in statuses]
+        [(count, first)] = self._read(
+            f"SELECT COUNT(*), MIN(invoked_at) FROM invocations WHERE status IN ({placeholders(len(wanted))}) "
+            "AND origin = ? AND endpoint_name = ? AND finished_at >= ?", (*wanted, origin, endpoint_name, since))
+        return int(count or 0), first
 
     def output_name_taken(self, origin: str, endpoint_name: str, filename: str, extension: str | None, *,
                           exclude: str) -> InvocationRecord | None:
@@ -277,41 +326,11 @@ class Journal:
             [origin, endpoint_name, *live, exclude, filename, extension or ""], limit=1)
         return rows[0] if rows else None
 
-    def columns(self, names: Sequence[str], request_fields: Sequence[str] = (), *,
-                origin: str | None = None) -> dict[str, list[Any]]:
-        """Whole columns (and request fields, extracted by SQLite's JSON functions) in submission
-        order, without building a record per row: what a 100,000-row DataFrame needs."""
-        unknown = set(names) - set(schema.COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown journal fields: {sorted(unknown)}")
-        selected = [*names, *(f"json_extract(request, '$.{field}')" for field in request_fields)]
-        sql = f"SELECT {', '.join(selected)} FROM invocations"
-        params: tuple[Any, ...] = ()
-        if origin is not None:
-            sql += " WHERE origin = ?"
-            params = (origin,)
-        rows = self._read(sql + " ORDER BY submitted_at, batch_index, rowid", params)
-        values = list(zip(*rows, strict=True)) if rows else [() for _ in selected]
-        return {name: list(column) for name, column in zip([*names, *request_fields], values, strict=True)}
-
-    def counts(self, origin: str | None = None) -> dict[Status, int]:
-        sql = "SELECT status, COUNT(*) FROM invocations"
-        params: tuple[Any, ...] = ()
-        if origin is not None:
-            sql += " WHERE origin = ?"
-            params = (origin,)
-        rows = self._read(sql + " GROUP BY status", params)
-        return {Status(s): n for s, n in rows}
-
-    def get_batch(self, batch_id: str) -> BatchRecord | None:
-        rows = self._read(schema.SELECT_BATCHES + " WHERE batch_id = ?", (batch_id,))
-        return schema.batch_from_row(rows[0]) if rows else None
-
-    # --- writing -----------------------------------------------------------------------------
+    # --- inserting ---------------------------------------------------------------------------
 
     def add(self, records: Sequence[InvocationRecord], batch: BatchRecord | None = None) -> None:
-        """Insert new rows (and their batch) atomically; raises sqlite3.IntegrityError on a
-        duplicate inference id, leaving nothing written."""
+        """Insert new rows (and their batch) in one transaction: all or nothing. Raises
+        sqlite3.IntegrityError on an inference id already there, leaving nothing written."""
         now = time.time()
         for record in records:
             record.updated_at = now
@@ -340,45 +359,110 @@ class Journal:
                     inserted.add(record.inference_id)
         return inserted
 
-    def update(self, inference_id: str, expect: Expect = None, **changes: Any) -> bool:
-        """Apply ``changes`` if the row's status is in ``expect`` (any status when None).
-        Returns whether the row changed: the compare-and-set that keeps transitions single."""
-        return bool(self.update_many([(inference_id, expect, changes)]))
+    # --- the submission's transitions (compare-and-set) --------------------------------------
 
-    def update_many(self, updates: Sequence[tuple[str, Expect, dict[str, Any]]]) -> list[str]:
-        """Several compare-and-set updates in one transaction; returns the ids that changed."""
-        applied: list[str] = []
+    def _set(self, db: sqlite3.Connection, inference_id: str, changes: Mapping[str, Any], condition: str = "",
+             params: Sequence[Any] = ()) -> bool:
+        """One UPDATE of one row inside a transaction, if ``condition`` holds; whether it applied."""
+        changes = {**changes, "updated_at": time.time()}
+        sets = ", ".join(f"{name} = ?" for name in changes)
+        values = [schema.encode(n, v) for n, v in changes.items()]
+        sql = f"UPDATE invocations SET {sets} WHERE inference_id = ?" + (f" AND {condition}" if condition else "")
+        return bool(db.execute(sql, [*values, inference_id, *params]).rowcount)
+
+    def _own_transition(self, inference_id: str, changes: Mapping[str, Any]) -> bool:
+        """A step of this process's own submission: only a row still SUBMITTING by this process moves."""
+        with self.transaction() as db:
+            return self._set(db, inference_id, changes, "status = ? AND owner_pid = ?",
+                             (Status.SUBMITTING.value, os.getpid()))
+
+    def claim_for_submission(self, claims: Sequence[Claim]) -> set[str]:
+        """Existing rows become SUBMITTING by this process (step JOURNALED, no error, not finished),
+        each only if it still has the status and owner it was read with; one transaction. Returns the
+        ids claimed: two threads or processes sending the same id, exactly one claims it."""
+        claimed: set[str] = set()
+        with self.transaction() as db:
+            for claim in claims:
+                changes = {"status": Status.SUBMITTING, "submit_step": SubmitStep.JOURNALED, "error": None,
+                           "owner_pid": os.getpid(), "submitted_at": claim.submitted_at,
+                           "input_location": claim.input_location, "finished_at": None}
+                if self._set(db, claim.inference_id, changes, "status = ? AND owner_pid = ?",
+                             (claim.expect.value, claim.expect_owner)):
+                    claimed.add(claim.inference_id)
+        return claimed
+
+    def mark_invoking(self, inference_id: str) -> bool:
+        """This process's SUBMITTING row has its input in place and its invoke is about to be sent (step
+        INVOKING). False: the row is no longer this process's to send (given up, or recovered)."""
+        return self._own_transition(inference_id, {"submit_step": SubmitStep.INVOKING})
+
+    def mark_pending(self, inference_id: str, *, output_location: str | None, failure_location: str | None,
+                     invoked_at: float, deadline: float) -> bool:
+        """This process's SUBMITTING row → PENDING, with what the invoke answered."""
+        return self._own_transition(inference_id, {
+            "status": Status.PENDING, "submit_step": SubmitStep.DONE, "output_location": output_location,
+            "failure_location": failure_location, "invoked_at": invoked_at, "deadline": deadline})
+
+    def mark_not_sent(self, inference_id: str, error: str, *, input_written: bool) -> bool:
+        """This process's SUBMITTING row → ERROR with ``error``; unless ``input_written`` the row says its
+        input is nowhere."""
+        changes: dict[str, Any] = {"status": Status.ERROR, "submit_step": SubmitStep.DONE, "error": error,
+                                   "finished_at": time.time()}
+        if not input_written:
+            changes["input_location"] = None
+        return self._own_transition(inference_id, changes)
+
+    def restate_errors(self, reasons: Mapping[str, str]) -> list[str]:
+        """ERROR rows get a new error text (why they were not sent again); one transaction. Rows in
+        another status are left alone. Returns the ids changed."""
+        with self.transaction() as db:
+            return [iid for iid, why in reasons.items()
+                    if self._set(db, iid, {"error": why}, "status = ?", (Status.ERROR.value,))]
+
+    def recover_dead_owners(self, origin: str, alive: Callable[[int], bool],
+                            why: Callable[[InvocationRecord], str]) -> list[str]:
+        """SUBMITTING rows of ``origin`` whose owner process is not ``alive`` become ERROR with ``why(row)``,
+        in one transaction, each only if still SUBMITTING by that owner. Returns the ids recovered."""
+        dead = [r for r in self.records(origin=origin, statuses=[Status.SUBMITTING]) if not alive(r.owner_pid)]
+        if not dead:
+            return []
         now = time.time()
         with self.transaction() as db:
-            for inference_id, expect, changes in updates:
-                changes = {**changes, "updated_at": now}
-                unknown = set(changes) - set(schema.COLUMNS)
-                if unknown:
-                    raise ValueError(f"unknown journal fields: {sorted(unknown)}")
-                sets = ", ".join(f"{name} = ?" for name in changes)
-                params = [schema.encode(n, v) for n, v in changes.items()] + [inference_id]
-                sql = f"UPDATE invocations SET {sets} WHERE inference_id = ?"
-                if expect is not None:
-                    expected = [expect] if isinstance(expect, Status) else list(expect)
-                    sql += f" AND status IN ({placeholders(len(expected))})"
-                    params += [s.value for s in expected]
-                if db.execute(sql, params).rowcount:
-                    applied.append(inference_id)
-        return applied
+            return [r.inference_id for r in dead if self._set(
+                db, r.inference_id, {"status": Status.ERROR, "submit_step": SubmitStep.DONE, "error": why(r),
+                                     "finished_at": now},
+                "status = ? AND owner_pid = ?", (Status.SUBMITTING.value, r.owner_pid))]
 
-    def claim_resubmission(self, inference_id: str, new_id: str | None, *, expect_current: str | None = None) -> bool:
-        """Point a FAILED/EXPIRED row at the id resubmitting it, if nothing else claimed it first
-        (``expect_current``: the pointer it must have now, None for unclaimed)."""
-        sql = "UPDATE invocations SET resubmitted_as = ?, updated_at = ? WHERE inference_id = ? AND "
-        sql += "resubmitted_as IS NULL" if expect_current is None else "resubmitted_as = ?"
-        params: list[Any] = [new_id, time.time(), inference_id]
-        if expect_current is not None:
-            params.append(expect_current)
+    def claim_resubmission(self, inference_id: str, new_id: str) -> bool:
+        """Point a FAILED/EXPIRED row at the id resubmitting it, if nothing claimed it before."""
         with self.transaction() as db:
-            return bool(db.execute(sql, params).rowcount)
+            return self._set(db, inference_id, {"resubmitted_as": new_id}, "resubmitted_as IS NULL")
 
-    def delete(self, inference_ids: Iterable[str]) -> int:
-        """Forget rows (the journal only: S3 objects are never touched here)."""
+    def release_resubmission(self, inference_id: str, pointer: str) -> bool:
+        """Clear a row's resubmission pointer if it still is ``pointer`` (whose row is gone)."""
+        with self.transaction() as db:
+            return self._set(db, inference_id, {"resubmitted_as": None}, "resubmitted_as = ?", (pointer,))
+
+    # --- the tracker's transitions -----------------------------------------------------------
+
+    def finish(self, ends: Sequence[Finish]) -> list[str]:
+        """PENDING → COMPLETED / FAILED / EXPIRED with what was learned, in one transaction, each only if
+        still PENDING (so a transition seen by two kernels is applied once). Returns the ids finished."""
+        if any(end.status not in FINISHED or end.status is Status.ERROR for end in ends):
+            raise ValueError("finish() records COMPLETED, FAILED or EXPIRED")
+        with self.transaction() as db:
+            return [end.inference_id for end in ends if self._set(
+                db, end.inference_id, {"status": end.status, "finished_at": end.finished_at,
+                                       "output_size": end.output_size, "failure_reason": end.failure_reason,
+                                       "output_body": end.output_body,
+                                       "output_content_type": end.output_content_type},
+                "status = ?", (Status.PENDING.value,))]
+
+    # --- housekeeping ------------------------------------------------------------------------
+
+    def forget(self, inference_ids: Iterable[str]) -> int:
+        """Delete rows, and batches left without rows, in one transaction (the journal only: S3 objects
+        are never touched here). Returns how many rows went."""
         ids = list(inference_ids)
         deleted = 0
         with self.transaction() as db:
@@ -392,11 +476,8 @@ class Journal:
     def prune(self, *, finished_before: float, origin: str | None = None) -> int:
         """Forget finished rows whose result was seen before ``finished_before`` (epoch seconds)."""
         finished = [s.value for s in FINISHED]
-        sql = (f"SELECT inference_id FROM invocations WHERE status IN ({placeholders(len(finished))}) "
-               "AND COALESCE(finished_at, updated_at) < ?")
+        where = [f"status IN ({placeholders(len(finished))})", "COALESCE(finished_at, updated_at) < ?"]
         params: list[Any] = [*finished, finished_before]
-        if origin is not None:
-            sql += " AND origin = ?"
-            params.append(origin)
-        ids = [r[0] for r in self._read(sql, params)]
-        return self.delete(ids)
+        self._origin(where, params, origin)
+        ids = [r[0] for r in self._read(f"SELECT inference_id FROM invocations WHERE {' AND '.join(where)}", params)]
+        return self.forget(ids)

@@ -1,7 +1,8 @@
 """The panel's questions to the journal, answered in SQL one page at a time, so a journal of
 100,000 invocations builds a panel in well under a second: filter (status set, endpoint, a
 case-insensitive substring of label, id or batch id), sort by any column (stable: ties break by
-newest submission, then batch order, then id), count, and read one page."""
+newest submission, then batch order, then id), count, and read one page. The SQL is built here,
+inside the journal package, and run through the journal's private reader."""
 
 from __future__ import annotations
 
@@ -72,20 +73,20 @@ def page(journal: Journal, rows: RowFilter, *, sort: str = "submitted", descendi
     where, params = rows.where()
     sql = (f"SELECT inference_id FROM invocations WHERE {where} ORDER BY {order_by(sort, descending)} "
            f"LIMIT {int(limit)} OFFSET {int(max(0, offset))}")
-    wanted = [r[0] for r in journal.read(sql, {**params, "now": now})]
+    wanted = [r[0] for r in journal._read(sql, {**params, "now": now})]
     found = journal.get_many(wanted)
     return [found[i] for i in wanted if i in found]
 
 
 def count(journal: Journal, rows: RowFilter) -> int:
     where, params = rows.where()
-    return int(journal.read(f"SELECT COUNT(*) FROM invocations WHERE {where}", params)[0][0])
+    return int(journal._read(f"SELECT COUNT(*) FROM invocations WHERE {where}", params)[0][0])
 
 
 def status_counts(journal: Journal, rows: RowFilter) -> dict[Status, int]:
     """How many rows pass the filter, per status (one query; the total is the sum)."""
     where, params = rows.where()
-    found = journal.read(f"SELECT status, COUNT(*) FROM invocations WHERE {where} GROUP BY status", params)
+    found = journal._read(f"SELECT status, COUNT(*) FROM invocations WHERE {where} GROUP BY status", params)
     return {Status(s): int(n) for s, n in found}
 
 
@@ -94,7 +95,7 @@ def existing(journal: Journal, inference_ids: Iterable[str]) -> set[str]:
     wanted, found = list(inference_ids), set[str]()
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
-        found.update(r[0] for r in journal.read(
+        found.update(r[0] for r in journal._read(
             f"SELECT inference_id FROM invocations WHERE inference_id IN ({placeholders(len(chunk))})", chunk))
     return found
 
@@ -106,20 +107,20 @@ def count_among(journal: Journal, rows: RowFilter, inference_ids: Iterable[str])
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
         names = {f"i{n}": value for n, value in enumerate(chunk)}
-        total += int(journal.read(f"SELECT COUNT(*) FROM invocations WHERE {where} AND inference_id IN "
+        total += int(journal._read(f"SELECT COUNT(*) FROM invocations WHERE {where} AND inference_id IN "
                                   f"({', '.join(':' + n for n in names)})", {**params, **names})[0][0])
     return total
 
 
 def ids(journal: Journal, rows: RowFilter) -> list[str]:
     where, params = rows.where()
-    return [r[0] for r in journal.read(f"SELECT inference_id FROM invocations WHERE {where}", params)]
+    return [r[0] for r in journal._read(f"SELECT inference_id FROM invocations WHERE {where}", params)]
 
 
 def endpoints(journal: Journal, origin: str, statuses: Iterable[Status] | None = None) -> list[str]:
     """Endpoint names of ``origin``'s rows (of those in ``statuses`` when given), sorted."""
     where, params = RowFilter(origin, None if statuses is None else frozenset(statuses)).where()
-    return [r[0] for r in journal.read(f"SELECT DISTINCT endpoint_name FROM invocations WHERE {where} "
+    return [r[0] for r in journal._read(f"SELECT DISTINCT endpoint_name FROM invocations WHERE {where} "
                                        "ORDER BY endpoint_name", params)]
 
 
@@ -128,17 +129,9 @@ def batches_of(journal: Journal, inference_ids: Iterable[str]) -> set[str | None
     wanted, found = list(inference_ids), set[str | None]()
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
-        found.update(r[0] for r in journal.read(
+        found.update(r[0] for r in journal._read(
             f"SELECT DISTINCT batch_id FROM invocations WHERE inference_id IN ({placeholders(len(chunk))})", chunk))
     return found
-
-
-def latest_in_batch(journal: Journal, batch_id: str) -> list[InvocationRecord]:
-    """The current attempt of each slot of a batch (a resubmitted slot shows its newest)."""
-    latest: dict[int, InvocationRecord] = {}
-    for record in journal.query(batch_id=batch_id):  # oldest submission first
-        latest[record.batch_index or 0] = record
-    return [latest[i] for i in sorted(latest)]
 
 
 def get_many_ordered(journal: Journal, inference_ids: Iterable[str]) -> list[InvocationRecord]:
@@ -158,12 +151,12 @@ def keys_starting(journal: Journal, origin: str, prefix: str, *, statuses: Itera
     for column, match in (("label", "lower(substr(label, 1, :n)) = lower(:prefix)"),
                           ("batch_id", "substr(batch_id, 1, :n) = :prefix"),
                           ("inference_id", "substr(inference_id, 1, :n) = :prefix")):
-        found += [r[0] for r in journal.read(
+        found += [r[0] for r in journal._read(
             f"SELECT {column} FROM invocations WHERE {where} AND {column} IS NOT NULL AND {match} "
             f"GROUP BY {column} ORDER BY MAX(submitted_at) DESC LIMIT :limit", params)]
     return list(dict.fromkeys(found))[:limit]
 
 
 __all__ = ["SORTABLE", "RowFilter", "batches_of", "count", "count_among", "endpoints", "existing",
-           "get_many_ordered", "ids", "keys_starting", "latest_in_batch", "order_by", "page", "placeholders",
+           "get_many_ordered", "ids", "keys_starting", "order_by", "page", "placeholders",
            "status_counts"]

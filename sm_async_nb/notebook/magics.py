@@ -159,7 +159,7 @@ class SageMakerAsyncMagics(Magics):
         try:
             if args.dataset is not None:
                 options.pop("inline")
-                return client.submit_dataset(args.endpoint, args.dataset, args.rows_per_request or 1000,
+                return client.submit_dataset(args.endpoint, args.dataset, args.rows_per_request,
                                              inference_id=args.inference_id,
                                              **{k: v for k, v in options.items() if v is not None})
             if args.s3 is not None:
@@ -173,8 +173,10 @@ class SageMakerAsyncMagics(Magics):
             return client.submit(args.endpoint, payload, inference_id=args.inference_id,
                                  filename=args.filename, **options)
         except SubmissionError as exc:
-            if args.output and exc.inference_id and not isinstance(exc, SubmissionInterrupted):
-                self._push(args.output, client.invocation(exc.inference_id))
+            if args.output and not isinstance(exc, SubmissionInterrupted):
+                bound = exc.batch or (client.invocation(exc.inference_id) if exc.inference_id else None)
+                if bound is not None:
+                    self._push(args.output, bound)
             raise
 
     def _describe(self, handle: Invocation | InvocationBatch) -> None:

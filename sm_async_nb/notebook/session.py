@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .. import lookup
 from ..client import AsyncInferenceClient
 from ..config import SageMakerAsync
 from ..errors import ValidationError
@@ -87,7 +88,7 @@ class NotebookSession:
     def resolve(self, key: str) -> Invocation | InvocationBatch:
         """An inference id (or unique prefix), a label (its latest submission) or a batch id →
         a handle, among this client's AWS target."""
-        rows = self.client.journal.find(key, origin=self.client.origin)
+        rows = lookup.find(self.client.journal, key, origin=self.client.origin)
         if not rows:
             raise ValidationError(f"Nothing tracked matches {key!r}: give an inference id (or its first "
                                   "characters), a label or a batch id (see %sm_async list).")

@@ -20,7 +20,6 @@ from ..errors import ValidationError
 from . import dataset_files
 
 READAHEAD_BATCHES = 2
-MAX_ROWS_PER_REQUEST = 10_000_000  # far beyond any 1 GB request, and within pyarrow's chunk sizes
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
@@ -53,26 +52,6 @@ def _reason(exc: BaseException) -> str:
             text = text[text.rindex(marker):].removeprefix("Invalid: ")
             break
     return text[:240]
-
-
-def check_rows_per_request(rows_per_request: object) -> None:
-    """Raises ValidationError unless ``rows_per_request`` is an integer from 1 to MAX_ROWS_PER_REQUEST."""
-    if isinstance(rows_per_request, bool) or not isinstance(rows_per_request, int) \
-            or not 1 <= rows_per_request <= MAX_ROWS_PER_REQUEST:
-        raise ValidationError(f"rows_per_request must be an integer from 1 to {MAX_ROWS_PER_REQUEST:,}, "
-                              f"not {rows_per_request!r}.", parameter="rows_per_request")
-
-
-def _columns(columns: Sequence[str] | None) -> list[str] | None:
-    if columns is None:
-        return None
-    if isinstance(columns, (str, bytes)) or not isinstance(columns, Sequence):
-        raise ValidationError(f"columns must be a list of column names, not {columns!r}.", parameter="columns")
-    wanted = list(columns)
-    if not wanted or not all(isinstance(c, str) for c in wanted) or len(set(wanted)) != len(wanted):
-        raise ValidationError(f"columns must be a non-empty list of distinct column names, not {wanted!r}.",
-                              parameter="columns")
-    return wanted
 
 
 def _check_schemas(dataset: Any, wanted: list[str] | None, source: str) -> None:
@@ -116,8 +95,23 @@ def check_csv_columns(opened: OpenDataset) -> None:
                                   "columns, or send JSON (content_type='application/json').", parameter="columns")
 
 
-def open_dataset(ctx: Context, source: str | os.PathLike[str], columns: Sequence[str] | None) -> OpenDataset:
-    """Open and check ``source``; counts its rows (a streaming pass over CSV, metadata for Parquet).
+def check_source(source: object) -> str:
+    """The dataset source as text, checked without reading anything.
+
+    Raises:
+        ValidationError: not a path, glob or s3:// URI.
+    """
+    if not isinstance(source, (str, os.PathLike)) or not os.fspath(source):
+        raise ValidationError(f"submit_dataset needs a path, glob or s3:// URI, not {source!r}.", parameter="source")
+    text = os.fspath(source)
+    if not isinstance(text, str):
+        raise ValidationError(f"submit_dataset needs a text path, not {source!r}.", parameter="source")
+    return text
+
+
+def open_dataset(ctx: Context, text: str, columns: Sequence[str] | None) -> OpenDataset:
+    """Open and check the source ``text`` (see :func:`check_source`); counts its rows (a streaming pass
+    over CSV, metadata for Parquet). ``columns`` is already checked (``options.parse``).
 
     Raises:
         ValidationError: a missing path, no match, an unsupported file type, a missing column, or a
@@ -126,12 +120,7 @@ def open_dataset(ctx: Context, source: str | os.PathLike[str], columns: Sequence
     import pyarrow as pa
     import pyarrow.dataset as pads
 
-    if not isinstance(source, (str, os.PathLike)) or not os.fspath(source):
-        raise ValidationError(f"submit_dataset needs a path, glob or s3:// URI, not {source!r}.", parameter="source")
-    text = os.fspath(source)
-    if not isinstance(text, str):
-        raise ValidationError(f"submit_dataset needs a text path, not {source!r}.", parameter="source")
-    wanted = _columns(columns)
+    wanted = list(columns) if columns is not None else None
     filesystem, files = dataset_files.find(ctx, text)
     kind = _format_of(files, text)
     try:
@@ -160,8 +149,9 @@ def open_dataset(ctx: Context, source: str | os.PathLike[str], columns: Sequence
     return OpenDataset(dataset, wanted, rows, PurePosixPath(text.rstrip("/")).name or text)
 
 
-def _record_batches(opened: OpenDataset, batch_size: int) -> Iterator[Any]:
-    """The dataset's record batches in file order, one Parquet row group in memory at a time.
+def _record_batches(opened: OpenDataset, batch_size: int, skip_rows: int = 0) -> Iterator[Any]:
+    """The dataset's record batches in file order from row ``skip_rows`` on, one Parquet row group in
+    memory at a time; whole row groups before ``skip_rows`` are passed over by their metadata, unread.
 
     Why not ``dataset.to_batches()``: its scanner reads ahead and pre-buffers whole files; measured
     on a 10M-row file it held ~190 MB more than reading row group by row group (28 MB).
@@ -172,28 +162,40 @@ def _record_batches(opened: OpenDataset, batch_size: int) -> Iterator[Any]:
     for fragment in opened.dataset.get_fragments():
         if isinstance(fragment, pads.ParquetFileFragment):
             for group in fragment.split_by_row_group():
+                rows = group.row_groups[0].num_rows
+                if skip_rows >= rows:
+                    skip_rows -= rows
+                    continue
                 table = group.to_table(schema=schema, columns=opened.columns, use_threads=False)
-                yield from table.to_batches(max_chunksize=batch_size)
+                yield from table.slice(skip_rows).to_batches(max_chunksize=batch_size)
+                skip_rows = 0
         else:
-            yield from fragment.to_batches(schema=schema, columns=opened.columns, batch_size=batch_size,
-                                           batch_readahead=READAHEAD_BATCHES, use_threads=False)
+            for batch in fragment.to_batches(schema=schema, columns=opened.columns, batch_size=batch_size,
+                                             batch_readahead=READAHEAD_BATCHES, use_threads=False):
+                if skip_rows >= batch.num_rows:
+                    skip_rows -= batch.num_rows
+                    continue
+                yield batch.slice(skip_rows)
+                skip_rows = 0
 
 
-def chunks(opened: OpenDataset, rows_per_request: int) -> Iterator[tuple[int, Any]]:
-    """(first row, pyarrow.Table of ``rows_per_request`` rows) in order, reading one batch at a time."""
+def chunks(opened: OpenDataset, rows_per_request: int, start: int = 0) -> Iterator[tuple[int, Any]]:
+    """(first row, pyarrow.Table of ``rows_per_request`` rows) in order, from request ``start`` on (its
+    first row is ``start * rows_per_request``), reading one batch at a time."""
     import pyarrow as pa
 
     pending: list[Any] = []
-    held, start = 0, 0
-    for batch in _record_batches(opened, max(rows_per_request, 1024)):
+    first = start * rows_per_request
+    held = 0
+    for batch in _record_batches(opened, max(rows_per_request, 1024), skip_rows=first):
         pending.append(batch)
         held += batch.num_rows
         while held >= rows_per_request:
             table = pa.Table.from_batches(pending)
-            yield start, table.slice(0, rows_per_request)
+            yield first, table.slice(0, rows_per_request)
             rest = table.slice(rows_per_request)
-            start += rows_per_request
+            first += rows_per_request
             held -= rows_per_request
             pending = rest.to_batches() if rest.num_rows else []
     if held:
-        yield start, pa.Table.from_batches(pending)
+        yield first, pa.Table.from_batches(pending)

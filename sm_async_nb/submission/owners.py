@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 
 from ..context import Context
-from ..records import Status, SubmitStep
+from ..records import InvocationRecord, SubmitStep
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +43,18 @@ def owner_alive(pid: int) -> bool:
         return True
 
 
+def _why(record: InvocationRecord) -> str:
+    """What resubmit() can do for a row whose submitter died, by how far its submission got."""
+    if record.inline:
+        return _WHY["inline"]
+    if record.submit_step is SubmitStep.INVOKING:
+        return _WHY["invoking"]
+    return _WHY["journaled"]
+
+
 def recover_interrupted(ctx: Context) -> list[str]:
     """SUBMITTING rows of this origin whose process died become ERROR; returns their ids."""
-    updates = []
-    for record in ctx.journal.query(statuses=[Status.SUBMITTING], origin=ctx.origin):
-        if owner_alive(record.owner_pid):
-            continue
-        if record.inline:
-            why = _WHY["inline"]
-        elif record.submit_step is SubmitStep.INVOKING:
-            why = _WHY["invoking"]
-        else:
-            why = _WHY["journaled"]
-        updates.append((record.inference_id, Status.SUBMITTING,
-                        {"status": Status.ERROR, "submit_step": SubmitStep.DONE, "error": why,
-                         "finished_at": time.time()}))
-    recovered = ctx.journal.update_many(updates) if updates else []
+    recovered = ctx.journal.recover_dead_owners(ctx.origin, owner_alive, _why)
     if recovered:
         log.info("recovered %d invocation(s) left SUBMITTING by dead processes", len(recovered))
     return recovered

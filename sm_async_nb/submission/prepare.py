@@ -1,56 +1,42 @@
-"""Validate → encode → decide the journal row: a request becomes a :class:`PreparedRequest`.
+"""One request, prepared: its slot decided, its payload encoded (or the user's own S3 object taken
+as its input), validated, and its journal row written out: a :class:`PreparedRequest`.
 
-Everything here happens before the first byte is uploaded, so a bad request (or one bad payload
-in a batch) leaves nothing in S3 and nothing in the journal. Only after the request is known to
-be valid may the network be touched (to resolve the default input bucket).
+Both kinds of input go through :meth:`Preparer.prepare`: a payload is encoded here and later uploaded
+to an input object named by its inference id (or sent inline); an :class:`S3Object` is the user's
+own object, passed as InputLocation as it is and marked as theirs (never deleted). Everything here
+happens before the first byte is uploaded, so a bad request leaves nothing in S3 and nothing in
+the journal. Only once the request is known to be valid may the network be touched (to resolve the
+default input bucket).
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from ..context import Context
 from ..contract import validation
 from ..errors import ValidationError
 from ..payloads import EncodedPayload, encode
-from ..records import REQUEST_FIELDS, RESUBMITTABLE, RESUMABLE, InvocationRecord, Status, SubmitStep, new_inference_id
+from ..records import RESUBMITTABLE, RESUMABLE, InvocationRecord, Status, SubmitStep, new_inference_id
 from .inputs import InputPrefix, check_input_exists, input_uri
+from .options import SubmitOptions
 from .owners import owner_alive
 from .s3_sources import S3Object
 
 
 @dataclass(frozen=True)
-class RequestOptions:
-    """The InvokeEndpointAsync options shared by submit, submit_many and submit_dataframe."""
+class Slot:
+    """Where one request sits: its inference id (None: a fresh one), the Filename of its output, its
+    batch and position there, and the input rows it carries (first row, count) when it is a slice."""
 
-    content_type: str | None = None
-    accept: str | None = None
-    custom_attributes: str | None = None
-    request_ttl_seconds: int | None = None
-    invocation_timeout_seconds: int | None = None
-    s3_output_path_extension: str | None = None
-    label: str | None = None
-    inline: bool = False
-
-    @classmethod
-    def of(cls, **options: Any) -> RequestOptions:
-        """The options from keyword arguments, naming any that do not exist (a typo is one line).
-
-        Raises:
-            ValidationError: an unknown option.
-        """
-        known = [f.name for f in fields(cls)]
-        unknown = [name for name in options if name not in known]
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ValidationError(f"Unknown option {unknown[0]!r}{hint}; the options are: {', '.join(known)}.",
-                                  parameter=unknown[0])
-        return cls(**options)
+    inference_id: str | None = None
+    filename: str | None = None
+    batch_id: str | None = None
+    index: int | None = None
+    rows: tuple[int, int] | None = None
 
 
 @dataclass
@@ -59,27 +45,13 @@ class PreparedRequest:
 
     record: InvocationRecord
     api_params: dict[str, Any]                  # botocore kwargs except InputLocation / Body
-    payload: EncodedPayload | None = None       # None: reuse the input already in S3
+    payload: EncodedPayload | None = None       # None: the input is already in S3 (the user's, or reused)
     existing: InvocationRecord | None = None    # the journal row when this is a retry
     done: bool = False                          # already submitted earlier: nothing to do
 
     @property
     def inference_id(self) -> str:
         return self.record.inference_id
-
-
-def per_item(name: str, value: Any, count: int) -> list[Any]:
-    """A batch option that must differ per request (ids, file names): a sequence, or None."""
-    if value is None:
-        return [None] * count
-    if isinstance(value, str):
-        raise ValidationError(f"{name} {value!r} names one request but this batch has {count}: "
-                              f"pass a list with one {name} per payload.", parameter=name)
-    values = list(value)
-    if len(values) != count:
-        raise ValidationError(f"{name} has {len(values)} entries for {count} payloads; give one per payload.",
-                              parameter=name)
-    return values
 
 
 def continues(ctx: Context, record: InvocationRecord, existing: InvocationRecord) -> bool:
@@ -113,75 +85,62 @@ class Preparer:
         self.ctx = ctx
         self.inputs = inputs
 
-    def prepare(self, endpoint_name: str, payload: Any, options: RequestOptions, *,
-                inference_id: str | None, filename: str | None, now: float | None = None,
-                batch_id: str | None = None, batch_index: int | None = None,
-                rows: tuple[int, int] | None = None) -> PreparedRequest:
-        """Raises ValidationError before anything is sent."""
-        params: dict[str, Any] = {
-            "endpoint_name": endpoint_name, "content_type": options.content_type, "accept": options.accept,
-            "custom_attributes": options.custom_attributes, "inference_id": inference_id,
-            "request_ttl_seconds": options.request_ttl_seconds,
-            "invocation_timeout_seconds": options.invocation_timeout_seconds,
-            "s3_output_path_extension": options.s3_output_path_extension, "filename": filename,
-        }
-        api = validation.validate_request(params)
-        params.update({k: api[m] for k, m in validation.PARAMETER_NAMES.items() if m in api})  # as sent
-        if options.label is not None and not isinstance(options.label, str):
-            raise ValidationError(f"label must be a string, not {type(options.label).__name__}.", parameter="label")
-        settings = self.ctx.settings
-        encoded = encode(payload, options.content_type, default_content_type=settings.default_content_type,
-                         csv_header=settings.csv_header)
-        validation.check_member("ContentType", encoded.content_type)
-        if options.inline:
-            validation.check_inline_body(encoded.size)
+    def prepare(self, endpoint_name: str, source: Any, options: SubmitOptions, slot: Slot,
+                now: float | None = None) -> PreparedRequest:
+        """One request of ``source``: an :class:`S3Object` (the user's own object, its input as it is) or
+        a payload (encoded here by ``options.content_type``, then uploaded or sent inline).
+
+        ``endpoint_name`` and ``options`` are already checked (``options.parse``); this checks the
+        slot's id and Filename, the payload and the content type.
+
+        Raises:
+            ValidationError: before anything is sent.
+        """
+        now = now or time.time()
+        inference_id = slot.inference_id
+        if inference_id is not None:
+            validation.check_member("InferenceId", inference_id)
+        if slot.filename is not None:
+            validation.check_member("Filename", slot.filename)
+        user_object = isinstance(source, S3Object)
+        if user_object:
+            payload, content_type = None, source.content_type
+            size, sha256 = source.size, f"s3-etag:{source.etag}:{source.uri}"
+            validation.check_member("InputLocation", str(source.uri))
+        else:
+            settings = self.ctx.settings
+            payload = encode(source, options.content_type, default_content_type=settings.default_content_type,
+                             csv_header=settings.csv_header)
+            content_type, size, sha256 = payload.content_type, payload.size, payload.sha256
+            if options.inline:
+                validation.check_inline_body(size)
+        validation.check_member("ContentType", content_type)
         inference_id = inference_id or new_inference_id(now)  # a generated UUIDv7 is always valid
-        params.update(content_type=encoded.content_type, inference_id=inference_id)
-        api.update(ContentType=encoded.content_type, InferenceId=inference_id)
-        request = {k: params[k] for k in REQUEST_FIELDS if params.get(k) is not None}
-        location = None if options.inline else str(input_uri(self.inputs.get(), inference_id, encoded.suffix))
+        api = {"EndpointName": endpoint_name, **options.api_params(), "ContentType": content_type,
+               "InferenceId": inference_id}
+        request = {**options.request_fields(), "content_type": content_type}
+        if slot.filename is not None:
+            api["Filename"] = request["filename"] = slot.filename
+        if user_object:
+            location: str | None = str(source.uri)
+        else:
+            assert payload is not None
+            location = None if options.inline else str(input_uri(self.inputs.get(), inference_id, payload.suffix))
         record = InvocationRecord(
             inference_id=inference_id, endpoint_name=endpoint_name, origin=self.ctx.origin, label=options.label,
-            batch_id=batch_id, batch_index=batch_index, row_start=rows[0] if rows else None,
-            row_count=rows[1] if rows else None, request=request, inline=options.inline,
-            input_location=location, input_size=encoded.size, input_sha256=encoded.sha256,
-            submitted_at=now or time.time())
-        if filename is not None:
+            batch_id=slot.batch_id, batch_index=slot.index, row_start=slot.rows[0] if slot.rows else None,
+            row_count=slot.rows[1] if slot.rows else None, request=request, inline=options.inline,
+            input_location=location, input_size=size, input_sha256=sha256, submitted_at=now,
+            user_input=user_object)
+        if slot.filename is not None:
             self._check_output_name_free(record)
         existing = self.ctx.journal.get(inference_id)
         if existing is None:
-            return PreparedRequest(record, api, encoded)
+            return PreparedRequest(record, api, payload)
         if not continues(self.ctx, record, existing):
-            return PreparedRequest(existing, api, encoded, existing=existing, done=True)
+            return PreparedRequest(existing, api, payload, existing=existing, done=True)
         return PreparedRequest(existing.replace(submitted_at=record.submitted_at, input_location=location),
-                               api, encoded, existing=existing)
-
-    def prepare_s3(self, endpoint_name: str, obj: S3Object, options: RequestOptions, *, inference_id: str | None,
-                   now: float, batch_id: str, batch_index: int) -> PreparedRequest:
-        """A request whose input is the user's own object: InputLocation is the object, nothing is
-        uploaded, and the journal marks it as the user's (never deleted)."""
-        params: dict[str, Any] = {
-            "endpoint_name": endpoint_name, "content_type": obj.content_type, "accept": options.accept,
-            "custom_attributes": options.custom_attributes, "inference_id": inference_id,
-            "request_ttl_seconds": options.request_ttl_seconds,
-            "invocation_timeout_seconds": options.invocation_timeout_seconds,
-            "s3_output_path_extension": options.s3_output_path_extension, "input_location": str(obj.uri)}
-        api = validation.validate_request(params)
-        params.update({k: api[m] for k, m in validation.PARAMETER_NAMES.items() if m in api})
-        api.pop("InputLocation")  # the sender adds it, as for uploaded inputs
-        inference_id = inference_id or new_inference_id(now)
-        params["inference_id"] = api["InferenceId"] = inference_id
-        request = {k: params[k] for k in REQUEST_FIELDS if params.get(k) is not None}
-        record = InvocationRecord(
-            inference_id=inference_id, endpoint_name=endpoint_name, origin=self.ctx.origin, label=options.label,
-            batch_id=batch_id, batch_index=batch_index, request=request, input_location=str(obj.uri),
-            input_size=obj.size, input_sha256=f"s3-etag:{obj.etag}:{obj.uri}", submitted_at=now, user_input=True)
-        existing = self.ctx.journal.get(inference_id)
-        if existing is None:
-            return PreparedRequest(record, api, None)
-        if not continues(self.ctx, record, existing):
-            return PreparedRequest(existing, api, None, existing=existing, done=True)
-        return PreparedRequest(existing.replace(submitted_at=now), api, None, existing=existing)
+                               api, payload, existing=existing)
 
     def _check_output_name_free(self, record: InvocationRecord) -> None:
         """A Filename names the output object: a second live request with it would overwrite the first's

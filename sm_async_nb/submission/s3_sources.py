@@ -55,16 +55,30 @@ def parse_object_uri(value: Any) -> S3Uri:
     return uri
 
 
-def _uris(ctx: Context, source: Any, pattern: str | None) -> tuple[list[S3Uri], Any]:
-    """(object URIs in order, the index results align to: a Series's index, else None)."""
-    if pattern is not None and (not isinstance(pattern, str) or not pattern):
-        raise ValidationError(f"pattern must be a glob such as '*.wav', not {pattern!r}.", parameter="pattern")
+@dataclass(frozen=True)
+class S3Source:
+    """What ``submit_s3`` was given, checked without asking S3: a prefix to list (with its pattern),
+    or object URIs in order (and the index results align to: a Series's index, else None)."""
+
+    prefix: str | None = None
+    pattern: str | None = None
+    uris: tuple[S3Uri, ...] = ()
+    index: Any = None
+
+
+def parse_source(source: Any, pattern: str | None) -> S3Source:
+    """Check the shape of ``source`` (pure: no S3 request).
+
+    Raises:
+        ValidationError: not a URI, a list, or a Series of them; an empty list; a pattern without a prefix.
+    """
     index = None
     if type(source).__name__ == "Series" and hasattr(source, "index"):
         index, values = source.index, list(source.tolist())
     elif isinstance(source, str):
         if source.endswith("/"):
-            return _list_prefix(ctx, source, pattern), None
+            _check_prefix(source)
+            return S3Source(prefix=source, pattern=pattern)
         values = [source]
     elif isinstance(source, (list, tuple)):
         values = list(source)
@@ -76,16 +90,20 @@ def _uris(ctx: Context, source: Any, pattern: str | None) -> tuple[list[S3Uri], 
                               parameter="pattern")
     if not values:
         raise ValidationError(f"The source is empty: {SOURCE_HELP}.", parameter="source")
-    return [parse_object_uri(v) for v in values], index
+    return S3Source(uris=tuple(parse_object_uri(v) for v in values), index=index)
+
+
+def _check_prefix(source: str) -> S3Uri:
+    if not source.startswith("s3://"):
+        raise ValidationError(f"{source!r} is not an s3:// prefix.", parameter="source")
+    try:
+        return S3Uri.parse(source)
+    except ValueError as exc:
+        raise ValidationError(f"{exc}: expected s3://bucket/prefix/.", parameter="source") from None
 
 
 def _list_prefix(ctx: Context, source: str, pattern: str | None) -> list[S3Uri]:
-    try:
-        prefix = S3Uri.parse(source)
-    except ValueError as exc:
-        raise ValidationError(f"{exc}: expected s3://bucket/prefix/.", parameter="source") from None
-    if not source.startswith("s3://"):
-        raise ValidationError(f"{source!r} is not an s3:// prefix.", parameter="source")
+    prefix = _check_prefix(source)
     found: list[S3Uri] = []
     try:
         pages = ctx.aws.s3.get_paginator("list_objects_v2").paginate(Bucket=prefix.bucket, Prefix=prefix.key)
@@ -133,16 +151,15 @@ def _head(ctx: Context, uri: S3Uri, fallback: str | None) -> S3Object:
                     str(answer.get("ETag", "")).strip('"'))
 
 
-def resolve(ctx: Context, source: Any, pattern: str | None, fallback_content_type: str | None
-            ) -> tuple[list[S3Object], Any]:
-    """Every input object, checked (HEAD, concurrently), and the index to align results to.
+def resolve(ctx: Context, source: S3Source, fallback_content_type: str | None) -> list[S3Object]:
+    """Every input object, listed (a prefix) and checked (HEAD, concurrently), in order.
 
     Raises:
-        ValidationError: a bad URI, an empty source, a prefix with no match, a missing, empty or
-            over-1-GB object; nothing has been invoked.
+        ValidationError: a prefix with no match, a missing, empty or over-1-GB object; nothing has
+            been invoked.
         AwsError: S3 refused to list or read (e.g. no s3:ListBucket / s3:GetObject).
     """
-    uris, index = _uris(ctx, source, pattern)
+    uris = _list_prefix(ctx, source.prefix, source.pattern) if source.prefix is not None else list(source.uris)
     objects: Sequence[S3Object] = list(ctx.pool.map(lambda u: _head(ctx, u, fallback_content_type), uris))
     log.info("submit_s3: %d object(s) checked", len(objects))
-    return list(objects), index
+    return list(objects)

@@ -1,14 +1,10 @@
-"""The submission work: journal the intent, upload the input, invoke, journal the answer.
+"""One request's work, on a worker thread: upload the input, invoke, journal the answer.
 
 Idempotency: the inference id is fixed before anything is uploaded and names the input object,
 so doing a submission again (a retry, a resubmit, a re-run cell with the same ids) rewrites the
-same object and never journals a second invocation for the id.
-
-Threads and interrupts: every request, a single one too, is sent from the client's worker pool;
-the calling thread only waits. Ctrl-C (KeyboardInterrupt in the calling thread) therefore never
-cuts a request in half: requests not yet started are cancelled and journaled ERROR ("not sent"),
-requests in flight finish and are journaled, and :class:`SubmissionInterrupted` says what
-happened. A second Ctrl-C stops the waiting; in-flight requests still journal themselves.
+same object and never journals a second invocation for the id. The invoke is sent only after the
+row moved to step INVOKING by this process (compare-and-set): a row the runner gave up on (Ctrl-C)
+or another process recovered is never invoked.
 
 Payloads of requests that ended ERROR before their input was written (not sent, or failed) are
 held in memory (up to ``HELD_LIMIT`` bytes; a file payload costs nothing) so ``resubmit()`` in
@@ -18,14 +14,12 @@ nothing is there.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, wait
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
@@ -35,10 +29,9 @@ from .. import progress
 from ..aws.clients import Problem, error_code, explain
 from ..aws.s3uri import S3Uri
 from ..context import Context
-from ..errors import SubmissionInterrupted, ValidationError
+from ..errors import JournalError
 from ..payloads import EncodedPayload
-from ..records import RESUBMITTABLE, BatchRecord, InvocationRecord, Status, SubmitStep
-from .prepare import PreparedRequest, Preparer, continues
+from .prepare import PreparedRequest
 
 log = logging.getLogger(__name__)
 
@@ -55,192 +48,76 @@ class InputKeyTaken(Exception):
     """The input's key already holds an object that is not this input (it is never overwritten)."""
 
 
-@dataclass
-class _StopSignal:
-    """Set by Ctrl-C, or by the first request that fails in a way every other request would too."""
+class Outcome(str, enum.Enum):
+    """How one request of a run ended."""
 
-    problem: Problem | None = None
-    interrupted: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    SENT = "sent"                  # invoked: PENDING
+    FAILED = "failed"              # ERROR: AWS refused, or an earlier request stopped the run
+    INTERRUPTED = "interrupted"    # ERROR: Ctrl-C came before it started
+    SKIPPED = "skipped"            # submitted by an earlier run (or another thread): nothing to do
+
+
+class StopSignal:
+    """One per run, shared by its requests: once set, requests that have not started are not sent.
+
+    Set by Ctrl-C, by the first request that fails in a way every other request would too (expired
+    credentials, a missing bucket, a lost connection), or by a request that crashed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.interrupted = False
+        self.problem: Problem | None = None
+        self.crash: BaseException | None = None
+
+    def interrupt(self) -> None:
+        self.interrupted = True
 
     def trip(self, problem: Problem) -> None:
-        with self.lock:
+        with self._lock:
             if self.problem is None:
                 self.problem = problem
 
+    def crashed(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.crash is None:
+                self.crash = exc
 
-class Submitter:
-    """Sends prepared requests and resubmits finished-but-unsuccessful ones."""
+    @property
+    def stopped(self) -> bool:
+        return self.interrupted or self.problem is not None or self.crash is not None
 
-    def __init__(self, ctx: Context, preparer: Preparer, on_submitted: Callable[[], None] = lambda: None):
+    def why_not_sent(self) -> tuple[Outcome, str] | None:
+        """What a request starting now is journaled with instead of being sent (None: send it)."""
+        if self.interrupted:
+            return Outcome.INTERRUPTED, NOT_SENT_INTERRUPTED
+        if self.crash is not None:
+            return Outcome.FAILED, (f"Not sent: the submission stopped ({type(self.crash).__name__} in another "
+                                    "request); resubmit() sends it.")
+        if self.problem is not None:
+            return Outcome.FAILED, f"Not submitted: an earlier request failed: {self.problem.message}"
+        return None
+
+
+class Sender:
+    """Sends one prepared request (from a worker thread) and keeps the payloads that never reached S3."""
+
+    def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.preparer = preparer
-        self.on_submitted = on_submitted
         self._held: dict[str, EncodedPayload] = {}
         self._held_lock = threading.Lock()
 
-    # --- public ------------------------------------------------------------------------------
-
-    def run(self, requests: list[PreparedRequest], batch: BatchRecord | None = None) -> list[InvocationRecord]:
-        """Journal every request, then send them from the pool. Returns the final journal rows in
-        request order; raises SubmissionInterrupted on Ctrl-C (after journaling what happened)."""
-        self._journal_intent(requests, batch)
-        todo = [r for r in requests if not r.done]
-        stop = _StopSignal()
-        futures = [self.ctx.pool.submit(self._send, r, stop) for r in todo]
-        try:
-            wait(futures)
-        except KeyboardInterrupt:
-            self._interrupt(todo, futures, stop, batch)
-        finally:
-            self.on_submitted()
-        # _send journals every AWS failure itself; anything else escaping it is a bug: say so, loudly.
-        crashed = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
-        if crashed:
-            raise crashed[0]  # type: ignore[misc]
-        rows = self.ctx.journal.get_many([r.inference_id for r in requests])
-        return [rows[r.inference_id] for r in requests]
-
-    def resubmit(self, inference_ids: Iterable[str], *, skip_impossible: bool | None = None) -> list[str]:
-        """Send ERROR, FAILED or EXPIRED invocations again; returns the ids now carrying them.
-
-        Args:
-            inference_ids: the invocations to send again (a resubmitted one: its latest attempt).
-            skip_impossible: leave those that cannot be resubmitted (their payload never reached S3 and
-                is not held any more) ERROR with the reason, and send the others. Default: skip when
-                several ids are given, raise for one.
-
-        Raises:
-            ValidationError: an unknown id; one that cannot be resubmitted (unless skipped)."""
-        ids = list(dict.fromkeys(inference_ids))
-        records = self.ctx.journal.get_many(ids)
-        unknown = [i for i in ids if i not in records]
-        if unknown:
-            raise ValidationError(f"No tracked invocation {unknown[0]!r}" + (
-                f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "") + ".")
-        requests: list[PreparedRequest] = []
-        skipped: dict[str, str] = {}
-        carried: dict[str, str] = {}  # id asked for -> the id carrying it now
-        for inference_id in ids:
-            try:
-                latest = self._latest(records[inference_id])
-                if latest.origin != self.ctx.origin:
-                    raise ValidationError(f"Invocation {inference_id} belongs to another AWS target: switch back to "
-                                          "it (its region or local stack) to resubmit it.")
-                if latest.inference_id != inference_id and latest.status not in RESUBMITTABLE:
-                    carried[inference_id] = latest.inference_id  # resubmitted already: idempotent
-                    continue
-                request = self.preparer.resubmission(latest, self._held.get(latest.inference_id))
-                if request.existing is None and not self.ctx.journal.claim_resubmission(
-                        latest.inference_id, request.inference_id):
-                    carried[inference_id] = self._latest(latest).inference_id  # another caller won the race
-                    continue
-                requests.append(request)
-                carried[inference_id] = request.inference_id
-            except ValidationError as exc:
-                if not (len(ids) > 1 if skip_impossible is None else skip_impossible):
-                    raise
-                skipped[inference_id] = str(exc)
-        if skipped:
-            log.warning("%d invocation(s) could not be resubmitted, e.g. %s", len(skipped),
-                        next(iter(skipped.values())))
-            self.ctx.journal.update_many([(i, Status.ERROR, {"error": f"Not resubmitted: {why}"})
-                                          for i, why in skipped.items()])
-        self.run(requests)
-        with self._held_lock:
-            for request in requests:
-                self._held.pop(request.inference_id, None)
-        return list(dict.fromkeys(carried[i] for i in ids if i in carried))
-
-    def _latest(self, record: InvocationRecord) -> InvocationRecord:
-        """Follow ``resubmitted_as`` to the attempt that carries the request now. A pointer to a row that
-        is gone (forgotten, or a crash before it was journaled) is cleared."""
-        seen = {record.inference_id}
-        while record.resubmitted_as is not None:
-            nxt = self.ctx.journal.get(record.resubmitted_as)
-            if nxt is None or nxt.inference_id in seen:
-                self.ctx.journal.claim_resubmission(record.inference_id, None, expect_current=record.resubmitted_as)
-                return record.replace(resubmitted_as=None)
-            seen.add(nxt.inference_id)
-            record = nxt
-        return record
-
-    def _hold(self, inference_id: str, payload: EncodedPayload | None) -> None:
-        """Keep a payload that never reached S3 so resubmit() can send it (bounded)."""
-        if payload is None:
-            return
-        with self._held_lock:
-            in_memory = sum(p.size for p in self._held.values() if p.body is not None)
-            if payload.body is None or in_memory + payload.size <= HELD_LIMIT:
-                self._held[inference_id] = payload
-            else:
-                log.info("not holding %s (%d bytes) for resubmission: over %d bytes held", inference_id,
-                         payload.size, HELD_LIMIT)
-
-    # --- interruption ------------------------------------------------------------------------
-
-    def _interrupt(self, todo: Sequence[PreparedRequest], futures: Sequence[Future[None]], stop: _StopSignal,
-                   batch: BatchRecord | None) -> None:
-        stop.interrupted = True  # requests that start from now on journal themselves as not sent
-        cancelled = 0
-        for request, future in zip(todo, futures, strict=True):
-            if future.cancel():
-                self._not_sent(request, NOT_SENT_INTERRUPTED)
-                cancelled += 1
-        in_flight = [f for f in futures if not f.cancelled()]
-        try:
-            wait(in_flight)  # in-flight requests finish and are journaled
-        except KeyboardInterrupt:
-            log.warning("stopped waiting for %d in-flight request(s); they journal themselves when done",
-                        sum(1 for f in in_flight if not f.done()))
-        rows = self.ctx.journal.get_many([r.inference_id for r in todo]).values()
-        sent = sum(1 for r in rows if r.status not in (Status.ERROR, Status.SUBMITTING))
-        not_sent = sum(1 for r in rows if r.status is Status.ERROR and r.error == NOT_SENT_INTERRUPTED)
-        log.info("submission interrupted: %d sent, %d not sent (%d cancelled before starting)",
-                 sent, not_sent, cancelled)
-        raise SubmissionInterrupted(sent=sent, not_sent=not_sent, total=len(todo),
-                                    batch_id=batch.batch_id if batch else None,
-                                    inference_id=todo[0].inference_id if len(todo) == 1 else None) from None
-
-    # --- steps -------------------------------------------------------------------------------
-
-    def _journal_intent(self, requests: list[PreparedRequest], batch: BatchRecord | None) -> None:
-        """Journal new rows before anything is uploaded, and claim existing ones (compare-and-set),
-        so two threads or processes sending the same id invoke it once."""
-        journal = self.ctx.journal
-        new = [r for r in requests if r.existing is None]
-        inserted = journal.add_missing([r.record for r in new], batch) if new or batch is not None else set()
-        lost = [r for r in new if r.inference_id not in inserted]
-        if lost:  # another thread or process journaled the same id in the meantime
-            rows = journal.get_many([r.inference_id for r in lost])
-            try:
-                for request in lost:
-                    request.existing = rows[request.inference_id]
-                    request.done = not continues(self.ctx, request.record, request.existing)
-            except ValidationError:
-                journal.delete(inserted)  # ours, not sent yet: leave no orphan rows
-                raise
-        for request in requests:
-            if request.existing is not None and not request.done:
-                changed = journal.update(
-                    request.inference_id, expect=request.existing.status, status=Status.SUBMITTING,
-                    submit_step=SubmitStep.JOURNALED, error=None, owner_pid=os.getpid(),
-                    submitted_at=request.record.submitted_at, input_location=request.record.input_location,
-                    finished_at=None)
-                if not changed:  # another thread or process got there first: leave it to that one
-                    request.done = True
-
-    def _send(self, request: PreparedRequest, stop: _StopSignal) -> None:
+    def send(self, request: PreparedRequest, stop: StopSignal) -> Outcome:
+        """Upload, invoke, journal. Every AWS failure is journaled ERROR (the first that would fail every
+        other request trips ``stop``); anything else escaping (a BaseException, a journal that cannot be
+        written) journals the row ERROR if it can, trips ``stop``, and is re-raised."""
         record = request.record
-        if stop.interrupted:
-            self._not_sent(request, NOT_SENT_INTERRUPTED)
-            return
-        if stop.problem is not None:
-            self._not_sent(request, f"Not submitted: an earlier request failed: {stop.problem.message}")
-            return
+        why = stop.why_not_sent()
+        if why is not None:
+            self.not_sent(request, why[1])
+            return why[0]
         uploaded: S3Uri | None = None
         invoking = False
-        input_written = request.payload is None  # a resubmission reusing the input in S3
+        input_written = request.payload is None  # the input is already in S3 (the user's, or reused)
         journal = self.ctx.journal
         try:
             params = dict(request.api_params)
@@ -254,18 +131,23 @@ class Submitter:
                     ours = self._upload(request.payload, location)
                     uploaded, input_written = (location if ours else None), True
                 params["InputLocation"] = str(location)
-            journal.update(record.inference_id, expect=Status.SUBMITTING, submit_step=SubmitStep.INVOKING)
+            if not journal.mark_invoking(record.inference_id):
+                log.info("not invoking %s: its row is no longer this run's to send", record.inference_id)
+                return Outcome.INTERRUPTED if stop.interrupted else Outcome.FAILED
             invoking = True
             answer = self.ctx.aws.runtime.invoke_endpoint_async(**params)
             invoked_at = time.time()
-            journal.update(
-                record.inference_id, expect=Status.SUBMITTING, status=Status.PENDING,
-                submit_step=SubmitStep.DONE, output_location=answer.get("OutputLocation"),
-                failure_location=answer.get("FailureLocation"), invoked_at=invoked_at,
-                deadline=record.replace(invoked_at=invoked_at, deadline=None).service_deadline())
+            journal.mark_pending(record.inference_id, output_location=answer.get("OutputLocation"),
+                                 failure_location=answer.get("FailureLocation"), invoked_at=invoked_at,
+                                 deadline=record.replace(invoked_at=invoked_at, deadline=None).service_deadline())
+            return Outcome.SENT
         except InputKeyTaken as exc:  # someone else's object: left alone, and this request not sent
             log.info("submission of %s refused: %s", record.inference_id, exc)
-            self._not_sent(request, str(exc))
+            self.not_sent(request, str(exc))
+            return Outcome.FAILED
+        except JournalError as exc:  # not an AWS failure: the run cannot go on (e.g. the disk is full)
+            stop.crashed(exc)
+            raise
         except Exception as exc:
             bucket = S3Uri.parse(record.input_location).bucket if record.input_location else None
             problem = explain(exc, bucket=bucket, endpoint_name=record.endpoint_name)
@@ -281,7 +163,49 @@ class Submitter:
                 message += " (the uploaded input was removed)"
                 input_written = False
             log.info("submission of %s failed: %s", record.inference_id, message)
-            self._not_sent(request, message, input_written=input_written)
+            self.not_sent(request, message, input_written=input_written)
+            return Outcome.FAILED
+        except BaseException as exc:  # never leave the row SUBMITTING for the life of this process
+            stop.crashed(exc)
+            message = (f"The invoke's answer was lost ({type(exc).__name__}); SageMaker may have accepted it. "
+                       "resubmit() sends it again with the same inference id and input." if invoking else
+                       f"Not sent: {type(exc).__name__} stopped the submission; resubmit() sends it.")
+            try:
+                self.not_sent(request, message, input_written=input_written)
+            except Exception:
+                log.exception("could not journal %s as not sent", record.inference_id)
+            raise
+
+    def not_sent(self, request: PreparedRequest, message: str, *, input_written: bool = False) -> bool:
+        """ERROR, with the journal saying where the input really is (nowhere, unless written); the payload
+        is held for resubmit() when it never reached S3. Whether the row changed (it was this run's)."""
+        if not input_written:
+            self._hold(request.inference_id, request.payload)
+        return self.ctx.journal.mark_not_sent(request.inference_id, message, input_written=input_written)
+
+    @property
+    def held(self) -> Mapping[str, EncodedPayload]:
+        """Payloads that never reached S3, by inference id (what resubmit() can still send)."""
+        with self._held_lock:
+            return dict(self._held)
+
+    def release(self, inference_ids: list[str]) -> None:
+        """Stop holding these payloads (they were sent again)."""
+        with self._held_lock:
+            for inference_id in inference_ids:
+                self._held.pop(inference_id, None)
+
+    def _hold(self, inference_id: str, payload: EncodedPayload | None) -> None:
+        """Keep a payload that never reached S3 so resubmit() can send it (bounded)."""
+        if payload is None:
+            return
+        with self._held_lock:
+            in_memory = sum(p.size for p in self._held.values() if p.body is not None)
+            if payload.body is None or in_memory + payload.size <= HELD_LIMIT:
+                self._held[inference_id] = payload
+            else:
+                log.info("not holding %s (%d bytes) for resubmission: over %d bytes held", inference_id,
+                         payload.size, HELD_LIMIT)
 
     def _upload(self, payload: EncodedPayload, location: S3Uri) -> bool:
         """Write the input, never over an object that is already there; True when this client wrote it.
@@ -368,13 +292,3 @@ class Submitter:
         except Exception:
             log.warning("could not remove the uploaded input %s", location, exc_info=True)
             return False
-
-    def _not_sent(self, request: PreparedRequest, message: str, *, input_written: bool = False) -> None:
-        """ERROR, with the journal saying where the input really is (nowhere, unless written)."""
-        if not input_written:
-            self._hold(request.inference_id, request.payload)
-        self._fail(request.record, message, **({} if input_written else {"input_location": None}))
-
-    def _fail(self, record: InvocationRecord, message: str, **changes: Any) -> None:
-        self.ctx.journal.update(record.inference_id, expect=Status.SUBMITTING, status=Status.ERROR,
-                                submit_step=SubmitStep.DONE, error=message, finished_at=time.time(), **changes)

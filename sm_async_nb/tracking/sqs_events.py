@@ -13,13 +13,12 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from ..aws.clients import NOT_FOUND_CODES, QUEUE_GONE_CODES, AwsClients, error_code
 from ..config import default_home, write_private
 from ..contract import notifications
 from ..errors import ValidationError
-from ..records import PendingRow, Status, failure_status
+from ..records import Finish, PendingRow, Status, failure_status
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +165,10 @@ class QueueEventSource:
         self.resources = resources
         self.received = 0
 
-    def poll(self, pending: list[PendingRow]) -> dict[str, tuple[Status, dict[str, Any]]]:
-        """Drain what is waiting (without blocking) → {inference_id: (status, journal changes)}."""
+    def poll(self, pending: list[PendingRow]) -> dict[str, Finish]:
+        """Drain what is waiting (without blocking) → {inference_id: how it finished}."""
         wanted = {r.inference_id for r in pending}
-        found: dict[str, tuple[Status, dict[str, Any]]] = {}
+        found: dict[str, Finish] = {}
         for _ in range(RECEIVE_ROUNDS):
             try:
                 answer = self.sqs.receive_message(QueueUrl=self.resources.queue_url, MaxNumberOfMessages=10,
@@ -186,15 +185,11 @@ class QueueEventSource:
                 note = parse_notification(message["Body"])
                 if note is None or note.inference_id not in wanted:
                     continue
-                changes: dict[str, Any] = {}
-                if note.failure_reason:
-                    changes["failure_reason"] = note.failure_reason
-                if note.event_time:
-                    changes["finished_at"] = _epoch(note.event_time)
-                if note.body is not None:  # the output itself: result() needs no S3 GET
-                    changes.update(output_body=note.body, output_size=len(note.body),
-                                   output_content_type=note.content_type)
-                found[note.inference_id] = (note.status, changes)
+                body = note.body  # the output itself, when the notification carries it: result() needs no S3 GET
+                found[note.inference_id] = Finish(
+                    note.inference_id, note.status, _epoch(note.event_time) if note.event_time else None,
+                    output_size=len(body) if body is not None else None, failure_reason=note.failure_reason or None,
+                    output_body=body, output_content_type=note.content_type if body is not None else None)
             self.sqs.delete_message_batch(QueueUrl=self.resources.queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
         return found

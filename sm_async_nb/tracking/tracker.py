@@ -21,8 +21,8 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..aws.clients import CountedS3, as_error
 from ..aws.s3uri import S3Uri
@@ -30,7 +30,7 @@ from ..context import Context
 from ..contract.service import EXPIRY_GRACE_SECONDS, OUTPUT_CLOCK_SKEW_SECONDS, is_overdue, written_for
 from ..errors import AwsError, JournalError, ValidationError
 from ..journal.frames import journal_frame
-from ..records import FINISHED, PendingRow, Status, failure_status
+from ..records import FINISHED, Finish, PendingRow, Status, failure_status
 from . import sqs_events
 from .bus import Listener, StatusBus, StatusChange
 from .probe import S3Prober
@@ -62,14 +62,6 @@ class RefreshStats:
     total_s3_requests: int = 0
     errors: int = 0
     last_error: str | None = None
-
-
-@dataclass
-class _Outcome:
-    """What one refresh learned about one pending row."""
-
-    status: Status
-    changes: dict[str, Any] = field(default_factory=dict)
 
 
 class Tracker:
@@ -175,8 +167,8 @@ class Tracker:
                  what, row.inference_id, row.invoked_at - written)
         return False
 
-    def _learn(self, pending: Sequence[PendingRow], now: float) -> dict[str, _Outcome]:
-        outcomes: dict[str, _Outcome] = {}
+    def _learn(self, pending: Sequence[PendingRow], now: float) -> dict[str, Finish]:
+        outcomes: dict[str, Finish] = {}
         by_id = {r.inference_id: r for r in pending}
         for endpoint_name, source in list(self.event_sources.items()):
             try:
@@ -187,8 +179,8 @@ class Tracker:
                              "longer exists; status comes from S3 polling again. `%sm_async events on "
                              f"{endpoint_name}` makes a new queue.")
                 continue
-            outcomes.update((iid, _Outcome(status, changes)) for iid, (status, changes) in heard.items()
-                            if self._ours(by_id[iid], changes.get("finished_at"), "notification"))
+            outcomes.update((iid, end) for iid, end in heard.items()
+                            if self._ours(by_id[iid], end.finished_at, "notification"))
         # Event mode checks S3 only now and then, for notifications that were lost or not sent.
         poll_s3 = not self.event_sources or (self.stats.refreshes + 1) % EVENT_MODE_S3_EVERY == 0
         unresolved = [r for r in pending if r.inference_id not in outcomes and r.output_location
@@ -196,29 +188,28 @@ class Tracker:
         outputs = {S3Uri.parse(r.output_location): r for r in unresolved if r.output_location}
         for uri, seen in self.prober.find(outputs).items():
             if self._ours(outputs[uri], seen.last_modified, "output"):
-                outcomes[outputs[uri].inference_id] = _Outcome(
-                    Status.COMPLETED, {"output_size": seen.size, "finished_at": seen.last_modified})
+                iid = outputs[uri].inference_id
+                outcomes[iid] = Finish(iid, Status.COMPLETED, seen.last_modified, output_size=seen.size)
         failures = {S3Uri.parse(r.failure_location): r for r in unresolved
                     if r.inference_id not in outcomes and r.failure_location}
         failed = [(uri, seen) for uri, seen in self.prober.find(failures).items()
                   if self._ours(failures[uri], seen.last_modified, "failure object")]
         texts = self.prober.read_texts([uri for uri, _ in failed]) if failed else []
         for (uri, seen), reason in zip(failed, texts, strict=True):
-            outcomes[failures[uri].inference_id] = _Outcome(
-                failure_status(reason), {"failure_reason": reason, "finished_at": seen.last_modified})
+            iid = failures[uri].inference_id
+            outcomes[iid] = Finish(iid, failure_status(reason), seen.last_modified, failure_reason=reason)
         for row in pending:
             if row.inference_id not in outcomes and is_overdue(row.deadline, now, self.grace):
-                outcomes[row.inference_id] = _Outcome(Status.EXPIRED, {"failure_reason": EXPIRED_REASON,
-                                                                       "finished_at": now})
+                outcomes[row.inference_id] = Finish(row.inference_id, Status.EXPIRED, now,
+                                                    failure_reason=EXPIRED_REASON)
         return outcomes
 
-    def _apply(self, pending: Sequence[PendingRow], outcomes: dict[str, _Outcome]) -> list[StatusChange]:
+    def _apply(self, pending: Sequence[PendingRow], outcomes: dict[str, Finish]) -> list[StatusChange]:
         """Write the transitions (compare-and-set, so each happens once across processes);
         returns the ones this process made."""
         by_id = {r.inference_id: r for r in pending}
-        updates = [(iid, Status.PENDING, {"status": o.status, **o.changes}) for iid, o in outcomes.items()
-                   if iid in by_id]
-        applied = self.journal.update_many(updates) if updates else []
+        ends = [end for iid, end in outcomes.items() if iid in by_id]
+        applied = self.journal.finish(ends) if ends else []
         fresh = self.journal.get_many(applied) if applied else {}
         return [StatusChange(iid, Status.PENDING, fresh[iid].status, fresh[iid]) for iid in applied if iid in fresh]
 

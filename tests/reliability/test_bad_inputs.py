@@ -7,58 +7,18 @@ from __future__ import annotations
 import io
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from botocore.awsrequest import AWSResponse
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 import sm_async_nb as sma
 from sm_async_nb.errors import DecodeError, JournalError
 from sm_async_nb.journal import SCHEMA_VERSION, Journal
 
 OK_ROW = "5.1,3.5,1.4,0.2"
-
-
-@dataclass
-class Ctx:
-    stack: Any
-    client: sma.AsyncInferenceClient
-    tmp: Path
-    endpoints: dict[str, str]
-    _shell: Any = field(default=None)
-
-    @property
-    def ep(self) -> str:
-        return self.stack.endpoint_name
-
-    def shell(self):
-        if self._shell is None:
-            config = Config()
-            config.HistoryManager.enabled = False
-            self._shell = InteractiveShell(config=config)
-            self._shell.run_line_magic("load_ext", "sm_async_nb")
-            magics = self._shell.magics_manager.registry["SageMakerAsyncMagics"]
-            magics.session._client = self.client  # the same journal and stack as the other cases
-        return self._shell
-
-    def magic(self, line: str):
-        return self.shell().run_line_magic("invoke_async", line)
-
-    def deny(self, operation: str, code: str, status: int, message: str):
-        """What S3 answers without the permission, or with expired credentials (the real shape)."""
-        def answer(model, **_):
-            return (AWSResponse("https://s3.amazonaws.com/", status, {}, None),
-                    {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}})
-        self.client.aws.s3.meta.events.register(f"before-call.s3.{operation}", answer)
-
-    def completed(self, endpoint_key: str):
-        return self.client.submit(self.endpoints[endpoint_key], "x").wait(timeout=30)
 
 
 def _pickled_npy() -> bytes:
@@ -82,13 +42,13 @@ def sparse_file(tmp: Path, size: int) -> Path:
     return path
 
 
-def corrupt_journal(ctx: Ctx):
+def corrupt_journal(ctx: Any):
     path = ctx.tmp / "corrupt.sqlite3"
     path.write_bytes(b"not sqlite at all" * 64)
     return Journal(path)
 
 
-def newer_journal(ctx: Ctx):
+def newer_journal(ctx: Any):
     path = ctx.tmp / "newer.sqlite3"
     Journal(path).close()
     db = sqlite3.connect(path)
@@ -102,7 +62,7 @@ V, S = sma.ValidationError, sma.SubmissionError
 submit = lambda **kw: (lambda c: c.client.submit(c.ep, OK_ROW, **kw))  # noqa: E731
 
 # (id, action, error, message pattern, leaves: "nothing" | "error-row" | "output")
-CASES: list[tuple[str, Callable[[Ctx], Any], type, str, str]] = [
+CASES: list[tuple[str, Callable[[Any], Any], type, str, str]] = [
     ("endpoint-chars", lambda c: c.client.submit("bad_name", OK_ROW), V, "EndpointName 'bad_name'", "nothing"),
     ("endpoint-length", lambda c: c.client.submit("e" * 64, OK_ROW), V, "at most 63 characters", "nothing"),
     ("content-type-ascii", submit(content_type="text/csvé"), V, "ContentType", "nothing"),
@@ -192,26 +152,14 @@ def endpoints(stack):
     return names
 
 
-@pytest.fixture(scope="module")
-def input_keys(stack):
-    s3 = stack.boto3_client("s3")
-
-    def keys() -> set[str]:
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.input_bucket, Prefix="inputs/")
-        return {o["Key"] for page in pages for o in page.get("Contents", [])}
-
-    return keys
-
-
-
 def test_the_corpus_is_big_enough():
     assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
 
 
 @pytest.mark.parametrize("case_id, action, error, pattern, leaves", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(case_id, action, error, pattern, leaves, stack, endpoints, input_keys, tmp_path):
+def test_bad_input(case_id, action, error, pattern, leaves, stack, endpoints, input_keys, tmp_path, corpus_context):
     with stack.client(journal_path=tmp_path / "journal.sqlite3") as client:
-        ctx = Ctx(stack, client, tmp_path, endpoints)
+        ctx = corpus_context(client, endpoints)
         keeper = client.submit(stack.endpoint_name, OK_ROW, label="already-there")
         rows_before = {r.inference_id for r in client.records()}
         keys_before = input_keys()

@@ -119,12 +119,13 @@ def test_the_same_id_from_eight_threads_is_invoked_once(client, endpoints, stack
 
 
 def test_id_prefixes_resolve_case_sensitively(client):
+    from sm_async_nb import lookup
     from sm_async_nb.records import InvocationRecord
 
     client.journal.add_missing([InvocationRecord("Upper-1", "ep", origin=client.origin, submitted_at=1.0),
                                 InvocationRecord("upper-2", "ep", origin=client.origin, submitted_at=2.0)])
-    assert [r.inference_id for r in client.journal.find("upper", origin=client.origin)] == ["upper-2"]
-    assert [r.inference_id for r in client.journal.find("Upp", origin=client.origin)] == ["Upper-1"]
+    assert [r.inference_id for r in lookup.find(client.journal, "upper", origin=client.origin)] == ["upper-2"]
+    assert [r.inference_id for r in lookup.find(client.journal, "Upp", origin=client.origin)] == ["Upper-1"]
 
 
 def test_a_request_timeout_outlasting_the_retries_stops_only_its_own_request(client, endpoints, stack):

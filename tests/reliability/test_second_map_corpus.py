@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_bad_inputs import OK_ROW, Ctx
 
 import sm_async_nb as sma
 from sm_async_nb.aws.s3uri import S3Uri
@@ -20,20 +19,21 @@ from sm_async_nb.errors import JournalError
 from sm_async_nb.journal import Journal
 
 V = sma.ValidationError
+OK_ROW = "5.1,3.5,1.4,0.2"
 
 
-def many(payloads: Any, **kw: Any) -> Callable[[Ctx], Any]:
+def many(payloads: Any, **kw: Any) -> Callable[[Any], Any]:
     return lambda c: c.client.submit_many(c.ep, payloads, **kw)
 
 
-def removed_output(c: Ctx) -> sma.Invocation:
+def removed_output(c: Any) -> sma.Invocation:
     inv = c.client.submit(c.ep, OK_ROW, accept="text/csv").wait(timeout=30)
     location = S3Uri.parse(inv.output_location)
     c.stack.boto3_client("s3").delete_object(Bucket=location.bucket, Key=location.key)  # a lifecycle rule
     return inv
 
 
-def removed_part(c: Ctx) -> sma.InvocationBatch:
+def removed_part(c: Any) -> sma.InvocationBatch:
     batch = c.client.submit_many(c.ep, [OK_ROW, OK_ROW], accept="text/csv").wait(timeout=30)
     location = S3Uri.parse(batch.parts()[1].output_location)
     c.stack.boto3_client("s3").delete_object(Bucket=location.bucket, Key=location.key)
@@ -46,7 +46,7 @@ class Exploding:
         raise RuntimeError("the database is down")
 
 
-def other_target(c: Ctx) -> Any:
+def other_target(c: Any) -> Any:
     """One journal shared with another AWS target (here: the same stack under another region name)."""
     import boto3
 
@@ -59,7 +59,7 @@ def other_target(c: Ctx) -> Any:
     return c.client.submit(c.ep, OK_ROW, inference_id="shared-id")
 
 
-def journal_in(c: Ctx, make: Callable[[Any], Any]) -> Journal:
+def journal_in(c: Any, make: Callable[[Any], Any]) -> Journal:
     return Journal(make(c.tmp))
 
 
@@ -78,17 +78,17 @@ def bad_schema_version(tmp: Any) -> Any:
     return path
 
 
-def stack_down(c: Ctx) -> Any:
+def stack_down(c: Any) -> Any:
     """A client whose AWS endpoints no longer answer (the stack stopped, or the network is down)."""
     inv = c.client.submit(c.ep, OK_ROW)
     dead = dict.fromkeys(c.stack.endpoint_urls, "http://127.0.0.1:9")
     client = sma.AsyncInferenceClient(f"s3://{c.stack.input_bucket}/inputs/", session=c.stack.session(),
                                       endpoint_urls=dead, journal_path=c.client.journal.path)
-    c.client.journal.update(inv.inference_id, origin=client.origin)  # the same rows, now unreachable
+    c.stage(c.client.journal, inv.inference_id, origin=client.origin)  # the same rows, now unreachable
     return client.invocation(inv.inference_id)
 
 
-CASES: list[tuple[str, Callable[[Ctx], Any], type, str, str]] = [
+CASES: list[tuple[str, Callable[[Any], Any], type, str, str]] = [
     # submit_many is given one thing instead of a list of payloads
     ("many-str", many("1,2\n3,4\n"), V, "not one str: use submit", "nothing"),
     ("many-bytes", many(b"1,2"), V, "not one bytes", "nothing"),
@@ -169,9 +169,9 @@ def test_the_second_corpus_is_big_enough():
 
 
 @pytest.mark.parametrize("case_id, action, error, pattern, leaves", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(case_id, action, error, pattern, leaves, stack, input_keys, tmp_path):
+def test_bad_input(case_id, action, error, pattern, leaves, stack, input_keys, tmp_path, corpus_context):
     with stack.client(journal_path=tmp_path / "journal.sqlite3") as client:
-        ctx = Ctx(stack, client, tmp_path, {})
+        ctx = corpus_context(client, {})
         keeper = client.submit(stack.endpoint_name, OK_ROW, label="already-there")
         rows_before = {r.inference_id for r in client.records(include_other_origins=True)}
         keys_before = input_keys()
@@ -189,14 +189,3 @@ def test_bad_input(case_id, action, error, pattern, leaves, stack, input_keys, t
             assert new_rows == [] and input_keys() == keys_before
         elif leaves == "output":  # valid requests went through first; the bad step added no ERROR row
             assert all(r.status is not sma.Status.ERROR for r in new_rows)
-
-
-@pytest.fixture(scope="module")
-def input_keys(stack):
-    s3 = stack.boto3_client("s3")
-
-    def keys() -> set[str]:
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.input_bucket, Prefix="inputs/")
-        return {o["Key"] for page in pages for o in page.get("Contents", [])}
-
-    return keys

@@ -247,14 +247,14 @@ def test_a_rerun_cell_label_means_its_latest_submission(shell):
     shell.run_line_magic("sm_async", "wait rerun --timeout 10")
 
 
-def test_forget_older_than_prunes_only_old_finished_rows(shell, capsys):
+def test_forget_older_than_prunes_only_old_finished_rows(shell, capsys, stage_row):
     import time
 
     shell.run_cell("%%invoke_async ep -o old\n1\n")
     shell.run_cell("%%invoke_async ep -o recent\n2\n")
     shell.run_line_magic("sm_async", "wait --timeout 10")
     journal = session(shell).client.journal
-    journal.update(shell.user_ns["old"].inference_id, finished_at=time.time() - 10 * 86400)
+    stage_row(journal, shell.user_ns["old"].inference_id, finished_at=time.time() - 10 * 86400)
     shell.run_line_magic("sm_async", "forget --finished --older-than 7")
     assert "Forgot 1 invocation(s)" in capsys.readouterr().out
     assert [r.inference_id for r in session(shell).client.records()] == [shell.user_ns["recent"].inference_id]

@@ -300,9 +300,9 @@ def test_validation_happens_before_any_network_call(moto_aws, tmp_path):
     assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == ["input-bucket"]
 
 
-def test_forget_and_resubmit_take_one_id_as_a_string_not_its_characters(client):
+def test_forget_and_resubmit_take_one_id_as_a_string_not_its_characters(client, stage_row):
     inv = client.submit("ep", "1,2\n", inference_id="one-string-id")
-    client.journal.update(inv.inference_id, status=sma.Status.ERROR, error="x")
+    stage_row(client.journal, inv.inference_id, status=sma.Status.ERROR, error="x")
     assert [i.inference_id for i in client.resubmit("one-string-id")] == ["one-string-id"]
     assert client.forget("one-string-id") == 1 and client.records() == []
 
@@ -316,9 +316,9 @@ def test_numpy_integers_are_accepted_for_integer_parameters(client, sent):
 
 
 @pytest.mark.parametrize("age", ["1", True, float("nan"), None, -1])
-def test_prune_takes_a_number_of_days_and_forgets_nothing_otherwise(client, age):
+def test_prune_takes_a_number_of_days_and_forgets_nothing_otherwise(client, age, stage_row):
     inv = client.submit("ep", "1,2\n", inference_id="kept")
-    client.journal.update(inv.inference_id, status=sma.Status.ERROR, error="x")
+    stage_row(client.journal, inv.inference_id, status=sma.Status.ERROR, error="x", finished_at=0.0)
     with pytest.raises(sma.ValidationError, match="older_than_days must be a number of days"):
         client.prune(age)
     assert [r.inference_id for r in client.records()] == ["kept"]

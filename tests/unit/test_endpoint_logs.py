@@ -7,10 +7,10 @@ import time
 
 import boto3
 import pytest
-from test_endpoint_status import add_rows, deny
 
 import sm_async_nb as sma
 from sm_async_nb.endpoints import logs as endpoint_logs
+from sm_async_nb.records import InvocationRecord
 
 GROUP = "/aws/sagemaker/Endpoints/ep"
 
@@ -32,9 +32,11 @@ def write_logs(*messages: str, stream: str = "AllTraffic/i-0abc", group: str = G
 
 @pytest.fixture
 def failed(client):
-    [iid] = add_rows(client, "ep", 1, prefix="inv")  # inference id "inv-0"
-    client.journal.update(iid, status=sma.Status.FAILED, failure_reason="ModelError: boom", finished_at=time.time())
-    return client.invocation(iid)
+    now = time.time()
+    client.journal.add([InvocationRecord("inv-0", "ep", status=sma.Status.FAILED, origin=client.origin,
+                                         submitted_at=now - 5, invoked_at=now - 5, finished_at=now,
+                                         failure_reason="ModelError: boom")])
+    return client.invocation("inv-0")
 
 
 def test_logs_of_a_failing_row_are_the_lines_carrying_its_id_oldest_first(failed):
@@ -68,7 +70,7 @@ def test_no_log_group_yet_is_no_lines(failed):
     assert failed.logs() == []
 
 
-def test_a_missing_permission_is_one_line_naming_logs_filter_log_events(failed, client):
+def test_a_missing_permission_is_one_line_naming_logs_filter_log_events(failed, client, deny):
     write_logs("inv-0 hello")
     deny(client, "logs", "FilterLogEvents")
     with pytest.raises(sma.AwsError) as caught:

@@ -16,11 +16,10 @@ import time
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 
 import sm_async_nb as sma
 from sm_async_nb.endpoints import backlog
-from sm_async_nb.records import InvocationRecord, Status
+from sm_async_nb.records import Finish, InvocationRecord, Status
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -106,19 +105,6 @@ def add_rows(client, endpoint: str, count: int, *, status: Status = Status.PENDI
                for i in range(count)]
     client.journal.add(records)
     return [r.inference_id for r in records]
-
-
-def deny(client, service: str, operation: str, code: str = "AccessDeniedException") -> None:
-    """Answer every ``operation`` of ``service`` with an access-denied error response, as IAM would."""
-    boto = client.aws.get(service)
-    event = f"before-call.{boto.meta.service_model.service_id.hyphenize()}.{operation}"
-
-    def refuse(**_):
-        return AWSResponse("https://iam.example", 403, {}, None), {
-            "Error": {"Code": code, "Message": f"User is not authorized to perform: {service}:{operation}"},
-            "ResponseMetadata": {"HTTPStatusCode": 403}}
-
-    boto.meta.events.register(event, refuse)
 
 
 def endpoint_requests(client) -> dict[str, int]:
@@ -300,7 +286,7 @@ PERMISSION_CASES = [
     *[(*PERMISSION_CASES[0], code) for code in ("AccessDenied", "UnauthorizedOperation")],
 ])
 def test_a_missing_permission_leaves_its_fields_none_and_names_it_once(client, service, operation, action,
-                                                                      none_fields, code):
+                                                                      none_fields, code, deny):
     make_endpoint("ep", instances=0)
     register_scaling("ep", min_capacity=0, max_capacity=2)
     put_metrics("ep", ApproximateBacklogSize=2, ApproximateBacklogSizePerInstance=2, ApproximateAgeOfOldestRequest=9,
@@ -319,7 +305,7 @@ def test_a_missing_permission_leaves_its_fields_none_and_names_it_once(client, s
     assert {client.invocation(i).status for i in ids} == {Status.PENDING}   # tracking goes on
 
 
-def test_throttling_that_outlasts_the_retries_is_one_warning_not_an_exception(client):
+def test_throttling_that_outlasts_the_retries_is_one_warning_not_an_exception(client, deny):
     make_endpoint("ep")
     deny(client, "cloudwatch", "GetMetricData", code="Throttling")
     st = client.endpoint_status("ep")
@@ -328,7 +314,7 @@ def test_throttling_that_outlasts_the_retries_is_one_warning_not_an_exception(cl
     assert st.status == "InService"
 
 
-def test_expired_credentials_are_one_warning_and_stop_the_other_reads(client):
+def test_expired_credentials_are_one_warning_and_stop_the_other_reads(client, deny):
     make_endpoint("ep")
     deny(client, "sagemaker", "DescribeEndpoint", code="ExpiredToken")
     st = client.endpoint_status("ep")
@@ -415,7 +401,7 @@ def test_expires_at_is_the_deadline_while_unfinished_and_none_when_done(client):
     inv = client.invocation(iid)
     expected = dt.datetime.fromtimestamp(client.journal.get(iid).deadline, dt.timezone.utc)
     assert inv.expires_at == expected and inv.expires_at.tzinfo is not None
-    client.journal.update(iid, status=Status.COMPLETED, finished_at=time.time())
+    client.journal.finish([Finish(iid, Status.COMPLETED, time.time())])
     assert inv.expires_at is None
 
 

@@ -19,7 +19,7 @@ from comm.base_comm import BaseComm
 
 from sm_async_nb.aws.s3uri import S3Uri
 from sm_async_nb.notebook.panel.panel import Panel
-from sm_async_nb.records import BatchRecord, InvocationRecord, Status, SubmitStep, new_inference_id
+from sm_async_nb.records import BatchRecord, Finish, InvocationRecord, Status, SubmitStep, new_inference_id
 
 START = float(int(time.time()) - 3600)  # an hour ago: outputs written now are newer than these invokes
 NOW = START + 100.0
@@ -256,7 +256,7 @@ def test_background_thread_updates_while_nothing_else_runs(client, make_panel, s
     client.tracker.stop()
 
 
-def test_bytes_sent_per_refresh_one_row_versus_all_rows(client, make_panel, s3, wire):
+def test_bytes_sent_per_refresh_one_row_versus_all_rows(client, make_panel, s3, wire, stage_row):
     rows = pending(client, 20)
     panel = make_panel()
     cells = {w.comm.comm_id: name for s in panel.table.slots
@@ -274,7 +274,7 @@ def test_bytes_sent_per_refresh_one_row_versus_all_rows(client, make_panel, s3, 
     assert sorted(cells[i] for i in wire.updated_ids(mark) & set(cells)) == ["expires", "size", "status", "timing"]
 
     s3.delete_object(**_bk(rows[0].output_location))  # back to 20 pending rows
-    client.journal.update(rows[0].inference_id, status=Status.PENDING, finished_at=None, output_size=None)
+    stage_row(client.journal, rows[0].inference_id, status=Status.PENDING, finished_at=None, output_size=None)
     panel.refresh()
     assert statuses(panel) == ["PENDING"] * 20
     mark = wire.mark()
@@ -294,7 +294,7 @@ def test_new_submissions_and_other_processes_show_on_the_next_refresh(client, ma
     pending(client, 2)
     panel = make_panel()
     later = pending(client, 1, start=START + 30, label="late")
-    client.journal.update(later[0].inference_id, status=Status.COMPLETED, output_size=3, finished_at=START + 40)
+    client.journal.finish([Finish(later[0].inference_id, Status.COMPLETED, START + 40, output_size=3)])
     client.tracker.refresh()
     assert shown(panel)[0][0] == "late0" and ">COMPLETED<" in shown(panel)[0][3]
 

@@ -13,7 +13,7 @@ from test_panel import NOW, START, complete, fail, make_panel, pending, s3, show
 
 from sm_async_nb.endpoints.status import EndpointStatus
 from sm_async_nb.notebook.panel.preview import FETCH_BYTES, TEXT_BYTES, preview_html
-from sm_async_nb.records import Status
+from sm_async_nb.records import Finish, Status
 
 HOSTILE = b"name,value\n</table><script>alert(1)</script>,<img src=x onerror=alert(2)>\n"
 
@@ -67,12 +67,12 @@ def test_sort_is_stable_across_pages_refreshes_and_filters(client, make_panel, s
     assert panel.w.page_text.value == "Page 1 of 2 · 40 shown of 45"
 
 
-def test_sort_by_output_size_and_expiry(client, make_panel):
+def test_sort_by_output_size_and_expiry(client, make_panel, stage_row):
     small, big = pending(client, 1, label="small"), pending(client, 1, label="big", start=START + 1)
     late = pending(client, 1, label="late", start=START + 2, request={"request_ttl_seconds": 60})
-    client.journal.update(small[0].inference_id, status=Status.COMPLETED, output_size=10, finished_at=START + 5)
-    client.journal.update(big[0].inference_id, status=Status.COMPLETED, output_size=99_000, finished_at=START + 6)
-    client.journal.update(late[0].inference_id, deadline=START + 2 + 960)
+    client.journal.finish([Finish(small[0].inference_id, Status.COMPLETED, START + 5, output_size=10),
+                           Finish(big[0].inference_id, Status.COMPLETED, START + 6, output_size=99_000)])
+    stage_row(client.journal, late[0].inference_id, deadline=START + 2 + 960)
     panel = make_panel()
     panel.table.heads["output"].click()  # sizes start largest first; no size goes last
     assert [r[0] for r in shown(panel)] == ["big0", "small0", "late0"]

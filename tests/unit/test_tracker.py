@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from sm_async_nb.records import InvocationRecord, Status, SubmitStep, new_inference_id
+from sm_async_nb.records import Finish, InvocationRecord, Status, SubmitStep, new_inference_id
 from sm_async_nb.tracking.tracker import MIN_INTERVAL
 
 
@@ -47,8 +47,8 @@ def complete(s3, rows, body=b"1"):
 def test_thousand_pending_under_one_prefix_cost_at_most_three_requests(client, s3):
     # Older outputs from earlier runs sort before the pending ids (UUIDv7) and are skipped.
     complete(s3, pending(client, 1500, start=1_700_000_000.0))
-    client.journal.update_many([(r.inference_id, None, {"status": Status.COMPLETED})
-                                for r in client.journal.query(statuses=[Status.PENDING])])
+    client.journal.finish([Finish(r.inference_id, Status.COMPLETED)
+                           for r in client.journal.records(statuses=[Status.PENDING])])
     rows = pending(client, 1000)
     complete(s3, rows[:600])
     changes = client.tracker.refresh()

@@ -122,7 +122,7 @@ class ActionHandlers:
                 self._say(f"Forget {len(ids)} invocation(s)? Their S3 objects stay. Click again to confirm.")
                 return
             self._forget_armed = None
-        forgotten = self.ctx.journal.delete(sorted(ids))
+        forgotten = self.ctx.journal.forget(sorted(ids))
         with self._lock:
             self._set_selection(self._selected - ids)
             self._render()
