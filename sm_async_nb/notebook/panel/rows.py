@@ -34,11 +34,16 @@ STATUS_FILTERS: tuple[tuple[str, str], ...] = (
 )
 
 LABEL_CHARS = 60
+MAX_REASON_CHARS = 4000  # of a failure reason shown in the details and the failure-reasons view
 
 
 def esc(text: object) -> str:
     """HTML-escape anything that came from outside (labels, ids, reasons, S3 keys...)."""
     return html.escape("" if text is None else str(text), quote=True)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def short_id(inference_id: str) -> str:
