@@ -260,8 +260,8 @@ def test_the_loop_draws_one_snapshot_per_turn_in_order(client, make_state):
     loop.post(Filter("text", "row2"))
     gate.set()
     assert loop.flush(10)
-    assert 3 <= len(drawn) < 1 + 1 + 200 + 1  # the piled-up intents cost far fewer turns than posts
-    assert drawn[-1].page == 0 and {r.label for r in drawn[-1].rows} <= {f"row{i}" for i in (2, *range(20, 30))}
+    assert len(drawn) <= 3  # the first, then the 202 intents in at most two turns
+    assert drawn[-1].page == 0 and {r.label for r in drawn[-1].rows} == {f"row{i}" for i in (2, *range(20, 30))}
     loop.close()
     loop.post(Redraw())  # ignored once closed
     assert loop.flush(1)
