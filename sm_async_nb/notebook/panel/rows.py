@@ -129,15 +129,14 @@ def status_badge(status: Status) -> str:
 
 
 def counts_badges(counts: Mapping[Status, int]) -> str:
-    """Coloured per-status badges plus the total, for the header (HTML; only our own strings)."""
+    """Coloured per-status badges plus the total, for the header (HTML; only our own strings). The
+    badges' shared text colour and size sit on one wrapper, so a refresh sends each style once."""
     total = sum(counts.values())
-    parts = [f'<span style="margin-right:8px"><b>{total}</b> tracked</span>']
-    for status in Status:
-        n = counts.get(status, 0)
-        if n:
-            parts.append(f'<span style="background:{STATUS_COLOURS[status]};color:{BADGE_TEXT};border-radius:9px;'
-                         f'padding:1px 8px;margin-right:4px;font-size:90%">{esc(status.value.lower())} {n}</span>')
-    return "".join(parts)
+    badges = "".join(f'<span style="background:{STATUS_COLOURS[status]};border-radius:9px;padding:1px 8px;'
+                     f'margin-right:4px">{esc(status.value.lower())} {counts[status]}</span>'
+                     for status in Status if counts.get(status))
+    wrapped = f'<span style="color:{BADGE_TEXT};font-size:90%">{badges}</span>' if badges else ""
+    return f'<span style="margin-right:8px"><b>{total}</b> tracked</span>{wrapped}'
 
 
 def statuses_for(choice: str) -> frozenset[Status] | None:
