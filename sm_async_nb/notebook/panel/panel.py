@@ -32,7 +32,7 @@ from ...handles import HandleParts
 from ...results import loading as results
 from ...tracking.bus import StatusChange
 from .details import FetchHead, RowLogs
-from .intents import OpenDetails, Redraw, Refreshed, Select
+from .intents import Intent, OpenDetails, Redraw, Refreshed, Select
 from .loop import PanelLoop
 from .query import JournalReader
 from .state import PanelState
@@ -162,7 +162,7 @@ class Panel:
         """Open the details of one row (what a click on its id does); returns once drawn."""
         self._ask(OpenDetails(inference_id))
 
-    def _ask(self, intent: Any) -> None:
+    def _ask(self, intent: Intent) -> None:
         self.loop.post(intent)
         self.loop.flush()
 

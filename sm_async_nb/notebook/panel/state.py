@@ -167,7 +167,7 @@ class PanelState:
                 self.query = replace(self.query, status=value, page=0)
             case Filter("endpoint", value):
                 self.query = replace(self.query, endpoint=value, page=0)
-            case Filter(_, value):
+            case Filter("text", value):
                 self.query = replace(self.query, text=value, page=0)
             case SortBy(key):
                 self.query = self.query.sorted_by(key)

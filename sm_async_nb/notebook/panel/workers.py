@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ...handles import HandleParts
+from ...records import InvocationRecord
 from . import actions
 from .details import FetchHead, RowLogs, failed_html, logs_html
 from .intents import (
@@ -160,7 +161,7 @@ class PanelWorkers:
         except Exception:
             log.exception("the panel could not show a background answer")
 
-    def _preview(self, key: Any, record: Any) -> Intent:
+    def _preview(self, key: Hashable, record: InvocationRecord) -> Intent:
         try:
             body, content_type, total = self._fetch_head(record, FETCH_BYTES)
             return PreviewLoaded(key, preview_html(body, content_type, total, csv_header=self._csv_header), True)
@@ -168,7 +169,7 @@ class PanelWorkers:
             log.debug("preview of %s failed", record.inference_id, exc_info=True)
             return PreviewLoaded(key, failed_html("Preview", exc), False)
 
-    def _read_logs(self, key: Any, record: Any) -> Intent:
+    def _read_logs(self, key: Hashable, record: InvocationRecord) -> Intent:
         assert self._row_logs is not None  # the state asks only when the panel has a log section
         try:
             return LogsLoaded(key, logs_html(self._row_logs(record)), True)
@@ -194,7 +195,8 @@ class PanelWorkers:
             done = ActionDone(actions.describe_error(exc))
         self._post(done)
 
-    def _load(self, records: Any, name: str, push: Callable[[dict[str, Any]], None] | None) -> ActionDone:
+    def _load(self, records: Sequence[InvocationRecord], name: str,
+              push: Callable[[dict[str, Any]], None] | None) -> ActionDone:
         frame, note = actions.load_frame(self._parts, records)
         self.last_frame = frame
         where = name
@@ -204,7 +206,7 @@ class PanelWorkers:
             push({name: frame})
         return ActionDone(f"{where}: DataFrame with {len(frame):,} rows × {len(frame.columns)} columns{note}.")
 
-    def _resubmit(self, records: Any) -> ActionDone:
+    def _resubmit(self, records: Sequence[InvocationRecord]) -> ActionDone:
         ids, message = actions.resubmit(self._parts, records)
         return ActionDone(message, tuple(ids))
 
