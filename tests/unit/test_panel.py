@@ -530,3 +530,23 @@ def test_panel_module_imports_no_aws_client_of_its_own():
     assert {f.name for f in files} >= {"panel.py", "table.py", "rows.py", "actions.py", "widgets.py"}
     source = "".join(f.read_text() for f in files)
     assert "boto3" not in source and ".aws.s3" not in source and "get_object" not in source
+
+
+def test_the_view_reads_no_journal_and_the_state_starts_no_thread():
+    import ast
+
+    folder = Path(__file__).resolve().parents[2] / "sm_async_nb" / "notebook" / "panel"
+
+    def imports(name):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                found.add("." * node.level + (node.module or ""))
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        return found
+
+    for view_module in ("view", "table", "widgets"):  # it never reads the journal nor runs work
+        assert not {m for m in imports(view_module) if "journal" in m or m in (".state", ".query", ".workers")}
+    assert not {"threading", "queue", "concurrent.futures"} & imports("state")  # test_panel_state: no ipywidgets
