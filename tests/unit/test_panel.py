@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -280,8 +281,6 @@ def test_load_reports_bad_names_and_nothing_completed(client, make_panel, user_n
 
 
 def test_a_second_slow_action_while_one_runs_is_refused(client, make_panel, s3, monkeypatch):
-    import threading
-
     rows = pending(client, 1)
     panel = make_panel()
     release = threading.Event()
@@ -422,6 +421,23 @@ def test_outside_strings_are_escaped_in_every_html_value(client, make_panel, s3,
     assert shown(panel)[0][0] == evil + "1" and panel.view.table.slots[0].label.tooltip == evil + "1"
 
 
+def test_a_journal_that_cannot_be_read_fails_the_build_and_leaves_nothing_behind(client, make_panel, wire,
+                                                                                monkeypatch):
+    from sm_async_nb.errors import JournalError
+    from sm_async_nb.notebook.panel.query import JournalReader
+
+    pending(client, 1)
+    before = client.tracker.bus.listener_count
+    monkeypatch.setattr(JournalReader, "read", lambda self, query, now: (_ for _ in ()).throw(
+        JournalError("The journal is corrupt: restore it or move it away.")))
+    with pytest.raises(JournalError, match="corrupt"):
+        make_panel()
+    opened = {m[0] for m in wire.messages if m[1] == "comm_open"}
+    closed = {m[0] for m in wire.messages if m[1] == "comm_close"}
+    assert opened and opened == closed and client.tracker.bus.listener_count == before
+    assert not any(t.name.startswith("sm-async-nb-panel-loop") for t in threading.enumerate())
+
+
 # --- display, close, several panels ----------------------------------------------------------
 
 def test_displaying_twice_shows_two_views_of_the_same_models(client, make_panel):
@@ -437,8 +453,6 @@ def test_displaying_twice_shows_two_views_of_the_same_models(client, make_panel)
 
 
 def test_close_unsubscribes_stops_the_threads_and_other_panels_keep_updating(client, make_panel, s3, wire):
-    import threading
-
     rows = pending(client, 2)
     before = client.tracker.bus.listener_count
     one, two = make_panel(), make_panel()

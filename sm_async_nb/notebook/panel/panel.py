@@ -85,9 +85,10 @@ class Panel:
             self.tracker.start()
         try:
             self.loop.start(self.workers.run, Redraw())
-        except BaseException:
+        except BaseException:  # nothing of a panel that was never shown stays behind
             self._unsubscribe()
             self.workers.close()
+            self.view.close()
             raise
         self.view.connect(self.loop.post)
 
