@@ -165,14 +165,15 @@ SETUP = textwrap.dedent("""
 CHECK = textwrap.dedent("""
     # The rows were seen COMPLETED; the header and progress bar are drawn right after: let them settle.
     deadline = time.time() + 15
-    while time.time() < deadline and not (panel.w.progress.value == 3 and panel.w.progress.bar_style == "success"):
+    w, table = panel.view.w, panel.view.table
+    while time.time() < deadline and not (w.progress.value == 3 and w.progress.bar_style == "success"):
         time.sleep(0.1)
-    shown = [s.status.value for s in panel.table.slots if s.inference_id]
+    shown = [s.status.value for s in table.slots if s.inference_id]
     assert len(shown) == 3 and all(">COMPLETED<" in v for v in shown), shown
-    assert "completed 3" in panel.w.counts.value, panel.w.counts.value
-    assert panel.w.progress.value == 3 and panel.w.progress.bar_style == "success"
+    assert "completed 3" in w.counts.value, w.counts.value
+    assert w.progress.value == 3 and w.progress.bar_style == "success"
     assert client.tracker.running
-    print(json.dumps({"labels": [s.label.value for s in panel.table.slots if s.inference_id],
+    print(json.dumps({"labels": [s.label.value for s in table.slots if s.inference_id],
                       "refreshes": client.tracker.stats.refreshes}))
     panel.close()
     client.close()

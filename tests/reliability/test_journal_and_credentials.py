@@ -144,7 +144,7 @@ def test_expired_credentials_while_tracking_show_one_line_and_tracking_resumes(s
         assert "\n" not in problem and ("aws sso login" in problem or "aws configure" in problem)
         assert "resumes by itself" in problem
         panel = client.panel()
-        assert problem[:40] in panel.w.notices.value
+        assert problem[:40] in panel.view.w.notices.value  # the first snapshot is drawn before panel() returns
         stack.wait_until_idle(10)
         time.sleep(1)
         assert inv.status is Status.PENDING and client.tracker.running  # nothing marked failed, thread alive

@@ -94,8 +94,9 @@ def test_credentials_never_appear_in_reprs_errors_logs_or_the_panel(moto_aws, tm
             client.submit("ep", "1")
         shown += [str(caught.value), *caught.value._render_traceback_()]
         panel = client.panel()
-        shown += [str(getattr(w, "value", "")) for w in panel.w.owned()]
-        shown += [str(getattr(w, "tooltip", "")) for w in panel.w.owned()]
+        assert panel.wait_idle()
+        shown += [str(getattr(w, "value", "")) for w in panel.view.widgets()]
+        shown += [str(getattr(w, "tooltip", "")) for w in panel.view.widgets()]
         panel.close()
         shown += [str(r) for r in client.records()]
     shown.append(caplog.text)

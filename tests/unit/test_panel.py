@@ -1,154 +1,26 @@
 """The live panel without a kernel: every comm message the widgets would send is recorded (with its
 JSON size), actions are driven with ``button.click()``, and status changes come from
-``tracker.refresh()`` after output objects are written to (in-process) moto."""
+``tracker.refresh()`` after output objects are written to (in-process) moto. Clicks and refreshes
+only post intents to the panel's loop: ``drawn(panel)`` waits until the loop has drawn them."""
 
 from __future__ import annotations
 
 import html
 import json
 import re
+import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-import boto3
-import comm
 import pandas as pd
 import pytest
 from comm.base_comm import BaseComm
+from panelkit import START, bucket_key, complete, drawn, fail, pending, shown, statuses, tick
 
-from sm_async_nb.aws.s3uri import S3Uri
-from sm_async_nb.notebook.panel.panel import Panel
-from sm_async_nb.records import BatchRecord, Finish, InvocationRecord, Status, SubmitStep, new_inference_id
+from sm_async_nb.records import BatchRecord, Finish, Status
 
-START = float(int(time.time()) - 3600)  # an hour ago: outputs written now are newer than these invokes
-NOW = START + 100.0
 XSS = ("<img src=x onerror=alert(1)>", "</table><script>alert(1)</script>")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-# --- recording what the widgets send ---------------------------------------------------------
-
-class Wire:
-    """Every comm message: (comm id, msg type, data, JSON size of data)."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, str, dict, int]] = []
-        self.models: dict[str, str] = {}  # comm id -> _model_name
-
-    def record(self, comm_id: str, msg_type: str, data: dict | None) -> None:
-        data = data or {}
-        state = data.get("state", {})
-        if msg_type == "comm_open":
-            self.models[comm_id] = state.get("_model_name", "")
-        self.messages.append((comm_id, msg_type, data, len(json.dumps(data, separators=(",", ":")))))
-
-    def mark(self) -> int:
-        return len(self.messages)
-
-    def since(self, mark: int) -> list[tuple[str, str, dict, int]]:
-        return self.messages[mark:]
-
-    def bytes_since(self, mark: int) -> int:
-        return sum(size for *_, size in self.since(mark))
-
-    def html_values(self, mark: int = 0) -> list[str]:
-        """Every value an HTML widget was opened with or updated to."""
-        return [m[2]["state"]["value"] for m in self.since(mark)
-                if self.models.get(m[0]) == "HTMLModel" and "value" in m[2].get("state", {})]
-
-    def updated_ids(self, mark: int) -> set[str]:
-        return {m[0] for m in self.since(mark) if m[1] == "comm_msg"}
-
-
-@pytest.fixture
-def wire(monkeypatch):
-    recorder = Wire()
-
-    class RecordingComm(BaseComm):
-        def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-            recorder.record(self.comm_id, msg_type, data)
-
-    monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
-    return recorder
-
-
-@pytest.fixture
-def s3(moto_aws):
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket="out")
-    return s3
-
-
-@pytest.fixture
-def user_ns(monkeypatch):
-    import IPython
-
-    ns: dict = {}
-    monkeypatch.setattr(IPython, "get_ipython", lambda: SimpleNamespace(user_ns=ns, push=ns.update))
-    return ns
-
-
-@pytest.fixture
-def make_panel(client, wire, s3):
-    panels = []
-
-    def make(**kwargs):
-        kwargs.setdefault("auto_refresh", False)
-        kwargs.setdefault("clock", lambda: NOW)
-        panel = Panel(client._parts, **kwargs)
-        panels.append(panel)
-        return panel
-
-    yield make
-    for panel in panels:
-        panel.close()
-
-
-def pending(client, count, *, start=START, endpoint="ep", label="row", batch=None, step=1.0, **extra):
-    """Journal rows as the client writes them after a successful invoke (newest last)."""
-    rows = []
-    for i in range(count):
-        iid = new_inference_id(start + i * step)
-        rows.append(InvocationRecord(
-            inference_id=iid, endpoint_name=endpoint, origin=client.origin, status=Status.PENDING,
-            submit_step=SubmitStep.DONE, label=f"{label}{i}" if label else None,
-            input_location=f"s3://input-bucket/payloads/{iid}.csv",
-            output_location=f"s3://out/outputs/{iid}.out", failure_location=f"s3://out/failures/{iid}-error.out",
-            submitted_at=start + (0 if batch else i * step), invoked_at=start,
-            batch_id=batch.batch_id if batch else None, batch_index=i if batch else None, **extra))
-    client.journal.add(rows, batch=batch)
-    return rows
-
-
-def complete(s3, rows, body=b"1,2\n", content_type="text/csv"):
-    for r in rows:
-        uri = S3Uri.parse(r.output_location)
-        s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, ContentType=content_type)
-
-
-def fail(s3, rows, reason):
-    for r in rows:
-        uri = S3Uri.parse(r.failure_location)
-        s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=reason.encode())
-
-
-def shown(panel):
-    """What the visible rows show: (label, endpoint, short id, status html, timing, size)."""
-    slots = panel.table.slots[:len(panel.table.box.children) - 1]
-    return [(s.label.value, s.endpoint.value, s.ident.description, s.status.value, s.timing.value, s.size.value)
-            for s in slots if s.inference_id]
-
-
-def statuses(panel):
-    return [next(st.value for st in Status if f">{st.value}<" in row[3]) for row in shown(panel)]
-
-
-def tick(panel, *inference_ids):
-    """What a click on a row's checkbox does (the frontend sets the value)."""
-    for slot in panel.table.slots:
-        if slot.inference_id in inference_ids:
-            slot.check.value = True
 
 
 # --- rows, paging, filters -------------------------------------------------------------------
@@ -161,32 +33,41 @@ def test_rows_render_newest_first_with_every_column(client, make_panel):
     assert first[:3] == ("row2", "ep", f"{newest.inference_id[:8]}…{newest.inference_id[-4:]}")
     assert ">PENDING<" in first[3] and "color:" in first[3]
     assert first[4] == "1m 38s"  # pending: elapsed since submission (now - START - 2)
-    slot = panel.table.slots[0]
+    view = drawn(panel)
+    slot = view.table.slots[0]
     assert slot.ident.tooltip == newest.inference_id
     assert slot.submitted.value == time.strftime("%H:%M:%S", time.localtime(START + 2))
     assert [r[0] for r in shown(panel)] == ["row2", "row1", "row0"]
-    assert "3</b> tracked" in panel.w.counts.value and "pending 3" in panel.w.counts.value
-    assert panel.w.progress.value == 0 and panel.w.progress.max == 3
+    assert "3</b> tracked" in view.w.counts.value and "pending 3" in view.w.counts.value
+    assert view.w.progress.value == 0 and view.w.progress.max == 3
+
+
+def test_the_first_snapshot_is_drawn_before_the_constructor_returns(client, make_panel):
+    pending(client, 2)
+    panel = make_panel()  # no wait: display(panel) right after shows the rows
+    assert [s.label.value for s in panel.view.table.slots if s.inference_id] == ["row1", "row0"]
+    assert panel.state.last is not None and panel.state.last.total == 2 and "2 invocations" in repr(panel)
 
 
 def test_paging_reuses_a_fixed_set_of_slots(client, make_panel, wire):
     pending(client, 45)
     panel = make_panel()
-    slot_boxes = [s.box for s in panel.table.slots]
-    assert len(panel.table.slots) == 20 and len(panel.table.box.children) == 21
-    assert panel.w.page_text.value == "Page 1 of 3 · 45 shown"
-    assert panel.w.prev.disabled and not panel.w.next.disabled
+    w = panel.view.w
+    slot_boxes = [s.box for s in panel.view.table.slots]
+    assert len(panel.view.table.slots) == 20 and len(panel.view.table.box.children) == 21
+    assert w.page_text.value == "Page 1 of 3 · 45 shown"
+    assert w.prev.disabled and not w.next.disabled
     opened = sum(1 for m in wire.messages if m[1] == "comm_open")
-    panel.w.next.click()
+    w.next.click()
     assert [r[0] for r in shown(panel)][:2] == ["row24", "row23"]
-    panel.w.next.click()
-    assert panel.w.page_text.value.startswith("Page 3 of 3")
+    w.next.click()
+    assert drawn(panel).w.page_text.value.startswith("Page 3 of 3")
     assert [r[0] for r in shown(panel)] == [f"row{i}" for i in range(4, -1, -1)]
-    assert len(panel.table.box.children) == 1 + 5 and panel.w.next.disabled
-    panel.w.prev.click()
-    assert panel.w.page_text.value.startswith("Page 2 of 3")
+    assert len(panel.view.table.box.children) == 1 + 5 and w.next.disabled
+    w.prev.click()
+    assert drawn(panel).w.page_text.value.startswith("Page 2 of 3")
     assert sum(1 for m in wire.messages if m[1] == "comm_open") == opened  # no widget per row or page
-    assert [s.box for s in panel.table.slots] == slot_boxes
+    assert [s.box for s in panel.view.table.slots] == slot_boxes
 
 
 def test_status_endpoint_and_text_filters(client, make_panel, s3):
@@ -195,7 +76,7 @@ def test_status_endpoint_and_text_filters(client, make_panel, s3):
     complete(s3, a[:1])
     client.tracker.refresh()
     panel = make_panel()
-    w = panel.w
+    w = panel.view.w
     assert [o[1] for o in w.endpoint_filter.options] == ["", "alpha", "beta"]
     w.status_filter.value = "COMPLETED"
     assert [r[0] for r in shown(panel)] == ["cats0"]
@@ -210,20 +91,33 @@ def test_status_endpoint_and_text_filters(client, make_panel, s3):
     w.text_filter.value = a[2].inference_id[:13]
     assert [r[0] for r in shown(panel)] == ["cats2"]
     w.text_filter.value = "nothing-like-this"
-    assert shown(panel) == [] and panel.table.box.children[1] is panel.table.empty
-    assert panel.w.page_text.value == "Page 1 of 1 · 0 shown of 7"
+    assert shown(panel) == [] and panel.view.table.box.children[1] is panel.view.table.empty
+    assert w.page_text.value == "Page 1 of 1 · 0 shown of 7"
+
+
+def test_a_burst_of_keystrokes_ends_on_the_last_one(client, make_panel):
+    pending(client, 3, label="cats")
+    pending(client, 2, label="dogs", start=START + 10)
+    panel = make_panel()
+    for prefix in ("d", "do", "dog", "dogs", "dogs1"):  # typed faster than the loop draws
+        panel.view.w.text_filter.value = prefix
+    assert [r[0] for r in shown(panel)] == ["dogs1"]
+    assert panel.state.query.text == "dogs1"
 
 
 def test_filter_resets_to_first_page_and_endpoint_options_follow_new_rows(client, make_panel):
     pending(client, 30)
     panel = make_panel()
-    panel.w.next.click()
-    panel.w.endpoint_filter.value = "ep"
-    assert panel.w.page_text.value.startswith("Page 1 of 2")
+    w = panel.view.w
+    w.next.click()
+    assert drawn(panel).w.page_text.value.startswith("Page 2 of 2")
+    w.endpoint_filter.value = "ep"
+    assert drawn(panel).w.page_text.value.startswith("Page 1 of 2")
     pending(client, 2, endpoint="gamma", start=START + 50)
     client.tracker.refresh()  # a submission is not a status change: the count check reloads
-    assert "gamma" in [o[1] for o in panel.w.endpoint_filter.options]
-    assert panel.w.endpoint_filter.value == "ep"
+    assert "gamma" in [o[1] for o in drawn(panel).w.endpoint_filter.options]
+    assert w.endpoint_filter.value == "ep" and panel.state.query.endpoint == "ep"
+    assert drawn(panel).w.page_text.value.startswith("Page 1 of 2")  # the options' echo is not an edit
 
 
 # --- live updates ----------------------------------------------------------------------------
@@ -238,19 +132,21 @@ def test_tracker_refresh_turns_rows_completed_and_failed(client, make_panel, s3)
     assert ">COMPLETED<" in by_label["row0"][3] and by_label["row0"][5] == "8 B"
     assert ">FAILED<" in by_label["row2"][3]
     assert ">PENDING<" in by_label["row3"][3]
-    assert panel.w.progress.value == 3 and panel.w.progress.bar_style == "warning"  # failures, still running
-    assert "completed 2" in panel.w.counts.value and "failed 1" in panel.w.counts.value
-    assert "S3 request" in panel.w.refreshed.value and panel.w.refreshed.value.startswith("Last refresh")
+    w = drawn(panel).w
+    assert w.progress.value == 3 and w.progress.bar_style == "warning"  # failures, still running
+    assert "completed 2" in w.counts.value and "failed 1" in w.counts.value
+    assert "S3 request" in w.refreshed.value and w.refreshed.value.startswith("Last refresh")
 
 
 def test_background_thread_updates_while_nothing_else_runs(client, make_panel, s3):
     rows = pending(client, 3)
     client.settings.poll_interval = 0.2
     panel = make_panel(auto_refresh=True)
-    assert client.tracker.running and panel.w.auto.value
+    assert client.tracker.running and panel.view.w.auto.value
     complete(s3, rows)
     deadline = time.time() + 10
-    while statuses(panel) != ["COMPLETED"] * 3 and time.time() < deadline:
+    # Only read the widgets (no waiting on the panel): the tracker's and the loop's threads draw.
+    while sum(">COMPLETED<" in s.status.value for s in panel.view.table.slots[:3]) < 3 and time.time() < deadline:
         time.sleep(0.05)
     assert statuses(panel) == ["COMPLETED"] * 3
     client.tracker.stop()
@@ -259,27 +155,31 @@ def test_background_thread_updates_while_nothing_else_runs(client, make_panel, s
 def test_bytes_sent_per_refresh_one_row_versus_all_rows(client, make_panel, s3, wire, stage_row):
     rows = pending(client, 20)
     panel = make_panel()
-    cells = {w.comm.comm_id: name for s in panel.table.slots
+    cells = {w.comm.comm_id: name for s in panel.view.table.slots
              for name, w in vars(s).items() if isinstance(getattr(w, "comm", None), BaseComm)}
     client.tracker.refresh()
+    drawn(panel)
     mark = wire.mark()
     client.tracker.refresh()  # nothing changed: at most the "last refresh" line
+    drawn(panel)
     idle = wire.bytes_since(mark)
     assert not wire.updated_ids(mark) & set(cells)
 
     mark = wire.mark()
     complete(s3, rows[:1])
     client.tracker.refresh()
+    drawn(panel)
     one, one_msgs = wire.bytes_since(mark), len(wire.since(mark))
     assert sorted(cells[i] for i in wire.updated_ids(mark) & set(cells)) == ["expires", "size", "status", "timing"]
 
-    s3.delete_object(**_bk(rows[0].output_location))  # back to 20 pending rows
+    s3.delete_object(**bucket_key(rows[0].output_location))  # back to 20 pending rows
     stage_row(client.journal, rows[0].inference_id, status=Status.PENDING, finished_at=None, output_size=None)
     panel.refresh()
     assert statuses(panel) == ["PENDING"] * 20
     mark = wire.mark()
     complete(s3, rows)
     client.tracker.refresh()
+    drawn(panel)
     every, every_msgs = wire.bytes_since(mark), len(wire.since(mark))
     assert len(wire.updated_ids(mark) & set(cells)) == 4 * 20
     numbers = {"idle_refresh_bytes": idle, "one_row_bytes": one, "one_row_messages": one_msgs,
@@ -299,14 +199,17 @@ def test_new_submissions_and_other_processes_show_on_the_next_refresh(client, ma
     assert shown(panel)[0][0] == "late0" and ">COMPLETED<" in shown(panel)[0][3]
 
 
-def test_a_failing_render_never_reaches_the_tracker(client, make_panel, monkeypatch, caplog):
+def test_a_failing_snapshot_never_reaches_the_tracker(client, make_panel, monkeypatch, caplog):
     pending(client, 1)
     panel = make_panel()
-    monkeypatch.setattr(panel.query, "read", lambda now: 1 / 0)
+    monkeypatch.setattr(panel.state.reader, "read", lambda query, now: 1 / 0)
     client.tracker.refresh()
+    assert "Panel update failed: ZeroDivisionError" in drawn(panel).w.message.value
     assert not [r for r in caplog.records if r.name == "sm_async_nb.tracking.bus"]  # the panel caught it
-    assert any(r.name == "sm_async_nb.notebook.panel.panel" and r.exc_info for r in caplog.records)
-    assert "Panel update failed: ZeroDivisionError" in panel.w.message.value
+    assert any(r.name == "sm_async_nb.notebook.panel.loop" and r.exc_info for r in caplog.records)
+    monkeypatch.undo()
+    panel.view.w.next.click()  # the loop goes on
+    assert shown(panel) and "Panel update failed" in panel.view.w.message.value  # the line stays until replaced
 
 
 # --- selection and actions -------------------------------------------------------------------
@@ -317,12 +220,14 @@ def test_load_one_invocation_into_the_named_variable(client, make_panel, s3, use
     client.tracker.refresh()
     panel = make_panel()
     tick(panel, rows[0].inference_id)
-    assert panel.selected == [rows[0].inference_id] and panel.w.selection_text.value == "1 selected"
-    panel.w.var.value = "preds"
-    panel.w.load.click()
+    assert panel.selected == [rows[0].inference_id] and drawn(panel).w.selection_text.value == "1 selected"
+    w = panel.view.w
+    w.var.value = "preds"
+    w.load.click()
     assert panel.wait_idle()
     assert isinstance(user_ns["preds"], pd.DataFrame) and user_ns["preds"][0].tolist() == [0.1, 0.9]
-    assert panel.w.message.value.startswith("preds: DataFrame with 2 rows × 1 columns")
+    assert w.message.value.startswith("preds: DataFrame with 2 rows × 1 columns")
+    assert not w.load.disabled
 
 
 def test_load_a_batch_in_input_order_skipping_unfinished_parts(client, make_panel, s3, user_ns):
@@ -332,13 +237,14 @@ def test_load_a_batch_in_input_order_skipping_unfinished_parts(client, make_pane
         complete(s3, rows[i:i + 1], body=json.dumps([i * 10]).encode(), content_type="application/json")
     client.tracker.refresh()
     panel = make_panel()
-    panel.w.select_shown.click()
-    assert panel.w.progress_text.value.startswith("3 / 4 finished (batch quad)")
-    panel.w.load.click()
+    w = panel.view.w
+    w.select_shown.click()
+    assert drawn(panel).w.progress_text.value.startswith("3 / 4 finished (batch quad)")
+    w.load.click()
     assert panel.wait_idle()
     frame = user_ns["df"]
     assert frame.index.tolist() == [0, 1, 3] and frame.iloc[:, 0].tolist() == [0, 10, 30]
-    assert "skipped 1 not completed (1 pending)" in panel.w.message.value
+    assert "skipped 1 not completed (1 pending)" in w.message.value
 
 
 def test_load_mixed_selection_concatenates_with_a_source_level(client, make_panel, s3, user_ns):
@@ -348,8 +254,8 @@ def test_load_mixed_selection_concatenates_with_a_source_level(client, make_pane
     complete(s3, single + parts, body=b"7\n")
     client.tracker.refresh()
     panel = make_panel()
-    panel.w.select_shown.click()
-    panel.w.load.click()
+    panel.view.w.select_shown.click()
+    panel.view.w.load.click()
     assert panel.wait_idle()
     frame = user_ns["df"]
     assert frame.index.names == ["source", None]
@@ -360,17 +266,39 @@ def test_load_mixed_selection_concatenates_with_a_source_level(client, make_pane
 def test_load_reports_bad_names_and_nothing_completed(client, make_panel, user_ns):
     rows = pending(client, 2)
     panel = make_panel()
-    panel.w.load.click()
-    assert "Select one or more rows" in panel.w.message.value
+    w = panel.view.w
+    w.load.click()
+    assert "Select one or more rows" in drawn(panel).w.message.value
     tick(panel, rows[0].inference_id)
-    panel.w.var.value = "1st result"
-    panel.w.load.click()
-    assert "not a valid Python variable name" in panel.w.message.value
-    panel.w.var.value = "ok"
-    panel.w.load.click()
+    w.var.value = "1st result"
+    w.load.click()
+    assert "not a valid Python variable name" in drawn(panel).w.message.value
+    w.var.value = "ok"
+    w.load.click()
     assert panel.wait_idle()
-    assert "None of the selected invocations has completed (1 pending)" in panel.w.message.value
+    assert "None of the selected invocations has completed (1 pending)" in w.message.value
     assert user_ns == {}
+
+
+def test_a_second_slow_action_while_one_runs_is_refused(client, make_panel, s3, monkeypatch):
+    rows = pending(client, 1)
+    panel = make_panel()
+    release = threading.Event()
+    original = client.tracker.refresh
+    monkeypatch.setattr(client.tracker, "refresh", lambda *a, **k: (release.wait(10), original(*a, **k))[1])
+    w = panel.view.w
+    w.refresh_now.click()
+    deadline = time.time() + 10
+    while not w.load.disabled and time.time() < deadline:  # the worker holds the action
+        time.sleep(0.01)
+    assert w.load.disabled and w.resubmit.disabled and w.refresh_now.disabled
+    panel.view.table.slots[0].check.value = True  # the buttons are disabled: as if a click got through
+    w.load.click()
+    assert panel.loop.flush()  # drawn, while the action still runs
+    assert w.message.value == "Still working on the previous action…" and panel.selected == [rows[0].inference_id]
+    release.set()
+    assert panel.wait_idle()
+    assert w.message.value.startswith("Refreshed: 0 changed") and not w.load.disabled
 
 
 def test_failure_reason_and_uris_are_shown(client, make_panel, s3, wire):
@@ -378,60 +306,62 @@ def test_failure_reason_and_uris_are_shown(client, make_panel, s3, wire):
     fail(s3, rows[:1], "ModelError: shape mismatch (4 != 3)")
     client.tracker.refresh()
     panel = make_panel()
+    w = panel.view.w
     tick(panel, *(r.inference_id for r in rows))
-    panel.w.why.click()
-    assert panel.w.details.children[0] is panel.w.reasons
-    assert "shape mismatch (4 != 3)" in panel.w.reasons.value
-    panel.w.uris.click()
-    text = panel.w.uri_text.value
+    w.why.click()
+    assert drawn(panel).w.details.children[0] is w.reasons
+    assert "shape mismatch (4 != 3)" in w.reasons.value
+    w.uris.click()
+    text = drawn(panel).w.uri_text.value
     for r in rows:
         assert r.input_location in text and r.output_location in text and r.failure_location in text
-    panel.w.uri_text.value = "edited by the user"  # read-only: the edit is undone
-    assert panel.w.uri_text.value == text
-    panel.w.hide.click()
-    assert panel.w.details.children == ()
-    panel.w.clear.click()
+    w.uri_text.value = "edited by the user"  # read-only: the edit is undone
+    assert w.uri_text.value == text
+    w.hide.click()
+    assert drawn(panel).w.details.children == ()
+    w.clear.click()
     tick(panel, rows[1].inference_id)
-    panel.w.why.click()
-    assert "No failure reason: the selection is 1 pending" in panel.w.message.value
+    w.why.click()
+    assert "No failure reason: the selection is 1 pending" in drawn(panel).w.message.value
 
 
 def test_forget_needs_a_confirming_second_click(client, make_panel):
     rows = pending(client, 3)
     panel = make_panel()
+    w = panel.view.w
     tick(panel, rows[0].inference_id, rows[1].inference_id)
-    panel.w.forget.click()
-    assert panel.w.forget.description == "Confirm forget (2)" and len(shown(panel)) == 3
-    panel.w.forget.click()
+    w.forget.click()
+    assert drawn(panel).w.forget.description == "Confirm forget (2)" and len(shown(panel)) == 3
+    w.forget.click()
     assert [r[0] for r in shown(panel)] == ["row2"]
     assert client.journal.get(rows[0].inference_id) is None and panel.selected == []
-    assert "Forgot 2" in panel.w.message.value and panel.w.forget.description == "Forget"
+    assert "Forgot 2" in w.message.value and w.forget.description == "Forget"
 
 
 def test_changing_the_selection_disarms_forget(client, make_panel):
     rows = pending(client, 2)
     panel = make_panel()
+    w = panel.view.w
     tick(panel, rows[0].inference_id)
-    panel.w.forget.click()
+    w.forget.click()
     tick(panel, rows[1].inference_id)
-    assert panel.w.forget.description == "Forget"
-    panel.w.forget.click()
+    assert drawn(panel).w.forget.description == "Forget"
+    w.forget.click()
     assert len(shown(panel)) == 2
 
 
 def test_resubmit_sends_failed_ones_again(client, make_panel, s3, user_ns):
     inv = client.submit("ep", "1,2\n", label="retry-me")
-    s3.delete_object(**_bk(inv.output_location))
-    s3.put_object(Bucket=S3Uri.parse(inv.failure_location).bucket, Key=S3Uri.parse(inv.failure_location).key,
-                  Body=b"ModelError: flaky")
+    s3.delete_object(**bucket_key(inv.output_location))
+    s3.put_object(**bucket_key(inv.failure_location), Body=b"ModelError: flaky")
     client.tracker.refresh()
     ok = client.submit("ep", "3\n", label="fine")
     client.tracker.refresh()
     panel = make_panel()
     tick(panel, inv.inference_id, ok.inference_id)
-    panel.w.resubmit.click()
+    panel.view.w.resubmit.click()
     assert panel.wait_idle()
-    assert "Resubmitted 1 invocation(s); left 1 pending or completed ones alone." == panel.w.message.value
+    assert "Resubmitted 1 invocation(s); left 1 pending or completed ones alone." == panel.view.w.message.value
     [new_id] = panel.selected
     assert new_id != inv.inference_id and client.journal.get(new_id).status is Status.PENDING
     assert [r[0] for r in shown(panel)][0] == "retry-me"
@@ -441,14 +371,9 @@ def test_resubmit_of_pending_rows_is_a_message_not_a_traceback(client, make_pane
     rows = pending(client, 1)
     panel = make_panel()
     tick(panel, rows[0].inference_id)
-    panel.w.resubmit.click()
+    panel.view.w.resubmit.click()
     assert panel.wait_idle()
-    assert panel.w.message.value.startswith("Only ERROR, FAILED or EXPIRED invocations can be resubmitted")
-
-
-def _bk(location):
-    uri = S3Uri.parse(location)
-    return {"Bucket": uri.bucket, "Key": uri.key}
+    assert panel.view.w.message.value.startswith("Only ERROR, FAILED or EXPIRED invocations can be resubmitted")
 
 
 # --- refresh controls ------------------------------------------------------------------------
@@ -456,21 +381,21 @@ def _bk(location):
 def test_refresh_controls_drive_the_tracker(client, make_panel, s3):
     rows = pending(client, 2)
     panel = make_panel()
-    assert not client.tracker.running and not panel.w.auto.value
-    panel.w.interval.value = 3
+    w = panel.view.w
+    assert not client.tracker.running and not w.auto.value
+    w.interval.value = 3
+    assert drawn(panel).w.message.value == "Polling at least every 3 s."
     assert client.settings.poll_interval == 3
     complete(s3, rows)
-    panel.w.refresh_now.click()
+    w.refresh_now.click()
     assert panel.wait_idle()
-    assert re.fullmatch(r"Refreshed: 2 changed, [1-4] S3 request\(s\)\.", panel.w.message.value)
+    assert re.fullmatch(r"Refreshed: 2 changed, [1-4] S3 request\(s\)\.", w.message.value)
     assert statuses(panel) == ["COMPLETED", "COMPLETED"]
-    panel.w.auto.value = True
-    assert client.tracker.running
-    panel.w.auto.value = False
-    deadline = time.time() + 10
-    while client.tracker.running and time.time() < deadline:
-        time.sleep(0.05)
-    assert not client.tracker.running
+    w.auto.value = True
+    assert drawn(panel).w.message.value.startswith("Auto-refresh on") and client.tracker.running
+    w.auto.value = False
+    assert panel.wait_idle() and not client.tracker.running  # stopped on a thread of its own
+    assert not w.auto.value and w.message.value == "Auto-refresh off."
 
 
 # --- escaping --------------------------------------------------------------------------------
@@ -484,14 +409,33 @@ def test_outside_strings_are_escaped_in_every_html_value(client, make_panel, s3,
     mark = wire.mark()
     panel = make_panel()
     tick(panel, *(r.inference_id for r in rows))
-    panel.w.why.click()
-    panel.w.uris.click()
+    panel.view.w.why.click()
+    drawn(panel)  # each click drawn (clicks the loop takes together draw only the last)
+    panel.view.w.uris.click()
+    drawn(panel)
     values = wire.html_values(mark)
     assert values and not any(tag in v for v in values for tag in ("<img", "<script", "</table"))
     escaped = html.escape(evil, quote=True)
     assert "".join(values).count(escaped) >= 4  # label, custom attributes and reason of the failed row; notice
     # The label goes into Label widgets (text, not HTML) and the tooltip attribute.
-    assert shown(panel)[0][0] == evil + "1" and panel.table.slots[0].label.tooltip == evil + "1"
+    assert shown(panel)[0][0] == evil + "1" and panel.view.table.slots[0].label.tooltip == evil + "1"
+
+
+def test_a_journal_that_cannot_be_read_fails_the_build_and_leaves_nothing_behind(client, make_panel, wire,
+                                                                                monkeypatch):
+    from sm_async_nb.errors import JournalError
+    from sm_async_nb.notebook.panel.query import JournalReader
+
+    pending(client, 1)
+    before = client.tracker.bus.listener_count
+    monkeypatch.setattr(JournalReader, "read", lambda self, query, now: (_ for _ in ()).throw(
+        JournalError("The journal is corrupt: restore it or move it away.")))
+    with pytest.raises(JournalError, match="corrupt"):
+        make_panel()
+    opened = {m[0] for m in wire.messages if m[1] == "comm_open"}
+    closed = {m[0] for m in wire.messages if m[1] == "comm_close"}
+    assert opened and opened == closed and client.tracker.bus.listener_count == before
+    assert not any(t.name.startswith("sm-async-nb-panel-loop") for t in threading.enumerate())
 
 
 # --- display, close, several panels ----------------------------------------------------------
@@ -508,14 +452,15 @@ def test_displaying_twice_shows_two_views_of_the_same_models(client, make_panel)
     assert first[view]["model_id"] == second[view]["model_id"] == panel.widget.model_id
 
 
-def test_close_unsubscribes_and_other_panels_keep_updating(client, make_panel, s3, wire):
+def test_close_unsubscribes_stops_the_threads_and_other_panels_keep_updating(client, make_panel, s3, wire):
     rows = pending(client, 2)
     before = client.tracker.bus.listener_count
     one, two = make_panel(), make_panel()
     assert client.tracker.bus.listener_count == before + 2
-    one_ids = {w.comm.comm_id for w in one._owned_widgets()}
+    one_ids = {w.comm.comm_id for w in one.view.widgets()}
+    loop_thread = one.loop._thread
     one.close()
-    assert client.tracker.bus.listener_count == before + 1
+    assert client.tracker.bus.listener_count == before + 1 and not loop_thread.is_alive()
     assert one.closed and one.widget.comm is None and "closed" in repr(one)
     mark = wire.mark()
     complete(s3, rows)
@@ -525,6 +470,8 @@ def test_close_unsubscribes_and_other_panels_keep_updating(client, make_panel, s
     assert {m[0] for m in wire.messages if m[1] == "comm_close"} >= one_ids
     one.close()  # twice is harmless
     assert "closed" in one._repr_mimebundle_()["text/plain"]
+    two.close()
+    assert not any(t.name.startswith("sm-async-nb-panel-loop") for t in threading.enumerate())
 
 
 # --- scale -----------------------------------------------------------------------------------
@@ -550,20 +497,23 @@ def test_thousands_of_rows_are_read_one_page_at_a_time(client, make_panel, wire,
     pending(client, 10, endpoint="small", label="needle", start=START - 100)
     mark = wire.mark()
     panel = make_panel()
+    w = panel.view.w
     opened = sum(1 for m in wire.since(mark) if m[1] == "comm_open")
     assert opened < 450  # widgets for one page, not per row
     assert decoded["rows"] <= 20  # the build read one page of rows, not 5,010
     for _ in range(10):
-        panel.w.next.click()
-    assert panel.w.page_text.value.startswith("Page 11 of 251")
+        w.next.click()
+    assert drawn(panel).w.page_text.value.startswith("Page 11 of 251")
     for name, value in (("text_filter", "needle"), ("text_filter", ""), ("endpoint_filter", "small"),
                         ("status_filter", "COMPLETED"), ("status_filter", "")):
         decoded["rows"] = 0
-        getattr(panel.w, name).value = value
+        getattr(w, name).value = value
+        drawn(panel)
         assert decoded["rows"] <= 20, name
-    panel.w.endpoint_filter.value = "small"
-    assert len(shown(panel)) == 10 and panel.w.page_text.value == "Page 1 of 1 · 10 shown of 5,010"
-    panel.w.endpoint_filter.value = ""
+    w.endpoint_filter.value = "small"
+    assert len(shown(panel)) == 10 and w.page_text.value == "Page 1 of 1 · 10 shown of 5,010"
+    w.endpoint_filter.value = ""
+    drawn(panel)
     complete(s3, rows[-3:])
     decoded["rows"] = 0
     client.tracker.refresh()  # the tracker decodes the changed rows, the panel one page
@@ -583,9 +533,9 @@ def test_not_in_ipython_the_frame_stays_on_the_panel(client, make_panel, s3, mon
     client.tracker.refresh()
     panel = make_panel()
     tick(panel, rows[0].inference_id)
-    panel.w.load.click()
+    panel.view.w.load.click()
     assert panel.wait_idle()
-    assert isinstance(panel.last_frame, pd.DataFrame) and "panel.last_frame" in panel.w.message.value
+    assert isinstance(panel.last_frame, pd.DataFrame) and "panel.last_frame" in panel.view.w.message.value
 
 
 def test_panel_module_imports_no_aws_client_of_its_own():
@@ -594,3 +544,23 @@ def test_panel_module_imports_no_aws_client_of_its_own():
     assert {f.name for f in files} >= {"panel.py", "table.py", "rows.py", "actions.py", "widgets.py"}
     source = "".join(f.read_text() for f in files)
     assert "boto3" not in source and ".aws.s3" not in source and "get_object" not in source
+
+
+def test_the_view_reads_no_journal_and_the_state_starts_no_thread():
+    import ast
+
+    folder = Path(__file__).resolve().parents[2] / "sm_async_nb" / "notebook" / "panel"
+
+    def imports(name):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                found.add("." * node.level + (node.module or ""))
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        return found
+
+    for view_module in ("view", "table", "widgets"):  # it never reads the journal nor runs work
+        assert not {m for m in imports(view_module) if "journal" in m or m in (".state", ".query", ".workers")}
+    assert not {"threading", "queue", "concurrent.futures"} & imports("state")  # test_panel_state: no ipywidgets

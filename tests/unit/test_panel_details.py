@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811  (fixtures imported from test_panel are used as test arguments)
 """The panel as an exploration surface, without a kernel: sorting by any column, the details of
 one row (fields, a background preview of the output, log lines) and the endpoint strip, with the
 injected callables replaced by fakes that record where and how often they are called."""
@@ -9,17 +8,14 @@ import html
 import threading
 
 import pytest
-from test_panel import NOW, START, complete, fail, make_panel, pending, s3, shown, statuses, wire
+from panelkit import NOW, START, complete, drawn, fail, pending, shown, slot_of, statuses
 
 from sm_async_nb.endpoints.status import EndpointStatus
+from sm_async_nb.notebook.panel.intents import OpenDetails
 from sm_async_nb.notebook.panel.preview import FETCH_BYTES, TEXT_BYTES, preview_html
 from sm_async_nb.records import Finish, Status
 
 HOSTILE = b"name,value\n</table><script>alert(1)</script>,<img src=x onerror=alert(2)>\n"
-
-
-def slot_of(panel, inference_id):
-    return next(s for s in panel.table.slots if s.inference_id == inference_id)
 
 
 def open_details(panel, inference_id):
@@ -33,38 +29,40 @@ def test_a_header_click_sorts_and_a_second_click_reverses(client, make_panel):
     for i, label in enumerate(["bravo", "alpha", "delta", "charlie"]):
         pending(client, 1, label=label, start=START + i)
     panel = make_panel()
+    heads = panel.view.table.heads
     assert [r[0] for r in shown(panel)] == ["charlie0", "delta0", "alpha0", "bravo0"]  # newest first
-    panel.table.heads["label"].click()
+    heads["label"].click()
     assert [r[0] for r in shown(panel)] == ["alpha0", "bravo0", "charlie0", "delta0"]
-    assert panel.table.heads["label"].description == "Label ▲"
-    assert panel.table.heads["submitted"].description == "Submitted"
-    panel.table.heads["label"].click()
+    assert heads["label"].description == "Label ▲"
+    assert heads["submitted"].description == "Submitted"
+    heads["label"].click()
     assert [r[0] for r in shown(panel)] == ["delta0", "charlie0", "bravo0", "alpha0"]
-    assert panel.table.heads["label"].description == "Label ▼"
+    assert heads["label"].description == "Label ▼"
 
 
 def test_sort_is_stable_across_pages_refreshes_and_filters(client, make_panel, s3):
     rows = pending(client, 45, label="same")  # labels same0..same44: a string sort
     panel = make_panel()
-    panel.table.heads["status"].click()  # every row ties: the tie-break (newest first) decides
+    heads, w = panel.view.table.heads, panel.view.w
+    heads["status"].click()  # every row ties: the tie-break (newest first) decides
     first = [r[0] for r in shown(panel)]
-    panel.w.next.click()
+    w.next.click()
     second = [r[0] for r in shown(panel)]
-    panel.w.next.click()
+    w.next.click()
     third = [r[0] for r in shown(panel)]
     assert len(set(first + second + third)) == 45
-    panel.w.prev.click()
+    w.prev.click()
     panel.refresh()
     assert [r[0] for r in shown(panel)] == second  # same page after a refresh
     complete(s3, rows[:5])
     client.tracker.refresh()
-    assert panel.w.page_text.value.startswith("Page 2 of 3")
-    panel.w.prev.click()
+    assert drawn(panel).w.page_text.value.startswith("Page 2 of 3")
+    w.prev.click()
     assert statuses(panel)[:5] == ["COMPLETED"] * 5  # ascending: COMPLETED before PENDING
-    panel.w.status_filter.value = "PENDING"
-    assert statuses(panel) == ["PENDING"] * 20 and panel.table.heads["status"].description == "Status ▲"
-    panel.table.heads["output"].click()
-    assert panel.w.page_text.value == "Page 1 of 2 · 40 shown of 45"
+    w.status_filter.value = "PENDING"
+    assert statuses(panel) == ["PENDING"] * 20 and heads["status"].description == "Status ▲"
+    heads["output"].click()
+    assert drawn(panel).w.page_text.value == "Page 1 of 2 · 40 shown of 45"
 
 
 def test_sort_by_output_size_and_expiry(client, make_panel, stage_row):
@@ -74,9 +72,9 @@ def test_sort_by_output_size_and_expiry(client, make_panel, stage_row):
                            Finish(big[0].inference_id, Status.COMPLETED, START + 6, output_size=99_000)])
     stage_row(client.journal, late[0].inference_id, deadline=START + 2 + 960)
     panel = make_panel()
-    panel.table.heads["output"].click()  # sizes start largest first; no size goes last
+    panel.view.table.heads["output"].click()  # sizes start largest first; no size goes last
     assert [r[0] for r in shown(panel)] == ["big0", "small0", "late0"]
-    panel.table.heads["expires"].click()
+    panel.view.table.heads["expires"].click()
     assert shown(panel)[0][0] == "late0"
     assert slot_of(panel, late[0].inference_id).expires.value == "14m 22s"  # deadline - NOW
     assert slot_of(panel, big[0].inference_id).expires.value == ""
@@ -88,20 +86,24 @@ def test_details_show_every_field_and_timing(client, make_panel, s3):
     [row] = pending(client, 1, label="doc <1>", request={"custom_attributes": "trace=<x>", "content_type": "text/csv"})
     panel = make_panel()
     open_details(panel, row.inference_id)
-    fields = panel.details.fields.value
-    assert panel.w.details.children[0] is panel.details.box
+    details = panel.view.details
+    fields = details.fields.value
+    assert panel.view.w.details.children[0] is details.box
     for text in (row.input_location, row.output_location, row.failure_location, row.inference_id):
         assert html.escape(text) in fields
     assert "doc &lt;1&gt;" in fields and "trace=&lt;x&gt;" in fields and "<x>" not in fields
     assert "Submitted" in fields and "Invoked" in fields and "Expires in" in fields and "Finished" not in fields
-    assert "No output: the invocation is pending" in panel.details.preview.value
+    assert "No output: the invocation is pending" in details.preview.value
+    assert panel.view.w.message.value == "Details of doc <1>0 below."  # a Label: text, not HTML
     fail(s3, [row], "ModelError: <bad> input")
     client.tracker.refresh()  # the open details follow the row
-    fields = panel.details.fields.value
+    fields = drawn(panel).details.fields.value
     assert "Finished" in fields and "Latency" in fields and "Expires in" not in fields
     assert "ModelError: &lt;bad&gt; input" in fields
-    panel.w.hide.click()
-    assert panel.w.details.children == () and panel.details.record is None
+    panel.view.w.hide.click()
+    assert drawn(panel).w.details.children == () and panel.state.details is None
+    panel.show_details("no-such-id")  # the public path: returns once drawn
+    assert panel.view.w.message.value == "no-such-id is no longer tracked." and panel.state.details is None
 
 
 def test_preview_loads_in_the_background_once_and_is_cached(client, make_panel, s3):
@@ -118,15 +120,16 @@ def test_preview_loads_in_the_background_once_and_is_cached(client, make_panel, 
 
     panel = make_panel(fetch_head=fetch_head)
     slot_of(panel, rows[0].inference_id).ident.click()
-    assert "Loading the preview" in panel.details.preview.value  # the click returned at once
+    assert panel.loop.flush()  # the click returned at once; the loop drew while the fetch waits
+    assert "Loading the preview" in panel.view.details.preview.value
     release.set()
     assert panel.wait_idle()
     assert calls == [(rows[0].inference_id, FETCH_BYTES, False)]  # never on the main thread
-    assert "<td>0.25</td><td>a</td>" in panel.details.preview.value
+    assert "<td>0.25</td><td>a</td>" in panel.view.details.preview.value
     open_details(panel, rows[1].inference_id)
     open_details(panel, rows[0].inference_id)  # cached: no second fetch
     assert [c[0] for c in calls] == [rows[0].inference_id, rows[1].inference_id]
-    assert "<td>0.25</td>" in panel.details.preview.value
+    assert "<td>0.25</td>" in panel.view.details.preview.value
 
 
 def test_a_late_preview_answer_for_another_row_is_dropped(client, make_panel, s3):
@@ -142,11 +145,13 @@ def test_a_late_preview_answer_for_another_row_is_dropped(client, make_panel, s3
 
     panel = make_panel(fetch_head=fetch_head)
     slot_of(panel, rows[0].inference_id).ident.click()
+    assert panel.loop.flush()
     slot_of(panel, rows[1].inference_id).ident.click()
     gate.set()
     assert panel.wait_idle()
-    assert rows[1].inference_id in panel.details.preview.value
-    assert rows[0].inference_id not in panel.details.preview.value
+    assert rows[1].inference_id in panel.view.details.preview.value
+    assert rows[0].inference_id not in panel.view.details.preview.value
+    assert panel.state.previews.get((rows[0].inference_id, rows[0].output_location, None)) is None  # not finished
 
 
 def test_hostile_output_preview_stays_text_and_opening_details_sends_bounded_bytes(
@@ -158,7 +163,7 @@ def test_hostile_output_preview_stays_text_and_opening_details_sends_bounded_byt
     panel = make_panel()  # the real fetch: results.head, one ranged GET
     mark = wire.mark()
     open_details(panel, rows[0].inference_id)
-    preview = panel.details.preview.value
+    preview = panel.view.details.preview.value
     assert "<script" not in preview and "<img" not in preview and "</table><script>" not in preview
     assert "&lt;/table&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in preview
     assert "first 10 rows of the output&#x27;s start" in preview
@@ -167,7 +172,7 @@ def test_hostile_output_preview_stays_text_and_opening_details_sends_bounded_byt
     values = wire.html_values(mark)
     assert not any(tag in v for v in values for tag in ("<script", "<img"))
     open_details(panel, rows[1].inference_id)
-    assert "binary, 102,408 bytes (image/png)" in panel.details.preview.value
+    assert "binary, 102,408 bytes (image/png)" in panel.view.details.preview.value
 
 
 def test_results_head_reads_only_the_start(client, s3):
@@ -213,10 +218,11 @@ def test_a_failed_rows_details_show_its_log_lines(client, make_panel, s3):
 
     panel = make_panel(row_logs=row_logs)
     open_details(panel, rows[0].inference_id)
-    logs = panel.details.logs.value
+    details = panel.view.details
+    logs = details.logs.value
     assert asked == [(rows[0].inference_id, False)]
     assert "Traceback &lt;module&gt;" in logs and "&lt;/pre&gt;&lt;script&gt;x" in logs and "<script" not in logs
-    assert panel.details.logs in panel.details.box.children
+    assert details.logs in details.box.children
 
 
 def test_without_row_logs_or_for_completed_rows_the_log_section_is_hidden(client, make_panel, s3):
@@ -225,13 +231,14 @@ def test_without_row_logs_or_for_completed_rows_the_log_section_is_hidden(client
     client.tracker.refresh()
     panel = make_panel()
     open_details(panel, rows[0].inference_id)
-    assert panel.details.logs not in panel.details.box.children
+    assert panel.view.details.logs not in panel.view.details.box.children
     asked = []
     with_logs = make_panel(row_logs=lambda record: asked.append(record.inference_id) or ["line"])
+    details = with_logs.view.details
     open_details(with_logs, rows[1].inference_id)  # completed: its output, not its logs
-    assert with_logs.details.logs not in with_logs.details.box.children and asked == []
+    assert details.logs not in details.box.children and asked == []
     open_details(with_logs, rows[0].inference_id)  # pending: what the model is saying
-    assert with_logs.details.logs in with_logs.details.box.children and asked == [rows[0].inference_id]
+    assert details.logs in details.box.children and asked == [rows[0].inference_id]
 
 
 # --- endpoint strip --------------------------------------------------------------------------
@@ -254,7 +261,7 @@ def test_endpoint_strip_for_endpoints_with_unfinished_rows_at_its_own_pace(clien
     panel = make_panel(endpoint_status=endpoint_status, clock=lambda: now[0])
     assert panel.wait_idle()
     assert sorted(asked) == [("alpha", False), ("beta", False)]  # gamma has nothing unfinished
-    strip = panel.strip.html.value
+    strip = panel.view.strip.html.value
     assert "<b>alpha</b> · InService · instances 0/1 · backlog 12 · oldest request 2m 05s" in strip
     assert "&lt;b&gt;alpha&lt;/b&gt; scaling out from zero" in strip and "<b>alpha</b> scaling" not in strip
     for _ in range(5):  # refreshes every 10 s: the tracker's pace, not the metrics'
@@ -266,7 +273,7 @@ def test_endpoint_strip_for_endpoints_with_unfinished_rows_at_its_own_pace(clien
     client.tracker.refresh()
     assert panel.wait_idle()
     assert sorted(asked[2:]) == [("beta", False)]  # alpha is done: no strip, no fetch
-    assert "alpha" not in panel.strip.html.value and "beta" in panel.strip.html.value
+    assert "alpha" not in panel.view.strip.html.value and "beta" in panel.view.strip.html.value
 
 
 def test_endpoint_strip_shows_a_failed_fetch_and_is_hidden_without_a_source(client, make_panel):
@@ -277,9 +284,10 @@ def test_endpoint_strip_shows_a_failed_fetch_and_is_hidden_without_a_source(clie
 
     panel = make_panel(endpoint_status=broken)
     assert panel.wait_idle()
-    assert "status not available: PermissionError: sagemaker:DescribeEndpoint &lt;denied&gt;" in panel.strip.html.value
+    assert "status not available: PermissionError: sagemaker:DescribeEndpoint &lt;denied&gt;" \
+        in panel.view.strip.html.value
     plain = make_panel()
-    assert plain.strip is None and "sm-async-endpoints" not in str(plain.widget.children)
+    assert plain.view.strip is None and "sm-async-endpoints" not in str(plain.widget.children)
 
 
 def test_close_stops_the_background_workers(client, make_panel, s3):
@@ -288,9 +296,15 @@ def test_close_stops_the_background_workers(client, make_panel, s3):
     client.tracker.refresh()
     panel = make_panel(endpoint_status=lambda name: EndpointStatus(name=name))
     open_details(panel, rows[0].inference_id)
+    workers = [t for t in threading.enumerate() if t.name.startswith(("sm-async-nb-preview", "sm-async-nb-endpoints"))]
+    assert workers
     panel.close()
-    assert panel.details.preview.comm is None and panel.strip.html.comm is None
-    assert panel.details.previews.request("x", lambda: "late") is None
+    assert panel.view.details.preview.comm is None and panel.view.strip.html.comm is None
+    for thread in workers:
+        thread.join(10)
+        assert not thread.is_alive(), thread.name
+    panel.loop.post(OpenDetails(rows[0].inference_id))  # after close: ignored, nothing drawn
+    assert panel.loop.idle
 
 
 def test_results_head_of_an_empty_output(client, s3):

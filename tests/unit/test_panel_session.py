@@ -1,12 +1,11 @@
 """One panel per kernel, the live status line of handles, and the quoting of hints and
 completions, without a kernel (an in-process IPython shell where one is needed)."""
 
-# ruff: noqa: F401, F811  (fixtures imported from test_panel are used as test arguments)
 from __future__ import annotations
 
 import pytest
 from IPython.utils.process import arg_split
-from test_panel import NOW, START, complete, fail, pending, s3, wire
+from panelkit import NOW, START, complete, fail, pending
 
 from sm_async_nb.config import SageMakerAsync
 from sm_async_nb.notebook import live

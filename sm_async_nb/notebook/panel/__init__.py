@@ -1,3 +1,5 @@
-"""The live ipywidgets panel: ``panel`` (the object that owns the widgets and wires events),
-``table`` (reused row slots), ``widgets`` (everything around the table), ``rows`` (the data
-and the strings a row shows) and ``actions`` (what the buttons do)."""
+"""The live ipywidgets panel: ``panel`` wires a state that computes (``state``, reading the journal
+through ``query``) to a view that only draws (``view`` over ``table`` and ``widgets``), fed by one
+loop (``loop``); ``intents`` and ``snapshot`` are the values between them; ``workers`` carries out
+slow effects (``actions``: what the buttons do); ``rows``, ``details``, ``preview`` and ``strip``
+format what is shown."""

@@ -16,13 +16,12 @@ from ...errors import SmAsyncError
 from ...handles import HandleParts
 from ...records import RESUBMITTABLE, InvocationRecord, Status
 from ...results.loading import load_batch
-from .rows import STATUS_COLOURS, esc, status_badge
+from .rows import MAX_REASON_CHARS, STATUS_COLOURS, clip, esc, status_badge
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MAX_DETAILS = 50
-MAX_REASON_CHARS = 4000
 
 
 def describe_error(exc: BaseException) -> str:
@@ -103,9 +102,7 @@ def failure_html(records: Sequence[InvocationRecord]) -> str:
         return ""
     parts = []
     for record in failed[:MAX_DETAILS]:
-        reason = record.failure_reason or record.error or ""
-        if len(reason) > MAX_REASON_CHARS:
-            reason = reason[:MAX_REASON_CHARS] + "…"
+        reason = clip(record.failure_reason or record.error or "", MAX_REASON_CHARS)
         attributes = record.request.get("custom_attributes")
         extra = f'<div>custom attributes: <code>{esc(attributes)}</code></div>' if attributes else ""
         where = f"<div>failure object: <code>{esc(record.failure_location)}</code></div>" \

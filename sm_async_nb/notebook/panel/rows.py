@@ -34,11 +34,16 @@ STATUS_FILTERS: tuple[tuple[str, str], ...] = (
 )
 
 LABEL_CHARS = 60
+MAX_REASON_CHARS = 4000  # of a failure reason shown in the details and the failure-reasons view
 
 
 def esc(text: object) -> str:
     """HTML-escape anything that came from outside (labels, ids, reasons, S3 keys...)."""
     return html.escape("" if text is None else str(text), quote=True)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def short_id(inference_id: str) -> str:
@@ -124,15 +129,14 @@ def status_badge(status: Status) -> str:
 
 
 def counts_badges(counts: Mapping[Status, int]) -> str:
-    """Coloured per-status badges plus the total, for the header (HTML; only our own strings)."""
+    """Coloured per-status badges plus the total, for the header (HTML; only our own strings). The
+    badges' shared text colour and size sit on one wrapper, so a refresh sends each style once."""
     total = sum(counts.values())
-    parts = [f'<span style="margin-right:8px"><b>{total}</b> tracked</span>']
-    for status in Status:
-        n = counts.get(status, 0)
-        if n:
-            parts.append(f'<span style="background:{STATUS_COLOURS[status]};color:{BADGE_TEXT};border-radius:9px;'
-                         f'padding:1px 8px;margin-right:4px;font-size:90%">{esc(status.value.lower())} {n}</span>')
-    return "".join(parts)
+    badges = "".join(f'<span style="background:{STATUS_COLOURS[status]};border-radius:9px;padding:1px 8px;'
+                     f'margin-right:4px">{esc(status.value.lower())} {counts[status]}</span>'
+                     for status in Status if counts.get(status))
+    wrapped = f'<span style="color:{BADGE_TEXT};font-size:90%">{badges}</span>' if badges else ""
+    return f'<span style="margin-right:8px"><b>{total}</b> tracked</span>{wrapped}'
 
 
 def statuses_for(choice: str) -> frozenset[Status] | None:

@@ -2,10 +2,11 @@
 reused for every page.
 
 Widgets are created on the thread that builds the panel (the kernel's main thread); showing a
-page only assigns simple traits (``value``, ``description``, ``tooltip``, ``children``). traitlets
-ignores an assignment of the value a trait already has, so only the cells whose text changed are
-sent. Text cells are ``Label`` widgets (rendered as text, never as HTML) and button captions are
-text too; the status cell is the only HTML one and holds nothing but our own status names.
+page only assigns simple traits (``value``, ``description``, ``tooltip``, ``children``). A slot
+showing the same row as before assigns nothing, and traitlets ignores an assignment of the value a
+trait already has, so only the cells whose text changed are sent. Text cells are ``Label``
+widgets (rendered as text, never as HTML) and button captions are text too; the status cell is
+the only HTML one and holds nothing but our own status names.
 Shared styles are made from the widgets' own trait classes (no private ipywidgets imports).
 """
 
@@ -64,6 +65,7 @@ class RowSlot:
     def __init__(self, shared: _Shared, on_toggle: Toggle, on_open: Open):
         c = shared.cells
         self.inference_id: str | None = None
+        self._shown: RowView | None = None
         self.check = W.Checkbox(value=False, indent=False, layout=c[0], style=shared.check_style)
         self.label = W.Label(layout=c[1], style=shared.label_style)
         self.endpoint = W.Label(layout=c[2], style=shared.label_style)
@@ -82,7 +84,10 @@ class RowSlot:
     def show(self, row: RowView, selected: bool) -> None:
         """Assign this row's values; unchanged ones send nothing."""
         self.inference_id = row.inference_id
-        self.check.value = selected
+        self.check.value = selected  # always: the user may have ticked it since the last draw
+        if self._shown == row:
+            return
+        self._shown = row
         with self.label.hold_sync():  # value and tooltip in one message
             self.label.value = row.label
             self.label.tooltip = row.label_full or None
@@ -132,7 +137,7 @@ class PagedTable:
         for slot, row in zip(self.slots, rows, strict=False):
             slot.show(row, row.inference_id in selected)
         for slot in self.slots[len(rows):]:
-            slot.inference_id = None
+            slot.inference_id = None  # hidden: it keeps its values until it shows a row again
         visible = tuple(s.box for s in self.slots[:len(rows)]) or (self.empty,)
         children = (self.header, *visible)
         if tuple(self.box.children) != children:

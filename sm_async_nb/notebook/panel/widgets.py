@@ -1,8 +1,9 @@
-"""The panel's widgets other than the table, and how header, pager and selection lines are drawn.
+"""The panel's widgets other than the table, and how header, pager, selection, details and the
+endpoint strip are drawn.
 
-``PanelWidgets`` only makes widgets and assigns their values; ``Panel`` decides what to show and
-wires the events. Every ``show_*`` assigns plain traits, so an unchanged line sends nothing. Text
-from outside goes into ``Label`` widgets (text) or through ``esc`` into the one HTML line.
+These classes only make widgets and assign their values; ``view.py`` decides what to draw (from a
+snapshot) and wires the events. Every ``show_*`` assigns plain traits, so an unchanged line sends
+nothing. Text from outside goes into ``Label`` widgets (text) or arrives escaped in HTML values.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 import ipywidgets as W
 
 from ...records import Status
-from .rows import STATUS_FILTERS, WARN_COLOUR, counts_badges, esc, local_time
+from .rows import BORDER_COLOUR, STATUS_FILTERS, WARN_COLOUR, counts_badges, esc, local_time
+from .snapshot import Progress, RefreshLine, RowDetails
 from .table import PagedTable
 
 
@@ -21,19 +23,71 @@ def _px(width: str) -> W.Layout:
     return W.Layout(width=width)
 
 
+def owned(*roots: Any) -> list[W.Widget]:
+    """Every widget reachable from ``roots`` (children, implicit layouts and styles), for close()."""
+    found: dict[int, W.Widget] = {}
+
+    def walk(widget: Any) -> None:
+        if isinstance(widget, W.Widget) and id(widget) not in found:
+            found[id(widget)] = widget
+            for attr in ("layout", "style"):
+                walk(getattr(widget, attr, None))
+            for child in getattr(widget, "children", ()):
+                walk(child)
+
+    for root in roots:
+        walk(root)
+    return list(found.values())
+
+
+class DetailsWidgets:
+    """One row's details: its fields, then its output preview and (for some rows) its log lines."""
+
+    def __init__(self) -> None:
+        self.fields = W.HTML()
+        self.preview_title = W.HTML("<b>Output preview</b>")
+        self.preview = W.HTML(_dom_classes=("sm-async-preview",))
+        self.logs_title = W.HTML("<b>Log lines</b>")
+        self.logs = W.HTML(_dom_classes=("sm-async-logs",))
+        self.box = W.VBox([self.fields, self.preview_title, self.preview], _dom_classes=("sm-async-row-details",))
+
+    def show(self, details: RowDetails) -> None:
+        self.fields.value = details.fields
+        self.preview.value = details.preview
+        if details.logs is not None:
+            self.logs.value = details.logs
+        self.box.children = (self.fields, self.preview_title, self.preview,
+                             *((self.logs_title, self.logs) if details.logs is not None else ()))
+
+    def widgets(self) -> list[W.Widget]:
+        return owned(self.box, self.logs_title, self.logs)
+
+
+class EndpointStrip:
+    """The endpoint strip: one line per endpoint with unfinished rows, hidden when there is none."""
+
+    def __init__(self) -> None:
+        self.html = W.HTML(_dom_classes=("sm-async-endpoints",),
+                           layout=W.Layout(border_left=f"3px solid {BORDER_COLOUR}", padding="0 0 0 8px",
+                                           display="none"))
+
+    def show(self, lines: Sequence[str]) -> None:
+        self.html.value = "".join(lines)
+        self.html.layout.display = "" if lines else "none"
+
+
 class PanelWidgets:
     """Header (counts, progress, refresh line, notices, the endpoint strip), filters, pager,
     selection, actions, status line and details area, laid out around ``table`` in ``root``."""
 
-    def __init__(self, table: PagedTable, *, auto_refresh: bool, poll_interval: float,
-                 strip: W.Widget | None = None):
+    def __init__(self, table: PagedTable, strip: EndpointStrip | None = None):
         self.title = W.HTML("<b>SageMaker async invocations</b>")
         self.counts = W.HTML()
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=_px("200px"))
         self.progress_text = W.Label()
         self.refreshed = W.Label(layout=W.Layout(margin="0 16px 0 0"))
-        self.auto = W.Checkbox(value=auto_refresh, description="Auto-refresh", indent=False, layout=_px("110px"))
-        self.interval = W.BoundedFloatText(value=poll_interval, min=0.05, max=3600, step=1,
+        self.auto = W.Checkbox(value=False, description="Auto-refresh", indent=False, layout=_px("110px"))
+        self.interval = W.BoundedFloatText(value=1.0, min=0.05, max=3600, step=1,
                                            description="every ≤ s", style={"description_width": "auto"},
                                            layout=_px("130px"), tooltip="Longest pause between refreshes")
         self.refresh_now = W.Button(description="Refresh now", icon="refresh", layout=_px("120px"))
@@ -66,7 +120,7 @@ class PanelWidgets:
             W.HBox([self.progress, self.progress_text], layout=row),
             W.HBox([self.refreshed, self.auto, self.interval, self.refresh_now], layout=row),
             self.notices,
-            *([strip] if strip is not None else []),
+            *([strip.html] if strip is not None else []),
             W.HBox([self.status_filter, self.endpoint_filter, self.text_filter], layout=row),
             table.box,
             W.HBox([self.prev, self.page_text, self.next], layout=row),
@@ -86,15 +140,18 @@ class PanelWidgets:
         self.prev.disabled = page == 0
         self.next.disabled = page >= pages - 1
 
-    def show_endpoints(self, endpoints: Sequence[str]) -> None:
+    def show_endpoints(self, endpoints: Sequence[str], chosen: str) -> None:
+        """The endpoint filter's choices; the value is set only when they change (assigning the
+        options resets it), so a choice the user just made is never overwritten."""
         options = (("All endpoints", ""), *((e, e) for e in endpoints))
         dropdown = self.endpoint_filter
         if tuple(dropdown.options) != options:
-            current = dropdown.value
-            dropdown.options = options  # resets the value; put the user's choice back
-            dropdown.value = current if current in {value for _, value in options} else ""
+            dropdown.options = options
+            dropdown.value = chosen if chosen in endpoints else ""
 
-    def show_progress(self, finished: int, total: int, unsuccessful: int, scope: str) -> None:
+    def show_progress(self, progress: Progress) -> None:
+        finished, total, unsuccessful, scope = (progress.finished, progress.total, progress.unsuccessful,
+                                                progress.scope)
         bar = self.progress
         with bar.hold_sync():  # one message for max, value and colour
             bar.max = max(1, total)
@@ -106,12 +163,12 @@ class PanelWidgets:
         self.progress_text.value = (f"{finished:,} / {total:,} finished ({scope})"
                                     + (f" · {unsuccessful:,} unsuccessful" if unsuccessful else ""))
 
-    def show_refresh(self, stats: Any, notes: Sequence[str], now: float) -> None:
-        if stats.at is None:
+    def show_refresh(self, last: RefreshLine, notes: Sequence[str], now: float) -> None:
+        if last.at is None:
             self.refreshed.value = "Not refreshed yet"
         else:
-            self.refreshed.value = (f"Last refresh {local_time(stats.at, now)} · {stats.s3_requests} S3 "
-                                    f"request(s) · {stats.changed} changed")
+            self.refreshed.value = (f"Last refresh {local_time(last.at, now)} · {last.s3_requests} S3 "
+                                    f"request(s) · {last.changed} changed")
         self.notices.value = "".join(f'<div style="color:{WARN_COLOUR}">⚠ {esc(n)}</div>' for n in notes)
 
     def show_selection(self, count: int, hidden: int, forget_armed: bool) -> None:
@@ -133,18 +190,5 @@ class PanelWidgets:
     # --- lifetime ----------------------------------------------------------------------------
 
     def owned(self) -> list[W.Widget]:
-        """Every widget made for this panel (incl. implicit layouts and styles), for close()."""
-        found: dict[int, W.Widget] = {}
-
-        def walk(widget: Any) -> None:
-            if isinstance(widget, W.Widget) and id(widget) not in found:
-                found[id(widget)] = widget
-                for attr in ("layout", "style"):
-                    walk(getattr(widget, attr, None))
-                for child in getattr(widget, "children", ()):
-                    walk(child)
-
-        for widget in [self.root, *vars(self).values(), *self._extra]:
-            if isinstance(widget, W.Widget):
-                walk(widget)
-        return list(found.values())
+        """Every widget made for this panel's frame and table (incl. implicit layouts and styles)."""
+        return owned(self.root, *vars(self).values(), *self._extra)
