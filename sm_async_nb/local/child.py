@@ -35,8 +35,11 @@ def main() -> int:
         return 2
     out.write(f"{READY} {json.dumps({'info': dataclasses.asdict(info), 'token': engine.token})}\n")
     out.flush()
-    threading.Thread(target=lambda: (sys.stdin.buffer.read(), engine.request_stop()), name="sm-async-nb-parent",
-                     daemon=True).start()
+    def parent_gone() -> None:  # stdin reaches EOF when the parent closes it or dies
+        sys.stdin.buffer.read()
+        engine.request_stop()
+
+    threading.Thread(target=parent_gone, name="sm-async-nb-parent", daemon=True).start()
     engine.stop_requested.wait()
     engine.stop()
     return 0

@@ -31,7 +31,15 @@ from .info import MOTO_SERVICES, StackInfo
 from .service.faults import INTERNAL_MARKER, Faults
 from .service.hosting import describe, resolve_model
 from .service.models import Backend, Endpoint
-from .settings import ACCOUNT_ID, DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, ROLE_ARN, ScaledClock, StackState, input_bucket
+from .settings import (
+    ACCOUNT_ID,
+    DUMMY_ACCESS_KEY_ID,
+    DUMMY_SECRET_ACCESS_KEY,
+    ROLE_ARN,
+    ScaledClock,
+    StackState,
+    input_bucket,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +204,8 @@ class Engine:
         session = boto3.Session(aws_access_key_id=DUMMY_ACCESS_KEY_ID, aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
                                 region_name=self.region)
         for service in MOTO_SERVICES:
-            self._clients[service] = session.client(service, endpoint_url=self._moto.url, config=config)
+            self._clients[service] = session.client(service, endpoint_url=self._moto.url,  # type: ignore[call-overload]
+                                                    config=config)
 
     def _create_bucket(self, bucket: str) -> None:
         extra = {} if self.region == "us-east-1" else {
@@ -303,11 +312,11 @@ class Engine:
         Raises:
             ValueError: a value out of range (checked as ``StackConfig`` checks it).
         """
-        changes = {k: v for k, v in {"latency_ms": latency_ms, "fault_rate": fault_rate, "seed": seed}.items()
-                   if v is not None}
+        changes: dict[str, Any] = {k: v for k, v in {"latency_ms": latency_ms, "fault_rate": fault_rate,
+                                                      "seed": seed}.items() if v is not None}
         self.config = self.config.replace(**changes)
         for faults in (self.faults, self.moto_faults):
-            faults.configure(**changes)
+            faults.configure(latency_ms=latency_ms, fault_rate=fault_rate, seed=seed)
 
     def last_activity(self) -> float:
         """Monotonic time of the last request from outside, on either server, or of the last add_endpoint."""

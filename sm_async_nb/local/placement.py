@@ -52,7 +52,7 @@ class ThisProcess:
 
     def __init__(self) -> None:
         self.engine: Any = None
-        self.started, self.differs = True, []
+        self.started, self.differs = True, list[str]()
 
     def start(self, config: StackConfig) -> tuple[StackInfo, Control]:
         from .engine import Engine
@@ -77,7 +77,7 @@ class ChildProcess:
     name, outlives_owner = CHILD, False
 
     def __init__(self) -> None:
-        self.started, self.differs = True, []
+        self.started, self.differs = True, list[str]()
         self.process: subprocess.Popen[bytes] | None = None
         self._served: dict[int, Any] = {}  # id(model) -> ModelServer, for models served from this process
         self._lock = threading.Lock()
