@@ -35,6 +35,7 @@ from .settings import (
     ACCOUNT_ID,
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
+    MOTO_REQUIREMENT,
     ROLE_ARN,
     ScaledClock,
     StackState,
@@ -266,7 +267,13 @@ class Engine:
             "VariantName": "AllTraffic", "ModelName": f"{name}-model", "InstanceType": "ml.m5.large",
             "InitialInstanceCount": spec.instance_count or 1}], **extra)
         sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
-        return self._read_endpoint(name, adapter, spec.delay)
+        endpoint = self._read_endpoint(name, adapter, spec.delay)
+        if spec.asynchronous and not endpoint.asynchronous:
+            import moto
+
+            raise RuntimeError(f"moto {moto.__version__} does not keep an endpoint config's AsyncInferenceConfig; "
+                               f"the local stack needs {MOTO_REQUIREMENT}: pip install '{MOTO_REQUIREMENT}'")
+        return endpoint
 
     def _read_endpoint(self, name: str, adapter: Any, delay: float) -> Endpoint:
         """Build the runtime's view of an endpoint from DescribeEndpoint/DescribeEndpointConfig."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .config import EndpointSpec
 from .control import Control
 from .info import StackInfo
-from .settings import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
+from .settings import ACCOUNT_ID, DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
 
 if TYPE_CHECKING:
     from ..client import AsyncInferenceClient
@@ -50,12 +50,15 @@ class StackHandle:
     def __init__(self, info: StackInfo | None = None, control: Control | None = None,
                  placement: Placement | None = None, *, started: bool = True):
         self._info, self._control, self._placement = info, control, placement
+        self.account_id = ACCOUNT_ID
+        self._pid: int | None = None
         self.started = started  # False: an already running (detached) stack was reattached to
         self.differs: list[str] = []  # options asked for that the running stack keeps other values of
         if info is not None:
             self._describe(info)
 
     def _describe(self, info: StackInfo) -> None:
+        self._pid = info.pid  # kept after stop(): which process it was
         self.endpoint_name, self.region, self.host = info.endpoint_name, info.region, info.host
         self.input_bucket, self.output_path, self.failure_path = (info.input_bucket, info.output_path,
                                                                   info.failure_path)
@@ -81,8 +84,11 @@ class StackHandle:
 
     @property
     def pid(self) -> int:
-        """The process the engine runs in."""
-        return self._running()[0].pid
+        """The process the engine runs (or ran) in."""
+        if self._pid is None:
+            self._running()
+        assert self._pid is not None
+        return self._pid
 
     @property
     def endpoint_urls(self) -> dict[str, str]:

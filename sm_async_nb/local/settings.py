@@ -16,6 +16,7 @@ DUMMY_ACCESS_KEY_ID = "testing"
 DUMMY_SECRET_ACCESS_KEY = "testing"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/sm-async-nb-local"
 INSTALL_HINT = 'pip install "sm_async_nb[local]"'
+MOTO_REQUIREMENT = "moto[server]>=5.1.22,<6"  # the range the local stack is tested with (pyproject's local extra)
 
 
 def require_local_extra() -> None:

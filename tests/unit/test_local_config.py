@@ -96,3 +96,14 @@ def test_a_python_model_cannot_go_to_another_process_as_json():
         StackConfig(model=lambda body, content_type: body).to_json()
     assert StackConfig.from_json(StackConfig(model="m.py", concurrency=3).to_json()) == StackConfig(
         model="m.py", concurrency=3)
+
+
+def test_the_moto_range_is_the_local_extras():
+    """The range named in the stack's error messages is the one pyproject.toml installs."""
+    import tomllib
+    from pathlib import Path
+
+    from sm_async_nb.local.settings import MOTO_REQUIREMENT
+
+    extra = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert MOTO_REQUIREMENT in extra["project"]["optional-dependencies"]["local"]

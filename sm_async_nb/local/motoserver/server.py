@@ -84,13 +84,16 @@ def build_app(faults: Faults) -> Any:
 
 
 def make_moto_server(host: str, port: int, app: Any) -> Any:
-    """A threaded werkzeug server for ``app`` with moto's request handler, keep-alive and quiet."""
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-    from werkzeug.serving import make_server
+    """A threaded werkzeug server for ``app`` with moto's request handler (werkzeug's before moto
+    5.2, which has none of its own), keep-alive and quiet."""
+    from moto.moto_server import werkzeug_app
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
     from ..service.keepalive import KeepAliveMixin
 
-    class Handler(KeepAliveMixin, MotoRequestHandler):
+    base: type[WSGIRequestHandler] = getattr(werkzeug_app, "MotoRequestHandler", WSGIRequestHandler)
+
+    class Handler(KeepAliveMixin, base):  # type: ignore[valid-type,misc]
         """moto's header handling, with keep-alive connections."""
 
     server = make_server(host, port, app, threaded=True, request_handler=Handler)
