@@ -26,7 +26,7 @@ _last_notebook: list[str] = []
 
 
 def _stop_detached_stack() -> None:
-    from sm_async_nb.local import detached
+    from sm_async_nb.local.detached import handle as detached
 
     os.environ["XDG_CACHE_HOME"] = os.path.join(_home, "cache")  # a test may have changed it
     detached.stop()

@@ -91,7 +91,6 @@ def test_stack_stops_by_itself_after_the_idle_timeout(cache):
 
 def _fake_record(cache, **changes):
     from sm_async_nb.local.detached import statefile
-
     from sm_async_nb.local.info import StackInfo
 
     info = StackInfo(pid=os.getpid(), host="127.0.0.1", moto_port=1, runtime_port=1, region="us-east-1",

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from sm_async_nb.local.config import StackConfig, add_arguments, flag, from_arguments, given
+from sm_async_nb.local.config import StackConfig, flag, from_arguments, given
 
 
 def option_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -100,8 +100,9 @@ def test_a_python_model_cannot_go_to_another_process_as_json():
 
 def test_the_moto_range_is_the_local_extras():
     """The range named in the stack's error messages is the one pyproject.toml installs."""
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     from sm_async_nb.local.settings import MOTO_REQUIREMENT
 

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 JSON, CSV, NPY = "application/json", "text/csv", "application/x-npy"
 
-SHIPPED_IRIS = Path(__file__).parents[1] / "demo_models" / "iris.py"
+SHIPPED_IRIS = Path(__file__).resolve().parents[1] / "demo_models" / "iris.py"
 LOG_HEADER = "X-SM-Async-NB-Model-Log"  # base64 of a JSON list of the lines a served model printed
 
 
