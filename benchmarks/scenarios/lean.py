@@ -17,8 +17,9 @@ a time (in the engine's process) with 20 ms of emulated latency per request. On 
   tree, from the first submission until the last invocation completed), against the first map's
   figure recorded before issue 14 (``results/before-issue-14.json``; target ≤ 1/3).
 
-The SDK's figures are timed over a sample of the payloads and scaled linearly to N (its calls go
-one after the other).
+Both stacks run at once and take turns round by round, so load from elsewhere on this shared
+machine hits them alike. The SDK's figures are timed over a sample of the payloads and scaled
+linearly to N (its calls go one after the other).
 """
 
 from __future__ import annotations
@@ -76,27 +77,25 @@ def detached_stack(workdir: Path, latency_ms: float) -> Iterator[Any]:
         detached.stop(path)
 
 
-def submit_collect(stack: Any, client: Any, payloads: list[str], repeats: int) -> dict[str, Any]:
-    """Median submission time, collection time and engine CPU per completed invocation over ``repeats`` rounds."""
-    client.submit_many(ECHO, payloads[:16], content_type="text/csv").wait(120)  # warm connections and imports
+def warm(stack: Any, client: Any, payloads: list[str]) -> None:
+    """Warm connections and imports on both sides."""
+    client.submit_many(ECHO, payloads[:16], content_type="text/csv").wait(120)
     stack.wait_until_idle(120)
-    submits, collects, per_invocation = [], [], []
-    for _ in range(repeats):
-        before, started = tree_cpu(stack.pid), time.perf_counter()
-        batch = client.submit_many(ECHO, payloads, content_type="text/csv")
-        submitted = time.perf_counter()
-        frame = batch.wait(600).result()
-        collected = time.perf_counter()
-        if len(frame) != len(payloads):
-            raise AssertionError(f"collected {len(frame)} rows of {len(payloads)}")
-        if not stack.wait_until_idle(600):
-            raise TimeoutError("the stack did not finish its queue")
-        submits.append(submitted - started)
-        collects.append(collected - submitted)
-        per_invocation.append((tree_cpu(stack.pid) - before) / len(payloads))
-    return {"submit_s": statistics.median(submits), "collect_s": statistics.median(collects),
-            "cpu_per_invocation_s": statistics.median(per_invocation), "rounds_submit_s": submits,
-            "rounds_collect_s": collects, "rounds_cpu_per_invocation_s": per_invocation}
+
+
+def submit_collect(stack: Any, client: Any, payloads: list[str]) -> dict[str, float]:
+    """One round: submission time, collection time and engine CPU per completed invocation."""
+    before, started = tree_cpu(stack.pid), time.perf_counter()
+    batch = client.submit_many(ECHO, payloads, content_type="text/csv")
+    submitted = time.perf_counter()
+    frame = batch.wait(600).result()
+    collected = time.perf_counter()
+    if len(frame) != len(payloads):
+        raise AssertionError(f"collected {len(frame)} rows of {len(payloads)}")
+    if not stack.wait_until_idle(600):
+        raise TimeoutError("the stack did not finish its queue")
+    return {"submit_s": submitted - started, "collect_s": collected - submitted,
+            "cpu_per_invocation_s": (tree_cpu(stack.pid) - before) / len(payloads)}
 
 
 def sdk_python() -> str | None:
@@ -122,37 +121,54 @@ def sdk_baseline(stack: Any, payloads: list[str]) -> dict[str, Any] | None:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def measure(bench: Bench, stack: Any, payloads: list[str], with_sequential: bool) -> dict[str, Any]:
+def measure(bench: Bench, stacks: dict[str, Any], payloads: list[str]) -> dict[str, dict[str, Any]]:
+    """Every figure on every stack, the stacks taking turns round by round (rotating which goes
+    first), so load from elsewhere on this shared machine hits them alike."""
     sizes = bench.sizes
-    client = stack.client(journal_path=bench.workdir / f"j-journal-{stack.where}.sqlite3", max_workers=sizes.workers)
+    clients = {name: stack.client(journal_path=bench.workdir / f"j-journal-{name}.sqlite3", max_workers=sizes.workers)
+               for name, stack in stacks.items()}
+    figures: dict[str, dict[str, Any]] = {name: {} for name in stacks}
     try:
-        ours = submit_collect(stack, client, payloads, sizes.repeats)
+        for name, stack in stacks.items():
+            warm(stack, clients[name], payloads)
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in stacks}
+        names = list(stacks)
+        for rep in range(sizes.repeats):
+            for name in names[rep % len(names):] + names[:rep % len(names)]:
+                rounds[name].append(submit_collect(stacks[name], clients[name], payloads))
     finally:
-        client.close()
-    if with_sequential:
-        naive = PutThenInvoke(stack.boto3_client("s3", config=boto_config(sizes.workers)),
-                              stack.boto3_client("sagemaker-runtime", config=boto_config(sizes.workers)),
-                              ECHO, stack.input_bucket)
-        sequential = Sampled(naive.sequential, payloads, sizes.seq_sample, sizes.repeats)
-        times, _ = interleaved({"sequential": sequential}, sizes.repeats)
-        ours["sequential_s"] = sequential.scale(times["sequential"])
-        ours["sequential_items_timed"] = sequential.timed_items
-    sdk = sdk_baseline(stack, payloads[:max(10, sizes.seq_sample // 2)])
-    stack.wait_until_idle(600)
-    if sdk is not None:
-        ours["sdk"] = sdk
-        ours["sdk_submit_s"] = sdk["seconds"] / sdk["count"] * len(payloads)
-        ours["sdk_collect_s"] = sdk["collect_seconds"] / sdk["count"] * len(payloads)
-    return ours
+        for client in clients.values():
+            client.close()
+    for name, done in rounds.items():
+        for key in ("submit_s", "collect_s", "cpu_per_invocation_s"):
+            figures[name][key] = statistics.median(r[key] for r in done)
+            figures[name][f"rounds_{key}"] = [r[key] for r in done]
+    first = stacks[names[0]]
+    naive = PutThenInvoke(first.boto3_client("s3", config=boto_config(sizes.workers)),
+                          first.boto3_client("sagemaker-runtime", config=boto_config(sizes.workers)),
+                          ECHO, first.input_bucket)
+    sequential = Sampled(naive.sequential, payloads, sizes.seq_sample, sizes.repeats)
+    times, _ = interleaved({"sequential": sequential}, sizes.repeats)
+    figures[names[0]]["sequential_s"] = sequential.scale(times["sequential"])
+    figures[names[0]]["sequential_items_timed"] = sequential.timed_items
+    first.wait_until_idle(600)
+    sample = payloads[:max(10, sizes.seq_sample // 2)]
+    for name in names:  # one SDK run per stack, one after the other (each is minutes of sequential calls)
+        sdk = sdk_baseline(stacks[name], sample)
+        stacks[name].wait_until_idle(600)
+        if sdk is not None:
+            figures[name]["sdk"] = sdk
+            figures[name]["sdk_submit_s"] = sdk["seconds"] / sdk["count"] * len(payloads)
+            figures[name]["sdk_collect_s"] = sdk["collect_seconds"] / sdk["count"] * len(payloads)
+    return figures
 
 
 def run(bench: Bench) -> list[Row]:
     sizes, latency = bench.sizes, TARGET_LATENCY_MS
     payloads = csv_payloads(sizes.payloads)
-    with LocalStack.from_config(stack_config(latency)) as local:
-        ours = measure(bench, local, payloads, with_sequential=True)
-    with detached_stack(bench.workdir, latency) as server:
-        away = measure(bench, server, payloads, with_sequential=False)
+    with LocalStack.from_config(stack_config(latency)) as local, detached_stack(bench.workdir, latency) as server:
+        figures = measure(bench, {"sma.LocalStack": local, "detached": server}, payloads)
+    ours, away = figures["sma.LocalStack"], figures["detached"]
     recorded = statistics.median(json.loads(BEFORE.read_text())["cpu_per_invocation_ms"]) / 1000
     data = {"local_stack": ours, "detached": away, "first_map_recorded_before_s": recorded,
             "payloads": sizes.payloads, "concurrency": CONCURRENCY}
