@@ -79,7 +79,8 @@ class ChildProcess:
     def __init__(self) -> None:
         self.started, self.differs = True, list[str]()
         self.process: subprocess.Popen[bytes] | None = None
-        self._served: dict[int, Any] = {}  # id(model) -> ModelServer, for models served from this process
+        self._models: Any = None  # the ModelServer for models given as Python objects, once there is one
+        self._served: dict[int, str] = {}  # id(model) -> its URL there
         self._lock = threading.Lock()
 
     def start(self, config: StackConfig) -> tuple[StackInfo, Control]:
@@ -131,12 +132,10 @@ class ChildProcess:
         from .service.hosting import resolve_model
 
         with self._lock:
-            served = self._served.get(id(model))
-            if served is None:
-                served = ModelServer(resolve_model(model))
-                served.start()
-                self._served[id(model)] = served
-            return served.url
+            if id(model) not in self._served:
+                self._models = self._models or ModelServer()
+                self._served[id(model)] = self._models.add(resolve_model(model))
+            return self._served[id(model)]
 
     def stop(self) -> None:
         """Close the child's stdin (it stops its engine and exits) and wait; stop served models."""
@@ -154,9 +153,9 @@ class ChildProcess:
                 if process.stdout and not process.stdout.closed:
                     process.stdout.close()
         with self._lock:
-            served, self._served = list(self._served.values()), {}
-        for server in served:
-            server.stop()
+            models, self._models, self._served = self._models, None, {}
+        if models is not None:
+            models.stop()
 
     release = stop
 
