@@ -250,9 +250,10 @@ def test_create_update_and_delete_as_on_aws():
             r["status"] == "Failed" for r in rs if r["inference_id"] in ids), endpoint_name="life")
             if r["inference_id"] in ids}
         assert len(records) == 4
-        for inference_id, record in records.items():
+        for record in records.values():
             body, content_type = wait_for(lambda r=record: s3_object(s3, r["failure_location"]))
             assert body.decode().startswith("EndpointDeleted: The endpoint life was deleted")
+            assert content_type == "text/plain"
         messages = []
         deadline = time.monotonic() + 20
         while len(messages) < 4 and time.monotonic() < deadline:
