@@ -44,11 +44,11 @@ def image_pair(text: str) -> tuple[str, str]:
     """``IMAGE=URL`` of ``--image-map``.
 
     Raises:
-        ValueError: no ``=`` in it.
+        argparse.ArgumentTypeError: no ``=`` in it (argparse shows its message).
     """
     image, sep, url = text.partition("=")
     if not sep:
-        raise ValueError(f"--image-map takes IMAGE=URL (e.g. my-image:latest=http://127.0.0.1:8080), not {text!r}")
+        raise argparse.ArgumentTypeError(f"--image-map takes IMAGE=URL (e.g. my-image:latest=http://127.0.0.1:8080), not {text!r}")
     return image.strip(), url.strip()
 
 
