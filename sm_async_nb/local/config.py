@@ -48,7 +48,8 @@ def image_pair(text: str) -> tuple[str, str]:
     """
     image, sep, url = text.partition("=")
     if not sep:
-        raise argparse.ArgumentTypeError(f"--image-map takes IMAGE=URL (e.g. my-image:latest=http://127.0.0.1:8080), not {text!r}")
+        raise argparse.ArgumentTypeError(f"--image-map takes IMAGE=URL (e.g. my-image:latest=http://127.0.0.1:8080), "
+                                         f"not {text!r}")
     return image.strip(), url.strip()
 
 

@@ -3,7 +3,8 @@ invocation records, and the domain errors the service answers with.
 
 Plain state behind one lock, no HTTP and no threads of its own: ``responses`` turns HTTP into
 :class:`InvokeArgs` and calls :meth:`Backend.submit`; the ``worker`` takes queued
-invocations and records their outcome. Times are kept twice: ``*_at`` are wall-clock epoch
+invocations and records their outcome; the endpoint ``lifecycle`` registers what it serves and
+retires what was deleted. Times are kept twice: ``*_at`` are wall-clock epoch
 seconds (for records and notifications), ``*_clock`` are readings of the stack's emulated clock
 (for TTL and timeout accounting, see ``LocalStack(time_scale=...)``).
 """

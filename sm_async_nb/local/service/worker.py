@@ -2,13 +2,15 @@
 
 :meth:`Worker.step` does one pass at an injected clock reading, so tests drive time exactly:
 
+0. fail what a deleted endpoint still had queued or running (failure object, error notification);
 1. collect finished model calls → output object (carrying the model's content type) or failure
    object, and the SNS success/error notification;
 2. time out calls running longer than InvocationTimeoutSeconds → failure object; the model's
    late result is discarded, never written;
 3. expire requests still queued after RequestTTLSeconds → failure object saying "expired";
 4. start queued requests in FIFO order while fewer than the endpoint's concurrency
-   (MaxConcurrentInvocationsPerInstance x instance count) are running.
+   (MaxConcurrentInvocationsPerInstance x instance count) are running — none while its container
+   is unreachable (it went away mid-request; the lifecycle re-pings it).
 
 Model calls run on their own daemon threads, so a crashing or hanging model cannot stop the
 runtime. The stack's thread just calls ``step()`` and waits a few milliseconds (or until the
