@@ -364,3 +364,30 @@ def test_sagemaker_sdk_v3_gets_the_endpoint_and_invokes_it_async(stack):
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got == {"status": "InService", "async": output_path(stack, "sdk-v3"), "instances": 1,
                    "inference_id": "sdk-v3-1", "body": "3,6\n", "content_type": "text/csv"}
+
+
+def test_the_stacks_own_add_endpoint_goes_through_the_control_plane_and_a_broken_model_leaves_nothing(stack,
+                                                                                                    tmp_path):
+    sm = stack.boto3_client("sagemaker")
+    model = tmp_path / "own.py"
+    model.write_text(SCALER_HANDLER.replace('with open(os.path.join(model_dir, "model.json")) as f:\n        return '
+                                            'json.load(f)', 'return {"scale": 9}'))
+    assert stack.add_endpoint("own", model=str(model), concurrency=3) is True
+    described = sm.describe_model(ModelName="own-model")["PrimaryContainer"]
+    assert described["Environment"]["SM_ASYNC_NB_LOCAL_MODEL"] == str(model)  # pointed at, not copied
+    config = sm.describe_endpoint_config(EndpointConfigName="own-config")
+    assert config["AsyncInferenceConfig"]["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": 3}
+    answer = stack.boto3_client("sagemaker-runtime").invoke_endpoint_async(
+        EndpointName="own", InputLocation=upload(stack, "inputs/own.csv", b"1\n"), ContentType="text/csv")
+    assert wait_for(lambda: s3_object(stack.boto3_client("s3"), answer["OutputLocation"]))[0] == b"9\n"
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("def model_fn(model_dir):\n    raise RuntimeError('weights missing')\n")
+    with pytest.raises(ValueError, match="weights missing") as caught:
+        stack.add_endpoint("own-broken", model=str(broken))
+    assert "\n" not in str(caught.value)
+    assert "own-broken" not in [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
+    for describe, kwargs in ((sm.describe_endpoint_config, {"EndpointConfigName": "own-broken-config"}),
+                             (sm.describe_model, {"ModelName": "own-broken-model"})):
+        with pytest.raises(ClientError):
+            describe(**kwargs)
