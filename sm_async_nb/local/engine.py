@@ -261,10 +261,10 @@ class Engine:
             self._require_running()
             self.last_call = time.monotonic()
             known = self.specs.get(spec.name)
-            if known is not None:
+            if known is not None or self._lifecycle.knows(spec.name):  # made here, or by another client
                 if not exist_ok:
                     raise ValueError(f"endpoint {spec.name} already exists on this local stack")
-                return {"added": False, "name": spec.name, "differs": spec.compare(known)}
+                return {"added": False, "name": spec.name, "differs": spec.compare(known) if known else []}
             c = self.config
             pointer = self._pointer(c.model if spec.model is None else spec.model)
             defaults = Defaults(self.region, self.output_path, self.failure_path, c.concurrency, c.time_scale)

@@ -60,9 +60,12 @@ def create_endpoint(clients: dict[str, Any], spec: EndpointSpec, pointer: str, d
     """Create ``spec``'s model, endpoint config and endpoint, and wait until it is InService.
 
     Raises:
-        ValueError: the endpoint ended Failed (its FailureReason); everything made was removed.
+        ValueError: the endpoint ended Failed (its FailureReason), or the control plane refused a
+            call (its message); everything made was removed.
         RuntimeError: moto drops AsyncInferenceConfig (too old), or it never left Creating.
     """
+    from botocore.exceptions import ClientError
+
     name, sm, sns = spec.name, clients["sagemaker"], clients["sns"]
     undo: list[Callable[[], Any]] = []
     environment = {POINTER_ENV: pointer, **({DELAY_ENV: repr(spec.delay)} if spec.delay else {})}
@@ -98,12 +101,14 @@ def create_endpoint(clients: dict[str, Any], spec: EndpointSpec, pointer: str, d
         described = wait_in_service(sm, name, (DEFAULT_STARTUP_SECONDS / defaults.time_scale) + WAIT_MARGIN_SECONDS)
         if described["EndpointStatus"] == FAILED:
             raise ValueError(described.get("FailureReason") or f"endpoint {name} failed")
-    except BaseException:
+    except BaseException as exc:
         for step in reversed(undo):
             try:
                 step()
             except Exception:  # best effort: what could not be removed is logged
                 log.warning("could not remove part of the failed endpoint %s", name, exc_info=True)
+        if isinstance(exc, ClientError):
+            raise ValueError(f"endpoint {name}: {exc.response.get('Error', {}).get('Message', exc)}") from None
         raise
 
 

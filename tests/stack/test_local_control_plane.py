@@ -391,3 +391,14 @@ def test_the_stacks_own_add_endpoint_goes_through_the_control_plane_and_a_broken
                              (sm.describe_model, {"ModelName": "own-broken-model"})):
         with pytest.raises(ClientError):
             describe(**kwargs)
+
+
+def test_add_endpoint_sees_an_endpoint_another_client_made(stack):
+    sm = stack.boto3_client("sagemaker")
+    create_endpoint(sm, "made-elsewhere", {"PrimaryContainer": {"Image": FRAMEWORK_IMAGE,
+                                                                "ModelDataUrl": model_archive(stack, "elsewhere")}},
+                    output=output_path(stack, "made-elsewhere"))
+    assert stack.add_endpoint("made-elsewhere", exist_ok=True) is False and stack.differs == []
+    with pytest.raises(ValueError, match="endpoint made-elsewhere already exists on this local stack"):
+        stack.add_endpoint("made-elsewhere")
+    assert sm.describe_endpoint(EndpointName="made-elsewhere")["EndpointStatus"] == "InService"  # untouched
