@@ -186,7 +186,7 @@ def test_creating_an_existing_endpoint_is_refused(stack):
 def test_create_update_and_delete_as_on_aws():
     from sm_async_nb.local import LocalStack
 
-    with LocalStack(create_seconds=1.0) as stack:
+    with LocalStack(create_seconds=4.0) as stack:  # long enough to act while Creating/Updating on a busy machine
         sm, runtime, s3 = (stack.boto3_client(s) for s in ("sagemaker", "sagemaker-runtime", "s3"))
         sns, sqs = stack.boto3_client("sns"), stack.boto3_client("sqs")
         error_topic = sns.create_topic(Name="lifecycle-errors")["TopicArn"]
@@ -201,7 +201,7 @@ def test_create_update_and_delete_as_on_aws():
                                     notification={"ErrorTopic": error_topic})
         assert described["EndpointStatus"] == "Creating"
         sm.get_waiter("endpoint_in_service").wait(EndpointName="life", WaiterConfig={"Delay": 0.2})
-        assert time.monotonic() - began >= 1.0  # create_seconds
+        assert time.monotonic() - began >= 4.0  # create_seconds
 
         def score(text: str) -> bytes:
             answer = runtime.invoke_endpoint_async(EndpointName="life", ContentType="text/csv",
@@ -226,6 +226,7 @@ def test_create_update_and_delete_as_on_aws():
         during = sm.describe_endpoint(EndpointName="life")
         assert (during["EndpointStatus"], during["EndpointConfigName"]) == ("Updating", "life-config")
         assert score("5\n") == b"5\n"  # the old config serves while the new one comes up
+        assert sm.describe_endpoint(EndpointName="life")["EndpointStatus"] == "Updating"  # (it still was)
         with pytest.raises(ClientError, match="Cannot update in-progress endpoint"):
             sm.update_endpoint(EndpointName="life", EndpointConfigName="life-v2")
         sm.get_waiter("endpoint_in_service").wait(EndpointName="life", WaiterConfig={"Delay": 0.2})
