@@ -130,20 +130,7 @@ class Submitter:
         plan.open()
         run = _Run(plan)
         try:
-            while True:
-                if run.wants_more():
-                    self._fill(run)
-                if not run.held:
-                    if run.exhausted or run.stop.stopped:
-                        break
-                    continue
-                try:
-                    done = run.finished.get(timeout=WAIT_SLICE_S)
-                except queue.Empty:
-                    continue
-                request = run.held.pop(done)
-                self._account(done, run)
-                run.advance(request)
+            self._pump(run)
         except KeyboardInterrupt:
             self._interrupt(run)
         finally:
@@ -152,6 +139,28 @@ class Submitter:
             self.on_submitted()
         self._conclude(run)
         return run.tally
+
+    def _pump(self, run: _Run) -> None:
+        """Fill the window and account for what finishes until the plan is exhausted or the run stops.
+
+        A method of its own, called inside ``run``'s try, rather than a loop opening that try: CPython
+        3.11 can raise a pending KeyboardInterrupt (from ``_thread.interrupt_main()``) at a loop's back
+        edge with the location of the instruction before the loop head, outside a try that the loop
+        opens — and the interrupt would escape the handler (seen in tests)."""
+        while True:
+            if run.wants_more():
+                self._fill(run)
+            if not run.held:
+                if run.exhausted or run.stop.stopped:
+                    break
+                continue
+            try:
+                done = run.finished.get(timeout=WAIT_SLICE_S)
+            except queue.Empty:
+                continue
+            request = run.held.pop(done)
+            self._account(done, run)
+            run.advance(request)
 
     def resubmit(self, inference_ids: Iterable[str], *, skip_impossible: bool | None = None) -> list[str]:
         """Send ERROR, FAILED or EXPIRED invocations again; returns the ids now carrying them.
