@@ -12,7 +12,7 @@ from __future__ import annotations
 import numbers
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,8 @@ class AsyncInferenceClient:
 
     def __init__(self, s3_input_path: str | None = None, session: boto3.Session | None = None,
                  journal_path: str | os.PathLike[str] | None = None, max_workers: int | None = None, *,
-                 settings: SageMakerAsync | None = None, endpoint_urls: dict[str, str] | None = None):
+                 settings: SageMakerAsync | None = None, endpoint_urls: dict[str, str] | None = None,
+                 clock: Callable[[], float] = time.time):
         """
         Args:
             s3_input_path: where payloads are uploaded (``s3://bucket/prefix/``); default from the
@@ -65,6 +66,8 @@ class AsyncInferenceClient:
             max_workers: concurrency for uploads, invokes and downloads (default 16).
             settings: a SageMakerAsync settings object (the notebook's, for ``%config``).
             endpoint_urls: endpoint_url per boto3 service name (a local stack or a moto server).
+            clock: the notebook's clock (epoch seconds); S3's may differ from it, by hours even, and
+                outputs are still matched (tests inject one that is off).
 
         Raises:
             ConfigurationError: no region, or an s3_input_path that is not an S3 URI.
@@ -83,15 +86,16 @@ class AsyncInferenceClient:
             raise ConfigurationError("No AWS region configured: set AWS_DEFAULT_REGION, a region in your "
                                      "profile, or %config SageMakerAsync.region = 'us-east-1'.")
         self.max_workers = max_workers or self.settings.max_workers
-        aws = AwsClients(session, endpoint_urls, self.max_workers)
-        journal = Journal(journal_path or self.settings.resolved_journal_path())
+        aws = AwsClients(session, endpoint_urls, self.max_workers, clock=clock)
+        journal = Journal(journal_path or self.settings.resolved_journal_path(), clock=clock)
         self.pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sm-async-nb")
-        self.ctx = Context(aws=aws, journal=journal, settings=self.settings, pool=self.pool, origin=aws.origin())
-        self.tracker = Tracker(self.ctx)
+        self.ctx = Context(aws=aws, journal=journal, settings=self.settings, pool=self.pool, origin=aws.origin(),
+                           clock=clock)
+        self.tracker = Tracker(self.ctx, clock=clock)
         self._inputs = InputPrefix(self.ctx, configured)
         self._preparer = Preparer(self.ctx, self._inputs)
         self._submitter = Submitter(self.ctx, self._preparer, on_submitted=self.tracker.poke)
-        self.monitor = EndpointMonitor(self.ctx)
+        self.monitor = EndpointMonitor(self.ctx, clock=clock)
         self._parts = HandleParts(self.ctx, self.tracker, self._submitter, self.monitor)
         self.recovered = recover_interrupted(self.ctx)
 
@@ -312,7 +316,7 @@ class AsyncInferenceClient:
                 or not older_than_days >= 0:
             raise ValidationError(f"older_than_days must be a number of days >= 0, not {older_than_days!r}.",
                                   parameter="older_than_days")
-        return self.ctx.journal.prune(finished_before=time.time() - older_than_days * 86400)
+        return self.ctx.journal.prune(finished_before=self.ctx.clock() - older_than_days * 86400)
 
     def records(self, *, include_other_origins: bool = False,
                 statuses: Iterable[Status] | None = None) -> list[InvocationRecord]:

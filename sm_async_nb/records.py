@@ -121,6 +121,8 @@ class InvocationRecord:
     user_input: bool = False  # input_location is the user's own object: never deleted
     output_body: bytes | None = field(default=None, repr=False)  # a small output from its notification
     output_content_type: str | None = None
+    clock_offset: float | None = None  # S3's clock minus the notebook's at the invoke (None: unknown)
+    named_by_user: bool = True  # the output's name was chosen by the user: an earlier object may sit there
 
     @property
     def content_type(self) -> str | None:
@@ -166,13 +168,15 @@ class PendingRow(NamedTuple):
     output_location: str | None
     failure_location: str | None
     deadline: float
-    invoked_at: float = 0.0  # outputs written before this (less OUTPUT_CLOCK_SKEW_SECONDS) are not ours
+    invoked_at: float = 0.0  # on the notebook's clock
+    clock_offset: float | None = None  # S3's clock minus the notebook's at the invoke (None: unknown)
+    named_by_user: bool = True  # only then can an earlier request's object sit at the output location
 
     @classmethod
     def of(cls, record: InvocationRecord) -> PendingRow:
         return cls(record.inference_id, record.endpoint_name, record.output_location,
                    record.failure_location, record.service_deadline(),
-                   record.invoked_at or record.submitted_at or 0.0)
+                   record.invoked_at or record.submitted_at or 0.0, record.clock_offset, record.named_by_user)
 
 
 class Finish(NamedTuple):
@@ -181,7 +185,7 @@ class Finish(NamedTuple):
 
     inference_id: str
     status: Status                        # COMPLETED, FAILED or EXPIRED
-    finished_at: float | None = None      # when the result was written (None: a notification without a time)
+    finished_at: float | None = None      # when the result was written, on the notebook's clock (None: unknown)
     output_size: int | None = None
     failure_reason: str | None = None
     output_body: bytes | None = None      # a small output delivered inside its notification

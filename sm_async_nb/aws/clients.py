@@ -9,8 +9,9 @@ retries (RequestTimeout, SlowDown, throttling...) is never treated as a permanen
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -21,6 +22,7 @@ from botocore.config import Config
 from botocore.retries import standard
 
 from ..errors import AwsError, SmAsyncError
+from .clock import ServerClock
 
 if TYPE_CHECKING:
     from types_boto3_application_autoscaling import ApplicationAutoScalingClient
@@ -116,10 +118,12 @@ class AwsClients:
     """Lazily created boto3 clients sharing one session, retry policy and request counter."""
 
     def __init__(self, session: boto3.Session, endpoint_urls: Mapping[str, str] | None = None,
-                 max_pool_connections: int = 16):
+                 max_pool_connections: int = 16, clock: Callable[[], float] = time.time):
         self.session = session
         self.endpoint_urls = dict(endpoint_urls or {})
         self.counter = RequestCounter()
+        # S3's clock against the notebook's, from the Date of every S3 answer (aws/clock.py).
+        self.s3_clock = ServerClock(clock)
         self._config = Config(retries=RETRY_POLICY, max_pool_connections=max(10, max_pool_connections),  # type: ignore[arg-type]
                               user_agent_extra=USER_AGENT)
         self._clients: dict[str, Any] = {}
@@ -166,6 +170,8 @@ class AwsClients:
         client: Any = self.session.client(service, endpoint_url=self.endpoint_urls.get(service),
                                           config=self._config)
         client.meta.events.register("before-send", counter)
+        if service == "s3":
+            client.meta.events.register("after-call.s3", self.s3_clock.observe)
         return client
 
     @property

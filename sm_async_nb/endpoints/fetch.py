@@ -188,9 +188,11 @@ class Metrics:
 
 
 def metrics(reader: Reader, now: float) -> Metrics:
-    """One GetMetricData call for the four metrics of the endpoint."""
+    """One GetMetricData call for the four metrics of the endpoint (its window on AWS's clock, which the
+    notebook's ``now`` may be off from; ``at`` back on the notebook's)."""
     name = reader.endpoint_name
-    end = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    clock = reader.ctx.aws.s3_clock
+    end = dt.datetime.fromtimestamp(now + (clock.offset() or 0.0), dt.timezone.utc)
     queries: Any = [{
         "Id": query_id,
         "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": metric,
@@ -217,7 +219,7 @@ def metrics(reader: Reader, now: float) -> Metrics:
     found.oldest_request_age_s = latest.get("oldest_age")
     if "no_capacity" in latest:
         found.has_backlog_without_capacity = latest["no_capacity"] > 0
-    found.at = max(times) if times else None
+    found.at = clock.to_local(max(times)) if times else None
     return found
 
 

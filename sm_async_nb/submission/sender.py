@@ -18,7 +18,6 @@ import enum
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -136,10 +135,11 @@ class Sender:
                 return Outcome.INTERRUPTED if stop.interrupted else Outcome.FAILED
             invoking = True
             answer = self.ctx.aws.runtime.invoke_endpoint_async(**params)
-            invoked_at = time.time()
+            invoked_at = self.ctx.clock()
             journal.mark_pending(record.inference_id, output_location=answer.get("OutputLocation"),
                                  failure_location=answer.get("FailureLocation"), invoked_at=invoked_at,
-                                 deadline=record.replace(invoked_at=invoked_at, deadline=None).service_deadline())
+                                 deadline=record.replace(invoked_at=invoked_at, deadline=None).service_deadline(),
+                                 clock_offset=self.ctx.aws.s3_clock.offset())
             return Outcome.SENT
         except InputKeyTaken as exc:  # someone else's object: left alone, and this request not sent
             log.info("submission of %s refused: %s", record.inference_id, exc)

@@ -160,16 +160,25 @@ class Tracker:
         return changes
 
     def _ours(self, row: PendingRow, written: float | None, what: str) -> bool:
-        """Output identity (records.written_for): an object older than the invoke is an earlier request's."""
-        if written is None or written_for(written, row.invoked_at, self.skew):
+        """Output identity, on S3's clock only (contract.service.written_for): at a name this client generated,
+        any object is this invocation's; at a name the user chose (an inference id, a Filename) an object
+        written before the invoke is an earlier request's. The invoke's time is put on S3's clock with the
+        offset measured when it was answered (else the current one), never compared with the notebook's."""
+        if written is None or not row.named_by_user:
+            return True
+        offset = row.clock_offset if row.clock_offset is not None else (self.ctx.aws.s3_clock.offset() or 0.0)
+        if written_for(written, row.invoked_at + offset, self.skew):
             return True
         log.info("ignoring the %s at the location of %s: written %.0f s before its invoke (an earlier request's)",
-                 what, row.inference_id, row.invoked_at - written)
+                 what, row.inference_id, row.invoked_at + offset - written)
         return False
 
     def _learn(self, pending: Sequence[PendingRow], now: float) -> dict[str, Finish]:
+        """How pending rows ended. What S3 and the notifications say happens on S3's clock; every
+        ``Finish`` returned is on the notebook's (``ServerClock.to_local``), like the rest of the journal."""
         outcomes: dict[str, Finish] = {}
         by_id = {r.inference_id: r for r in pending}
+        clock = self.ctx.aws.s3_clock
         for endpoint_name, source in list(self.event_sources.items()):
             try:
                 heard = source.poll([r for r in pending if r.endpoint_name == endpoint_name])
@@ -179,8 +188,9 @@ class Tracker:
                              "longer exists; status comes from S3 polling again. `%sm_async events on "
                              f"{endpoint_name}` makes a new queue.")
                 continue
-            outcomes.update((iid, end) for iid, end in heard.items()
-                            if self._ours(by_id[iid], end.finished_at, "notification"))
+            outcomes.update((iid, end._replace(finished_at=None if end.finished_at is None
+                                               else clock.to_local(end.finished_at)))
+                            for iid, end in heard.items() if self._ours(by_id[iid], end.finished_at, "notification"))
         # Event mode checks S3 only now and then, for notifications that were lost or not sent.
         poll_s3 = not self.event_sources or (self.stats.refreshes + 1) % EVENT_MODE_S3_EVERY == 0
         unresolved = [r for r in pending if r.inference_id not in outcomes and r.output_location
@@ -189,7 +199,8 @@ class Tracker:
         for uri, seen in self.prober.find(outputs).items():
             if self._ours(outputs[uri], seen.last_modified, "output"):
                 iid = outputs[uri].inference_id
-                outcomes[iid] = Finish(iid, Status.COMPLETED, seen.last_modified, output_size=seen.size)
+                outcomes[iid] = Finish(iid, Status.COMPLETED, clock.to_local(seen.last_modified),
+                                       output_size=seen.size)
         failures = {S3Uri.parse(r.failure_location): r for r in unresolved
                     if r.inference_id not in outcomes and r.failure_location}
         failed = [(uri, seen) for uri, seen in self.prober.find(failures).items()
@@ -197,7 +208,8 @@ class Tracker:
         texts = self.prober.read_texts([uri for uri, _ in failed]) if failed else []
         for (uri, seen), reason in zip(failed, texts, strict=True):
             iid = failures[uri].inference_id
-            outcomes[iid] = Finish(iid, failure_status(reason), seen.last_modified, failure_reason=reason)
+            outcomes[iid] = Finish(iid, failure_status(reason), clock.to_local(seen.last_modified),
+                                   failure_reason=reason)
         for row in pending:
             if row.inference_id not in outcomes and is_overdue(row.deadline, now, self.grace):
                 outcomes[row.inference_id] = Finish(row.inference_id, Status.EXPIRED, now,
