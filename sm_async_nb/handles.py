@@ -214,8 +214,16 @@ class InvocationBatch:
         return {s.value: counts[s.value] for s in Status if counts[s.value]}
 
     @property
+    def unsent(self) -> int:
+        """How many of the batch's requests were never sent: its submission (a dataset read in a stream)
+        stopped part-way (Ctrl-C, expired credentials). Re-running the same call with its inference id
+        prefix sends them; until then ``done`` is False and ``result()`` says they are missing."""
+        return len(results.unsent_slots(self.record, self.parts()))
+
+    @property
     def done(self) -> bool:
-        return all(r.status in FINISHED for r in self.parts())
+        parts = self.parts()
+        return all(r.status in FINISHED for r in parts) and not results.unsent_slots(self.record, parts)
 
     def refresh(self) -> dict[str, int]:
         ids = [r.inference_id for r in self.parts() if r.status is Status.PENDING]
@@ -270,12 +278,15 @@ class InvocationBatch:
 
     def download(self, folder: str | os.PathLike[str], overwrite: bool = False) -> list[Path]:
         """The completed parts' raw outputs as files in ``folder``, streamed and concurrent, named after
-        their input objects; existing files are kept unless ``overwrite``. Returns the paths in order.
+        their input objects; existing files are kept unless ``overwrite``, and a file that already holds
+        its output (an earlier download) is kept and not downloaded again. Returns the paths in order.
 
         Raises:
             ValidationError: ``folder`` is not a usable folder, ``overwrite`` is not a bool, or a
                 target name is taken by something that is not a file (checked before any download).
-            OutputMissing: an output was removed from S3. AwsError: S3 refused.
+            OutputMissing: an output was removed from S3. AwsError: S3 refused. Raised once every other
+                part is downloaded (or, after a failure every part would meet, cancelled); the message
+                names every failed part, ``.failures`` holds them and ``.paths`` the files in place.
         """
         return downloads.download(self._parts.ctx, self.parts(), folder, overwrite=overwrite)
 
@@ -293,5 +304,7 @@ class InvocationBatch:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k.lower()}={v}" for k, v in self.status_counts().items())
+        unsent = self.unsent
+        counts += f", never sent={unsent}" if unsent else ""
         label = f" label={self.label!r}" if self.label else ""
         return f"<InvocationBatch {self.batch_id}{label} endpoint={self.endpoint_name!r} {counts}>"

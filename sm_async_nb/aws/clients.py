@@ -202,6 +202,9 @@ class CountedS3:
 
 ProblemKind = Literal["credentials", "region", "connection", "not_found", "no_bucket", "access_denied",
                       "validation", "transient", "permanent"]
+# Kinds every other request of a batch (or part of a download) would meet the same way: stop sending them.
+STOPS_BATCH_KINDS: frozenset[str] = frozenset({"credentials", "region", "connection", "no_bucket", "access_denied",
+                                               "validation"})
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,7 @@ class Problem:
     @property
     def stops_batch(self) -> bool:
         """Every other request of the batch would fail the same way: stop sending them."""
-        return self.kind in ("credentials", "region", "connection", "no_bucket", "access_denied", "validation")
+        return self.kind in STOPS_BATCH_KINDS
 
 
 def explain(exc: BaseException, *, bucket: str | None = None, endpoint_name: str | None = None) -> Problem:

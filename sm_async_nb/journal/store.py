@@ -209,6 +209,7 @@ class Journal:
         """Read-only SQL under the lock. A mapping binds :named parameters; a sequence binds ``?``."""
         bound = dict(params) if isinstance(params, Mapping) else tuple(params)
         with self._lock:
+            self._check_file()  # reads of a deleted file would go on answering from its old content
             try:
                 return list(self._db.execute(sql, bound).fetchall())
             except sqlite3.OperationalError as exc:

@@ -144,7 +144,7 @@ def write(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecord], d
     """
     check_errors_mode(errors)
     destination = open_destination(ctx.aws, dest, overwrite=overwrite)  # checks only: nothing written yet
-    usable = completed_parts(parts, errors)
+    usable = completed_parts(batch, parts, errors)
     if not usable:
         raise ValidationError("No part of this batch has a result yet: nothing to write.")
     _write(ctx, batch, usable, errors, destination)

@@ -118,7 +118,10 @@ class Tracker:
             with self._refresh_lock:
                 try:
                     changes = self._refresh(inference_ids, self.clock() if now is None else now)
-                except (JournalError, sqs_events.QueueGone):
+                except JournalError as exc:  # nothing can be tracked any more: say so where people look
+                    self._set_problem(exc)
+                    raise
+                except sqs_events.QueueGone:
                     raise
                 except Exception as exc:
                     error = as_error(exc, doing="Checking on the invocations")
@@ -238,11 +241,11 @@ class Tracker:
         self.event_sources.pop(endpoint_name, None)
         return sqs_events.remove(self.ctx.aws, endpoint_name) if remove else None
 
-    def _set_problem(self, error: AwsError | None) -> None:
+    def _set_problem(self, error: AwsError | JournalError | None) -> None:
         message = None
         if error is not None:
             message = str(error)
-            if error.kind == "credentials":
+            if isinstance(error, AwsError) and error.kind == "credentials":
                 message += " Tracking resumes by itself once they work again; nothing was marked failed."
         if message != self.problem:
             if message:
@@ -268,7 +271,7 @@ class Tracker:
                 return None
         try:
             changes = self.refresh(now=now)
-        except AwsError as exc:  # said once through self.problem; the next step tries again
+        except (AwsError, JournalError) as exc:  # said once through self.problem; the next step tries again
             log.debug("refresh failed: %s", exc)
             changes = []
         except Exception:
@@ -333,7 +336,13 @@ class Tracker:
     def wait_for(self, inference_ids: Sequence[str], timeout: float | None = None,
                  progress: Callable[[int, int], None] | None = None) -> None:
         """Block until every id is finished; TimeoutError after ``timeout`` seconds.
-        ``progress(finished, total)`` is called as the count moves."""
+        ``progress(finished, total)`` is called as the count moves.
+
+        Raises:
+            ValidationError: a bad ``timeout``. TimeoutError: still unfinished after ``timeout``.
+            JournalError: the journal cannot be read any more (deleted or replaced): at once, and
+                ``problem`` says so.
+        """
         if timeout is not None and not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
                                         and 0 <= timeout < float("inf")):
             raise ValidationError(f"timeout must be a number of seconds >= 0 (or None to wait as long as it "
@@ -344,8 +353,12 @@ class Tracker:
         if self.running:
             self.poke()  # once: then the thread's own back-off decides, however long the wait
         while True:
-            unfinished = [r.inference_id for r in self.journal.get_many(ids).values()
-                          if r.status not in FINISHED]
+            try:
+                rows = self.journal.get_many(ids)
+            except JournalError as exc:  # e.g. the file was deleted: waiting longer cannot help
+                self._set_problem(exc)
+                raise
+            unfinished = [r.inference_id for r in rows.values() if r.status not in FINISHED]
             if progress is not None:
                 progress(len(ids) - len(unfinished), len(ids))
             if not unfinished:
