@@ -49,6 +49,8 @@ INVALID_CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMat
                                       "UnrecognizedClientException", "InvalidClientTokenId"})
 CREDENTIAL_CODES = EXPIRED_CREDENTIAL_CODES | INVALID_CREDENTIAL_CODES
 VALIDATION_CODES = frozenset({"ValidationError", "ValidationException"})
+# A conditional write (IfNoneMatch / IfMatch) found something else at the key, or met a concurrent one.
+CONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 QUEUE_GONE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 # Raised by botocore before any request when credentials cannot be loaded at all.
 CREDENTIAL_EXCEPTIONS: tuple[type[Exception], ...] = (

@@ -150,26 +150,39 @@ def load_batch(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecor
     return result
 
 
+class PartIndex:
+    """Which rows of the input each part's result stands for, when each part returns one row per input row
+    (per input row of its slice, for a DataFrame or a dataset; one row per payload otherwise)."""
+
+    def __init__(self, batch: BatchRecord, parts: Sequence[InvocationRecord]):
+        self.by_rows = batch.kind.by_rows
+        if self.by_rows:
+            self.index, self.note = decode_index(batch.index_json, sum(r.row_count or 0 for r in parts))
+        else:  # a Series of URIs: its index; else the payload positions
+            self.index, self.note = decode_index(batch.index_json, batch.size)
+
+    def rows(self, record: InvocationRecord) -> int:
+        """How many result rows the part must have to align."""
+        return (record.row_count or 0) if self.by_rows else 1
+
+    def of(self, record: InvocationRecord) -> Any:
+        """The input index of the part's rows (``note`` is None: the index is known)."""
+        if self.by_rows:
+            start = record.row_start or 0
+            return self.index[start:start + (record.row_count or 0)]
+        return self.index[[record.batch_index or 0]]
+
+
 def _assemble(batch: BatchRecord, parts: Sequence[InvocationRecord], usable: list[InvocationRecord],
               frames: list[pd.DataFrame]) -> pd.DataFrame:
     import pandas as pd
 
-    by_rows = batch.kind.by_rows
-    expected = [r.row_count if by_rows else 1 for r in usable]
+    index = PartIndex(batch, parts)
     note = "some parts did not return one row per input row"
-    if all(len(f) == n for f, n in zip(frames, expected, strict=True)):
-        if by_rows:
-            index, note_or_none = decode_index(batch.index_json, sum(r.row_count or 0 for r in parts))
-            if note_or_none is None:
-                pieces = [index[(r.row_start or 0):(r.row_start or 0) + (r.row_count or 0)] for r in usable]
-                return pd.concat([f.set_axis(i, axis=0) for f, i in zip(frames, pieces, strict=True)])
-            note = note_or_none
-        else:
-            positions, note_or_none = decode_index(batch.index_json, batch.size)  # a Series of URIs: its index
-            if note_or_none is None:
-                pieces = [positions[[r.batch_index or 0]] for r in usable]
-                return pd.concat([f.set_axis(i, axis=0) for f, i in zip(frames, pieces, strict=True)])
-            note = note_or_none
+    if all(len(f) == index.rows(r) for f, r in zip(frames, usable, strict=True)):
+        if index.note is None:
+            return pd.concat([f.set_axis(index.of(r), axis=0) for f, r in zip(frames, usable, strict=True)])
+        note = index.note
     combined = pd.concat(frames, ignore_index=True)
     combined.attrs["aligned"] = False  # concatenated in input order with a new index; attrs["note"] says why
     combined.attrs["note"] = note

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from .. import progress
 from ..contract import validation
 from ..errors import ValidationError
-from ..payloads import CSV, media_type
+from ..payloads import CSV, NPY, media_type
 from ..payloads.indexes import encode_index
 from ..records import BatchKind, BatchRecord
 from . import datasets, s3_sources
@@ -325,12 +325,14 @@ class DatasetPlan(Plan):
     def requests(self, start: int = 0) -> Iterator[PreparedRequest]:
         assert self.opened is not None and self.options.rows_per_request is not None, "open() first"
         step = self.options.rows_per_request
+        content_type = self.options.content_type or self.preparer.ctx.settings.default_content_type
+        exact = media_type(content_type) != NPY  # NPY has no nulls: integers with holes go as floats there
         for i, (first, table) in enumerate(datasets.chunks(self.opened, step, start), start):
             slot = Slot(self.ids.at(i, self.total), None, self.ids.batch_id, i, (first, table.num_rows),
                         fresh_id=self.ids.generated)
             try:
-                yield self.preparer.prepare(self.endpoint_name, table.to_pandas(), self.options, slot,
-                                            self.created_at)
+                yield self.preparer.prepare(self.endpoint_name, datasets.to_frame(table, exact_integers=exact),
+                                            self.options, slot, self.created_at)
             except ValidationError as exc:
                 raise ValidationError(f"rows {first}-{first + table.num_rows - 1} of {self.text}: {exc}",
                                       parameter=exc.parameter) from None

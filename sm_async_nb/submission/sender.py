@@ -25,7 +25,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from .. import progress
-from ..aws.clients import Problem, error_code, explain
+from ..aws.clients import CONDITION_CODES, Problem, error_code, explain
 from ..aws.s3uri import S3Uri
 from ..context import Context
 from ..errors import JournalError
@@ -225,7 +225,7 @@ class Sender:
                 s3.put_object(Bucket=location.bucket, Key=location.key, Body=payload.body, IfNoneMatch="*", **extra)
                 return True
             except ClientError as exc:
-                if error_code(exc) != "PreconditionFailed":
+                if error_code(exc) not in CONDITION_CODES:
                     raise
             found = self._existing(location, payload)
             if found == "stale":  # an earlier input of ours under a reused (forgotten) id
