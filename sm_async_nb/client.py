@@ -172,7 +172,8 @@ class AsyncInferenceClient:
             endpoint_name: the async endpoint.
             source: one ``s3://bucket/key``; a prefix ending in ``/`` (listed, every object under it);
                 a list of URIs; or a pandas Series of URIs (results align to its index).
-            pattern: with a prefix, an fnmatch pattern on the key below it (``"*.wav"``).
+            pattern: with a prefix, a glob on the key below it, as ``submit_dataset``'s: ``*`` and ``?`` stay
+                within one ``/``-segment, ``**`` spans any number (``"*.wav"``, ``"**/*.wav"``).
             inference_id: one id per object, or one str as the batch's id prefix (a re-run continues).
             content_type: for objects whose own Content-Type is generic and whose suffix says nothing.
             **options: accept, custom_attributes, request_ttl_seconds, invocation_timeout_seconds,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .context import Context
 from .endpoints.logs import LogLine
 from .endpoints.monitor import EndpointMonitor
-from .errors import ValidationError
+from .errors import NotTracked, ValidationError
 from .journal.frames import parts_frame
 from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status
 from .results import downloads
@@ -42,9 +42,23 @@ class HandleParts:
     monitor: EndpointMonitor
 
     def invocation(self, inference_id: str) -> Invocation:
+        """A handle on a tracked invocation.
+
+        Raises:
+            NotTracked: the journal has no row for it.
+        """
+        if not isinstance(inference_id, str) or self.ctx.journal.get(inference_id) is None:
+            raise NotTracked(f"Invocation {inference_id!r} is not tracked by this journal ({self.ctx.journal.path}): "
+                             "ids are tracked when they are submitted through this client (or another one on the "
+                             "same journal), until they are forgotten.", parameter="inference_id")
         return Invocation(self, inference_id)
 
     def batch(self, batch_id: str) -> InvocationBatch:
+        """A handle on a tracked batch.
+
+        Raises:
+            NotTracked: the journal has no such batch.
+        """
         return InvocationBatch(self, batch_id)
 
 
@@ -68,7 +82,9 @@ class Invocation:
     def record(self) -> InvocationRecord:
         record = self._parts.ctx.journal.get(self.inference_id)
         if record is None:
-            raise LookupError(f"Invocation {self.inference_id} is no longer tracked (it was forgotten).")
+            raise NotTracked(f"Invocation {self.inference_id} is no longer tracked by this journal "
+                             f"({self._parts.ctx.journal.path}): it was forgotten (its S3 objects stay).",
+                             parameter="inference_id")
         return record
 
     # The journal row, attribute by attribute.
@@ -179,9 +195,11 @@ class InvocationBatch:
     def __init__(self, parts: HandleParts, batch_id: str):
         self._parts = parts
         self.batch_id = batch_id
-        record = parts.ctx.journal.get_batch(batch_id)
+        record = parts.ctx.journal.get_batch(batch_id) if isinstance(batch_id, str) else None
         if record is None:
-            raise LookupError(f"No batch {batch_id!r} in the journal.")
+            raise NotTracked(f"Batch {batch_id!r} is not tracked by this journal ({parts.ctx.journal.path}): batches "
+                             "are tracked when they are submitted through this client (or another one on the same "
+                             "journal), until all their invocations are forgotten.", parameter="batch_id")
         self.record = record
 
     label = property(lambda self: self.record.label)

@@ -81,6 +81,15 @@ def http_status(exc: BaseException) -> int | None:
     return None
 
 
+def is_missing_endpoint(exc: BaseException) -> bool:
+    """SageMaker answers an unknown endpoint with a ValidationException ("Could not find endpoint ...",
+    "Endpoint ... not found")."""
+    if error_code(exc) not in VALIDATION_CODES:
+        return False
+    text = str(exc).lower()
+    return "endpoint" in text and ("could not find" in text or "not found" in text or "does not exist" in text)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether botocore's standard retry mode would retry this error (it outlasted the retries
     when we see it): transient codes and 5xx, throttling codes and 429, connection errors."""
@@ -266,7 +275,7 @@ def explain(exc: BaseException, *, bucket: str | None = None, endpoint_name: str
                            "credentials")
         if code in NOT_FOUND_CODES:
             return Problem(code, f"{code}: {text}", "not_found")
-        if code in VALIDATION_CODES and "not found" in text.lower():
+        if is_missing_endpoint(exc):
             name = f" {endpoint_name!r}" if endpoint_name else ""
             return Problem(code, f"Endpoint{name} not found: {text} Check the name and region "
                            "(aws sagemaker list-endpoints).", "validation")

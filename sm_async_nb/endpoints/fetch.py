@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..aws.clients import VALIDATION_CODES, ServiceName, error_code, explain
+from ..aws.clients import ServiceName, explain, is_missing_endpoint
 from ..context import Context
 from ..contract.names import NAMESPACE, NO_CAPACITY_METRIC, SCALABLE_DIMENSION, resource_id
 
@@ -62,14 +62,6 @@ def missing_permission_warning(action: str, endpoint_name: str, consequence: str
 
 class NotFound(Exception):
     """DescribeEndpoint said there is no such endpoint."""
-
-
-def is_missing_endpoint(exc: BaseException) -> bool:
-    """SageMaker answers an unknown endpoint with a ValidationException "Could not find endpoint ..."."""
-    if error_code(exc) not in VALIDATION_CODES:
-        return False
-    text = str(exc).lower()
-    return "could not find" in text or "not found" in text or "does not exist" in text
 
 
 class Reader:

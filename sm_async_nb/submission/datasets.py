@@ -150,6 +150,9 @@ def check_source(source: object) -> str:
     text = os.fspath(source)
     if not isinstance(text, str):
         raise ValidationError(f"submit_dataset needs a text path, not {source!r}.", parameter="source")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):  # bytes that are not UTF-8, as os.fsdecode gives them
+        raise ValidationError(f"{text!r} is not valid UTF-8 (a file or folder name in another encoding), which the "
+                              "dataset reader cannot open: rename it.", parameter="source")
     return text
 
 

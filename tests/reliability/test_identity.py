@@ -197,6 +197,12 @@ def test_resubmit_sends_what_it_can_when_a_part_was_never_uploaded(stack, endpoi
 
 
 def test_a_rerun_after_a_permanent_error_keeps_the_new_input_location(client, stack):
+    def deny_describe(**_):  # without sagemaker:DescribeEndpoint the invoke is what finds the endpoint missing
+        return (AWSResponse("https://api.sagemaker/", 400, {}, None),
+                {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}})
+
+    client.aws.get("sagemaker").meta.events.register("before-call.sagemaker.DescribeEndpoint", deny_describe)
     with pytest.raises(sma.SubmissionError, match="not found"):
         client.submit("id-later", ROW, inference_id="later-1")
     row = client.journal.get("later-1")

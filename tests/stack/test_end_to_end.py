@@ -58,8 +58,9 @@ def test_model_error_becomes_inference_failed_with_the_models_message(stack, sta
 def test_unknown_and_non_async_endpoints_leave_no_input(stack, stack_client, unique, list_keys):
     s3 = stack.boto3_client("s3")
     before = s3.list_objects_v2(Bucket=stack.input_bucket, Prefix="inputs/").get("KeyCount", 0)
-    with pytest.raises(sma.SubmissionError, match=f"Endpoint '{unique}-missing' not found"):
-        stack_client.submit(f"{unique}-missing", "1,2,3,4")
+    with pytest.raises(sma.ValidationError, match=f"Endpoint '{unique}-missing' does not exist"):
+        stack_client.submit(f"{unique}-missing", "1,2,3,4")  # asked once (DescribeEndpoint), before any upload
+    assert stack_client.records() == []
     stack.add_endpoint(f"{unique}-sync", asynchronous=False)
     with pytest.raises(sma.SubmissionError, match="ValidationError"):
         stack_client.submit(f"{unique}-sync", "1,2,3,4")
