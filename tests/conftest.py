@@ -75,7 +75,6 @@ def no_detached_stack_outlives_the_tests(tmp_path_factory):
 def moto_aws():
     """moto's in-process mock with the input bucket and the endpoints ("ep", "my-endpoint") most tests use."""
     from moto import mock_aws
-
     from motokit import moto_endpoint
 
     with mock_aws():

@@ -81,6 +81,27 @@ def http_status(exc: BaseException) -> int | None:
     return None
 
 
+# The IAM action each API call this package makes needs (what an AccessDenied answer means).
+IAM_ACTIONS = {
+    **dict.fromkeys(("GetObject", "HeadObject"), "s3:GetObject"),
+    **dict.fromkeys(("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"), "s3:PutObject"),
+    **dict.fromkeys(("ListObjectsV2", "ListObjects", "HeadBucket"), "s3:ListBucket"),
+    **dict.fromkeys(("DeleteObject", "DeleteObjects"), "s3:DeleteObject"),
+    "CopyObject": "s3:GetObject and s3:PutObject", "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "CreateBucket": "s3:CreateBucket", "InvokeEndpointAsync": "sagemaker:InvokeEndpointAsync",
+    "DescribeEndpoint": "sagemaker:DescribeEndpoint", "DescribeEndpointConfig": "sagemaker:DescribeEndpointConfig",
+    "GetCallerIdentity": "sts:GetCallerIdentity", "FilterLogEvents": "logs:FilterLogEvents",
+    "GetMetricData": "cloudwatch:GetMetricData",
+}
+
+
+def iam_action(operation: str | None) -> str:
+    """The IAM action an API call needs (``s3:ListBucket`` for ListObjectsV2...)."""
+    if not operation:
+        return "the permission for this call"
+    return IAM_ACTIONS.get(operation, f"the permission for {operation}")
+
+
 def is_missing_endpoint(exc: BaseException) -> bool:
     """SageMaker answers an unknown endpoint with a ValidationException ("Could not find endpoint ...",
     "Endpoint ... not found")."""
@@ -263,10 +284,13 @@ def explain(exc: BaseException, *, bucket: str | None = None, endpoint_name: str
             return Problem(code, f"Bucket {bucket!r} does not exist: create it or set "
                            "%config SageMakerAsync.s3_input_path to a bucket you own.", "no_bucket")
         if code in ACCESS_DENIED_CODES:
-            where = f" on bucket {bucket!r}" if bucket else ""
-            return Problem(code, f"Access denied{where}: {text}. Ask for s3:PutObject/GetObject and "
-                           "sagemaker:InvokeEndpointAsync permissions, or use another s3_input_path.",
-                           "access_denied")
+            operation = str(getattr(exc, "operation_name", "") or "")
+            action = iam_action(operation)
+            s3 = action.startswith("s3:")
+            where = f" on bucket {bucket!r}" if bucket and s3 else ""
+            need = f" ({operation} needs {action})" if operation else ""
+            return Problem(code, f"Access denied{where}{need}: {text.rstrip('.')}. Ask for {action}"
+                           + (", or use a bucket where you have it." if s3 else "."), "access_denied")
         if code in EXPIRED_CREDENTIAL_CODES:
             return Problem(code, "Your AWS credentials have expired: refresh them (aws sso login, or a new "
                            "session) and resubmit.", "credentials")
