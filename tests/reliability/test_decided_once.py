@@ -275,3 +275,34 @@ def test_an_s3_object_that_appears_during_the_write_is_not_replaced(batch, stack
     assert s3.get_object(Bucket="once-race", Key=key)["Body"].read() == b"someone else's"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="once-race", Prefix=key.split("/")[0])["Contents"]] == [key]
     assert s3.list_multipart_uploads(Bucket="once-race").get("Uploads", []) == []
+
+
+# --- the detached stack's state file: every field read back is checked ----------------------------
+
+@pytest.mark.parametrize("where, field, value", [
+    ("info", "pid", "12345"), ("info", "pid", True), ("info", "pid", -4), ("info", "host", "attacker.example"),
+    ("info", "host", ["127.0.0.1"]), ("info", "moto_port", "5000"), ("info", "runtime_port", 70000),
+    ("info", "runtime_port", None), ("info", "region", {"r": 1}), ("info", "endpoint_name", "bad name!"),
+    ("info", "output_path", "/local/path"), ("record", "create_time", "yesterday"), ("record", "token", 12345),
+    ("record", "token", ""), ("record", "idle_timeout", "8h"), ("record", "idle_timeout", float("nan")),
+    ("record", "endpoints", "local-async"), ("record", "endpoints", [1, 2]), ("info", "pid", None),
+])
+def test_a_state_file_field_of_the_wrong_type_is_never_trusted(tmp_path, monkeypatch, caplog, where, field, value):
+    import psutil
+
+    from sm_async_nb.local.detached import handle as detached
+    from sm_async_nb.local.detached import statefile
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = statefile.state_path()
+    info = {"pid": os.getpid(), "host": "127.0.0.1", "moto_port": 1, "runtime_port": 2, "region": "us-east-1",
+            "endpoint_name": "local-async", "input_bucket": "b", "output_path": "s3://b/o/", "failure_path": "s3://b/f/"}
+    record = {"info": info, "create_time": psutil.Process().create_time(), "token": "secret", "idle_timeout": 60.0,
+              "endpoints": ["local-async"]}
+    (info if where == "info" else record)[field] = value
+    path.write_text(json.dumps(record))
+    os.chmod(path, 0o600)
+    assert statefile.read(path) is None  # corrupt: replaced, never followed
+    assert f"{field} is" in caplog.text and "corrupt" in caplog.text
+    found = detached.find()
+    assert found.stack is None and found.stale == "corrupt"

@@ -114,7 +114,7 @@ class Worker:
         self.backend, self.sink, self.clock, self.wall = backend, sink, clock, wall
         self.time_scale = time_scale
         self.model_logs = model_logs  # a modellogs.CloudWatchLogs: the model's lines go there
-        self._jobs: dict[tuple[str, str], _Job] = {}
+        self._jobs: dict[int, _Job] = {}  # by Invocation.seq: ids may repeat (each request runs)
         self._abandoned: list[_Job] = []
         self._step_lock = threading.Lock()
         self._closing = threading.Event()
@@ -135,7 +135,7 @@ class Worker:
     def _step_endpoint(self, endpoint: Endpoint, now: float) -> int:
         changes = 0
         for inv in self.backend.running(endpoint.name):
-            job = self._jobs[(endpoint.name, inv.inference_id)]
+            job = self._jobs[inv.seq]
             if job.done.is_set():
                 self._complete(endpoint, job)
                 changes += 1
@@ -159,7 +159,7 @@ class Worker:
         self.backend.mark_running(inv, now_clock=now, now_wall=self.wall())
         per_instance = max(1, endpoint.concurrency // max(1, endpoint.instances))
         job = _Job(inv, instance=(len(self.backend.running(endpoint.name)) - 1) // per_instance)
-        self._jobs[(endpoint.name, inv.inference_id)] = job
+        self._jobs[inv.seq] = job
         job.thread = threading.Thread(target=self._execute, args=(endpoint, job), daemon=True,
                                       name=f"sm-async-nb-model-{inv.inference_id[:12]}")
         job.thread.start()
@@ -206,7 +206,7 @@ class Worker:
 
     def _complete(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation
-        del self._jobs[(endpoint.name, inv.inference_id)]
+        del self._jobs[inv.seq]
         if job.error is not None or job.result is None:
             self._fail(endpoint, inv, RuntimeStatus.FAILED, failure_reason(job.error or RuntimeError("no result")))
             return
@@ -224,7 +224,7 @@ class Worker:
 
     def _time_out(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation
-        del self._jobs[(endpoint.name, inv.inference_id)]
+        del self._jobs[inv.seq]
         self._abandoned.append(job)  # its result, if it ever comes, is discarded
         self._fail(endpoint, inv, RuntimeStatus.TIMED_OUT,
                    f"InvocationTimeout: The model did not respond within InvocationTimeoutSeconds "
