@@ -10,6 +10,7 @@ journal → upload → invoke. Following up goes through ``tracking``, ``handles
 from __future__ import annotations
 
 import numbers
+import operator
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,7 +29,7 @@ from .endpoints.status import EndpointStatus
 from .errors import AwsError, ConfigurationError, SubmissionError, ValidationError
 from .handles import HandleParts, Invocation, InvocationBatch
 from .journal import Journal
-from .records import InvocationRecord, Status
+from .records import InvocationRecord, Status, ids_of, statuses_of
 from .submission import plans
 from .submission.inputs import InputPrefix
 from .submission.options import (
@@ -85,7 +86,20 @@ class AsyncInferenceClient:
         if session.region_name is None:
             raise ConfigurationError("No AWS region configured: set AWS_DEFAULT_REGION, a region in your "
                                      "profile, or %config SageMakerAsync.region = 'us-east-1'.")
-        self.max_workers = max_workers or self.settings.max_workers
+        workers: Any = max_workers if max_workers is not None else self.settings.max_workers
+        try:
+            self.max_workers = -1 if isinstance(workers, bool) else operator.index(workers)
+        except TypeError:
+            self.max_workers = -1
+        if self.max_workers < 1:
+            raise ConfigurationError(f"max_workers must be a positive integer, not {workers!r}.")
+        if journal_path is not None and (not isinstance(journal_path, (str, os.PathLike))
+                                         or not os.fspath(journal_path)):
+            raise ConfigurationError(f"journal_path must be a file path, not {journal_path!r}.")
+        if endpoint_urls is not None and not (isinstance(endpoint_urls, dict) and all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in endpoint_urls.items())):
+            raise ConfigurationError("endpoint_urls must map boto3 service names to URLs, e.g. "
+                                     f"{{'s3': 'http://127.0.0.1:5000'}}, not {endpoint_urls!r}.")
         aws = AwsClients(session, endpoint_urls, self.max_workers, clock=clock)
         journal = Journal(journal_path or self.settings.resolved_journal_path(), clock=clock)
         self.pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sm-async-nb")
@@ -248,9 +262,7 @@ class AsyncInferenceClient:
         Raises:
             ValidationError: an id is unknown, still running, or has no input left to reuse.
         """
-        if isinstance(inference_ids, str):
-            inference_ids = [inference_ids]
-        return [self.invocation(i) for i in self._submitter.resubmit(inference_ids)]
+        return [self.invocation(i) for i in self._submitter.resubmit(ids_of(inference_ids))]
 
     def input_prefix(self) -> S3Uri:
         """The configured s3_input_path, else SageMaker's default bucket (created if missing)."""
@@ -302,10 +314,12 @@ class AsyncInferenceClient:
         return current
 
     def forget(self, inference_ids: Iterable[str]) -> int:
-        """Drop rows from the journal (their S3 objects stay)."""
-        if isinstance(inference_ids, str):
-            inference_ids = [inference_ids]
-        return self.ctx.journal.forget(inference_ids)
+        """Drop rows from the journal (their S3 objects stay); returns how many went.
+
+        Raises:
+            ValidationError: not an inference id or a list of them.
+        """
+        return self.ctx.journal.forget(ids_of(inference_ids))
 
     def prune(self, older_than_days: float = 30.0) -> int:
         """Forget finished invocations whose result was seen more than ``older_than_days`` ago.
@@ -320,8 +334,15 @@ class AsyncInferenceClient:
         return self.ctx.journal.prune(finished_before=self.ctx.clock() - older_than_days * 86400)
 
     def records(self, *, include_other_origins: bool = False,
-                statuses: Iterable[Status] | None = None) -> list[InvocationRecord]:
-        return self.ctx.records(statuses=statuses, include_other_origins=include_other_origins)
+                statuses: Iterable[Status] | Status | str | None = None) -> list[InvocationRecord]:
+        """The journal's rows of this client's AWS target (of every target with ``include_other_origins``), oldest
+        submission first; only those in ``statuses`` when given (Status values or their names).
+
+        Raises:
+            ValidationError: ``statuses`` holds something that is not a status.
+        """
+        wanted = None if statuses is None else statuses_of(statuses)
+        return self.ctx.records(statuses=wanted, include_other_origins=include_other_origins)
 
     def close(self) -> None:
         panel = getattr(self, "_panel", None)

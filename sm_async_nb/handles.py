@@ -18,7 +18,7 @@ from .endpoints.logs import LogLine
 from .endpoints.monitor import EndpointMonitor
 from .errors import NotTracked, ValidationError
 from .journal.frames import parts_frame
-from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status
+from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status, statuses_of
 from .results import downloads
 from .results import loading as results
 from .results import writer as results_writer
@@ -308,9 +308,13 @@ class InvocationBatch:
         """
         return downloads.download(self._parts.ctx, self.parts(), folder, overwrite=overwrite)
 
-    def resubmit(self, statuses: frozenset[Status] | set[Status] = RESUBMITTABLE) -> list[Invocation]:
-        """Send the parts in ``statuses`` (default: ERROR, FAILED, EXPIRED) again, reusing their inputs."""
-        wanted = set(statuses)
+    def resubmit(self, statuses: frozenset[Status] | set[Status] | Status | str = RESUBMITTABLE) -> list[Invocation]:
+        """Send the parts in ``statuses`` (default: ERROR, FAILED, EXPIRED) again, reusing their inputs.
+
+        Raises:
+            ValidationError: ``statuses`` holds something that is not a status.
+        """
+        wanted = statuses_of(statuses)
         ids = [r.inference_id for r in self.parts() if r.status in wanted]
         if not ids:
             return []

@@ -10,10 +10,12 @@ import enum
 import os
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from .contract.service import is_expiry, service_deadline
+from .errors import ValidationError
 
 
 class Status(str, enum.Enum):
@@ -71,6 +73,41 @@ ERRORS_MODES: tuple[ErrorsMode, ...] = ("raise", "skip")
 # Request parameters kept for display and for resubmission (Python keyword names).
 REQUEST_FIELDS = ("content_type", "accept", "custom_attributes", "request_ttl_seconds",
                   "invocation_timeout_seconds", "s3_output_path_extension", "filename")
+
+
+def statuses_of(value: object, name: str = "statuses") -> frozenset[Status]:
+    """A status filter as given by a user: a Status, its name (``"ERROR"``, any case), or several of them.
+
+    Raises:
+        ValidationError: anything else, naming the statuses there are.
+    """
+    items = [value] if isinstance(value, (str, Status)) else value
+    if not isinstance(items, Iterable):
+        items = [items]
+    found = set()
+    for item in items:
+        text = item.value if isinstance(item, Status) else item
+        if not isinstance(text, str) or text.upper() not in Status.__members__:
+            raise ValidationError(f"{name} must be statuses ({', '.join(s.value for s in Status)}), not {value!r}.",
+                                  parameter=name)
+        found.add(Status(text.upper()))
+    return frozenset(found)
+
+
+def ids_of(value: object, name: str = "inference_ids") -> list[str]:
+    """Inference ids as given by a user: one id, or an iterable of them.
+
+    Raises:
+        ValidationError: anything but text ids.
+    """
+    items = [value] if isinstance(value, str) else value
+    if isinstance(items, (bytes, bytearray, dict)) or not isinstance(items, Iterable):
+        raise ValidationError(f"{name} must be an inference id or a list of them, not {type(value).__name__}.",
+                              parameter=name)
+    found = list(items)
+    if not all(isinstance(i, str) for i in found):
+        raise ValidationError(f"{name} must be inference ids (str), not {found[:3]!r}.", parameter=name)
+    return found
 
 
 def failure_status(reason: str | None) -> Status:

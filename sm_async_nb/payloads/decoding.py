@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DecodeError
+from ..errors import DecodeError, ValidationError
 from .mediatypes import CSV, JSON, JSONL_TYPES, NPY, PARQUET_TYPES, TEXT, charset, media_type
 from .mediatypes import pandas_module as _pandas
 
@@ -172,8 +172,8 @@ def decode(body: bytes, content_type: str | None, *, csv_header: bool = False,
         raise DecodeError(f"Cannot turn {shown} output into a DataFrame; use .raw() to get the bytes "
                           "(or pass accept=... to ask the model for CSV/JSON).")
     if reader_kwargs and decoder not in _TAKES_KWARGS:
-        raise TypeError(f"reader options {sorted(reader_kwargs)} apply only to text/csv and "
-                        f"Parquet outputs, not {media}")
+        raise ValidationError(f"reader options {sorted(reader_kwargs)} apply only to text/csv and Parquet outputs, "
+                              f"not {media}.", parameter="reader_kwargs")
     kwargs = dict(reader_kwargs, csv_header=csv_header) if decoder is _decode_csv else reader_kwargs
     try:
         return decoder(bytes(body), content_type, **kwargs)
@@ -181,7 +181,10 @@ def decode(body: bytes, content_type: str | None, *, csv_header: bool = False,
         raise
     except Exception as exc:  # corrupt data: pandas/pyarrow/json/numpy each raise their own types
         if isinstance(exc, TypeError) and reader_kwargs:  # most likely a bad reader option
-            raise
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ValidationError(f"The reader options {sorted(reader_kwargs)} do not fit this {media} output "
+                                  f"({reason}): result() passes them to pandas' reader for the type.",
+                                  parameter="reader_kwargs") from None
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise DecodeError(f"Cannot read this {media} output ({reason}); use .raw() to get "
                           "the bytes.") from exc

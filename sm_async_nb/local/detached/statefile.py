@@ -166,6 +166,8 @@ _RECORD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "endpoints": (lambda v: isinstance(v, list) and all(_endpoint_name(e) for e in v), "a list of endpoint names"),
 }
 
+_OPTIONAL = frozenset({"endpoints"})  # files of earlier versions lack it
+
 
 def _checked(data: Any) -> StackRecord:
     """The record in ``data``, every field of the type it must have.
@@ -177,6 +179,8 @@ def _checked(data: Any) -> StackRecord:
         raise TypeError("not a record with an info object")
     for source, rules, shown in ((data["info"], _INFO_RULES, "info."), (data, _RECORD_RULES, "")):
         for name, (valid, what) in rules.items():
+            if name not in source and name in _OPTIONAL:
+                continue
             if name not in source:
                 raise TypeError(f"{shown}{name} is missing")
             if not valid(source[name]):
