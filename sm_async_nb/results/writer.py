@@ -226,14 +226,13 @@ def _write_once(ctx: Context, usable: Sequence[InvocationRecord], errors: Errors
         for start in range(0, len(usable), WINDOW):
             window = usable[start:start + WINDOW]
             frames = list(ctx.pool.map(lambda r: _load(ctx, r, errors), window))
-            tables = []
-            for record, frame in zip(window, frames, strict=True):
-                if frame is None:
-                    skipped += 1
-                    continue
-                if index is not None and len(frame) != index.rows(record):
+            loaded = [(r, f) for r, f in zip(window, frames, strict=True) if f is not None]
+            skipped += len(window) - len(loaded)
+            if index is not None and any(len(f) != index.rows(r) for r, f in loaded):
+                if sink.writer is not None:  # rows already written with their index: write them again without
                     raise _Widen(schema, with_index=False)
-                tables.append((record, _table(record, frame, None if index is None else index.of(record))))
+                index = None  # found before anything was written: go on without
+            tables = [(r, _table(r, f, None if index is None else index.of(r))) for r, f in loaded]
             wanted = schema
             for record, table in tables:
                 try:
