@@ -85,7 +85,8 @@ class _Sink:
 
 class _Widen(Exception):
     """A part does not fit what was decided so far: write again from the first part with ``schema`` (the
-    unified schema so far) and, when a part did not return one row per input row, without the index."""
+    unified schema so far; None: decide it again) and, when a part did not return one row per input row,
+    without the index."""
 
     def __init__(self, schema: Any, with_index: bool):
         super().__init__("widen")
@@ -229,8 +230,8 @@ def _write_once(ctx: Context, usable: Sequence[InvocationRecord], errors: Errors
             loaded = [(r, f) for r, f in zip(window, frames, strict=True) if f is not None]
             skipped += len(window) - len(loaded)
             if index is not None and any(len(f) != index.rows(r) for r, f in loaded):
-                if sink.writer is not None:  # rows already written with their index: write them again without
-                    raise _Widen(schema, with_index=False)
+                if sink.writer is not None:  # rows already written with their index: write them again without,
+                    raise _Widen(None, with_index=False)  # and decide the schema again (it held the index)
                 index = None  # found before anything was written: go on without
             tables = [(r, _table(r, f, None if index is None else index.of(r))) for r, f in loaded]
             wanted = schema

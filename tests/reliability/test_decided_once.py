@@ -41,6 +41,11 @@ def late_nulls(body: bytes, content_type: str):
     return "\n".join(json.dumps(o) for o in out).encode(), "application/jsonlines"
 
 
+def doubles_late(body: bytes, content_type: str):
+    """One row per input row, except the row 35 (in write_results' second window), which gets two."""
+    return (body * 2 if body.startswith(b"35") else body), "text/csv"
+
+
 def picky(body: bytes, content_type: str):
     if b"fail" in body:
         raise ValueError("this row is refused by the model")
@@ -52,7 +57,8 @@ def endpoints(stack):
     stack.add_endpoint("once-echo", model=echo)
     stack.add_endpoint("once-late", model=late_nulls)
     stack.add_endpoint("once-picky", model=picky)
-    return {"echo": "once-echo", "late": "once-late", "picky": "once-picky"}
+    stack.add_endpoint("once-doubles", model=doubles_late)
+    return {"echo": "once-echo", "late": "once-late", "picky": "once-picky", "doubles": "once-doubles"}
 
 
 @pytest.fixture
@@ -189,6 +195,16 @@ def test_write_results_with_errors_skip_keeps_the_input_index(client, endpoints,
     assert joined["v"].tolist() == joined["0"].tolist() == ["ok"] * 4
     folder = batch.write_results(tmp_path / "skip-folder", errors="skip")
     assert pd.read_parquet(folder).index.tolist() == ["a", "c", "d", "f"]
+
+
+def test_a_later_part_that_does_not_align_drops_the_index_not_the_rows(client, endpoints, tmp_path):
+    frame = pd.DataFrame({"n": range(40)}, index=[f"r{i}" for i in range(40)])
+    batch = client.submit_dataframe(endpoints["doubles"], frame, rows_per_request=1).wait(timeout=120)
+    expected = batch.result()
+    assert expected.attrs["aligned"] is False
+    back = pd.read_parquet(batch.write_results(tmp_path / "unaligned.parquet"))
+    assert back["0"].tolist() == expected[0].tolist() and len(back) == 41  # written again, without an index
+    assert back.index.tolist() == list(range(41))
 
 
 def test_write_results_of_a_dataset_keeps_its_row_numbers(client, endpoints, tmp_path):
