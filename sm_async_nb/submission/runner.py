@@ -4,7 +4,8 @@ and sent from the client's worker pool, a window at a time, under one stop signa
 A run, on the calling thread:
 
 1. ``plan.open()``: what must be read and checked before anything is sent;
-2. take requests from the plan while the :class:`Window` has room; journal them in one transaction
+2. take requests from the plan while the :class:`Window` has room; check their endpoints exist (once per
+   client: ``endpoint_check``); journal them in one transaction
    (new rows inserted, existing ones claimed compare-and-set) **before** any upload; hand them to
    the pool (``sender.Sender.send``: upload, invoke, journal the answer);
 3. wait for any of them to finish, in slices of ``WAIT_SLICE_S``, and go on until the plan is
@@ -42,6 +43,7 @@ from ..context import Context
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..journal.store import Claim
 from ..records import BatchRecord
+from .endpoint_check import EndpointCheck
 from .plans import Plan
 from .prepare import PreparedRequest, Preparer, continues
 from .resubmission import ResubmissionPlan
@@ -115,6 +117,7 @@ class Submitter:
         self.ctx = ctx
         self.preparer = preparer
         self.sender = Sender(ctx)
+        self.endpoints = EndpointCheck(ctx)
         self.on_submitted = on_submitted
 
     def run(self, plan: Plan) -> Tally:
@@ -211,6 +214,7 @@ class Submitter:
         try:
             run.taken = list(itertools.islice(run.source, room))
             run.exhausted = room is None or len(run.taken) < room
+            self.endpoints.require(r.record.endpoint_name for r in run.taken if not r.done)  # before any write
             if run.taken or run.batch is not None:
                 self._journal_intent(run.taken, run.batch)
                 run.batch = None
