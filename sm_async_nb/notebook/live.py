@@ -16,10 +16,10 @@ from typing import Any
 
 import ipywidgets as W
 
+from ..display.text import MUTED_COLOUR, esc, human_duration, short_id, status_badge
 from ..handles import HandleParts, Invocation, InvocationBatch
 from ..journal import views
 from ..records import FINISHED, UNSUCCESSFUL, Status
-from .panel.rows import MUTED_COLOUR, esc, human_duration, short_id, status_badge
 from .progress import in_kernel
 
 log = logging.getLogger(__name__)
