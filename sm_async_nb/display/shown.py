@@ -23,7 +23,7 @@ from ..records import FINISHED, InvocationRecord, Status
 from ..results.loading import head
 from . import fragments
 from .previews import MEDIA_LIMIT, Preview, build, load, rest_size
-from .text import BORDER_COLOUR, MUTED_COLOUR, clip, esc, human_duration, short_id, status_badge
+from .text import BORDER_COLOUR, MUTED_COLOUR, clip, esc, human_duration, human_size, short_id, status_badge
 
 GALLERY_BYTES = 8 * 1024 * 1024   # media inlined by one batch.show() (8 MiB)
 GALLERY_HEAD = 8192               # the first GET of each part: enough for a brief preview and media headers
@@ -191,8 +191,8 @@ def show_batch(ctx: Context, title: str, parts: Sequence[InvocationRecord], limi
         else:
             items.append(GalleryItem(record, build(*answer, csv_header=csv_header,
                                                    withheld=f"Not inlined: this gallery already holds "
-                                                            f"{GALLERY_BYTES // 2 ** 20} MiB of media; "
+                                                            f"{human_size(GALLERY_BYTES)} of media; "
                                                             "download() saves it.")))
-    notes = [f"Media past {GALLERY_BYTES // 2 ** 20} MiB in one gallery are not inlined: "
+    notes = [f"Media past {human_size(GALLERY_BYTES)} in one gallery are not inlined: "
              "batch.download(folder) saves every output."] if over else []
     return Gallery(title, items, len(parts), notes, now)
