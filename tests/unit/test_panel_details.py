@@ -10,10 +10,11 @@ import threading
 import pytest
 from panelkit import NOW, START, complete, drawn, fail, pending, shown, slot_of, statuses
 
+from sm_async_nb.display.previews import HEAD_BYTES, TEXT_BYTES, build
 from sm_async_nb.endpoints.status import EndpointStatus
 from sm_async_nb.notebook.panel.intents import OpenDetails
-from sm_async_nb.display.previews import HEAD_BYTES, TEXT_BYTES, build
 from sm_async_nb.records import Finish, Status
+
 
 def preview_html(body, content_type, total):
     return build(body, content_type, total).html

@@ -17,7 +17,7 @@ from sm_async_nb.display import previews, shown
 from sm_async_nb.display.previews import HEAD_BYTES, MEDIA_LIMIT, build, classify, load
 from sm_async_nb.errors import ValidationError
 from sm_async_nb.payloads.sniffing import image_size, sniff, wav_seconds
-from sm_async_nb.records import BatchRecord, BatchKind
+from sm_async_nb.records import BatchKind, BatchRecord
 
 MARKUP = re.compile(r"<(script|svg|iframe|object|embed)\b", re.I)
 
