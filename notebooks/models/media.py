@@ -4,7 +4,8 @@
 SageMaker inference-toolkit handlers. Input: JSON ``{"kind": "image", "width": 96, "height": 96,
 "seed": 0}`` (a picture of rings whose colours depend on the seed), ``{"kind": "audio",
 "frequency": 440, "seconds": 0.5}`` (a sine tone, 16-bit mono, 16 kHz) or ``{"kind": "caption",
-"text": "..."}`` (a JSON document about the text). Output: ``image/png``, ``audio/wav`` or
+"text": "..."}`` (a JSON document about the text); ``"delay": seconds`` (at most 10) makes any of
+them take that long, for demos of the activity charts. Output: ``image/png``, ``audio/wav`` or
 ``application/json``. Bad input raises ValueError saying what is wrong.
 """
 
@@ -14,11 +15,13 @@ import io
 import json
 import math
 import struct
+import time
 import wave
 import zlib
 
 MAX_SIDE = 2048
 MAX_SECONDS = 30.0
+MAX_DELAY = 10.0
 RATE = 16_000
 
 
@@ -79,6 +82,10 @@ def tone(frequency=440.0, seconds=0.5):
 
 def predict_fn(request, model):
     kind = request["kind"]
+    delay = float(request.get("delay", 0))
+    if not 0 <= delay <= MAX_DELAY:
+        raise ValueError(f"delay must be 0..{MAX_DELAY} seconds, not {delay}")
+    time.sleep(delay)
     if kind == "image":
         return rings(int(request.get("width", 96)), int(request.get("height", 96)), int(request.get("seed", 0))), \
             "image/png"

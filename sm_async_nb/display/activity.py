@@ -4,8 +4,8 @@ endpoint's instances and backlog, and the latency histogram with p50/p95/p99.
 
 The counts are SQL aggregates of the journal (``journal.activity``); the endpoint's line is the
 endpoint monitor's in-memory history of the status fetches it already makes (no request of its
-own). The interval grows with the span (a minute up to a week), so a chart never has more than
-``MAX_BARS`` bars, whatever the journal holds.
+own). The interval grows with the span (a second up to a week: per minute over an hour and a
+half), so a chart never has more than ``MAX_BARS`` bars, whatever the journal holds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from . import charts
 from .text import STATUS_COLOURS, WARN_COLOUR, esc, note
 
 MAX_BARS = 90
-STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
+STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
 PENDING_COLOUR = STATUS_COLOURS[Status.PENDING]
 QUEUED_COLOUR = "var(--jp-ui-font-color2, #6e7781)"
 INSTANCES_COLOUR = "var(--jp-brand-color1, #0969da)"
@@ -49,7 +49,7 @@ def _unit(step: float) -> str:
         if step >= size:
             count = int(step // size)
             return one if count == 1 else f"{count} {many}"
-    return f"{step:g} s"
+    return "second" if step == 1 else f"{step:g} s"
 
 
 def render(journal: Journal, scope: ActivityScope, now: float, samples: Sequence[EndpointSample] = ()) -> str:

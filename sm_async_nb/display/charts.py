@@ -48,9 +48,9 @@ def _number(value: float) -> str:
 
 
 def clock(epoch: float, span: float) -> str:
-    """A time label: HH:MM within a day, else the date and hour."""
+    """A time label: HH:MM:SS over a few minutes, HH:MM within a day, else the date and hour."""
     when = time.localtime(epoch)
-    return time.strftime("%H:%M" if span < 86400 else "%m-%d %H:%M", when)
+    return time.strftime("%H:%M:%S" if span < 600 else "%H:%M" if span < 86400 else "%m-%d %H:%M", when)
 
 
 class _Frame:

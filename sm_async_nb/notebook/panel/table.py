@@ -31,11 +31,13 @@ COLUMNS = (("", 28, 28, None, "select"), ("Label", 160, 64, "label", "label"),
            ("Elapsed/latency", 128, 70, "elapsed", "elapsed"), ("Expires in", 92, 62, "expires", "expires"),
            ("Output", 72, 52, "output", "output"))
 GAP_PX = 6  # right margin of each cell
-# Columns hidden when the panel is narrower than (px): the least needed first. Container queries are
-# CSS, not JavaScript: every browser Jupyter runs in (JupyterLab, Notebook 7, VS Code) has them.
-HIDE_BELOW = ((700, ("submitted",)), (600, ("endpoint", "expires")), (480, ("elapsed", "output")))
+# Columns hidden when the table is narrower than (px), the least needed first: below the first width
+# the nine columns no longer fit at their least widths. Container queries are CSS, not JavaScript,
+# and every browser Jupyter runs in (JupyterLab, Notebook 7, VS Code) has them.
+HIDE_BELOW = ((760, ("submitted",)), (640, ("endpoint", "expires")), (480, ("elapsed", "output")))
+TABLE_BASIS_PX = 880  # the table's comfortable width: the activity view sits beside it only when both fit
 PANEL_CSS = "".join(
-    [".sm-async-panel{container-type:inline-size;max-width:100%}",
+    [".sm-async-panel{max-width:100%}.sm-async-panel .sm-async-table{container-type:inline-size}",
      ".sm-async-panel .sm-async-row>*,.sm-async-panel .sm-async-head>*{overflow:hidden}",
      ".sm-async-panel .sm-async-cell button,.sm-async-panel button.sm-async-cell{max-width:100%;"
      "overflow:hidden;text-overflow:ellipsis;white-space:nowrap;padding:0 4px}"]
@@ -146,7 +148,7 @@ class PagedTable:
         self.header = W.HBox(cells, layout=s.head_row, _dom_classes=("sm-async-head",))
         self.empty = W.Label("No tracked invocations match these filters.")
         self.slots = [RowSlot(s, on_toggle, on_open) for _ in range(page_size)]
-        self.box = W.VBox([self.header, self.empty], layout=W.Layout(flex="1 1 560px", min_width="0"),
+        self.box = W.VBox([self.header, self.empty], layout=W.Layout(flex=f"1 1 {TABLE_BASIS_PX}px", min_width="0"),
                           _dom_classes=("sm-async-table",))
 
     def show_sort(self, key: str, descending: bool) -> None:

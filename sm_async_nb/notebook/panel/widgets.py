@@ -53,7 +53,8 @@ class DetailsWidgets:
         self.fields = W.HTML(layout=W.Layout(overflow="auto", max_width="100%"))
         self.preview_title = W.HTML("<b>Output preview</b>")
         self.preview = W.HTML(_dom_classes=("sm-async-preview",), layout=W.Layout(max_width="100%"))
-        media = W.Layout(max_width="100%", max_height="420px", object_fit="contain", width="auto", height="auto")
+        media = W.Layout(max_width="100%", max_height="420px", object_fit="contain", width="auto", height="auto",
+                         align_self="flex-start")  # its own size, not stretched across the details
         self.image = W.Image(layout=media, _dom_classes=("sm-async-media",))
         self.audio = W.Audio(autoplay=False, loop=False, controls=True, _dom_classes=("sm-async-media",))
         self.video = W.Video(autoplay=False, loop=False, controls=True, layout=media, _dom_classes=("sm-async-media",))
