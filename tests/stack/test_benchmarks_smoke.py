@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = "abcdefghij"
+SCENARIOS = "abcdefghijk"
 
 pytest.importorskip("moto")
 pytest.importorskip("jupyter_client")
