@@ -1,9 +1,12 @@
 """What every scenario needs: a stack per phase, held endpoints, clients, timing helpers.
 
-Each (scenario, latency) phase gets a fresh local stack in its own process (see ``stackproc``),
-so nothing one phase leaves queued costs CPU in the next. Submission scenarios use a *held*
-endpoint (its model waits on a gate), so the emulator's own work — running the model and writing
-outputs, which AWS does elsewhere — does not compete with the client for this machine's cores.
+Each (scenario, latency) phase gets a fresh ``sma.LocalStack``, whose engine runs in a child
+process of its own (the default placement), so it does not compete with the client being
+measured for this process's GIL, and nothing one phase leaves queued costs CPU in the next. Its
+default endpoint runs the echo model file (``models/echo.py``) in the engine's process.
+Submission scenarios use a *held* endpoint (its model, a callable served from this process,
+waits on a gate), so the emulator's own work — running the model and writing outputs, which AWS
+does elsewhere — does not compete with the client for this machine's cores.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +24,12 @@ from typing import Any
 
 from botocore.config import Config
 
-from sm_async_nb import AsyncInferenceClient
+from sm_async_nb import AsyncInferenceClient, LocalStack
 
 from .config import Sizes
-from .stackproc import ECHO, RemoteStack
 
+ECHO = "bench-echo"
+ECHO_MODEL = Path(__file__).resolve().parent / "models" / "echo.py"
 HELD = "bench-held"
 __all__ = ["ECHO", "HELD", "Bench", "Phase", "csv_payloads", "interleaved", "Sampled", "timed"]
 
@@ -83,20 +88,41 @@ class Sampled:
         return chunk_seconds * len(self.items) / self.size
 
 
+class Gate:
+    """A model that does not finish until :meth:`release` (keeps invocations pending)."""
+
+    def __init__(self) -> None:
+        self.__name__ = "held_echo"
+        self._open = threading.Event()
+
+    def __call__(self, body: bytes, content_type: str | None) -> tuple[bytes, str]:
+        self._open.wait()
+        return body, "text/csv"
+
+    def release(self) -> None:
+        self._open.set()
+
+
 @dataclass
 class Phase:
     """One running stack plus what the scenario made on it."""
 
-    stack: RemoteStack
+    stack: LocalStack
     workdir: Path
     workers: int
     latency_ms: float = 0
     clients: list[AsyncInferenceClient] = field(default_factory=list)
+    gates: dict[str, Gate] = field(default_factory=dict)
 
     def held_endpoint(self, name: str = HELD, concurrency: int = 8) -> str:
-        """An endpoint whose requests stay pending until :meth:`RemoteStack.release`."""
-        self.stack.add_held_endpoint(name, concurrency)
+        """An endpoint whose requests stay pending until :meth:`release`."""
+        self.gates[name] = Gate()
+        self.stack.add_endpoint(name, model=self.gates[name], concurrency=concurrency)
         return name
+
+    def release(self, name: str) -> None:
+        """Let the held endpoint's model finish."""
+        self.gates[name].release()
 
     def set_latency(self, latency_ms: float) -> None:
         """Emulate ``latency_ms`` per request from now on."""
@@ -142,6 +168,8 @@ class Phase:
     def close(self) -> None:
         for client in self.clients:
             client.close()
+        for gate in self.gates.values():  # held model calls end before the stack stops
+            gate.release()
 
     def raw_pool(self) -> ThreadPoolExecutor:
         """A plain thread pool as wide as our client's (use it as a context manager)."""
@@ -159,7 +187,8 @@ class Bench:
     def phase(self, latency_ms: float, concurrency: int = 8) -> Iterator[Phase]:
         """A fresh stack (default endpoint ``bench-echo``, echo model) emulating ``latency_ms``."""
         workdir = Path(tempfile.mkdtemp(prefix="phase-", dir=self.workdir))
-        with RemoteStack(latency_ms, concurrency) as stack:
+        with LocalStack(model=str(ECHO_MODEL), endpoint_name=ECHO, concurrency=concurrency,
+                        latency_ms=latency_ms) as stack:
             phase = Phase(stack, workdir, self.sizes.workers, latency_ms)
             try:
                 yield phase

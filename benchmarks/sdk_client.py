@@ -1,9 +1,11 @@
 """Run by the SageMaker Python SDK v2's own interpreter (a separate venv; sm_async_nb is not
 imported): time ``AsyncPredictor.predict_async`` called once per payload, one after the other,
-against the local stack named by the AWS_ENDPOINT_URL_* environment.
+against the local stack named by the AWS_ENDPOINT_URL_* environment; then, right after, time
+collecting every result the SDK's way: ``AsyncInferenceResponse.get_result(WaiterConfig())``
+(its default waiter settings) for each response in order.
 
 ``python sdk_client.py '{"endpoint": ..., "bucket": ..., "payloads": [...], "warm": 2}'`` prints
-one JSON line: {"seconds": ..., "count": ..., "sdk_version": ...}.
+one JSON line: {"seconds": ..., "collect_seconds": ..., "count": ..., "sdk_version": ...}.
 """
 
 import json
@@ -19,6 +21,7 @@ def main():
     args = json.loads(sys.argv[1])
     import boto3
     import sagemaker
+    from sagemaker.async_inference import WaiterConfig
     from sagemaker.predictor import Predictor
     from sagemaker.predictor_async import AsyncPredictor
     from sagemaker.serializers import CSVSerializer
@@ -30,10 +33,16 @@ def main():
     for payload in payloads[:args.get("warm", 2)]:
         predictor.predict_async(data=payload)
     started = time.perf_counter()
-    for payload in payloads:
-        predictor.predict_async(data=payload)
-    print(json.dumps({"seconds": time.perf_counter() - started, "count": len(payloads),
-                      "sdk_version": sagemaker.__version__}))
+    responses = [predictor.predict_async(data=payload) for payload in payloads]
+    submitted = time.perf_counter()
+    results = [response.get_result(WaiterConfig()) for response in responses]
+    collected = time.perf_counter()
+    assert len(results) == len(payloads)
+    print(json.dumps({"seconds": submitted - started, "collect_seconds": collected - submitted,
+                      "count": len(payloads), "sdk_version": sagemaker.__version__}), flush=True)
+    # get_result(WaiterConfig()) leaves a thread per response waiting (up to 60 x 15 s) for the
+    # failure object that never comes; they would keep this interpreter alive for 15 minutes.
+    os._exit(0)
 
 
 if __name__ == "__main__":

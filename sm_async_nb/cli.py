@@ -19,43 +19,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .local.settings import (
-    DEFAULT_ENDPOINT,
-    DEFAULT_IDLE_TIMEOUT,
-    add_scaling_arguments,
-    parse_duration,
-    scaling_options,
-    stack_kwargs,
-)
+from .local.config import add_arguments, from_arguments
 
 
 def _configure_local(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=["run", "start", "stop", "status"], default="run",
                         help="run: in the foreground (default); start: detached, outliving this shell and "
                              "kernel restarts; stop / status: of the detached stack")
-    parser.add_argument("--idle-timeout", type=parse_duration, default=DEFAULT_IDLE_TIMEOUT, metavar="DURATION",
-                        help="with start: stop by itself after this long without a request (e.g. 30m, 8h; "
-                             "default 8h)")
-    parser.add_argument("--model", default=None,
-                        help="model: a .py file with inference handlers or a container URL "
-                             "(default: the shipped iris demo model)")
-    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="endpoint name (default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=2,
-                        help="MaxConcurrentInvocationsPerInstance (default: %(default)s)")
-    parser.add_argument("--instance-count", type=int, default=1, help="instances (default: %(default)s)")
-    parser.add_argument("--delay", type=float, default=0.0,
-                        help="extra seconds each model invocation takes (default: %(default)s)")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="emulated network latency per request")
-    parser.add_argument("--fault-rate", type=float, default=0.0,
-                        help="fraction of S3/runtime data requests failing with a retryable error")
-    parser.add_argument("--seed", type=int, default=None, help="random seed for fault injection")
-    parser.add_argument("--sns", action="store_true", help="create SNS success/error topics")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="emulated seconds per real second for TTL/timeout accounting (default: 1)")
-    parser.add_argument("--region", default="us-east-1", help="region (default: %(default)s)")
-    parser.add_argument("--moto-port", type=int, default=0, help="port for S3/SageMaker/SNS/SQS/STS (default: free)")
-    parser.add_argument("--runtime-port", type=int, default=0, help="port for the async runtime (default: free)")
-    add_scaling_arguments(parser)
+    add_arguments(parser)
 
 
 def _wait_for_signal() -> None:
@@ -79,17 +50,23 @@ def _print_exports(env: dict[str, str], bucket: str, endpoint: str) -> None:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    if args.action != "run":
-        return _run_detached(args)
+    if args.action in ("stop", "status"):
+        return _detached_stop_or_status(args.action)
     from .local.stack import LocalStack
 
-    stack = LocalStack(model=args.model, endpoint_name=args.endpoint, concurrency=args.concurrency,
-                       latency_ms=args.latency_ms, fault_rate=args.fault_rate, region=args.region,
-                       delay=args.delay, sns=args.sns, time_scale=args.time_scale,
-                       instance_count=args.instance_count, moto_port=args.moto_port,
-                       runtime_port=args.runtime_port, seed=args.seed,
-                       **stack_kwargs(scaling_options(args)))
-    stack.start()
+    config = from_arguments(args)
+    if args.action == "start":
+        stack = LocalStack.from_config(config, where="detached").start()
+        verb = "started" if stack.started else "already running; reusing"
+        print(f"# sm_async_nb local stack {verb} (pid {stack.pid}, endpoint {stack.endpoint_name!r}). "
+              "Run these lines in your shell (dummy credentials), or: eval \"$(sm-async-nb local start)\"")
+        _print_exports(stack.env, stack.input_bucket, stack.endpoint_name)
+        if stack.differs:
+            print(f"# note: the running stack keeps its own {', '.join(stack.differs)}; "
+                  "use another --endpoint, or `sm-async-nb local stop` first")
+        return 0
+    # In the foreground the engine runs in this process, which hosts nothing else.
+    stack = LocalStack.from_config(config, where="this-process").start()
     try:
         print("# sm_async_nb local stack is running. In another shell, run these lines (dummy credentials):")
         _print_exports(stack.env, stack.input_bucket, stack.endpoint_name)
@@ -101,39 +78,21 @@ def _run_local(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_detached(args: argparse.Namespace) -> int:
+def _detached_stop_or_status(action: str) -> int:
     from .local.detached import handle as detached
 
-    if args.action == "stop":
+    if action == "stop":
         print("# local stack stopped." if detached.stop() else "# no local stack is running.")
         return 0
-    if args.action == "status":
-        found = detached.find()
-        if found.stack is None:
-            print("# no local stack is running" + (f" (stale state file: {found.stale})" if found.stale else "") + ".")
-            return 1
-        status = found.stack.status()
-        print(f"# local stack running: pid {status['pid']}, endpoints {', '.join(status['endpoints'])}, "
-              f"idle {status['idle_s']:.0f} s of {found.stack.record.idle_timeout:g} s")
-        _print_exports(found.stack.env, found.stack.input_bucket, found.stack.endpoint_name)
-        return 0
-    stack = detached.start(_stack_options(args), idle_timeout=args.idle_timeout)
-    verb = "started" if stack.started else "already running; reusing"
-    print(f"# sm_async_nb local stack {verb} (pid {stack.pid}, endpoint {stack.endpoint_name!r}). "
-          "Run these lines in your shell (dummy credentials), or: eval \"$(sm-async-nb local start)\"")
-    _print_exports(stack.env, stack.input_bucket, stack.endpoint_name)
-    if stack.differs:
-        print(f"# note: the running stack keeps its own {', '.join(stack.differs)}; "
-              "use another --endpoint, or `sm-async-nb local stop` first")
+    found = detached.find()
+    if found.stack is None or found.record is None:
+        print("# no local stack is running" + (f" (stale state file: {found.stale})" if found.stale else "") + ".")
+        return 1
+    status = found.stack.status()
+    print(f"# local stack running: pid {status['pid']}, endpoints {', '.join(status['endpoints'])}, "
+          f"idle {status['idle_s']:.0f} s of {found.record.idle_timeout:g} s")
+    _print_exports(found.stack.env, found.stack.input_bucket, found.stack.endpoint_name)
     return 0
-
-
-def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"model": args.model, "endpoint_name": args.endpoint, "concurrency": args.concurrency,
-            "latency_ms": args.latency_ms, "fault_rate": args.fault_rate, "region": args.region,
-            "delay": args.delay, "sns": args.sns, "time_scale": args.time_scale,
-            "instance_count": args.instance_count, "moto_port": args.moto_port,
-            "runtime_port": args.runtime_port, "seed": args.seed, **scaling_options(args)}
 
 
 def _configure_quickstart(parser: argparse.ArgumentParser) -> None:

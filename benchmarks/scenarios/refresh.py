@@ -25,7 +25,7 @@ def _at(bench: Bench, latency: int) -> list[Row]:
         ids = [r.inference_id for r in client.records(statuses=[Status.PENDING])]
         assert len(ids) == sizes.pending, "every invocation should be pending behind the held model"
         pending = _measure(phase, client, ids, "pending", sizes)
-        phase.stack.release(held)
+        phase.release(held)
         with phase.without_latency():
             if not phase.stack.wait_until_idle(600):
                 raise TimeoutError("the local stack did not finish its queue")

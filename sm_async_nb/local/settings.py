@@ -1,19 +1,22 @@
 """Settings and small helpers the local stack's parts share: ids, dummy credentials, the loopback
-rule, the stack's lifecycle states and its emulated clock."""
+rule, duration parsing, the stack's lifecycle states, its emulated clock and the environment of
+its processes. The options themselves are ``config.py``'s."""
 
 from __future__ import annotations
 
 import enum
 import importlib.util
 import ipaddress
+import os
 import time
-from typing import Any
+from pathlib import Path
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 DUMMY_ACCESS_KEY_ID = "testing"
 DUMMY_SECRET_ACCESS_KEY = "testing"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/sm-async-nb-local"
 INSTALL_HINT = 'pip install "sm_async_nb[local]"'
+MOTO_REQUIREMENT = "moto[server]>=5.1.22,<6"  # the range the local stack is tested with (pyproject's local extra)
 
 
 def require_local_extra() -> None:
@@ -25,7 +28,7 @@ def require_local_extra() -> None:
 
 DEFAULT_IDLE_TIMEOUT = 8 * 3600.0
 DEFAULT_ENDPOINT = "local-async"  # the stack's first endpoint
-CONTROL_PREFIX = "/_sm_async_nb/"  # the detached stack's control API, on the runtime port
+CONTROL_PREFIX = "/_sm_async_nb/"  # the stack's control namespace, on the runtime port (control.py)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -58,41 +61,6 @@ def optional_seconds(text: str) -> float | None:
     if value < 0:
         raise ValueError(f"expected seconds >= 0 or 'none', got {text!r}")
     return value
-
-
-SCALING_OPTIONS = ("min_instances", "max_instances", "scale_out_seconds", "scale_in_idle_seconds",
-                   "metrics_period_seconds")
-
-
-def add_scaling_arguments(parser: Any) -> None:
-    """The scaling options of SPEC §10 on an argparse parser (the CLI and ``%sm_async local``);
-    options not given are absent from the namespace."""
-    import argparse
-
-    unset = argparse.SUPPRESS
-    parser.add_argument("--min-instances", type=int, default=unset,
-                        help="instances the endpoint starts with and scales in to (0: scale from zero; default 1)")
-    parser.add_argument("--max-instances", type=int, default=unset, help="most instances it scales out to (default 1)")
-    parser.add_argument("--scale-out-seconds", type=optional_seconds, metavar="S|none", default=unset,
-                        help="with a backlog and 0 instances, add one after S emulated seconds (default 0); "
-                             "none: no scale-out policy, requests wait until their TTL")
-    parser.add_argument("--scale-in-idle-seconds", type=optional_seconds, metavar="S|none", default=unset,
-                        help="scale in to --min-instances after S idle seconds (default none: never)")
-    parser.add_argument("--metrics-period-seconds", type=float, metavar="S", default=unset,
-                        help="how often the backlog metrics go to CloudWatch (default 60)")
-
-
-NONE = "none"  # an explicit None among options that drop None values
-
-
-def scaling_options(args: Any) -> dict[str, Any]:
-    """The scaling options given on a command line, an explicit ``none`` as :data:`NONE`."""
-    return {k: NONE if getattr(args, k) is None else getattr(args, k) for k in SCALING_OPTIONS if hasattr(args, k)}
-
-
-def stack_kwargs(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` without unset (None) values, :data:`NONE` turned back into None."""
-    return {k: None if v == NONE else v for k, v in options.items() if v is not None}
 
 
 def http_url(host: str, port: int) -> str:
@@ -129,9 +97,24 @@ class ScaledClock:
     """Monotonic clock running ``scale`` times faster than real time."""
 
     def __init__(self, scale: float = 1.0):
-        if scale <= 0:
-            raise ValueError(f"time_scale must be > 0, got {scale}")
         self.scale, self._origin = scale, time.monotonic()
 
     def __call__(self) -> float:
         return self._origin + (time.monotonic() - self._origin) * self.scale
+
+
+def package_env() -> dict[str, str]:
+    """This environment for a process of the stack: this copy of the package first on its path,
+    and no AWS_ENDPOINT_URL_* (the engine's own clients talk to itself, never to what the caller
+    points at)."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    for name in [k for k in env if k.startswith("AWS_ENDPOINT_URL")]:
+        env.pop(name)
+    return env
+
+
+def input_bucket(region: str) -> str:
+    """The bucket the stack makes for inputs and outputs (SageMaker's default bucket name)."""
+    return f"sagemaker-{region}-{ACCOUNT_ID}"

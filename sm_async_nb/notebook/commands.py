@@ -8,7 +8,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.utils.process import arg_split
 
 from ..errors import ValidationError
-from ..local.settings import add_scaling_arguments, parse_duration
+from ..local.config import add_arguments
 
 
 def parse_line(parser: MagicArgumentParser, line: str) -> argparse.Namespace:
@@ -50,18 +50,10 @@ def _sm_async_parser() -> MagicArgumentParser:
     p.add_argument("--max-age", type=float, metavar="S", help="accept a cached status this young (default 60; 0: now)")
     p = sub.add_parser("local", help="the embedded local stack: start | stop | status")
     p.add_argument("action", choices=["start", "stop", "status"])
-    p.add_argument("--model", help="inference-toolkit handler file or serving container URL (default: iris)")
-    p.add_argument("--endpoint", help="endpoint name (default local-async)")
-    p.add_argument("--concurrency", type=int)
-    p.add_argument("--delay", type=float, metavar="S", help="seconds each invocation takes")
-    p.add_argument("--sns", action="store_true", help="give the endpoint SNS success/error topics")
-    p.add_argument("--time-scale", type=float, metavar="X",
-                   help="emulated seconds per real second for TTL/timeout accounting")
-    p.add_argument("--idle-timeout", type=parse_duration, metavar="DURATION",
-                   help="the detached stack stops after this long without a request (e.g. 30m; default 8h)")
     p.add_argument("--in-kernel", action="store_true",
-                   help="run the stack inside this kernel (ends with it) instead of the shared detached one")
-    add_scaling_arguments(p)
+                   help="a stack owned by this kernel (a child process of it, ending with it) instead of the "
+                        "shared detached one")
+    add_arguments(p)
     return parser
 
 

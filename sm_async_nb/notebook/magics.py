@@ -12,7 +12,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..config import SageMakerAsync
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
-from ..local.settings import scaling_options
+from ..local.config import from_arguments
 from ..records import FINISHED, UNFINISHED, Status
 from . import live
 from .commands import SM_ASYNC_PARSER, parse_line
@@ -310,20 +310,19 @@ class SageMakerAsyncMagics(Magics):
 
     def _cmd_local(self, args: argparse.Namespace) -> Any:
         if args.action == "start":
-            stack = self.session.start_local(model=args.model, endpoint_name=args.endpoint,
-                                             concurrency=args.concurrency, delay=args.delay,
-                                             sns=args.sns or None, time_scale=args.time_scale,
-                                             idle_timeout=args.idle_timeout, in_kernel=args.in_kernel,
-                                             **scaling_options(args))
-            how = ("inside this kernel" if args.in_kernel else
-                   f"detached, pid {getattr(stack, 'pid', '?')}; it outlives kernel restarts" + (
-                       "" if getattr(stack, "started", True) else ", reattached"))
+            try:
+                config = from_arguments(args)
+            except ValueError as exc:
+                raise ValidationError(f"%sm_async local start: {exc}") from None
+            stack = self.session.start_local(config, in_kernel=args.in_kernel)
+            how = f"detached, pid {stack.pid}; it outlives kernel restarts" + ("" if stack.started else ", reattached")
+            if not stack.outlives_owner:
+                how = f"owned by this kernel, pid {stack.pid}; it ends with the kernel"
             print(f"Local stack running ({how}): endpoint {stack.endpoint_name!r}, inputs under "
                   f"{self.session.client.input_prefix()}. This kernel's client now uses it "
                   "(%sm_async local stop stops it and restores the previous one).")
-            differs = getattr(stack, "differs", None)
-            if differs:
-                print(f"Note: the running stack keeps its own {', '.join(differs)} for {stack.endpoint_name!r}; "
+            if stack.differs:
+                print(f"Note: the running stack keeps its own {', '.join(stack.differs)} for {stack.endpoint_name!r}; "
                       "use another --endpoint, or %sm_async local stop and start again.")
             return None
         if args.action == "stop":

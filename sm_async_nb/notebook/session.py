@@ -16,8 +16,8 @@ from ..handles import Invocation, InvocationBatch
 from ..journal import Journal
 
 if TYPE_CHECKING:
-    from ..local.detached.handle import DetachedStack
-    from ..local.stack import LocalStack
+    from ..local.config import StackConfig
+    from ..local.handle import StackHandle
     from .panel.panel import Panel
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class NotebookSession:
         self.settings = settings
         self._client: AsyncInferenceClient | None = None
         self._aws_client: AsyncInferenceClient | None = None  # kept while a local stack is in use
-        self.stack: LocalStack | DetachedStack | None = None  # in this kernel, or the per-user detached one
+        self.stack: StackHandle | None = None  # in this kernel, or the per-user detached one
         self.panels: list[Panel] = []  # every panel this kernel made (the last one is the live one)
         self.submitted_once = False
         settings.observe(self._settings_changed, names=list(_CLIENT_SETTINGS))
@@ -105,34 +105,27 @@ class NotebookSession:
 
     # --- the local stack -----------------------------------------------------------------------
 
-    def start_local(self, *, in_kernel: bool = False, idle_timeout: float | None = None,
-                    **options: Any) -> LocalStack | DetachedStack:
+    def start_local(self, config: StackConfig, *, in_kernel: bool = False) -> StackHandle:
         """Point this kernel's client at a local stack (stop_local() points it back).
 
         By default the per-user detached stack: started if none runs, else reattached to (adding the
         endpoint if new), so it outlives kernel restarts and is shared by kernels. ``in_kernel=True``
-        runs a LocalStack inside this kernel instead, ending with it.
+        starts a stack owned by this kernel instead (a child process of it, ending with it).
+
+        Raises:
+            ValidationError: a stack of this kernel is already in use, or the stack could not start (why).
         """
-        from ..local.detached import handle as detached
+        from ..local.stack import LocalStack
 
-        options = {k: v for k, v in options.items() if v is not None}
-        if in_kernel:
-            if self.stack is not None:
-                raise ValidationError("A local stack is already in use by this kernel: %sm_async local stop first.")
-            from ..local.settings import stack_kwargs
-            from ..local.stack import LocalStack
-
-            stack: LocalStack | DetachedStack = LocalStack(**stack_kwargs(options)).start()
-        else:
-            if self.stack is not None and not isinstance(self.stack, detached.DetachedStack):
-                raise ValidationError("A local stack is running inside this kernel: %sm_async local stop first.")
-            try:
-                stack = detached.start(options, idle_timeout=idle_timeout or detached.DEFAULT_IDLE_TIMEOUT)
-            except (ValueError, RuntimeError, OSError) as exc:  # a bad model or option, an untrusted state file
-                raise ValidationError(str(exc)) from None
-            if isinstance(self.stack, detached.DetachedStack) and self.stack.pid == stack.pid:
-                self.stack = stack  # the same stack: keep the client (and its tracker)
-                return stack
+        if self.stack is not None and (in_kernel or not self.stack.outlives_owner):
+            raise ValidationError("A local stack is already in use by this kernel: %sm_async local stop first.")
+        try:
+            stack = LocalStack.from_config(config, where="child" if in_kernel else "detached").start()
+        except (ValueError, RuntimeError, OSError) as exc:  # a bad model or option, an untrusted state file
+            raise ValidationError(str(exc)) from None
+        if self.stack is not None and self.stack.pid == stack.pid:
+            self.stack = stack  # the same detached stack: keep the client (and its tracker)
+            return stack
         if self.stack is None:
             if self._client is not None:
                 self._client.tracker.stop()
@@ -171,21 +164,19 @@ class NotebookSession:
                 raise ValidationError(str(exc)) from None
             if stack is None:
                 return "No local stack is running (%sm_async local start)."
-        where = "inside this kernel" if not isinstance(stack, detached.DetachedStack) else f"detached, pid {stack.pid}"
+        where = f"detached, pid {stack.pid}" if stack.outlives_owner else f"owned by this kernel, pid {stack.pid}"
         used = "" if stack is self.stack else " (not used by this kernel: %sm_async local start attaches)"
         return (f"Local stack running ({where}){used}: endpoint {stack.endpoint_name!r}; endpoints: "
                 + ", ".join(f"{k}={v}" for k, v in stack.endpoint_urls.items()))
 
     def detach_local(self) -> None:
-        """Stop using the local stack; an in-kernel one is stopped, the detached one keeps running."""
-        from ..local.stack import LocalStack
-
-        if isinstance(self.stack, LocalStack):
-            self.stop_local()
-        elif self.stack is not None:
+        """Stop using the local stack: one owned by this kernel stops, the detached one keeps running."""
+        stack, self.stack = self.stack, None
+        if stack is not None:
             if self._client is not None:
                 self._client.close()
-            self._client, self._aws_client, self.stack = self._aws_client, None, None
+            self._client, self._aws_client = self._aws_client, None
+            stack.release()
 
     def close(self) -> None:
         for panel in self.panels:

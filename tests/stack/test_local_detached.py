@@ -15,6 +15,8 @@ import psutil
 import pytest
 from stackhelp import IRIS_CSV, clean_env, run_script
 
+from sm_async_nb.local.config import StackConfig
+
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
@@ -55,7 +57,8 @@ def test_cli_start_returns_reuses_reports_and_stops(cache):
     record = json.loads(cache.read_text())
     assert stat.S_IMODE(os.stat(cache).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(cache.parent).st_mode) == 0o700
-    assert alive(record["pid"]) and record["endpoints"] == ["cli-ep"]
+    pid = record["info"]["pid"]
+    assert alive(pid) and record["endpoints"] == ["cli-ep"]
     assert record["token"] not in first.stdout
 
     got = run_script({**clean_env(), **env}, """
@@ -67,13 +70,13 @@ def test_cli_start_returns_reuses_reports_and_stops(cache):
 
     again = cli("start", "--endpoint", "second-ep")
     assert "already running; reusing" in again.stdout and exports(again.stdout) == env
-    assert json.loads(cache.read_text())["pid"] == record["pid"]
+    assert json.loads(cache.read_text())["info"]["pid"] == pid
     assert json.loads(cache.read_text())["endpoints"] == ["cli-ep", "second-ep"]
     status = cli("status")
-    assert f"pid {record['pid']}" in status.stdout and "cli-ep, second-ep" in status.stdout
+    assert f"pid {pid}" in status.stdout and "cli-ep, second-ep" in status.stdout
 
     assert "stopped" in cli("stop").stdout
-    assert not alive(record["pid"]) and not cache.exists()
+    assert not alive(pid) and not cache.exists()
     assert cli("status", check=False).returncode == 1
     assert "no local stack is running" in cli("stop").stdout
 
@@ -81,20 +84,21 @@ def test_cli_start_returns_reuses_reports_and_stops(cache):
 def test_stack_stops_by_itself_after_the_idle_timeout(cache):
     from sm_async_nb.local.detached import handle as detached
 
-    stack = detached.start({"endpoint_name": "idle-ep"}, idle_timeout=1.5)
+    stack = detached.start(StackConfig(endpoint_name="idle-ep", idle_timeout=1.5))
     psutil.Process(stack.pid).wait(60)  # raises TimeoutExpired if it never stops
     assert not cache.exists()
 
 
 def _fake_record(cache, **changes):
     from sm_async_nb.local.detached import statefile
+    from sm_async_nb.local.info import StackInfo
 
-    record = statefile.StackRecord(pid=os.getpid(), create_time=psutil.Process().create_time(), host="127.0.0.1",
-                                   moto_port=1, runtime_port=1, token="secret-token", region="us-east-1", env={},
-                                   endpoint_urls={}, input_bucket="b", output_path="s3://b/o/", failure_path="s3://b/f/",
-                                   endpoint_name="local-async", idle_timeout=60.0)
+    info = StackInfo(pid=os.getpid(), host="127.0.0.1", moto_port=1, runtime_port=1, region="us-east-1",
+                     endpoint_name="local-async", input_bucket="b", output_path="s3://b/o/", failure_path="s3://b/f/")
+    record = statefile.StackRecord(info=info, create_time=psutil.Process().create_time(), token="secret-token",
+                                   idle_timeout=60.0)
     for key, value in changes.items():
-        setattr(record, key, value)
+        setattr(info if hasattr(info, key) else record, key, value)
     statefile.write(record, cache)
     return record
 
@@ -102,7 +106,7 @@ def _fake_record(cache, **changes):
 def _start_and_check_replaced(old_pid):
     from sm_async_nb.local.detached import handle as detached
 
-    stack = detached.start({"endpoint_name": "fresh-ep"})
+    stack = detached.start(StackConfig(endpoint_name="fresh-ep"))
     assert stack.started and stack.pid != old_pid and alive(stack.pid)
     assert stack.status()["endpoints"] == ["fresh-ep"]
 
@@ -168,7 +172,7 @@ def test_an_untrusted_state_file_is_a_one_line_error(cache, monkeypatch, capsys,
         cache.rename(target)
         cache.symlink_to(target)
     with pytest.raises(statefile.StateFileError, match=message):
-        detached.start({})
+        detached.start(StackConfig())
     assert command.main(["local", "status"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
@@ -178,12 +182,13 @@ def test_an_untrusted_state_file_is_a_one_line_error(cache, monkeypatch, capsys,
 def test_reattaching_with_other_settings_says_what_is_kept(cache):
     from sm_async_nb.local.detached import handle as detached
 
-    first = detached.start({"endpoint_name": "kept-ep", "delay": 0.1})
-    again = detached.start({"endpoint_name": "kept-ep", "delay": 2.0, "sns": True, "time_scale": 60})
+    first = detached.start(StackConfig(endpoint_name="kept-ep", delay=0.1))
+    again = detached.start(StackConfig(endpoint_name="kept-ep", delay=2.0, sns=True, time_scale=60))
     assert again.pid == first.pid and sorted(again.differs) == ["delay", "sns", "time_scale"]
-    same = detached.start({"endpoint_name": "kept-ep", "delay": 0.1})
+    assert again.started is False and first.started is True
+    same = detached.start(StackConfig(endpoint_name="kept-ep", delay=0.1))
     assert same.differs == []
-    other = detached.start({"endpoint_name": "new-ep", "delay": 2.0})
+    other = detached.start(StackConfig(endpoint_name="new-ep", delay=2.0))
     assert other.differs == [] and other.status()["endpoints"] == ["kept-ep", "new-ep"]
 
 
@@ -221,9 +226,9 @@ def test_a_bad_model_is_a_one_line_error_for_the_magic_and_the_cli(cache, tmp_pa
     session = NotebookSession(SageMakerAsync(journal_path=str(tmp_path / "journal.sqlite3")))
     try:
         with pytest.raises(sma.ValidationError, match="does not exist"):
-            session.start_local(model=str(tmp_path / "nope.py"))
+            session.start_local(StackConfig(model=str(tmp_path / "nope.py")))
         with pytest.raises(sma.ValidationError, match="weights missing"):
-            session.start_local(model=str(broken))
+            session.start_local(StackConfig(model=str(broken)))
     finally:
         session.close()
     assert command.main(["local", "start", "--model", str(broken)]) == 2

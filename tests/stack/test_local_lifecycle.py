@@ -28,7 +28,8 @@ def test_stop_leaves_no_thread_process_or_port_and_binds_loopback_only():
 
     threads_before = set(threading.enumerate())
     stack = LocalStack(sns=True).start()
-    ports, moto_pid = stack.ports, stack.moto_pid
+    ports, engine_pid = stack.ports, stack.pid
+    assert engine_pid in {c.pid for c in psutil.Process().children()}  # the default: a child of this process
     runtime = stack.boto3_client("sagemaker-runtime")  # keeps a keep-alive connection open
     runtime.invoke_endpoint_async(EndpointName="local-async", Body=IRIS_CSV.encode(), ContentType="text/csv")
     assert stack.wait_until_idle(20)
@@ -36,11 +37,11 @@ def test_stop_leaves_no_thread_process_or_port_and_binds_loopback_only():
     sockets = listening(ports.values())
     assert {c.laddr.port for c in sockets} == set(ports.values())
     assert all(c.laddr.ip == "127.0.0.1" for c in sockets), sockets
-    assert {c.pid for c in sockets} == {os.getpid(), moto_pid}
+    assert {c.pid for c in sockets} == {engine_pid}  # moto, the runtime and the worker: one process
 
     stack.stop()
     stack.stop()  # idempotent
-    assert not psutil.pid_exists(moto_pid)
+    assert not psutil.pid_exists(engine_pid) or psutil.Process(engine_pid).status() == psutil.STATUS_ZOMBIE
     leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
     assert leftover == []
     assert listening(ports.values()) == []
@@ -49,18 +50,37 @@ def test_stop_leaves_no_thread_process_or_port_and_binds_loopback_only():
     runtime.close()
 
 
-def test_moto_child_exits_when_its_parent_dies():
+def test_the_stack_child_exits_when_its_parent_dies():
     parent = subprocess.Popen([sys.executable, "-c", (
-        "import sys\nfrom sm_async_nb.local.motoserver.server import MotoProcess\n"
-        "m = MotoProcess(); m.start(); print(m.pid, flush=True); sys.stdin.read()")],
+        "import sys\nfrom sm_async_nb import LocalStack\n"
+        "s = LocalStack().start(); print(s.pid, flush=True); sys.stdin.read()")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=clean_env())
     child_pid = int(parent.stdout.readline())
     child = psutil.Process(child_pid)
     parent.kill()  # no cleanup code runs in the parent
     parent.wait()
-    child.wait(10)  # raises TimeoutExpired if the child outlived its parent
+    child.wait(20)  # raises TimeoutExpired if the child outlived its parent
     parent.stdout.close()
     parent.stdin.close()
+
+
+def test_the_engine_runs_in_this_process_when_asked():
+    from sm_async_nb.local import LocalStack
+
+    with LocalStack(where="this-process", concurrency=1) as stack:
+        assert stack.pid == os.getpid() and stack.where == "this-process"
+        assert {c.pid for c in listening(stack.ports.values())} == {os.getpid()}
+        runtime = stack.boto3_client("sagemaker-runtime")
+        runtime.invoke_endpoint_async(EndpointName="local-async", Body=IRIS_CSV.encode(), ContentType="text/csv")
+        assert stack.wait_until_idle(20) and stack.records()[0]["status"] == "Completed"
+        runtime.close()
+
+
+def test_an_unknown_placement_is_refused():
+    from sm_async_nb.local import LocalStack
+
+    with pytest.raises(ValueError, match="where must be one of this-process, child, detached"):
+        LocalStack(where="elsewhere")
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::"])
@@ -100,7 +120,9 @@ def test_bad_settings_are_refused_before_anything_starts():
     from sm_async_nb.local import LocalStack
 
     for kwargs in ({"endpoint_name": "bad_name"}, {"concurrency": 0}, {"fault_rate": 1.5},
-                   {"latency_ms": -1}, {"time_scale": 0}, {"delay": -1}):
+                   {"latency_ms": -1}, {"time_scale": 0}, {"delay": -1}, {"instance_count": 0},
+                   {"min_instances": 2, "max_instances": 1}, {"scale_out_seconds": -1},
+                   {"metrics_period_seconds": 0}, {"idle_timeout": 0}, {"moto_port": 70000}):
         with pytest.raises(ValueError):
             LocalStack(**kwargs)
 
@@ -148,8 +170,8 @@ def test_cli_local_prints_exports_serves_and_stops_on_ctrl_c():
         exports = dict(re.match(r"export (\w+)=(\S+)$", line).groups() for line in lines if line.startswith("export "))
         assert exports["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"].startswith("http://127.0.0.1:")
         assert "invoke-endpoint-async --endpoint-name cli-ep" in "\n".join(lines)
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert children, "the moto child should be running"
+        runtime_port = int(exports["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"].rsplit(":", 1)[1])
+        assert {c.pid for c in listening([runtime_port])} == {proc.pid}  # in the foreground: this process
         got = run_script({**clean_env(), **exports}, """
             s3, rt = boto3.client("s3"), boto3.client("sagemaker-runtime")
             a = rt.invoke_endpoint_async(EndpointName="cli-ep", Body=ARGS.encode(), ContentType="text/csv",
@@ -162,8 +184,6 @@ def test_cli_local_prints_exports_serves_and_stops_on_ctrl_c():
         assert proc.wait(30) == 0
     assert "local stack stopped" in proc.stdout.read()
     proc.stdout.close()
-    for child in children:
-        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
 
 
 def test_cli_help_lists_the_local_command():
@@ -205,11 +225,15 @@ def test_aws_cli_invoke_endpoint_async(stack, unique):
 
 def test_a_stopped_stack_gives_the_process_its_streams_and_logging_back():
     # In a process of its own: the module's other stacks would rightly keep the capture installed.
+    # A model given as a Python object runs in this process (served to the engine's child), so what
+    # it prints is captured here while the stack runs, and only then.
     code = textwrap.dedent("""
         import logging, sys
         from sm_async_nb import LocalStack
         before = (sys.stdout, sys.stderr, list(logging.getLogger().handlers))
         with LocalStack() as running:
+            assert (sys.stdout, sys.stderr) == before[:2]  # the engine's child captures its own model's lines
+        with LocalStack(model=lambda body, content_type: body) as running:
             assert type(sys.stdout).__name__ == "_Router"  # the model's prints are captured
         assert (sys.stdout, sys.stderr, list(logging.getLogger().handlers)) == before
         print("restored")

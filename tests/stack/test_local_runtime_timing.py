@@ -75,8 +75,8 @@ def test_concurrency_limit_is_honoured(stack, unique):
 
 
 def test_concurrency_is_per_instance_times_instance_count(stack, unique):
-    endpoint = stack.add_endpoint(f"{unique}-two", concurrency=3, instance_count=2)
-    assert endpoint.concurrency == 6
+    assert stack.add_endpoint(f"{unique}-two", concurrency=3, instance_count=2) is True
+    assert stack.stats["endpoints"][f"{unique}-two"]["concurrency"] == 6
     found = run_client(stack, """
         sm = boto3.client("sagemaker")
         cfg = sm.describe_endpoint_config(EndpointConfigName=sm.describe_endpoint(EndpointName=ARGS)["EndpointConfigName"])

@@ -226,12 +226,13 @@ def test_local_stack_start_status_stop(plain_shell, capsys):
     assert "Local stack stopped." in capsys.readouterr().out
     assert session(plain_shell).stack is None
     assert not _alive(stack.pid)
-    plain_shell.run_line_magic("sm_async", "local start --in-kernel")
-    moto_pid = session(plain_shell).stack.moto_pid
+    plain_shell.run_line_magic("sm_async", "local start --in-kernel --concurrency 1")
+    assert "owned by this kernel" in capsys.readouterr().out
+    engine_pid = session(plain_shell).stack.pid
     with pytest.raises(sma.ValidationError, match="already in use"):
         plain_shell.run_line_magic("sm_async", "local start --in-kernel")
     plain_shell.run_line_magic("sm_async", "local stop")
-    assert not _alive(moto_pid)
+    assert not _alive(engine_pid)
 
 
 def _alive(pid):

@@ -21,9 +21,9 @@ def graph():
 
 
 def test_imports_inside_functions_are_in_the_graph(graph):
-    # LocalStack.client() imports the client inside the function: the graph must see it, or the
+    # StackHandle.client() imports the client inside the function: the graph must see it, or the
     # cycle and layer checks below (and import-linter's) would miss such imports.
-    assert graph.direct_import_exists(importer="sm_async_nb.local.stack", imported="sm_async_nb.client")
+    assert graph.direct_import_exists(importer="sm_async_nb.local.handle", imported="sm_async_nb.client")
     assert graph.direct_import_exists(importer="sm_async_nb.client", imported="sm_async_nb.notebook.panel.panel")
 
 

@@ -1,158 +1,131 @@
-"""The per-user detached local stack, seen from a kernel or a shell: start or reuse it, add
-endpoints to it, read its status, stop it. The server itself is ``daemon.py``; what ties the two
-together is the state file (``statefile.py``) and the token-guarded control API."""
+"""The per-user detached local stack, seen from a kernel or a shell: start or reuse it, find it,
+stop it. The server itself is ``daemon.py``; what ties the two together is the state file
+(``statefile.py``) and the token-guarded control namespace (``../control.py``).
+
+:class:`Detached` is the ``detached`` placement (``../placement.py``): a handle it gives is an
+ordinary :class:`~sm_async_nb.local.handle.StackHandle`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import logging
 import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..settings import CONTROL_PREFIX, DEFAULT_IDLE_TIMEOUT, DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
+from ..config import StackConfig, absolute_model
+from ..control import Control, HttpControl
+from ..handle import StackHandle
+from ..info import StackInfo
+from ..settings import package_env
 from . import statefile
 from .statefile import StackRecord, StateFileError
-
-if TYPE_CHECKING:
-    from ...client import AsyncInferenceClient
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 90.0
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # HTTP(S)_PROXY is ignored
+__all__ = ["Detached", "StateFileError", "find", "start", "stop"]
 
 
-class DetachedStack:
-    """A handle on the running detached stack (what the state file says, verified)."""
+class Detached:
+    """The ``detached`` placement: the per-user server, started or reused under the state file's lock."""
 
-    def __init__(self, record: StackRecord, path: Path, started: bool = False):
-        self.record, self.path, self.started = record, path, started
-        self.endpoint_name = record.endpoint_name
-        self.region, self.input_bucket = record.region, record.input_bucket
-        self.output_path, self.failure_path = record.output_path, record.failure_path
-        self.endpoint_urls: dict[str, str] = dict(record.endpoint_urls)
-        self.env: dict[str, str] = dict(record.env)
-        self.differs: list[str] = []  # options asked for that the running stack has other values of
+    name, outlives_owner = "detached", True
 
-    @property
-    def pid(self) -> int:
-        return self.record.pid
+    def __init__(self, path: Path | None = None, record: StackRecord | None = None):
+        self.path, self.record = path, record
+        self.started = False
+        self.differs: list[str] = []
 
-    def call(self, op: str, *, http_timeout: float = 60.0, **args: Any) -> dict[str, Any]:
-        """One control operation; returns its JSON answer.
+    def start(self, config: StackConfig) -> tuple[StackInfo, Control]:
+        """Reuse the running stack (adding ``config``'s endpoint if new) or start one.
 
         Raises:
-            ValueError: the server refused it (its message).
-            OSError: the server could not be reached.
+            StateFileError: the state file cannot be trusted.
+            RuntimeError: the server did not start (its last log line says why).
+            ValueError: a bad option or model; a model given as a Python object.
         """
-        request = urllib.request.Request(self.record.control_url + CONTROL_PREFIX + op,
-                                         data=json.dumps(args).encode(), method="POST",
-                                         headers={"X-SM-Async-NB-Token": self.record.token,
-                                                  "Content-Type": "application/json"})
-        try:  # never through an HTTP proxy: the token is for this loopback server only
-            with NO_PROXY.open(request, timeout=http_timeout) as answer:
-                return dict(json.loads(answer.read()))
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read()).get("error", str(exc))
-            except ValueError:
-                message = str(exc)
-            raise ValueError(message) from None
+        path = self.path = self.path or statefile.state_path()
+        if config.model is not None:
+            config = config.replace(model=self.export_model(config.model))
+        with statefile.locked(path):
+            found = find(path)
+            if found.record is not None:
+                self.record = found.record
+                control = HttpControl(found.record.info.runtime_url, found.record.token)
+                answer = control.call("add_endpoint", exist_ok=True, **config.endpoint().to_args())
+                self.differs = config.differs(control.call("status")["config"]) + answer["differs"]
+                return dataclasses.replace(found.record.info, endpoint_name=config.endpoint_name), control
+            if found.stale:
+                log.info("replacing the local stack's state file %s: %s", path, found.stale)
+                statefile.remove(path)
+            self.record = _spawn(path, config)
+            self.started = True
+            return self.record.info, HttpControl(self.record.info.runtime_url, self.record.token)
 
-    def add_endpoint(self, name: str, **options: Any) -> bool:
-        """Create endpoint ``name`` unless it exists; True when it was added now. Options the
-        running stack or existing endpoint has other values of are listed in :attr:`differs`."""
-        clean = {k: v for k, v in options.items() if v is not None}
-        if isinstance(clean.get("model"), str):
-            clean["model"] = absolute_model(clean["model"])
-        answer = self.call("add_endpoint", name=name, **clean)
-        self.differs = list(answer.get("differs", []))
-        return bool(answer["added"])
-
-    def status(self) -> dict[str, Any]:
-        """pid, endpoints, stats and idle seconds of the running server.
+    def export_model(self, model: Any) -> Any:
+        """A path made absolute or a URL: a detached stack outlives this process, so it cannot be
+        given a Python object of it.
 
         Raises:
-            OSError: the server could not be reached.
+            ValueError: a Python object, or a model file that does not exist.
         """
-        return self.call("status")
-
-    def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
-        """The runtime's invocation records, as ``LocalStack.records``."""
-        return list(self.call("records", endpoint_name=endpoint_name)["records"])
-
-    def wait_until_idle(self, timeout: float = 30.0) -> bool:
-        """True once nothing is queued or running, False after ``timeout`` seconds."""
-        return bool(self.call("wait_idle", http_timeout=timeout + 10, timeout=timeout)["idle"])
+        if model is not None and not isinstance(model, str) and not hasattr(model, "__fspath__"):
+            raise ValueError("a detached local stack outlives this process, so its model must be a .py file, a "
+                             "folder or a container URL, not a Python object")
+        return absolute_model(model)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Ask the server to stop and wait until its process is gone."""
+        """Ask the server to stop and wait until its process is gone.
+
+        Raises:
+            RuntimeError: it did not stop within ``timeout`` seconds.
+        """
         import psutil
 
+        record, path = self.record, self.path or statefile.state_path()
+        if record is None:
+            return
+        self.record = None
         try:
-            self.call("stop", http_timeout=10)
+            HttpControl(record.info.runtime_url, record.token).call("stop", http_timeout=10)
         except (OSError, ValueError) as exc:
-            log.info("the stop request failed (%s); terminating pid %s", exc, self.pid)
-            if statefile.verify(self.record) is not None:  # that pid is no longer our server
-                statefile.remove(self.path, pid=self.pid)
+            log.info("the stop request failed (%s); terminating pid %s", exc, record.pid)
+            if statefile.verify(record) is not None:  # that pid is no longer our server
+                statefile.remove(path, pid=record.pid)
                 return
             with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(self.pid).terminate()
+                psutil.Process(record.pid).terminate()
         try:
-            psutil.Process(self.pid).wait(timeout)
+            psutil.Process(record.pid).wait(timeout)
         except psutil.NoSuchProcess:
             pass
         except psutil.TimeoutExpired:
-            raise RuntimeError(f"the local stack server (pid {self.pid}) did not stop within {timeout:g} s; "
-                               f"its log is {self.path.with_suffix('.log')}") from None
-        statefile.remove(self.path, pid=self.pid)
+            raise RuntimeError(f"the local stack server (pid {record.pid}) did not stop within {timeout:g} s; "
+                               f"its log is {path.with_suffix('.log')}") from None
+        statefile.remove(path, pid=record.pid)
 
-    def session(self) -> Any:
-        """A boto3.Session with the stack's dummy credentials and region."""
-        import boto3
-
-        return boto3.Session(aws_access_key_id=DUMMY_ACCESS_KEY_ID, aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
-                             region_name=self.region)
-
-    def client(self, **kwargs: Any) -> AsyncInferenceClient:
-        """An AsyncInferenceClient wired to this stack; keyword arguments are passed through."""
-        from ...client import AsyncInferenceClient
-
-        kwargs.setdefault("s3_input_path", f"s3://{self.input_bucket}/inputs/")
-        return AsyncInferenceClient(session=self.session(), endpoint_urls=self.endpoint_urls, **kwargs)
-
-    def boto3_client(self, service: str, **kwargs: Any) -> Any:
-        """A plain boto3 client for ``service`` pointed at the stack."""
-        return self.session().client(service, endpoint_url=self.endpoint_urls[service], **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<DetachedStack pid={self.pid} runtime={self.endpoint_urls['sagemaker-runtime']}>"
+    def release(self) -> None:
+        """Stop using it; it keeps running for other kernels until stopped or idle."""
+        self.record = None
 
 
-@dataclass(frozen=True)
+def attach(record: StackRecord, path: Path) -> StackHandle:
+    """A handle on the running detached stack ``record`` describes."""
+    return StackHandle(record.info, HttpControl(record.info.runtime_url, record.token), Detached(path, record),
+                       started=False)
+
+
 class Found:
     """What :func:`find` saw: the running stack, or why the state file was not used."""
 
-    stack: DetachedStack | None
-    stale: str | None = None
-
-
-def absolute_model(model: str) -> str:
-    """A model file relative to this process's directory, made absolute for the server."""
-    if "://" in model:
-        return model
-    path = Path(model).expanduser()
-    if not path.is_file():
-        raise ValueError(f"model file {model} does not exist")
-    return str(path.resolve())
+    def __init__(self, stack: StackHandle | None, stale: str | None = None, record: StackRecord | None = None):
+        self.stack, self.stale, self.record = stack, stale, record
 
 
 def find(path: Path | None = None) -> Found:
@@ -168,46 +141,30 @@ def find(path: Path | None = None) -> Found:
     why = statefile.verify(record)
     if why is not None:
         return Found(None, why)
-    return Found(DetachedStack(record, path))
+    return Found(attach(record, path), record=record)
 
 
-def start(options: dict[str, Any], idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-          path: Path | None = None) -> DetachedStack:
-    """Reuse the running stack (adding ``options['endpoint_name']`` if new) or start one.
+def start(config: StackConfig, path: Path | None = None) -> StackHandle:
+    """Reuse the running detached stack (adding ``config``'s endpoint if new) or start one.
 
     Raises:
         StateFileError: the state file cannot be trusted.
-        RuntimeError: the server did not start (its last log lines say why).
+        RuntimeError: the server did not start (its last log line says why).
         ValueError: a bad option or model.
     """
-    path = path or statefile.state_path()
-    options = {k: v for k, v in options.items() if v is not None}
-    if isinstance(options.get("model"), str):
-        options["model"] = absolute_model(options["model"])
-    with statefile.locked(path):
-        found = find(path)
-        if found.stack is not None:
-            name = options.get("endpoint_name") or found.stack.endpoint_name
-            found.stack.add_endpoint(name, **{k: v for k, v in options.items() if k != "endpoint_name"})
-            found.stack.endpoint_name = name
-            return found.stack
-        if found.stale:
-            log.info("replacing the local stack's state file %s: %s", path, found.stale)
-            statefile.remove(path)
-        return _spawn(path, {**options, "idle_timeout": idle_timeout})
+    placement = Detached(path)
+    info, control = placement.start(config)
+    handle = StackHandle(info, control, placement, started=placement.started)
+    handle.differs = placement.differs
+    return handle
 
 
-def _spawn(path: Path, config: dict[str, Any]) -> DetachedStack:
-    root = str(Path(__file__).resolve().parents[3])  # the folder holding the sm_async_nb package
-    env = dict(os.environ, PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-    for name in [k for k in env if k.startswith("AWS_ENDPOINT_URL")]:
-        env.pop(name)  # the server's own clients talk to itself, never to what the caller points at
+def _spawn(path: Path, config: StackConfig) -> StackRecord:
     log_path = path.with_suffix(".log")
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", statefile.DAEMON_MODULE, str(path), json.dumps(config)],
-                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
+        process = subprocess.Popen([sys.executable, "-m", statefile.DAEMON_MODULE, str(path), config.to_json()],
+                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=package_env(),
                                    start_new_session=True, cwd=str(path.parent))
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -218,7 +175,7 @@ def _spawn(path: Path, config: dict[str, Any]) -> DetachedStack:
         except StateFileError:
             record = None
         if record is not None and record.pid == process.pid and statefile.verify(record) is None:
-            return DetachedStack(record, path, started=True)
+            return record
         time.sleep(0.1)
     process.terminate()
     raise RuntimeError(f"the local stack server did not start within {START_TIMEOUT:g} s: {_last_line(log_path)}")

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..settings import http_url
+from ..info import StackInfo
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +42,15 @@ class StateFileError(ValueError):
 class StackRecord:
     """What the state file says about the running stack server."""
 
-    pid: int
+    info: StackInfo
     create_time: float
-    host: str
-    moto_port: int
-    runtime_port: int
     token: str
-    region: str
-    env: dict[str, str]
-    endpoint_urls: dict[str, str]
-    input_bucket: str
-    output_path: str
-    failure_path: str
-    endpoint_name: str
     idle_timeout: float
     endpoints: list[str] = field(default_factory=list)
 
     @property
-    def control_url(self) -> str:
-        return http_url(self.host, self.runtime_port)
+    def pid(self) -> int:
+        return self.info.pid
 
 
 def cache_dir() -> Path:
@@ -118,11 +108,12 @@ def read(path: Path) -> StackRecord | None:
     try:
         data = json.loads(path.read_text())
         names = {f.name for f in fields(StackRecord)}
-        record = StackRecord(**{k: v for k, v in data.items() if k in names})
+        record = StackRecord(**{k: v for k, v in data.items() if k in names and k != "info"},
+                             info=StackInfo(**data["info"]))
         if not (isinstance(record.pid, int) and isinstance(record.token, str) and record.token):
             raise TypeError("pid/token")
         return record
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
         log.warning("the local stack's state file %s is corrupt (%s); it will be replaced", path, exc)
         return None
 
@@ -142,7 +133,7 @@ def verify(record: StackRecord) -> str | None:
         return f"its server (pid {record.pid}) is gone"
     except psutil.AccessDenied:
         return f"pid {record.pid} is not yours"
-    missing = {record.moto_port, record.runtime_port} - listening
+    missing = {record.info.moto_port, record.info.runtime_port} - listening
     if missing:
         return f"its server no longer listens on port(s) {sorted(missing)}"
     return None

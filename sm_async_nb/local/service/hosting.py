@@ -14,6 +14,8 @@ Three kinds, one interface (``load()``, ``invoke(...) -> (body, content_type)``,
   a JSON-able dict/list, or ``(body, content_type)``.
 * :class:`ContainerModel` — the URL of a serving container implementing ``GET /ping`` and
   ``POST /invocations`` (CustomAttributes forwarded as ``X-Amzn-SageMaker-Custom-Attributes``).
+  Lines a container sends back in :data:`LOG_HEADER` (the stack's own model server does, see
+  ``local/modelserver.py``) are printed, so they reach the model's CloudWatch Logs stream.
 
 Errors raised by a model are turned into failure objects by the worker; they never stop the
 runtime.
@@ -21,12 +23,14 @@ runtime.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import inspect
 import io
 import json
 import os
+import sys
 import threading
 import types
 import urllib.error
@@ -39,6 +43,7 @@ from typing import Any, Protocol
 JSON, CSV, NPY = "application/json", "text/csv", "application/x-npy"
 
 SHIPPED_IRIS = Path(__file__).resolve().parents[1] / "demo_models" / "iris.py"
+LOG_HEADER = "X-SM-Async-NB-Model-Log"  # base64 of a JSON list of the lines a served model printed
 
 
 class ModelInvocationError(Exception):
@@ -262,13 +267,27 @@ class ContainerModel:
         request = urllib.request.Request(self.url + "/invocations", data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
+                _print_lines(answer.headers.get(LOG_HEADER))
                 return answer.read(), answer.headers.get("Content-Type") or "application/octet-stream"
         except urllib.error.HTTPError as exc:
+            _print_lines(exc.headers.get(LOG_HEADER))
             text = exc.read().decode("utf-8", "replace")[:2000]
             raise ModelInvocationError(exc.code, text) from None
 
     def close(self) -> None:
         pass
+
+
+def _print_lines(header: str | None) -> None:
+    """Print the lines a container sent back (the worker collects what a model call prints)."""
+    if not header:
+        return
+    try:
+        lines = json.loads(base64.b64decode(header))
+    except ValueError:
+        return
+    for line in lines if isinstance(lines, list) else []:
+        sys.stdout.write(f"{line}\n")
 
 
 def resolve_model(model: Any = None) -> Any:

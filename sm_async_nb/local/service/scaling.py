@@ -39,24 +39,13 @@ ALARM_METRIC = NO_CAPACITY_METRIC
 
 @dataclass(frozen=True)
 class ScalingSettings:
-    """The stack's scaling options (names fixed by SPEC §10)."""
+    """The stack's scaling options (names fixed by SPEC §10; checked by ``StackConfig``)."""
 
     min_instances: int = 1
     max_instances: int = 1
     scale_out_seconds: float | None = 0.0
     scale_in_idle_seconds: float | None = None
     metrics_period_seconds: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.min_instances < 0 or self.max_instances < max(1, self.min_instances):
-            raise ValueError(f"need 0 <= min_instances <= max_instances and max_instances >= 1, got "
-                             f"{self.min_instances} and {self.max_instances}")
-        for name in ("scale_out_seconds", "scale_in_idle_seconds"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0 or None, got {value}")
-        if self.metrics_period_seconds <= 0:
-            raise ValueError(f"metrics_period_seconds must be > 0, got {self.metrics_period_seconds}")
 
 
 @dataclass
