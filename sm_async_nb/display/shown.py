@@ -32,12 +32,13 @@ BRIEF_CHARS = 300
 
 
 def _name(record: InvocationRecord) -> str:
-    """What a part is called: its label, else the input object's name, else its short id."""
-    if record.label:
-        return record.label
+    """What a part is called: the name of the user's own input object (``submit_s3``: ``cat.png``),
+    else its label, else its short id."""
     if record.user_input and record.input_location:
-        return os.path.basename(record.input_location.rstrip("/")) or short_id(record.inference_id)
-    return short_id(record.inference_id)
+        name = os.path.basename(record.input_location.rstrip("/"))
+        if name:
+            return name
+    return record.label or short_id(record.inference_id)
 
 
 def _state(record: InvocationRecord, now: float) -> tuple[str, str]:
