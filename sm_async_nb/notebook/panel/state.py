@@ -1,5 +1,6 @@
-"""The panel's state: what the user asked for (the query, the selection, the details row), what the
-panel was told (its message, answers from the workers) and the snapshot it last computed.
+"""The panel's state: what the user asked for (the query, the selection, the details row, the
+activity view), what the panel was told (its message, answers from the workers, notices) and the
+snapshot it last computed.
 
 Plain data and the rules that change it; no widgets, no threads, no locks. One loop (``loop.py``)
 owns a state: it applies intents in order with ``apply(intent, now)``, takes the effects they

@@ -31,9 +31,9 @@ COLUMNS = (("", 28, 28, None, "select"), ("Label", 160, 64, "label", "label"),
            ("Elapsed/latency", 128, 70, "elapsed", "elapsed"), ("Expires in", 92, 62, "expires", "expires"),
            ("Output", 72, 52, "output", "output"))
 GAP_PX = 6  # right margin of each cell
-# Columns hidden when the table is narrower than (px), the least needed first: below the first width
-# the nine columns no longer fit at their least widths. Container queries are CSS, not JavaScript,
-# and every browser Jupyter runs in (JupyterLab, Notebook 7, VS Code) has them.
+# Columns hidden when the table is narrower than (px), the least needed first, so that what stays
+# always fits at its least widths (tests/unit/test_panel.py checks each band). Container queries
+# are CSS, not JavaScript, and every browser Jupyter runs in (JupyterLab, Notebook 7, VS Code) has them.
 HIDE_BELOW = ((760, ("submitted",)), (640, ("endpoint", "expires")), (480, ("elapsed", "output")))
 TABLE_BASIS_PX = 880  # the table's comfortable width: the activity view sits beside it only when both fit
 PANEL_CSS = "".join(
