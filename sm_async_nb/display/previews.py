@@ -120,8 +120,7 @@ def classify(head: bytes, content_type: str | None) -> Kind:
         if sniffed in _WHOLE_TABLES:
             return Kind("table", sniffed)
         return Kind("binary", sniffed, "" if not said or declared == sniffed else f"{said}but the bytes are {sniffed}")
-    if family(declared) is not None or declared in _WHOLE_TABLES or (declared or "").split("/")[0] in (
-            "image", "audio", "video"):
+    if declared in _WHOLE_TABLES or (declared or "").split("/")[0] in ("image", "audio", "video"):
         doubt = f"{said}but the bytes are not {_name(declared)}"
         return Kind("text" if _as_text(head) is not None else "binary", None, doubt)
     if declared == JSON or (declared or "").endswith("+json"):
@@ -188,7 +187,7 @@ def build(body: bytes, content_type: str | None, total: int | None, *, csv_heade
         found = _json(body, content_type, size, csv_header, doubt)
         if found is not None:
             return found
-    if kind.kind == "table" or (kind.kind == "json" and not complete and kind.media in _LINES):
+    if kind.kind == "table":
         found = _table(body, kind.media, content_type, size, complete, csv_header, doubt)
         if found is not None:
             return found
