@@ -21,7 +21,18 @@ import time
 import uuid
 
 import pytest
-from test_panel_browser import REPO, notebook, open_notebook, run_all_from_menu, shot, snapshot, step, write_notebook
+from test_panel_browser import (
+    FIT_JS,
+    REPO,
+    measure_fit,
+    notebook,
+    open_notebook,
+    run_all_from_menu,
+    shot,
+    snapshot,
+    step,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -40,26 +51,6 @@ CELLS = [
     "batch.show()",
     "panel = client.panel()\npanel",
 ]
-
-# The geometry of the panel's table against the output area it is shown in.
-FIT_JS = """() => {
-  const panel = document.querySelector('.jp-NotebookPanel .sm-async-panel');
-  const area = panel.closest('.jp-OutputArea-output');
-  const box = area.getBoundingClientRect();
-  const cells = [...panel.querySelectorAll('.sm-async-head > *')].map(c => {
-    const r = c.getBoundingClientRect();
-    const style = getComputedStyle(c);
-    const text = c.matches('button') ? c : c.querySelector('button') || c;
-    return {cls: c.className, left: r.left, right: r.right, width: r.width, shown: style.display !== 'none',
-            cut: text.scrollWidth > text.clientWidth + 1, text: (c.innerText || '').trim()};
-  });
-  const rows = [...panel.querySelectorAll('.sm-async-row')].filter(r => r.checkVisibility())
-      .map(r => Math.max(...[...r.children].filter(c => getComputedStyle(c).display !== 'none')
-                               .map(c => c.getBoundingClientRect().right)));
-  const browser = document.querySelector('#filebrowser');
-  return {areaLeft: box.left, areaRight: box.right, areaWidth: box.width, cells, rowRights: rows,
-          fileBrowser: !!(browser && browser.checkVisibility() && browser.getBoundingClientRect().width > 100)};
-}"""
 
 # The rendered media and charts, and the colours they are drawn in.
 MEDIA_JS = """() => {
@@ -133,18 +124,6 @@ def switch_to_dark(page) -> None:
         "() => document.body.dataset.jpThemeLight === 'false'"), 30)
 
 
-def measure_fit(page, target_width: int) -> dict:
-    """Resize the window so the output area is ``target_width`` px wide; its geometry then."""
-    for _ in range(4):
-        fit = page.evaluate(FIT_JS)
-        if abs(fit["areaWidth"] - target_width) <= 4:
-            break
-        size = page.viewport_size
-        page.set_viewport_size({"width": int(size["width"] + target_width - fit["areaWidth"]), "height": size["height"]})
-        page.wait_for_timeout(700)
-    return page.evaluate(FIT_JS)
-
-
 def test_media_previews_activity_and_fit_in_jupyterlab(lab_server, page):
     name = write_notebook(lab_server.root, "media.ipynb", CELLS)
     open_notebook(page, lab_server.page_url(f"/lab/workspaces/media-{uuid.uuid4().hex[:8]}/tree/{name}?reset"))
@@ -191,7 +170,7 @@ def test_media_previews_activity_and_fit_in_jupyterlab(lab_server, page):
     assert len(shown_cells) == 9, f"a column is hidden at 1,000 px: {fit['cells']}"
     assert all(fit["areaLeft"] - 1 <= c["left"] and c["right"] <= fit["areaRight"] + 1 for c in shown_cells), fit
     assert not [c["text"] for c in shown_cells if c["cut"]], f"headers cut at 1,000 px: {shown_cells}"
-    assert max(fit["rowRights"]) <= fit["areaRight"] + 1, fit
+    assert max(fit["rowRights"]) <= fit["areaRight"] + 1 and not fit["cutValues"], fit
     shot(panel, "fit-1000.png")
     step(page, "fit at 620 px")
     narrow = measure_fit(page, 620)
@@ -199,7 +178,7 @@ def test_media_previews_activity_and_fit_in_jupyterlab(lab_server, page):
     assert "Submitted" not in visible and "Endpoint" not in visible and "Expires in" not in visible, narrow
     assert {"Label", "Inference id", "Status", "Output"} <= set(visible), visible
     assert all(c["right"] <= narrow["areaRight"] + 1 for c in narrow["cells"] if c["shown"]), narrow
-    assert max(narrow["rowRights"]) <= narrow["areaRight"] + 1, narrow
+    assert max(narrow["rowRights"]) <= narrow["areaRight"] + 1 and not narrow["cutValues"], narrow
     shot(panel, "fit-620.png")
     assert snapshot(page)["prompts"] == prompts, "a cell ran while the panel was explored"
     assert page.dialogs == [], page.dialogs

@@ -21,15 +21,16 @@ from ...display.text import status_badge
 from .rows import RowView
 
 # One column each: (header, flex basis px, least px, sort key in journal.views.SORTABLE or None, the
-# CSS class of its cells). Columns shrink from their basis to their least width, so the table fits
-# the output area it is shown in (JupyterLab with the file browser open, Notebook 7, VS Code);
-# narrower still, PANEL_CSS hides whole columns by priority. The first column is the selection
-# checkbox; the inference id cell is the button that opens the row's details.
+# CSS class of its cells). Columns shrink from their basis to their least width (no less than the
+# header's longest word: headers wrap onto a second line, values end in "…"), so the table fits the
+# output area it is shown in (JupyterLab with the file browser open, Notebook 7, VS Code); narrower
+# still, PANEL_CSS hides whole columns by priority. The first column is the selection checkbox;
+# the inference id cell is the button that opens the row's details.
 COLUMNS = (("", 28, 28, None, "select"), ("Label", 160, 64, "label", "label"),
-           ("Endpoint", 120, 60, "endpoint", "endpoint"), ("Inference id", 124, 104, "id", "id"),
-           ("Status", 96, 84, "status", "status"), ("Submitted", 104, 62, "submitted", "submitted"),
-           ("Elapsed/latency", 128, 70, "elapsed", "elapsed"), ("Expires in", 92, 62, "expires", "expires"),
-           ("Output", 72, 52, "output", "output"))
+           ("Endpoint", 120, 72, "endpoint", "endpoint"), ("Inference id", 120, 120, "id", "id"),
+           ("Status", 96, 92, "status", "status"), ("Submitted", 104, 84, "submitted", "submitted"),
+           ("Elapsed/\u200blatency", 128, 74, "elapsed", "elapsed"), ("Expires in", 92, 64, "expires", "expires"),
+           ("Output", 72, 62, "output", "output"))
 GAP_PX = 6  # right margin of each cell
 # Columns hidden when the table is narrower than (px), the least needed first, so that what stays
 # always fits at its least widths (tests/unit/test_panel.py checks each band). Container queries
@@ -40,7 +41,9 @@ PANEL_CSS = "".join(
     [".sm-async-panel{max-width:100%}.sm-async-panel .sm-async-table{container-type:inline-size}",
      ".sm-async-panel .sm-async-row>*,.sm-async-panel .sm-async-head>*{overflow:hidden}",
      ".sm-async-panel .sm-async-cell button,.sm-async-panel button.sm-async-cell{max-width:100%;"
-     "overflow:hidden;text-overflow:ellipsis;white-space:nowrap;padding:0 4px}"]
+     "overflow:hidden;text-overflow:ellipsis;white-space:nowrap;padding:0 4px}",
+     ".sm-async-panel .sm-async-head button.sm-async-cell{white-space:normal;height:auto;min-height:28px;"
+     "line-height:1.2}"]
     + [f"@container (max-width:{width}px){{" + ",".join(f".sm-async-panel .sm-async-col-{c}" for c in hidden)
        + "{display:none!important}}" for width, hidden in HIDE_BELOW])
 
@@ -58,7 +61,8 @@ class _Shared:
     column, not one per cell, so displaying the panel opens far fewer comms."""
 
     def __init__(self) -> None:
-        self.cells = [W.Layout(flex=f"{1 if key in ('label', 'endpoint') else 0} 1 {basis}px", width="auto",
+        grow = ("label", "endpoint")  # what takes the room a wide output leaves
+        self.cells = [W.Layout(flex=f"{int(key in grow)} {int(basis > least)} {basis}px", width="auto",
                                min_width=f"{least}px", overflow="hidden", margin=f"0 {GAP_PX}px 0 0")
                       for _, basis, least, key, _ in COLUMNS]
         self.row = W.Layout(align_items="center", min_height="26px", width="100%")
