@@ -517,7 +517,9 @@ class PanelState:
         batch_id = next(iter(batches)) if len(batches) == 1 else None
         if batch_id is None:
             return Progress(data.finished, data.matching, data.unsuccessful, "shown")
-        finished, total, unsuccessful = self.reader.batch_progress(batch_id)
+        counts = tuple(sorted(data.counts.items()))  # a batch's counts move only when these do
+        finished, total, unsuccessful = self._memo_get("progress", (batch_id, counts),
+                                                       lambda: self.reader.batch_progress(batch_id))
         return Progress(finished, total, unsuccessful, f"batch {self._batch_name(batch_id)}")
 
     def _batch_name(self, batch_id: str) -> str:
