@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import os
 from collections import Counter
 from collections.abc import Generator, Iterator
@@ -27,8 +26,6 @@ from .tracking.tracker import Tracker
 
 if TYPE_CHECKING:
     import pandas as pd
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

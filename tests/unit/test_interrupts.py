@@ -74,7 +74,7 @@ def test_ctrl_c_during_a_batch_sends_nothing_that_had_not_started(client, slow_i
     # worker may have started one more.
     late = sum(1 for t in slow_invokes if t > slow_invokes.fired_at)
     assert late <= client.max_workers * (1 if how == "sigint" else 2)
-    time.sleep(0.3)
+    time.sleep(0.3)  # an absence: watched for a while of real time (a send still queued would start in it)
     assert all(t <= raised_at for t in slow_invokes), "nothing may be sent after the exception"
     errors = [p for p in batch.parts() if p.status is Status.ERROR]
     assert {p.error for p in errors} == {NOT_SENT_INTERRUPTED}
