@@ -130,20 +130,7 @@ class Submitter:
         plan.open()
         run = _Run(plan)
         try:
-            while True:
-                if run.wants_more():
-                    self._fill(run)
-                if not run.held:
-                    if run.exhausted or run.stop.stopped:
-                        break
-                    continue
-                try:
-                    done = run.finished.get(timeout=WAIT_SLICE_S)
-                except queue.Empty:
-                    continue
-                request = run.held.pop(done)
-                self._account(done, run)
-                run.advance(request)
+            self._loop(run)
         except KeyboardInterrupt:
             self._interrupt(run)
         finally:
@@ -152,6 +139,27 @@ class Submitter:
             self.on_submitted()
         self._conclude(run)
         return run.tally
+
+    def _loop(self, run: _Run) -> None:
+        """Take, hand out and account for requests until the plan is exhausted or the run stops.
+
+        A frame of its own, entered inside ``run``'s try: on CPython 3.11 an interrupt that lands on a
+        loop's jump back to the first statement of a ``try`` body escapes that try's handlers and its
+        ``finally`` (the handler table is looked up one instruction before the jump's target)."""
+        while True:
+            if run.wants_more():
+                self._fill(run)
+            if not run.held:
+                if run.exhausted or run.stop.stopped:
+                    return
+                continue
+            try:
+                done = run.finished.get(timeout=WAIT_SLICE_S)
+            except queue.Empty:
+                continue
+            request = run.held.pop(done)
+            self._account(done, run)
+            run.advance(request)
 
     def resubmit(self, inference_ids: Iterable[str], *, skip_impossible: bool | None = None) -> list[str]:
         """Send ERROR, FAILED or EXPIRED invocations again; returns the ids now carrying them.
