@@ -95,6 +95,29 @@ def test_ctrl_c_during_a_single_submit_lets_the_request_finish(client, slow_invo
     assert client.invocation("one-in-flight").status is Status.PENDING  # journaled, and tracked
 
 
+def test_ctrl_c_landing_in_the_hand_off_to_the_pool_never_calls_a_sent_request_not_sent(client, monkeypatch):
+    # The Ctrl-C lands right after the request went to the pool, once its invoke is under way: it must be
+    # waited for and journaled PENDING, never marked "not sent" (resubmit() would then send it twice).
+    invoking = threading.Event()
+    client.aws.runtime.meta.events.register("before-send.sagemaker-runtime.InvokeEndpointAsync",
+                                            lambda **_: invoking.set())
+    submit = client.pool.submit
+
+    def submit_then_ctrl_c(*args, **kwargs):
+        future = submit(*args, **kwargs)
+        if threading.current_thread() is threading.main_thread():
+            assert invoking.wait(10)
+            raise KeyboardInterrupt
+        return future
+
+    monkeypatch.setattr(client.pool, "submit", submit_then_ctrl_c)
+    with pytest.raises(sma.SubmissionInterrupted) as info:
+        client.submit("ep", "1,2,3,4\n", inference_id="handed-off")
+    assert (info.value.sent, info.value.not_sent) == (1, 0)
+    row = client.journal.get("handed-off")
+    assert row.status is Status.PENDING and row.error is None
+
+
 class Unplugged(BaseException):
     """Not an Exception: what no ``except Exception`` in a worker catches."""
 
