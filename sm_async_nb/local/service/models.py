@@ -3,7 +3,8 @@ invocation records, and the domain errors the service answers with.
 
 Plain state behind one lock, no HTTP and no threads of its own: ``responses`` turns HTTP into
 :class:`InvokeArgs` and calls :meth:`Backend.submit`; the ``worker`` takes queued
-invocations and records their outcome. Times are kept twice: ``*_at`` are wall-clock epoch
+invocations and records their outcome; the endpoint ``lifecycle`` registers what it serves and
+retires what was deleted. Times are kept twice: ``*_at`` are wall-clock epoch
 seconds (for records and notifications), ``*_clock`` are readings of the stack's emulated clock
 (for TTL and timeout accounting, see ``LocalStack(time_scale=...)``).
 """
@@ -92,9 +93,24 @@ class Endpoint:
     error_topic: str | None = None
     include_response_in: tuple[str, ...] = ()  # NotificationConfig.IncludeInferenceResponseIn
     concurrency: int = 1  # MaxConcurrentInvocationsPerInstance x instance count
-    instances: int = 1  # the emulated instance count (scaling.py changes it)
+    instances: int = 1  # the emulated instance count (the lifecycle's fleet changes it)
     delay: float = 0.0  # extra real seconds per model invocation
     config_name: str = ""
+    per_instance: int = 1  # MaxConcurrentInvocationsPerInstance
+    healthy: bool = True  # False after its container went away, until /ping answers again
+
+    def scale(self, instances: int) -> None:
+        """Run ``instances`` instances, each taking MaxConcurrentInvocationsPerInstance requests at once."""
+        self.instances, self.concurrency = instances, self.per_instance * instances
+
+
+@dataclass
+class Retired:
+    """An endpoint deleted with requests still queued or running (the worker fails them)."""
+
+    endpoint: Endpoint
+    queued: list[Invocation]
+    running: list[Invocation]
 
 
 @dataclass(frozen=True)
@@ -162,6 +178,7 @@ class Backend:
         # Per endpoint, an emulated-clock reading no queued request expires before: the worker scans
         # the queue for expired requests only once it is reached (the queue can hold thousands).
         self.next_expiry: dict[str, float] = {}
+        self._retired: list[Retired] = []
 
     # -- endpoints ---------------------------------------------------------------------------
     def register(self, endpoint: Endpoint) -> None:
@@ -170,6 +187,26 @@ class Backend:
             self._queues.setdefault(endpoint.name, deque())
             self._running.setdefault(endpoint.name, {})
             self.max_in_flight.setdefault(endpoint.name, 0)
+
+    def retire(self, name: str) -> None:
+        """Stop serving endpoint ``name`` (deleted): new requests get EndpointNotFound, and the
+        requests still queued or running are handed to the worker to fail (:meth:`take_retired`)."""
+        with self.lock:
+            endpoint = self._endpoints.pop(name, None)
+            if endpoint is None:
+                return
+            queued = list(self._queues.pop(name, ()))
+            running = list(self._running.pop(name, {}).values())
+            self._queues[name], self._running[name] = deque(), {}
+            self.next_expiry.pop(name, None)
+            if queued or running:
+                self._retired.append(Retired(endpoint, queued, running))
+            self.changed.notify_all()
+
+    def take_retired(self) -> list[Retired]:
+        with self.lock:
+            retired, self._retired = self._retired, []
+            return retired
 
     def endpoint(self, name: str) -> Endpoint | None:
         with self.lock:
