@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import time
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -13,11 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .context import Context
+from .display.shown import Gallery, Shown, show_batch, show_invocation
 from .endpoints.logs import LogLine
 from .endpoints.monitor import EndpointMonitor
-from .errors import ValidationError
-from .journal.frames import parts_frame
-from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status
+from .errors import NotTracked, ValidationError
+from .journal.activity import Scope
+from .journal.frames import parts_frame, timeline_frame
+from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status, statuses_of
 from .results import downloads
 from .results import loading as results
 from .results import writer as results_writer
@@ -39,15 +42,47 @@ class HandleParts:
     monitor: EndpointMonitor
 
     def invocation(self, inference_id: str) -> Invocation:
+        """A handle on a tracked invocation.
+
+        Raises:
+            NotTracked: the journal has no row for it.
+        """
+        if not isinstance(inference_id, str) or self.ctx.journal.get(inference_id) is None:
+            raise NotTracked(f"Invocation {inference_id!r} is not tracked by this journal ({self.ctx.journal.path}): "
+                             "ids are tracked when they are submitted through this client (or another one on the "
+                             "same journal), until they are forgotten.", parameter="inference_id")
         return Invocation(self, inference_id)
 
     def batch(self, batch_id: str) -> InvocationBatch:
+        """A handle on a tracked batch.
+
+        Raises:
+            NotTracked: the journal has no such batch.
+        """
         return InvocationBatch(self, batch_id)
 
 
 def _check_limit(limit: object) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValidationError(f"limit must be a positive integer, not {limit!r}.", parameter="limit")
+
+
+def _freq_seconds(freq: object) -> float:
+    """A fixed pandas frequency ("30s", "1min", "5min", "1h", a Timedelta) in seconds.
+
+    Raises:
+        ValidationError: not a fixed frequency of at least one second.
+    """
+    import pandas as pd
+
+    try:
+        seconds = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
+    except (TypeError, ValueError):
+        raise ValidationError(f"freq must be a fixed pandas frequency such as '1min', '5min' or '1h', not "
+                              f"{freq!r}.", parameter="freq") from None
+    if not seconds >= 1:
+        raise ValidationError(f"freq must be at least one second, not {freq!r}.", parameter="freq")
+    return seconds
 
 
 def _when(epoch: float | None) -> dt.datetime | None:
@@ -65,7 +100,9 @@ class Invocation:
     def record(self) -> InvocationRecord:
         record = self._parts.ctx.journal.get(self.inference_id)
         if record is None:
-            raise LookupError(f"Invocation {self.inference_id} is no longer tracked (it was forgotten).")
+            raise NotTracked(f"Invocation {self.inference_id} is no longer tracked by this journal "
+                             f"({self._parts.ctx.journal.path}): it was forgotten (its S3 objects stay).",
+                             parameter="inference_id")
         return record
 
     # The journal row, attribute by attribute.
@@ -144,6 +181,31 @@ class Invocation:
         """The output object's bytes, whatever its content type."""
         return results.fetch(self._parts.ctx, self._finished_record())[0]
 
+    def show(self) -> Shown:
+        """The output, shown by its media type (display it in a cell: images as images, audio and video
+        as players, JSON pretty-printed, text wrapped, tables as their first rows, anything else as
+        its size and first bytes), or the status and reason of an invocation without one. Media
+        larger than ``display.previews.MEDIA_LIMIT`` (2 MiB) are described, not read:
+        :meth:`download` saves them.
+
+        Raises:
+            OutputMissing: the output was removed from S3. AwsError: S3 refused.
+        """
+        return show_invocation(self._parts.ctx, self.record, time.time())
+
+    def download(self, folder: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """The raw output as a file in ``folder``, streamed, named as ``batch.download`` names it.
+
+        Raises:
+            InferenceFailed / InferenceExpired / ResultNotReady / SubmissionError: there is no output.
+            ValidationError: ``folder`` is not a usable folder, or ``overwrite`` is not a bool.
+            OutputMissing: the output was removed from S3. AwsError: S3 refused.
+        """
+        record = self._finished_record()
+        results.raise_unless_completed(record)
+        [path] = downloads.download(self._parts.ctx, [record], folder, overwrite=overwrite)
+        return path
+
     def resubmit(self) -> Invocation:
         """Send an ERROR, FAILED or EXPIRED invocation again, reusing its input in S3."""
         [inference_id] = self._parts.submitter.resubmit([self.inference_id])
@@ -176,9 +238,11 @@ class InvocationBatch:
     def __init__(self, parts: HandleParts, batch_id: str):
         self._parts = parts
         self.batch_id = batch_id
-        record = parts.ctx.journal.get_batch(batch_id)
+        record = parts.ctx.journal.get_batch(batch_id) if isinstance(batch_id, str) else None
         if record is None:
-            raise LookupError(f"No batch {batch_id!r} in the journal.")
+            raise NotTracked(f"Batch {batch_id!r} is not tracked by this journal ({parts.ctx.journal.path}): batches "
+                             "are tracked when they are submitted through this client (or another one on the same "
+                             "journal), until all their invocations are forgotten.", parameter="batch_id")
         self.record = record
 
     label = property(lambda self: self.record.label)
@@ -211,8 +275,16 @@ class InvocationBatch:
         return {s.value: counts[s.value] for s in Status if counts[s.value]}
 
     @property
+    def unsent(self) -> int:
+        """How many of the batch's requests were never sent: its submission (a dataset read in a stream)
+        stopped part-way (Ctrl-C, expired credentials). Re-running the same call with its inference id
+        prefix sends them; until then ``done`` is False and ``result()`` says they are missing."""
+        return len(results.unsent_slots(self.record, self.parts()))
+
+    @property
     def done(self) -> bool:
-        return all(r.status in FINISHED for r in self.parts())
+        parts = self.parts()
+        return all(r.status in FINISHED for r in parts) and not results.unsent_slots(self.record, parts)
 
     def refresh(self) -> dict[str, int]:
         ids = [r.inference_id for r in self.parts() if r.status is Status.PENDING]
@@ -267,18 +339,53 @@ class InvocationBatch:
 
     def download(self, folder: str | os.PathLike[str], overwrite: bool = False) -> list[Path]:
         """The completed parts' raw outputs as files in ``folder``, streamed and concurrent, named after
-        their input objects; existing files are kept unless ``overwrite``. Returns the paths in order.
+        their input objects; existing files are kept unless ``overwrite``, and a file that already holds
+        its output (an earlier download) is kept and not downloaded again. Returns the paths in order.
 
         Raises:
             ValidationError: ``folder`` is not a usable folder, ``overwrite`` is not a bool, or a
                 target name is taken by something that is not a file (checked before any download).
-            OutputMissing: an output was removed from S3. AwsError: S3 refused.
+            OutputMissing: an output was removed from S3. AwsError: S3 refused. Raised once every other
+                part is downloaded (or, after a failure every part would meet, cancelled); the message
+                names every failed part, ``.failures`` holds them and ``.paths`` the files in place.
         """
         return downloads.download(self._parts.ctx, self.parts(), folder, overwrite=overwrite)
 
-    def resubmit(self, statuses: frozenset[Status] | set[Status] = RESUBMITTABLE) -> list[Invocation]:
-        """Send the parts in ``statuses`` (default: ERROR, FAILED, EXPIRED) again, reusing their inputs."""
-        wanted = set(statuses)
+    def show(self, limit: int = 24) -> Gallery:
+        """The first ``limit`` parts as a gallery (display it in a cell): images in a grid with their
+        labels, audio and video as players, other outputs in brief, parts without an output with
+        their status. Each output is bounded as :meth:`Invocation.show` bounds it, and the media one
+        gallery inlines by ``display.shown.GALLERY_BYTES`` (8 MiB); :meth:`download` saves the rest.
+
+        Raises:
+            ValidationError: ``limit`` is not a positive integer.
+        """
+        _check_limit(limit)
+        ctx = self._parts.ctx
+        return show_batch(ctx, f"Batch {self.label or self.batch_id}", self.parts(), limit, time.time())
+
+    def timeline(self, freq: str = "1min") -> pd.DataFrame:
+        """The batch over time, one row per interval of ``freq`` (a fixed pandas frequency) from its
+        first submission to its last event (to now while parts are unfinished), indexed by the
+        interval's start (UTC): ``submitted``, ``completed``, ``failed``, ``expired`` in the interval,
+        ``pending`` and ``queued`` at its end. Every attempt of a resubmitted part counts.
+        Computed in SQL over the journal (``journal.activity`` defines each column).
+
+        Raises:
+            ValidationError: ``freq`` is not a fixed frequency of at least one second, or makes more
+                than 100,000 intervals.
+        """
+        step = _freq_seconds(freq)
+        ctx = self._parts.ctx
+        return timeline_frame(ctx.journal, Scope(ctx.origin, batch_id=self.batch_id), step, time.time())
+
+    def resubmit(self, statuses: frozenset[Status] | set[Status] | Status | str = RESUBMITTABLE) -> list[Invocation]:
+        """Send the parts in ``statuses`` (default: ERROR, FAILED, EXPIRED) again, reusing their inputs.
+
+        Raises:
+            ValidationError: ``statuses`` holds something that is not a status.
+        """
+        wanted = statuses_of(statuses)
         ids = [r.inference_id for r in self.parts() if r.status in wanted]
         if not ids:
             return []
@@ -290,5 +397,7 @@ class InvocationBatch:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k.lower()}={v}" for k, v in self.status_counts().items())
+        unsent = self.unsent
+        counts += f", never sent={unsent}" if unsent else ""
         label = f" label={self.label!r}" if self.label else ""
         return f"<InvocationBatch {self.batch_id}{label} endpoint={self.endpoint_name!r} {counts}>"

@@ -1,6 +1,7 @@
 """What the browser tests share: where the checkout and the artifacts are, and how a test drives and
 reads a notebook page in JupyterLab or Notebook 7 (open it and wait for its kernel, Run All, one
-consistent snapshot of the page, screenshots, a notebook written for a test)."""
+consistent snapshot of the page, screenshots, a notebook written for a test, the table's fit in its
+output area)."""
 
 from __future__ import annotations
 
@@ -102,3 +103,43 @@ def snapshot(page) -> dict:
     snap = page.evaluate(SNAPSHOT_JS)
     assert snap is not None, "no visible notebook panel"
     return snap
+
+
+# The geometry of the panel's table against the output area it is shown in.
+FIT_JS = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel .sm-async-panel');
+  const area = panel.closest('.jp-OutputArea-output');
+  const box = area.getBoundingClientRect();
+  const cells = [...panel.querySelectorAll('.sm-async-head > *')].map(c => {
+    const r = c.getBoundingClientRect();
+    const style = getComputedStyle(c);
+    const text = c.matches('button') ? c : c.querySelector('button') || c;
+    return {cls: c.className, left: r.left, right: r.right, width: r.width, shown: style.display !== 'none',
+            cut: text.scrollWidth > text.clientWidth + 1, text: (c.innerText || '').trim()};
+  });
+  const rows = [...panel.querySelectorAll('.sm-async-row')].filter(r => r.checkVisibility())
+      .map(r => Math.max(...[...r.children].filter(c => getComputedStyle(c).display !== 'none')
+                               .map(c => c.getBoundingClientRect().right)));
+  // Values cut short, but for labels and endpoint names (those end in "…" by design, whole in a tooltip).
+  const cutValues = [...panel.querySelectorAll('.sm-async-row .sm-async-cell')]
+      .filter(c => c.checkVisibility() && !/sm-async-col-(label|endpoint)/.test(c.className))
+      .map(c => c.matches('button') ? c : c.querySelector('button, span') || c)
+      .filter(e => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right >
+                   e.closest('.sm-async-cell').getBoundingClientRect().right + 1)
+      .map(e => (e.innerText || '').trim());
+  const browser = document.querySelector('#filebrowser');
+  return {areaLeft: box.left, areaRight: box.right, areaWidth: box.width, cells, rowRights: rows, cutValues,
+          fileBrowser: !!(browser && browser.checkVisibility() && browser.getBoundingClientRect().width > 100)};
+}"""
+
+
+def measure_fit(page, target_width: int) -> dict:
+    """Resize the window so the output area is ``target_width`` px wide; its geometry then."""
+    for _ in range(4):
+        fit = page.evaluate(FIT_JS)
+        if abs(fit["areaWidth"] - target_width) <= 4:
+            break
+        size = page.viewport_size
+        page.set_viewport_size({"width": int(size["width"] + target_width - fit["areaWidth"]), "height": size["height"]})
+        page.wait_for_timeout(700)
+    return page.evaluate(FIT_JS)

@@ -26,6 +26,7 @@ from labkit import (
     LABEL,
     REPO,
     STATUS,
+    measure_fit,
     notebook,
     open_notebook,
     run_all_from_menu,
@@ -277,5 +278,13 @@ def test_panel_in_notebook7(lab_server, page):
     run_all_from_menu(page)
     seen = watch_batch_complete(page, "iris-40", 4, "notebook7-1-pending.png", "notebook7-2-completed.png")
     assert notebook(page).locator(".sm-async-panel").count() == 1, "expected one panel in the notebook"
+    step(page, "fit")  # the table inside a 1,000 px output, and a 700 px one (VS Code's narrower outputs)
+    for width, hidden in ((1000, set()), (700, {"Submitted"})):
+        fit = measure_fit(page, width)
+        shown = [c for c in fit["cells"] if c["shown"]]
+        assert {c["text"].rstrip(" ▲▼") for c in fit["cells"] if not c["shown"]} == hidden, fit["cells"]
+        assert all(c["right"] <= fit["areaRight"] + 1 for c in shown) and not [c for c in shown if c["cut"]], fit
+        assert max(fit["rowRights"]) <= fit["areaRight"] + 1 and not fit["cutValues"], fit
+        shot(notebook(page).locator(".sm-async-panel"), f"notebook7-fit-{width}.png")
     assert page.dialogs == [], f"a dialog was opened: {page.dialogs}"
     print(f"\nNotebook 7: rows completed {time.monotonic() - t0:.1f} s after opening;", seen)

@@ -116,6 +116,9 @@ def test_line_form_returns_handle_and_fans_out_dataframes(shell, list_keys):
 
 
 def test_dollar_expansion_in_line_arguments(shell, invokes):
+    from motokit import moto_endpoint
+
+    moto_endpoint("expanded-ep")  # submissions check that their endpoint exists
     shell.user_ns["name"] = "expanded-ep"
     shell.user_ns["ttl"] = 120
     shell.run_cell("%%invoke_async $name --ttl $ttl\n1\n")

@@ -78,8 +78,8 @@ def world():
 
 
 def submit(backend, body: bytes, at: float, **kw) -> str:
-    inv, _ = backend.submit(InvokeArgs(endpoint_name="ep", body=body, content_type="text/plain", inference_id=body.decode(),
-                                       **kw), now_clock=at, now_wall=1_700_000_000.0 + at)
+    inv = backend.submit(InvokeArgs(endpoint_name="ep", body=body, content_type="text/plain", inference_id=body.decode(),
+                                    **kw), now_clock=at, now_wall=1_700_000_000.0 + at)
     return inv.inference_id
 
 
@@ -90,6 +90,18 @@ def finish(worker, model, body: bytes) -> None:
 
 def status(backend, inference_id):
     return next(r["status"] for r in backend.records() if r["inference_id"] == inference_id)
+
+
+def test_a_repeated_inference_id_is_a_second_invocation_that_runs_too(world):
+    backend, sink, model, worker, _ = world
+    submit(backend, b"dup", at=0)
+    submit(backend, b"dup", at=0)  # AWS does not deduplicate by id: each request is an invocation
+    worker.step(0)
+    assert [inv.inference_id for inv in backend.running("ep")] == ["dup", "dup"]  # both run, neither replaces
+    finish(worker, model, b"dup")
+    worker.step(1)
+    assert [r["status"] for r in backend.records() if r["inference_id"] == "dup"] == [COMPLETED, COMPLETED]
+    assert backend.endpoint_stats()["ep"]["requests_received"] == 2
 
 
 def test_fifo_order_and_concurrency_limit(world):

@@ -152,8 +152,8 @@ class Invocation:
     failure_reason: str | None = None
     output_content_type: str | None = None
     output_size: int | None = None
-    request_count: int = 1  # how many InvokeEndpointAsync calls carried this id
     late_result_discarded: bool = False
+    seq: int = 0  # this invocation among every request the runtime received (ids may repeat)
 
     def record(self) -> dict[str, Any]:
         data = asdict(self)
@@ -172,8 +172,8 @@ class Backend:
         self.changed = threading.Condition(self.lock)  # notified on enqueue / completion
         self._endpoints: dict[str, Endpoint] = {}
         self._queues: dict[str, deque[Invocation]] = {}
-        self._running: dict[str, dict[str, Invocation]] = {}
-        self._all: dict[tuple[str, str], Invocation] = {}
+        self._running: dict[str, dict[int, Invocation]] = {}  # endpoint -> seq -> running invocation
+        self._all: list[Invocation] = []  # every request received, in arrival order
         self.max_in_flight: dict[str, int] = {}
         # Per endpoint, an emulated-clock reading no queued request expires before: the worker scans
         # the queue for expired requests only once it is reached (the queue can hold thousands).
@@ -217,13 +217,12 @@ class Backend:
             return list(self._endpoints.values())
 
     # -- requests ----------------------------------------------------------------------------
-    def submit(self, args: InvokeArgs, *, now_clock: float, now_wall: float) -> tuple[Invocation, bool]:
-        """Queue a request; returns (invocation, is_new).
+    def submit(self, args: InvokeArgs, *, now_clock: float, now_wall: float) -> Invocation:
+        """Queue a request as a new invocation.
 
-        Idempotency: a request whose InferenceId is already known on the same endpoint is a
-        retry of that request. It is answered with the same locations and is not queued again
-        (AWS does not document this case; this is the behaviour a retrying client needs).
-        ``request_count`` counts the calls so tests can see retries.
+        A repeated InferenceId is another invocation, as on AWS: SageMaker does not deduplicate by id (a
+        second request with the same id runs again and writes the same output location). Idempotent
+        submission is the client's job (its journal), never the runtime's.
         """
         with self.lock:
             endpoint = self._endpoints.get(args.endpoint_name)
@@ -232,10 +231,6 @@ class Backend:
             if not endpoint.asynchronous:
                 raise EndpointNotAsync(args.endpoint_name, self.account_id, endpoint.config_name)
             inference_id = args.inference_id or str(uuid.uuid4())
-            known = self._all.get((endpoint.name, inference_id))
-            if known is not None:
-                known.request_count += 1
-                return known, False
             output, failure = result_locations(endpoint.output_path, endpoint.failure_path, inference_id,
                                                args.s3_output_path_extension,
                                                args.filename)
@@ -245,13 +240,13 @@ class Backend:
                 custom_attributes=args.custom_attributes, input_location=args.input_location,
                 body=args.body, ttl_seconds=args.request_ttl_seconds or DEFAULT_TTL_SECONDS,
                 timeout_seconds=args.invocation_timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
-                received_at=now_wall, received_clock=now_clock)
-            self._all[(endpoint.name, inference_id)] = invocation
+                received_at=now_wall, received_clock=now_clock, seq=len(self._all))
+            self._all.append(invocation)
             self._queues[endpoint.name].append(invocation)
             expiry = now_clock + invocation.ttl_seconds
             self.next_expiry[endpoint.name] = min(self.next_expiry.get(endpoint.name, expiry), expiry)
             self.changed.notify_all()
-            return invocation, True
+            return invocation
 
     def queued(self, endpoint_name: str) -> list[Invocation]:
         with self.lock:
@@ -284,7 +279,7 @@ class Backend:
             invocation.status, invocation.started_clock, invocation.started_at = (RuntimeStatus.RUNNING, now_clock,
                                                                                  now_wall)
             running = self._running[invocation.endpoint_name]
-            running[invocation.inference_id] = invocation
+            running[invocation.seq] = invocation
             name = invocation.endpoint_name
             self.max_in_flight[name] = max(self.max_in_flight[name], len(running))
 
@@ -293,7 +288,7 @@ class Backend:
         with self.lock:
             invocation.status, invocation.finished_at, invocation.failure_reason = status, now_wall, reason
             invocation.body = None  # the inline payload is not needed any more
-            self._running[invocation.endpoint_name].pop(invocation.inference_id, None)
+            self._running[invocation.endpoint_name].pop(invocation.seq, None)
             self.changed.notify_all()
 
     def notify(self) -> None:
@@ -304,8 +299,7 @@ class Backend:
     def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
         """Every invocation ever received, in arrival order, as plain dicts."""
         with self.lock:
-            return [inv.record() for (name, _), inv in self._all.items()
-                    if endpoint_name is None or name == endpoint_name]
+            return [inv.record() for inv in self._all if endpoint_name is None or inv.endpoint_name == endpoint_name]
 
     def endpoint_stats(self) -> dict[str, dict[str, Any]]:
         with self.lock:
@@ -313,10 +307,10 @@ class Backend:
             for name in self._endpoints:
                 counts = dict.fromkeys(RuntimeStatus, 0)
                 received = 0
-                for (ep, _), inv in self._all.items():
-                    if ep == name:
+                for inv in self._all:
+                    if inv.endpoint_name == name:
                         counts[inv.status] += 1
-                        received += inv.request_count
+                        received += 1
                 stats[name] = {"max_in_flight": self.max_in_flight[name],
                                "in_flight": len(self._running[name]),
                                "concurrency": self._endpoints[name].concurrency,

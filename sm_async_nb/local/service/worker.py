@@ -117,7 +117,7 @@ class Worker:
         self.backend, self.sink, self.clock, self.wall = backend, sink, clock, wall
         self.time_scale = time_scale
         self.model_logs = model_logs  # a modellogs.CloudWatchLogs: the model's lines go there
-        self._jobs: dict[tuple[str, str], _Job] = {}
+        self._jobs: dict[int, _Job] = {}  # by Invocation.seq: ids may repeat (each request runs)
         self._abandoned: list[_Job] = []
         self._step_lock = threading.Lock()
         self._closing = threading.Event()
@@ -140,7 +140,7 @@ class Worker:
     def _step_endpoint(self, endpoint: Endpoint, now: float) -> int:
         changes = 0
         for inv in self.backend.running(endpoint.name):
-            job = self._jobs[(endpoint.name, inv.inference_id)]
+            job = self._jobs[inv.seq]
             if job.done.is_set():
                 self._complete(endpoint, job)
                 changes += 1
@@ -165,7 +165,7 @@ class Worker:
         self.backend.mark_running(inv, now_clock=now, now_wall=self.wall())
         per_instance = max(1, endpoint.concurrency // max(1, endpoint.instances))
         job = _Job(inv, instance=(len(self.backend.running(endpoint.name)) - 1) // per_instance)
-        self._jobs[(endpoint.name, inv.inference_id)] = job
+        self._jobs[inv.seq] = job
         job.thread = threading.Thread(target=self._execute, args=(endpoint, job), daemon=True,
                                       name=f"sm-async-nb-model-{inv.inference_id[:12]}")
         job.thread.start()
@@ -219,7 +219,7 @@ class Worker:
                        f"EndpointDeleted: The endpoint {endpoint.name} was deleted before this request was "
                        "processed; it was never sent to the model.")
         for inv in retired.running:
-            job = self._jobs.pop((endpoint.name, inv.inference_id), None)
+            job = self._jobs.pop(inv.seq, None)
             if job is not None:
                 self._abandoned.append(job)
             self._fail(endpoint, inv, RuntimeStatus.FAILED,
@@ -229,7 +229,7 @@ class Worker:
 
     def _complete(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation
-        del self._jobs[(endpoint.name, inv.inference_id)]
+        del self._jobs[inv.seq]
         if isinstance(job.error, ContainerUnreachable):
             endpoint.healthy = False  # no request starts until its /ping answers 200 again (lifecycle.py)
             log.warning("endpoint %s: %s; waiting for GET /ping to answer 200", endpoint.name, job.error)
@@ -250,7 +250,7 @@ class Worker:
 
     def _time_out(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation
-        del self._jobs[(endpoint.name, inv.inference_id)]
+        del self._jobs[inv.seq]
         self._abandoned.append(job)  # its result, if it ever comes, is discarded
         self._fail(endpoint, inv, RuntimeStatus.TIMED_OUT,
                    f"InvocationTimeout: The model did not respond within InvocationTimeoutSeconds "
