@@ -242,6 +242,43 @@ def test_dataframe_split_into_requests_in_order(client):
     assert result[0].tolist() == (df["a"] * 2).tolist()
 
 
+SERVING_OUTPUTS = {  # what each kind of container answers for n rows (SPEC §19)
+    "split": lambda rows: {"predictions": [int(a) * 2 for a in rows["a"]]},                      # MLflow
+    "instances": lambda rows: {"predictions": [[int(a) * 2, 0.5] for a in rows["a"]]},           # TF Serving
+    "inputs": lambda rows: [{"generated_text": f"row {int(a) * 2}"} for a in rows["a"]],         # Hugging Face
+    "records": lambda rows: {"outputs": [int(a) * 2 for a in rows["a"]]},
+}
+
+
+@pytest.mark.parametrize("json_format", SERVING_OUTPUTS)
+def test_dataframes_in_a_serving_containers_json_come_back_aligned(client, json_format):
+    df = pd.DataFrame({"a": range(25), "b": [i * 0.5 for i in range(25)]}, index=[f"r{i}" for i in range(25)])
+    batch = client.submit_dataframe("ep", df, rows_per_request=10, content_type="application/json",
+                                    json_format=json_format)
+    parts = batch.parts()
+    for p in reversed(parts):
+        body = json.loads(boto3.client("s3").get_object(**_bk(p.input_location))["Body"].read())
+        rows = df.iloc[p.row_start:p.row_start + p.row_count]
+        expected = rows.values.tolist()
+        assert body == {"records": expected, "split": {"dataframe_split": {"columns": ["a", "b"], "data": expected}},
+                        "instances": {"instances": expected}, "inputs": {"inputs": expected}}[json_format]
+        put_output(p.output_location, json.dumps(SERVING_OUTPUTS[json_format](rows)).encode(), "application/json")
+    result = batch.wait(timeout=10).result()
+    assert result.index.tolist() == df.index.tolist()
+    first = result.iloc[:, 0].tolist()
+    assert first == ([f"row {a * 2}" for a in df["a"]] if json_format == "inputs" else (df["a"] * 2).tolist())
+
+
+def test_the_json_format_setting_lays_out_dataframes_sent_as_json(moto_aws, tmp_path):
+    settings = sma.SageMakerAsync(json_format="instances")
+    with sma.AsyncInferenceClient("s3://input-bucket/p/", journal_path=tmp_path / "j", settings=settings) as c:
+        sent = [c.submit("ep", pd.DataFrame({"x": [1, 2]}), content_type="application/json"),
+                c.submit("ep", pd.DataFrame({"x": [1, 2]}), content_type="application/json", json_format="records"),
+                c.submit("ep", pd.DataFrame({"x": [1, 2]}))]  # CSV: the setting does not apply
+        bodies = [boto3.client("s3").get_object(**_bk(inv.input_location))["Body"].read() for inv in sent]
+    assert bodies == [b'{"instances":[[1],[2]]}', b"[[1],[2]]", b"1\n2\n"]
+
+
 def test_batch_results_skip_or_raise_on_failed_parts(client):
     batch = client.submit_many("ep", ["1", "2", "3"], label="trio")
     parts = batch.parts()
