@@ -223,9 +223,12 @@ class Submitter:
                 run.tally.add(Outcome.SKIPPED)
                 run.advance(request)
             else:
-                future = self.ctx.pool.submit(self.sender.send, request, run.stop)
-                run.held[future] = request
+                # Our own future, held before the pool can start the send: a Ctrl-C at any point of the
+                # hand-over finds the request either not held (never sent) or held (cancelled or waited for).
+                future: Future[Outcome] = Future()
                 future.add_done_callback(run.finished.put)
+                run.held[future] = request
+                self.ctx.pool.submit(_settle, future, self.sender.send, request, run.stop)
             run.handed += 1
         if run.taken:
             self.on_submitted()
@@ -241,8 +244,9 @@ class Submitter:
     def _interrupt(self, run: _Run) -> None:
         """Ctrl-C: nothing that has not started is sent; what is in flight finishes; say what happened."""
         run.stop.interrupt()  # requests that start from now on journal themselves as not sent
+        held = {id(request) for request in run.held.values()}
         for request in run.taken[run.handed:]:  # journaled (perhaps) but never given to the pool
-            if not request.done and self.sender.not_sent(request, NOT_SENT_INTERRUPTED):
+            if not request.done and id(request) not in held and self.sender.not_sent(request, NOT_SENT_INTERRUPTED):
                 run.tally.add(Outcome.INTERRUPTED)
         for future, request in run.held.items():
             if future.cancel():
@@ -282,6 +286,16 @@ class Submitter:
                 f"Stopped after {sent} of {plan.total} requests: {stop.problem.message} Once that is fixed, re-run "
                 f"with inference_id={plan.continue_with!r} to send the other {plan.total - sent} (nothing is sent "
                 "twice).", code=stop.problem.code, batch_id=plan.batch.batch_id if plan.batch else None)
+
+
+def _settle(future: Future[Outcome], send: Callable[..., Outcome], *args: object) -> None:
+    """On a worker: run ``send`` for ``future`` unless it was cancelled first (as the pool does for its own)."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(send(*args))
+    except BaseException as exc:  # the runner accounts for it (_account)
+        future.set_exception(exc)
 
 
 def _wait_all(futures: list[Future[Outcome]]) -> None:
