@@ -25,6 +25,7 @@ _EXPORTS = {
     "DecodeError": "sm_async_nb.errors",
     "JournalError": "sm_async_nb.errors",
     "OutputMissing": "sm_async_nb.errors",
+    "NotTracked": "sm_async_nb.errors",
     "AwsError": "sm_async_nb.errors",
     "ConfigurationError": "sm_async_nb.errors",
     "EndpointStatus": "sm_async_nb.endpoints.status",
@@ -32,9 +33,8 @@ _EXPORTS = {
 
 __all__ = [  # the names of _EXPORTS, spelled out for static tools
     "AsyncInferenceClient", "AwsError", "ConfigurationError", "DecodeError", "EndpointStatus", "InferenceExpired",
-    "InferenceFailed",
-    "Invocation", "InvocationBatch", "JournalError", "LocalStack", "OutputMissing", "ResultNotReady", "SageMakerAsync",
-    "Status", "SubmissionError", "SubmissionInterrupted", "ValidationError",
+    "InferenceFailed", "Invocation", "InvocationBatch", "JournalError", "LocalStack", "NotTracked", "OutputMissing",
+    "ResultNotReady", "SageMakerAsync", "Status", "SubmissionError", "SubmissionInterrupted", "ValidationError",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
         InferenceExpired,
         InferenceFailed,
         JournalError,
+        NotTracked,
         OutputMissing,
         ResultNotReady,
         SubmissionError,

@@ -10,9 +10,10 @@ journal → upload → invoke. Following up goes through ``tracking``, ``handles
 from __future__ import annotations
 
 import numbers
+import operator
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from .endpoints.status import EndpointStatus
 from .errors import AwsError, ConfigurationError, SubmissionError, ValidationError
 from .handles import HandleParts, Invocation, InvocationBatch
 from .journal import Journal
-from .records import InvocationRecord, Status
+from .records import InvocationRecord, Status, ids_of, statuses_of
 from .submission import plans
 from .submission.inputs import InputPrefix
 from .submission.options import (
@@ -55,7 +56,8 @@ class AsyncInferenceClient:
 
     def __init__(self, s3_input_path: str | None = None, session: boto3.Session | None = None,
                  journal_path: str | os.PathLike[str] | None = None, max_workers: int | None = None, *,
-                 settings: SageMakerAsync | None = None, endpoint_urls: dict[str, str] | None = None):
+                 settings: SageMakerAsync | None = None, endpoint_urls: dict[str, str] | None = None,
+                 clock: Callable[[], float] = time.time):
         """
         Args:
             s3_input_path: where payloads are uploaded (``s3://bucket/prefix/``); default from the
@@ -65,6 +67,8 @@ class AsyncInferenceClient:
             max_workers: concurrency for uploads, invokes and downloads (default 16).
             settings: a SageMakerAsync settings object (the notebook's, for ``%config``).
             endpoint_urls: endpoint_url per boto3 service name (a local stack or a moto server).
+            clock: the notebook's clock (epoch seconds); S3's may differ from it, by hours even, and
+                outputs are still matched (tests inject one that is off).
 
         Raises:
             ConfigurationError: no region, or an s3_input_path that is not an S3 URI.
@@ -82,16 +86,30 @@ class AsyncInferenceClient:
         if session.region_name is None:
             raise ConfigurationError("No AWS region configured: set AWS_DEFAULT_REGION, a region in your "
                                      "profile, or %config SageMakerAsync.region = 'us-east-1'.")
-        self.max_workers = max_workers or self.settings.max_workers
-        aws = AwsClients(session, endpoint_urls, self.max_workers)
-        journal = Journal(journal_path or self.settings.resolved_journal_path())
+        workers: Any = max_workers if max_workers is not None else self.settings.max_workers
+        try:
+            self.max_workers = -1 if isinstance(workers, bool) else operator.index(workers)
+        except TypeError:
+            self.max_workers = -1
+        if self.max_workers < 1:
+            raise ConfigurationError(f"max_workers must be a positive integer, not {workers!r}.")
+        if journal_path is not None and (not isinstance(journal_path, (str, os.PathLike))
+                                         or not os.fspath(journal_path)):
+            raise ConfigurationError(f"journal_path must be a file path, not {journal_path!r}.")
+        if endpoint_urls is not None and not (isinstance(endpoint_urls, dict) and all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in endpoint_urls.items())):
+            raise ConfigurationError("endpoint_urls must map boto3 service names to URLs, e.g. "
+                                     f"{{'s3': 'http://127.0.0.1:5000'}}, not {endpoint_urls!r}.")
+        aws = AwsClients(session, endpoint_urls, self.max_workers, clock=clock)
+        journal = Journal(journal_path or self.settings.resolved_journal_path(), clock=clock)
         self.pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sm-async-nb")
-        self.ctx = Context(aws=aws, journal=journal, settings=self.settings, pool=self.pool, origin=aws.origin())
-        self.tracker = Tracker(self.ctx)
+        self.ctx = Context(aws=aws, journal=journal, settings=self.settings, pool=self.pool, origin=aws.origin(),
+                           clock=clock)
+        self.tracker = Tracker(self.ctx, clock=clock)
         self._inputs = InputPrefix(self.ctx, configured)
         self._preparer = Preparer(self.ctx, self._inputs)
         self._submitter = Submitter(self.ctx, self._preparer, on_submitted=self.tracker.poke)
-        self.monitor = EndpointMonitor(self.ctx)
+        self.monitor = EndpointMonitor(self.ctx, clock=clock)
         self._parts = HandleParts(self.ctx, self.tracker, self._submitter, self.monitor)
         self.recovered = recover_interrupted(self.ctx)
 
@@ -191,7 +209,8 @@ class AsyncInferenceClient:
             endpoint_name: the async endpoint.
             source: one ``s3://bucket/key``; a prefix ending in ``/`` (listed, every object under it);
                 a list of URIs; or a pandas Series of URIs (results align to its index).
-            pattern: with a prefix, an fnmatch pattern on the key below it (``"*.wav"``).
+            pattern: with a prefix, a glob on the key below it, as ``submit_dataset``'s: ``*`` and ``?`` stay
+                within one ``/``-segment, ``**`` spans any number (``"*.wav"``, ``"**/*.wav"``).
             inference_id: one id per object, or one str as the batch's id prefix (a re-run continues).
             content_type: for objects whose own Content-Type is generic and whose suffix says nothing.
             **options: accept, custom_attributes, request_ttl_seconds, invocation_timeout_seconds,
@@ -266,9 +285,7 @@ class AsyncInferenceClient:
         Raises:
             ValidationError: an id is unknown, still running, or has no input left to reuse.
         """
-        if isinstance(inference_ids, str):
-            inference_ids = [inference_ids]
-        return [self.invocation(i) for i in self._submitter.resubmit(inference_ids)]
+        return [self.invocation(i) for i in self._submitter.resubmit(ids_of(inference_ids))]
 
     def input_prefix(self) -> S3Uri:
         """The configured s3_input_path, else SageMaker's default bucket (created if missing)."""
@@ -320,10 +337,12 @@ class AsyncInferenceClient:
         return current
 
     def forget(self, inference_ids: Iterable[str]) -> int:
-        """Drop rows from the journal (their S3 objects stay)."""
-        if isinstance(inference_ids, str):
-            inference_ids = [inference_ids]
-        return self.ctx.journal.forget(inference_ids)
+        """Drop rows from the journal (their S3 objects stay); returns how many went.
+
+        Raises:
+            ValidationError: not an inference id or a list of them.
+        """
+        return self.ctx.journal.forget(ids_of(inference_ids))
 
     def prune(self, older_than_days: float = 30.0) -> int:
         """Forget finished invocations whose result was seen more than ``older_than_days`` ago.
@@ -335,11 +354,18 @@ class AsyncInferenceClient:
                 or not older_than_days >= 0:
             raise ValidationError(f"older_than_days must be a number of days >= 0, not {older_than_days!r}.",
                                   parameter="older_than_days")
-        return self.ctx.journal.prune(finished_before=time.time() - older_than_days * 86400)
+        return self.ctx.journal.prune(finished_before=self.ctx.clock() - older_than_days * 86400)
 
     def records(self, *, include_other_origins: bool = False,
-                statuses: Iterable[Status] | None = None) -> list[InvocationRecord]:
-        return self.ctx.records(statuses=statuses, include_other_origins=include_other_origins)
+                statuses: Iterable[Status] | Status | str | None = None) -> list[InvocationRecord]:
+        """The journal's rows of this client's AWS target (of every target with ``include_other_origins``), oldest
+        submission first; only those in ``statuses`` when given (Status values or their names).
+
+        Raises:
+            ValidationError: ``statuses`` holds something that is not a status.
+        """
+        wanted = None if statuses is None else statuses_of(statuses)
+        return self.ctx.records(statuses=wanted, include_other_origins=include_other_origins)
 
     def close(self) -> None:
         panel = getattr(self, "_panel", None)

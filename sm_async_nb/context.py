@@ -7,7 +7,8 @@ part can reach into the client and the import graph stays a tree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -19,14 +20,16 @@ from .records import InvocationRecord, Status
 
 @dataclass(frozen=True)
 class Context:
-    """What the parts share: AWS clients, the journal, the settings, the worker pool, and the
-    origin (which AWS target this client talks to; journal rows of other targets are not ours)."""
+    """What the parts share: AWS clients, the journal, the settings, the worker pool, the origin
+    (which AWS target this client talks to; journal rows of other targets are not ours), and the
+    notebook's clock (every time the client journals is on it; S3's clock is ``aws.s3_clock``)."""
 
     aws: AwsClients
     journal: Journal
     settings: SageMakerAsync
     pool: Executor
     origin: str
+    clock: Callable[[], float] = time.time
 
     def records(self, *, statuses: Iterable[Status] | None = None,
                 include_other_origins: bool = False) -> list[InvocationRecord]:

@@ -21,6 +21,11 @@ class ValidationError(SmAsyncError, ValueError):
         self.parameter = parameter
 
 
+class NotTracked(ValidationError, LookupError):
+    """An inference id or batch id that the journal has no row for (never submitted through a client on
+    this journal, or forgotten since)."""
+
+
 class SubmissionError(SmAsyncError):
     """The client could not hand the request to SageMaker (status ERROR). ``batch`` is the batch handle
     when a batch stopped part-way (the magic's ``-o VAR`` binds it), else None."""

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from .context import Context
 from .endpoints.logs import LogLine
 from .endpoints.monitor import EndpointMonitor
-from .errors import ValidationError
+from .errors import NotTracked, ValidationError
 from .journal.frames import parts_frame
-from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status
+from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status, statuses_of
 from .results import downloads
 from .results import loading as results
 from .results import writer as results_writer
@@ -42,9 +42,23 @@ class HandleParts:
     monitor: EndpointMonitor
 
     def invocation(self, inference_id: str) -> Invocation:
+        """A handle on a tracked invocation.
+
+        Raises:
+            NotTracked: the journal has no row for it.
+        """
+        if not isinstance(inference_id, str) or self.ctx.journal.get(inference_id) is None:
+            raise NotTracked(f"Invocation {inference_id!r} is not tracked by this journal ({self.ctx.journal.path}): "
+                             "ids are tracked when they are submitted through this client (or another one on the "
+                             "same journal), until they are forgotten.", parameter="inference_id")
         return Invocation(self, inference_id)
 
     def batch(self, batch_id: str) -> InvocationBatch:
+        """A handle on a tracked batch.
+
+        Raises:
+            NotTracked: the journal has no such batch.
+        """
         return InvocationBatch(self, batch_id)
 
 
@@ -68,7 +82,9 @@ class Invocation:
     def record(self) -> InvocationRecord:
         record = self._parts.ctx.journal.get(self.inference_id)
         if record is None:
-            raise LookupError(f"Invocation {self.inference_id} is no longer tracked (it was forgotten).")
+            raise NotTracked(f"Invocation {self.inference_id} is no longer tracked by this journal "
+                             f"({self._parts.ctx.journal.path}): it was forgotten (its S3 objects stay).",
+                             parameter="inference_id")
         return record
 
     # The journal row, attribute by attribute.
@@ -179,9 +195,11 @@ class InvocationBatch:
     def __init__(self, parts: HandleParts, batch_id: str):
         self._parts = parts
         self.batch_id = batch_id
-        record = parts.ctx.journal.get_batch(batch_id)
+        record = parts.ctx.journal.get_batch(batch_id) if isinstance(batch_id, str) else None
         if record is None:
-            raise LookupError(f"No batch {batch_id!r} in the journal.")
+            raise NotTracked(f"Batch {batch_id!r} is not tracked by this journal ({parts.ctx.journal.path}): batches "
+                             "are tracked when they are submitted through this client (or another one on the same "
+                             "journal), until all their invocations are forgotten.", parameter="batch_id")
         self.record = record
 
     label = property(lambda self: self.record.label)
@@ -214,8 +232,16 @@ class InvocationBatch:
         return {s.value: counts[s.value] for s in Status if counts[s.value]}
 
     @property
+    def unsent(self) -> int:
+        """How many of the batch's requests were never sent: its submission (a dataset read in a stream)
+        stopped part-way (Ctrl-C, expired credentials). Re-running the same call with its inference id
+        prefix sends them; until then ``done`` is False and ``result()`` says they are missing."""
+        return len(results.unsent_slots(self.record, self.parts()))
+
+    @property
     def done(self) -> bool:
-        return all(r.status in FINISHED for r in self.parts())
+        parts = self.parts()
+        return all(r.status in FINISHED for r in parts) and not results.unsent_slots(self.record, parts)
 
     def refresh(self) -> dict[str, int]:
         ids = [r.inference_id for r in self.parts() if r.status is Status.PENDING]
@@ -270,18 +296,25 @@ class InvocationBatch:
 
     def download(self, folder: str | os.PathLike[str], overwrite: bool = False) -> list[Path]:
         """The completed parts' raw outputs as files in ``folder``, streamed and concurrent, named after
-        their input objects; existing files are kept unless ``overwrite``. Returns the paths in order.
+        their input objects; existing files are kept unless ``overwrite``, and a file that already holds
+        its output (an earlier download) is kept and not downloaded again. Returns the paths in order.
 
         Raises:
             ValidationError: ``folder`` is not a usable folder, ``overwrite`` is not a bool, or a
                 target name is taken by something that is not a file (checked before any download).
-            OutputMissing: an output was removed from S3. AwsError: S3 refused.
+            OutputMissing: an output was removed from S3. AwsError: S3 refused. Raised once every other
+                part is downloaded (or, after a failure every part would meet, cancelled); the message
+                names every failed part, ``.failures`` holds them and ``.paths`` the files in place.
         """
         return downloads.download(self._parts.ctx, self.parts(), folder, overwrite=overwrite)
 
-    def resubmit(self, statuses: frozenset[Status] | set[Status] = RESUBMITTABLE) -> list[Invocation]:
-        """Send the parts in ``statuses`` (default: ERROR, FAILED, EXPIRED) again, reusing their inputs."""
-        wanted = set(statuses)
+    def resubmit(self, statuses: frozenset[Status] | set[Status] | Status | str = RESUBMITTABLE) -> list[Invocation]:
+        """Send the parts in ``statuses`` (default: ERROR, FAILED, EXPIRED) again, reusing their inputs.
+
+        Raises:
+            ValidationError: ``statuses`` holds something that is not a status.
+        """
+        wanted = statuses_of(statuses)
         ids = [r.inference_id for r in self.parts() if r.status in wanted]
         if not ids:
             return []
@@ -293,5 +326,7 @@ class InvocationBatch:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k.lower()}={v}" for k, v in self.status_counts().items())
+        unsent = self.unsent
+        counts += f", never sent={unsent}" if unsent else ""
         label = f" label={self.label!r}" if self.label else ""
         return f"<InvocationBatch {self.batch_id}{label} endpoint={self.endpoint_name!r} {counts}>"

@@ -10,10 +10,12 @@ import enum
 import os
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from .contract.service import is_expiry, service_deadline
+from .errors import ValidationError
 
 
 class Status(str, enum.Enum):
@@ -73,6 +75,41 @@ REQUEST_FIELDS = ("content_type", "accept", "custom_attributes", "request_ttl_se
                   "invocation_timeout_seconds", "s3_output_path_extension", "filename")
 
 
+def statuses_of(value: object, name: str = "statuses") -> frozenset[Status]:
+    """A status filter as given by a user: a Status, its name (``"ERROR"``, any case), or several of them.
+
+    Raises:
+        ValidationError: anything else, naming the statuses there are.
+    """
+    items = [value] if isinstance(value, (str, Status)) else value
+    if not isinstance(items, Iterable):
+        items = [items]
+    found = set()
+    for item in items:
+        text = item.value if isinstance(item, Status) else item
+        if not isinstance(text, str) or text.upper() not in Status.__members__:
+            raise ValidationError(f"{name} must be statuses ({', '.join(s.value for s in Status)}), not {value!r}.",
+                                  parameter=name)
+        found.add(Status(text.upper()))
+    return frozenset(found)
+
+
+def ids_of(value: object, name: str = "inference_ids") -> list[str]:
+    """Inference ids as given by a user: one id, or an iterable of them.
+
+    Raises:
+        ValidationError: anything but text ids.
+    """
+    items = [value] if isinstance(value, str) else value
+    if isinstance(items, (bytes, bytearray, dict)) or not isinstance(items, Iterable):
+        raise ValidationError(f"{name} must be an inference id or a list of them, not {type(value).__name__}.",
+                              parameter=name)
+    found = list(items)
+    if not all(isinstance(i, str) for i in found):
+        raise ValidationError(f"{name} must be inference ids (str), not {found[:3]!r}.", parameter=name)
+    return found
+
+
 def failure_status(reason: str | None) -> Status:
     """EXPIRED when the failure reason starts with one of the service's expiry codes, else FAILED."""
     return Status.EXPIRED if is_expiry(reason) else Status.FAILED
@@ -121,6 +158,8 @@ class InvocationRecord:
     user_input: bool = False  # input_location is the user's own object: never deleted
     output_body: bytes | None = field(default=None, repr=False)  # a small output from its notification
     output_content_type: str | None = None
+    clock_offset: float | None = None  # S3's clock minus the notebook's at the invoke (None: unknown)
+    named_by_user: bool = True  # the output's name was chosen by the user: an earlier object may sit there
 
     @property
     def content_type(self) -> str | None:
@@ -166,13 +205,15 @@ class PendingRow(NamedTuple):
     output_location: str | None
     failure_location: str | None
     deadline: float
-    invoked_at: float = 0.0  # outputs written before this (less OUTPUT_CLOCK_SKEW_SECONDS) are not ours
+    invoked_at: float = 0.0  # on the notebook's clock
+    clock_offset: float | None = None  # S3's clock minus the notebook's at the invoke (None: unknown)
+    named_by_user: bool = True  # only then can an earlier request's object sit at the output location
 
     @classmethod
     def of(cls, record: InvocationRecord) -> PendingRow:
         return cls(record.inference_id, record.endpoint_name, record.output_location,
                    record.failure_location, record.service_deadline(),
-                   record.invoked_at or record.submitted_at or 0.0)
+                   record.invoked_at or record.submitted_at or 0.0, record.clock_offset, record.named_by_user)
 
 
 class Finish(NamedTuple):
@@ -181,7 +222,7 @@ class Finish(NamedTuple):
 
     inference_id: str
     status: Status                        # COMPLETED, FAILED or EXPIRED
-    finished_at: float | None = None      # when the result was written (None: a notification without a time)
+    finished_at: float | None = None      # when the result was written, on the notebook's clock (None: unknown)
     output_size: int | None = None
     failure_reason: str | None = None
     output_body: bytes | None = None      # a small output delivered inside its notification

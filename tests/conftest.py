@@ -73,11 +73,14 @@ def no_detached_stack_outlives_the_tests(tmp_path_factory):
 
 @pytest.fixture
 def moto_aws():
-    """moto's in-process mock with the input bucket most tests use."""
+    """moto's in-process mock with the input bucket and the endpoints ("ep", "my-endpoint") most tests use."""
     from moto import mock_aws
+    from motokit import moto_endpoint
 
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="input-bucket")
+        for name in ("ep", "my-endpoint"):  # submissions check that their endpoint exists
+            moto_endpoint(name)
         yield
 
 

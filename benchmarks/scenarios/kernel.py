@@ -65,10 +65,12 @@ class KernelSession:
                 break
         elapsed = time.perf_counter() - started
         reply = self.client.get_shell_msg(timeout=timeout)
+        while reply["parent_header"].get("msg_id") != msg_id:  # a late reply to an earlier request
+            reply = self.client.get_shell_msg(timeout=timeout)
         content = reply["content"]
-        if reply["parent_header"].get("msg_id") != msg_id or content["status"] != "ok":
-            raise RuntimeError(f"kernel error running {code!r}: {content.get('ename')}: {content.get('evalue')}\n"
-                               f"{self.log.read_text()[-2000:]}")
+        if content["status"] != "ok":
+            raise RuntimeError(f"kernel error running {code!r} ({content['status']}): {content.get('ename')}: "
+                               f"{content.get('evalue')}\n{self.log.read_text()[-2000:]}")
         return elapsed, content
 
     def evaluate(self, expression: str) -> Any:

@@ -9,8 +9,9 @@ retries (RequestTimeout, SlowDown, throttling...) is never treated as a permanen
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -22,6 +23,7 @@ from botocore.retries import standard
 
 from ..distribution import version
 from ..errors import AwsError, SmAsyncError
+from .clock import ServerClock
 
 if TYPE_CHECKING:
     from types_boto3_application_autoscaling import ApplicationAutoScalingClient
@@ -47,6 +49,8 @@ INVALID_CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMat
                                       "UnrecognizedClientException", "InvalidClientTokenId"})
 CREDENTIAL_CODES = EXPIRED_CREDENTIAL_CODES | INVALID_CREDENTIAL_CODES
 VALIDATION_CODES = frozenset({"ValidationError", "ValidationException"})
+# A conditional write (IfNoneMatch / IfMatch) found something else at the key, or met a concurrent one.
+CONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 QUEUE_GONE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 # Raised by botocore before any request when credentials cannot be loaded at all.
 CREDENTIAL_EXCEPTIONS: tuple[type[Exception], ...] = (
@@ -75,6 +79,36 @@ def http_status(exc: BaseException) -> int | None:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return int(status) if status is not None else None
     return None
+
+
+# The IAM action each API call this package makes needs (what an AccessDenied answer means).
+IAM_ACTIONS = {
+    **dict.fromkeys(("GetObject", "HeadObject"), "s3:GetObject"),
+    **dict.fromkeys(("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"), "s3:PutObject"),
+    **dict.fromkeys(("ListObjectsV2", "ListObjects", "HeadBucket"), "s3:ListBucket"),
+    **dict.fromkeys(("DeleteObject", "DeleteObjects"), "s3:DeleteObject"),
+    "CopyObject": "s3:GetObject and s3:PutObject", "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "CreateBucket": "s3:CreateBucket", "InvokeEndpointAsync": "sagemaker:InvokeEndpointAsync",
+    "DescribeEndpoint": "sagemaker:DescribeEndpoint", "DescribeEndpointConfig": "sagemaker:DescribeEndpointConfig",
+    "GetCallerIdentity": "sts:GetCallerIdentity", "FilterLogEvents": "logs:FilterLogEvents",
+    "GetMetricData": "cloudwatch:GetMetricData",
+}
+
+
+def iam_action(operation: str | None) -> str:
+    """The IAM action an API call needs (``s3:ListBucket`` for ListObjectsV2...)."""
+    if not operation:
+        return "the permission for this call"
+    return IAM_ACTIONS.get(operation, f"the permission for {operation}")
+
+
+def is_missing_endpoint(exc: BaseException) -> bool:
+    """SageMaker answers an unknown endpoint with a ValidationException ("Could not find endpoint ...",
+    "Endpoint ... not found")."""
+    if error_code(exc) not in VALIDATION_CODES:
+        return False
+    text = str(exc).lower()
+    return "endpoint" in text and ("could not find" in text or "not found" in text or "does not exist" in text)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -116,10 +150,12 @@ class AwsClients:
     """Lazily created boto3 clients sharing one session, retry policy and request counter."""
 
     def __init__(self, session: boto3.Session, endpoint_urls: Mapping[str, str] | None = None,
-                 max_pool_connections: int = 16):
+                 max_pool_connections: int = 16, clock: Callable[[], float] = time.time):
         self.session = session
         self.endpoint_urls = dict(endpoint_urls or {})
         self.counter = RequestCounter()
+        # S3's clock against the notebook's, from the Date of every S3 answer (aws/clock.py).
+        self.s3_clock = ServerClock(clock)
         self._config = Config(retries=RETRY_POLICY, max_pool_connections=max(10, max_pool_connections),  # type: ignore[arg-type]
                               user_agent_extra=f"sm-async-nb/{version()}")
         self._clients: dict[str, Any] = {}
@@ -166,6 +202,8 @@ class AwsClients:
         client: Any = self.session.client(service, endpoint_url=self.endpoint_urls.get(service),
                                           config=self._config)
         client.meta.events.register("before-send", counter)
+        if service == "s3":
+            client.meta.events.register("after-call.s3", self.s3_clock.observe)
         return client
 
     @property
@@ -196,6 +234,9 @@ class CountedS3:
 
 ProblemKind = Literal["credentials", "region", "connection", "not_found", "no_bucket", "access_denied",
                       "validation", "transient", "permanent"]
+# Kinds every other request of a batch (or part of a download) would meet the same way: stop sending them.
+STOPS_BATCH_KINDS: frozenset[str] = frozenset({"credentials", "region", "connection", "no_bucket", "access_denied",
+                                               "validation"})
 
 
 @dataclass(frozen=True)
@@ -217,7 +258,7 @@ class Problem:
     @property
     def stops_batch(self) -> bool:
         """Every other request of the batch would fail the same way: stop sending them."""
-        return self.kind in ("credentials", "region", "connection", "no_bucket", "access_denied", "validation")
+        return self.kind in STOPS_BATCH_KINDS
 
 
 def explain(exc: BaseException, *, bucket: str | None = None, endpoint_name: str | None = None) -> Problem:
@@ -243,10 +284,13 @@ def explain(exc: BaseException, *, bucket: str | None = None, endpoint_name: str
             return Problem(code, f"Bucket {bucket!r} does not exist: create it or set "
                            "%config SageMakerAsync.s3_input_path to a bucket you own.", "no_bucket")
         if code in ACCESS_DENIED_CODES:
-            where = f" on bucket {bucket!r}" if bucket else ""
-            return Problem(code, f"Access denied{where}: {text}. Ask for s3:PutObject/GetObject and "
-                           "sagemaker:InvokeEndpointAsync permissions, or use another s3_input_path.",
-                           "access_denied")
+            operation = str(getattr(exc, "operation_name", "") or "")
+            action = iam_action(operation)
+            s3 = action.startswith("s3:")
+            where = f" on bucket {bucket!r}" if bucket and s3 else ""
+            need = f" ({operation} needs {action})" if operation else ""
+            return Problem(code, f"Access denied{where}{need}: {text.rstrip('.')}. Ask for {action}"
+                           + (", or use a bucket where you have it." if s3 else "."), "access_denied")
         if code in EXPIRED_CREDENTIAL_CODES:
             return Problem(code, "Your AWS credentials have expired: refresh them (aws sso login, or a new "
                            "session) and resubmit.", "credentials")
@@ -255,7 +299,7 @@ def explain(exc: BaseException, *, bucket: str | None = None, endpoint_name: str
                            "credentials")
         if code in NOT_FOUND_CODES:
             return Problem(code, f"{code}: {text}", "not_found")
-        if code in VALIDATION_CODES and "not found" in text.lower():
+        if is_missing_endpoint(exc):
             name = f" {endpoint_name!r}" if endpoint_name else ""
             return Problem(code, f"Endpoint{name} not found: {text} Check the name and region "
                            "(aws sagemaker list-endpoints).", "validation")

@@ -17,16 +17,19 @@ EXPIRY_GRACE_SECONDS = 300
 # reason (``"<Code>: <message>"``). A model error that merely mentions "expired" is a FAILED row.
 EXPIRY_CODES = frozenset({"RequestExpired", "RequestTimeToLiveExpired", "ExpiredRequest"})
 
-# Output identity: an object at an invocation's output (or failure) location belongs to it only if
-# S3 says it was written after the invoke, less this margin: S3's LastModified has one-second
-# resolution, and the notebook's clock may be a little off S3's. An older object there is an
-# earlier request's (a reused Filename or inference id) and is ignored until it is overwritten.
+# Output identity: an object at an invocation's output (or failure) location whose name the user
+# chose (a reused inference id or Filename) belongs to it only if S3 says it was written after the
+# invoke, less this margin. Both times are on S3's clock (the invoke's is put there with the offset
+# measured from the Date of S3's answers): the margin covers the Date header's and LastModified's
+# one-second resolution and the answers' way back, never a skewed notebook clock. An older object
+# there is an earlier request's and is ignored until it is overwritten. A name the client generated
+# (a UUIDv7 inference id, no Filename) cannot hold an earlier object: it needs no time at all.
 OUTPUT_CLOCK_SKEW_SECONDS = 5.0
 
 
 def written_for(last_modified: float, invoked_at: float, skew: float = OUTPUT_CLOCK_SKEW_SECONDS) -> bool:
-    """Whether an object written at ``last_modified`` can be the result of an invoke at ``invoked_at``
-    (S3 may report LastModified truncated to the second, hence the floor)."""
+    """Whether an object written at ``last_modified`` can be the result of an invoke at ``invoked_at``, both
+    on S3's clock (S3 may report LastModified truncated to the second, hence the floor)."""
     return last_modified >= math.floor(invoked_at - skew)
 
 

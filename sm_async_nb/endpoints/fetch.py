@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..aws.clients import VALIDATION_CODES, ServiceName, error_code, explain
+from ..aws.clients import ServiceName, explain, is_missing_endpoint
 from ..context import Context
 from ..contract.names import NAMESPACE, NO_CAPACITY_METRIC, SCALABLE_DIMENSION, resource_id
 
@@ -62,14 +62,6 @@ def missing_permission_warning(action: str, endpoint_name: str, consequence: str
 
 class NotFound(Exception):
     """DescribeEndpoint said there is no such endpoint."""
-
-
-def is_missing_endpoint(exc: BaseException) -> bool:
-    """SageMaker answers an unknown endpoint with a ValidationException "Could not find endpoint ..."."""
-    if error_code(exc) not in VALIDATION_CODES:
-        return False
-    text = str(exc).lower()
-    return "could not find" in text or "not found" in text or "does not exist" in text
 
 
 class Reader:
@@ -188,9 +180,11 @@ class Metrics:
 
 
 def metrics(reader: Reader, now: float) -> Metrics:
-    """One GetMetricData call for the four metrics of the endpoint."""
+    """One GetMetricData call for the four metrics of the endpoint (its window on AWS's clock, which the
+    notebook's ``now`` may be off from; ``at`` back on the notebook's)."""
     name = reader.endpoint_name
-    end = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    clock = reader.ctx.aws.s3_clock
+    end = dt.datetime.fromtimestamp(now + (clock.offset() or 0.0), dt.timezone.utc)
     queries: Any = [{
         "Id": query_id,
         "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": metric,
@@ -217,7 +211,7 @@ def metrics(reader: Reader, now: float) -> Metrics:
     found.oldest_request_age_s = latest.get("oldest_age")
     if "no_capacity" in latest:
         found.has_backlog_without_capacity = latest["no_capacity"] > 0
-    found.at = max(times) if times else None
+    found.at = clock.to_local(max(times)) if times else None
     return found
 
 

@@ -69,6 +69,8 @@ def fetch(ctx: Context, record: InvocationRecord, limit: int = 100) -> list[LogL
     """
     group = log_group(record.endpoint_name)
     started = record.invoked_at or record.submitted_at
+    if started:  # log events carry AWS's time: the invoke's, from the notebook's clock
+        started += record.clock_offset if record.clock_offset is not None else (ctx.aws.s3_clock.offset() or 0.0)
     kwargs: dict[str, Any] = {"logGroupName": group, "filterPattern": _pattern(record.inference_id)}
     if started:
         kwargs["startTime"] = int((started - EARLIER_S) * 1000)

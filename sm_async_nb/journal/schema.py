@@ -78,8 +78,18 @@ _V3 = (
     "ALTER TABLE invocations ADD COLUMN output_content_type TEXT",
 )
 
+_V4 = (
+    # S3's clock minus the notebook's when the invoke was answered (NULL: unknown): an output's
+    # LastModified is compared with the invoke on S3's clock, never across the two clocks.
+    "ALTER TABLE invocations ADD COLUMN clock_offset REAL",
+    # The output is named by something the user chose (an inference id or a Filename), so an earlier
+    # request's object may sit at its location; a name this client generated needs no time check.
+    # Rows journaled before this column existed keep the time check.
+    "ALTER TABLE invocations ADD COLUMN named_by_user INTEGER NOT NULL DEFAULT 1",
+)
+
 # (version, statements): version N's statements turn a version N-1 journal into version N.
-MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((1, _V1), (2, _V2), (3, _V3))
+MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 COLUMNS = tuple(f.name for f in fields(InvocationRecord))
@@ -119,13 +129,16 @@ def migrate(db: sqlite3.Connection, found: int) -> list[int]:
 
 # --- the codec --------------------------------------------------------------------------------
 
+_BOOLEANS = ("inline", "user_input", "named_by_user")
+
+
 def encode(name: str, value: Any) -> Any:
     """A record field as SQLite stores it: enums by value, the request as JSON, booleans as 0/1."""
     if isinstance(value, (Status, SubmitStep, BatchKind)):
         return value.value
     if name == "request":
         return json.dumps(value, sort_keys=True)
-    if name in ("inline", "user_input"):
+    if name in _BOOLEANS:
         return int(value)
     return value
 
@@ -139,8 +152,8 @@ def invocation_from_row(row: Sequence[Any]) -> InvocationRecord:
     data["request"] = json.loads(data["request"])
     data["status"] = Status(data["status"])
     data["submit_step"] = SubmitStep(data["submit_step"])
-    data["inline"] = bool(data["inline"])
-    data["user_input"] = bool(data["user_input"])
+    for name in _BOOLEANS:
+        data[name] = bool(data[name])
     return InvocationRecord(**data)
 
 

@@ -80,16 +80,18 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
 class Journal:
     """Durable record of invocations and batches."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time):
         """
         Args:
             path: the SQLite file (its folder is created), or ``":memory:"``.
+            clock: the notebook's clock, for the times the journal stamps itself (updated, finished).
 
         Raises:
             JournalError: the folder cannot be made or written, the file is corrupt, or it was
                 written by a newer version. Nothing existing is changed.
         """
         self.path = str(path)
+        self.clock = clock
         self._lock = threading.RLock()
         self._identity: tuple[int, int] | None = None
         self.notice: str | None = None  # one line worth telling the user (network filesystem)
@@ -207,6 +209,7 @@ class Journal:
         """Read-only SQL under the lock. A mapping binds :named parameters; a sequence binds ``?``."""
         bound = dict(params) if isinstance(params, Mapping) else tuple(params)
         with self._lock:
+            self._check_file()  # reads of a deleted file would go on answering from its old content
             try:
                 return list(self._db.execute(sql, bound).fetchall())
             except sqlite3.OperationalError as exc:
@@ -286,14 +289,15 @@ class Journal:
         """The PENDING rows of ``origin``, reading only what polling needs."""
         rows = self._read(
             "SELECT inference_id, endpoint_name, output_location, failure_location, deadline, "
-            "CASE WHEN deadline IS NULL THEN request END, invoked_at, submitted_at FROM invocations "
-            "WHERE status = ? AND origin = ?", (Status.PENDING.value, origin))
+            "CASE WHEN deadline IS NULL THEN request END, invoked_at, submitted_at, clock_offset, named_by_user "
+            "FROM invocations WHERE status = ? AND origin = ?", (Status.PENDING.value, origin))
         found = []
-        for iid, endpoint, output, failure, deadline, request, invoked_at, submitted_at in rows:
+        for iid, endpoint, output, failure, deadline, request, invoked_at, submitted_at, offset, named in rows:
             if deadline is None:  # rows journaled without one: work it out from the request
                 deadline = InvocationRecord(iid, endpoint, request=json.loads(request),
                                             invoked_at=invoked_at, submitted_at=submitted_at).service_deadline()
-            found.append(PendingRow(iid, endpoint, output, failure, deadline, invoked_at or submitted_at or 0.0))
+            found.append(PendingRow(iid, endpoint, output, failure, deadline, invoked_at or submitted_at or 0.0,
+                                    offset, bool(named)))
         return found
 
     def counts(self, origin: str | None = None) -> dict[Status, int]:
@@ -331,7 +335,7 @@ class Journal:
     def add(self, records: Sequence[InvocationRecord], batch: BatchRecord | None = None) -> None:
         """Insert new rows (and their batch) in one transaction: all or nothing. Raises
         sqlite3.IntegrityError on an inference id already there, leaving nothing written."""
-        now = time.time()
+        now = self.clock()
         for record in records:
             record.updated_at = now
         with self.transaction() as db:
@@ -344,7 +348,7 @@ class Journal:
     def add_missing(self, records: Sequence[InvocationRecord], batch: BatchRecord | None = None) -> set[str]:
         """Insert the rows (and the batch) whose id is not in the journal yet, in one transaction;
         returns the ids inserted. Two threads or processes adding the same id: exactly one wins."""
-        now = time.time()
+        now = self.clock()
         for record in records:
             record.updated_at = now
         inserted: set[str] = set()
@@ -364,7 +368,7 @@ class Journal:
     def _set(self, db: sqlite3.Connection, inference_id: str, changes: Mapping[str, Any], condition: str = "",
              params: Sequence[Any] = ()) -> bool:
         """One UPDATE of one row inside a transaction, if ``condition`` holds; whether it applied."""
-        changes = {**changes, "updated_at": time.time()}
+        changes = {**changes, "updated_at": self.clock()}
         sets = ", ".join(f"{name} = ?" for name in changes)
         values = [schema.encode(n, v) for n, v in changes.items()]
         sql = f"UPDATE invocations SET {sets} WHERE inference_id = ?" + (f" AND {condition}" if condition else "")
@@ -397,17 +401,18 @@ class Journal:
         return self._own_transition(inference_id, {"submit_step": SubmitStep.INVOKING})
 
     def mark_pending(self, inference_id: str, *, output_location: str | None, failure_location: str | None,
-                     invoked_at: float, deadline: float) -> bool:
-        """This process's SUBMITTING row → PENDING, with what the invoke answered."""
+                     invoked_at: float, deadline: float, clock_offset: float | None = None) -> bool:
+        """This process's SUBMITTING row → PENDING, with what the invoke answered (and S3's clock offset then)."""
         return self._own_transition(inference_id, {
             "status": Status.PENDING, "submit_step": SubmitStep.DONE, "output_location": output_location,
-            "failure_location": failure_location, "invoked_at": invoked_at, "deadline": deadline})
+            "failure_location": failure_location, "invoked_at": invoked_at, "deadline": deadline,
+            "clock_offset": clock_offset})
 
     def mark_not_sent(self, inference_id: str, error: str, *, input_written: bool) -> bool:
         """This process's SUBMITTING row → ERROR with ``error``; unless ``input_written`` the row says its
         input is nowhere."""
         changes: dict[str, Any] = {"status": Status.ERROR, "submit_step": SubmitStep.DONE, "error": error,
-                                   "finished_at": time.time()}
+                                   "finished_at": self.clock()}
         if not input_written:
             changes["input_location"] = None
         return self._own_transition(inference_id, changes)
@@ -426,7 +431,7 @@ class Journal:
         dead = [r for r in self.records(origin=origin, statuses=[Status.SUBMITTING]) if not alive(r.owner_pid)]
         if not dead:
             return []
-        now = time.time()
+        now = self.clock()
         with self.transaction() as db:
             return [r.inference_id for r in dead if self._set(
                 db, r.inference_id, {"status": Status.ERROR, "submit_step": SubmitStep.DONE, "error": why(r),

@@ -29,14 +29,49 @@ STACK, ENDPOINT = "stack", "endpoint"  # what an option belongs to: the whole st
 
 
 def option(default: Any, help: str, *, parse: Callable[[str], Any] | None = None, metavar: str | None = None,
-           flag: str | None = None, scope: str = STACK) -> Any:
-    """A config field with what its command-line flag needs (``parse`` None: a switch)."""
+           flag: str | None = None, scope: str = STACK, repeat: bool = False) -> Any:
+    """A config field with what its command-line flag needs (``parse`` None: a switch; ``repeat``: the
+    flag may be given several times, each parsed value collected in a tuple)."""
     return field(default=default, metadata={"help": help, "parse": parse, "metavar": metavar, "flag": flag,
-                                            "scope": scope})
+                                            "scope": scope, "repeat": repeat})
 
 
 def _model(text: str) -> str:
     return text
+
+
+def image_pair(text: str) -> tuple[str, str]:
+    """``IMAGE=URL`` of ``--image-map``.
+
+    Raises:
+        argparse.ArgumentTypeError: no ``=`` in it (argparse shows its message).
+    """
+    image, sep, url = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--image-map takes IMAGE=URL (e.g. my-image:latest=http://127.0.0.1:8080), "
+                                         f"not {text!r}")
+    return image.strip(), url.strip()
+
+
+def _image_map(value: Any) -> tuple[tuple[str, str], ...]:
+    """``image_map`` as sorted (image or prefix, URL) pairs, from a dict or pairs.
+
+    Raises:
+        ValueError: an empty image, or a URL that is not http(s)://.
+    """
+    pairs = value.items() if isinstance(value, dict) else value
+    try:
+        found = {str(image): str(url) for image, url in pairs}
+    except (TypeError, ValueError):
+        raise ValueError(f"image_map must map container images to URLs, e.g. {{'my-image': "
+                         f"'http://127.0.0.1:8080'}}, not {value!r}") from None
+    for image, url in found.items():
+        if not image.strip():
+            raise ValueError("image_map: an image (or image prefix) must not be empty")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"image_map: {image} must map to an http:// or https:// URL of a serving container, "
+                             f"not {url!r}")
+    return tuple(sorted(found.items()))
 
 
 @dataclass(frozen=True)
@@ -84,12 +119,19 @@ class StackConfig:
                                                  metavar="S|none")
     metrics_period_seconds: float = option(60.0, "how often the backlog metrics go to CloudWatch (default 60)",
                                            parse=float, metavar="S")
+    image_map: Any = option((), "serve models whose container Image is IMAGE (or starts with it) by the serving "
+                                "container at URL (/ping, /invocations); may be given several times",
+                            parse=image_pair, metavar="IMAGE=URL", repeat=True)
+    create_seconds: float = option(0.0, "emulated seconds CreateEndpoint/UpdateEndpoint take before InService "
+                                        "(default 0)", parse=float, metavar="S")
     idle_timeout: float = option(DEFAULT_IDLE_TIMEOUT, "a detached stack stops by itself after this long without "
                                                        "a request (e.g. 30m, 8h; default 8h)", parse=parse_duration,
                                  metavar="DURATION")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "host", check_host(self.host, self.allow_non_loopback))
+        object.__setattr__(self, "image_map", _image_map(self.image_map))
+        _at_least("create_seconds", self.create_seconds, 0)
         self.endpoint()  # the first endpoint's options
         _at_least("latency_ms", self.latency_ms, 0)
         if not 0.0 <= self.fault_rate <= 1.0:
@@ -122,13 +164,13 @@ class StackConfig:
 
     def shared(self) -> dict[str, Any]:
         """The options of the whole stack (not of its first endpoint), as JSON-able values."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["scope"] == STACK}
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.metadata["scope"] == STACK}
 
     def differs(self, running: dict[str, Any]) -> list[str]:
         """The stack-wide options set here (not default) that a running stack (its :meth:`shared`)
         has other values of; ``idle_timeout`` is the running stack's own."""
         return [name for name, value in self.changed().items()
-                if name in running and name != "idle_timeout" and running[name] != value]
+                if name in running and name not in ("idle_timeout", "image_map") and running[name] != _plain(value)]
 
     def replace(self, **changes: Any) -> StackConfig:
         return dataclasses.replace(self, **changes)
@@ -141,7 +183,7 @@ class StackConfig:
         """
         if self.model is not None and not isinstance(self.model, str):
             raise ValueError("only a model given as a file path or a container URL can go to another process")
-        return json.dumps(self.changed())
+        return json.dumps({name: _plain(value) for name, value in self.changed().items()})
 
     @classmethod
     def from_json(cls, text: str) -> StackConfig:
@@ -182,6 +224,11 @@ class EndpointSpec:
                 and getattr(self, f.name) != getattr(other, f.name)]
 
 
+def _plain(value: Any) -> Any:
+    """A value as JSON reads it back (tuples are lists there)."""
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
+
+
 ENDPOINT_OPTIONS = tuple(f.name for f in fields(StackConfig) if f.metadata["scope"] == ENDPOINT)
 
 
@@ -203,6 +250,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if meta["parse"] is None:
             parser.add_argument(flag(item.name), dest=item.name, action="store_true", default=argparse.SUPPRESS,
                                 help=meta["help"])
+        elif meta["repeat"]:
+            parser.add_argument(flag(item.name), dest=item.name, type=meta["parse"], metavar=meta["metavar"],
+                                action="append", default=argparse.SUPPRESS, help=meta["help"])
         else:
             parser.add_argument(flag(item.name), dest=item.name, type=meta["parse"], metavar=meta["metavar"],
                                 default=argparse.SUPPRESS, help=meta["help"])

@@ -2,9 +2,10 @@
 on the runtime port, POST JSON, guarded by a random token in the ``X-SM-Async-NB-Token`` header.
 
 Operations (:data:`OPERATIONS`): ``status``, ``stats``, ``faults`` (set latency/fault rate/seed),
-``add_endpoint``, ``records``, ``wait_idle``, ``stop``. Every handle drives its stack through
-them: over HTTP (:class:`HttpControl`) when the stack runs in another process, by a direct call
-(:class:`DirectControl`) when it runs in this one — the same operations and answers either way.
+``add_endpoint``, ``map_images`` (add ``image_map`` entries), ``records``, ``wait_idle``, ``stop``.
+Every handle drives its stack through them: over HTTP (:class:`HttpControl`) when the stack runs
+in another process, by a direct call (:class:`DirectControl`) when it runs in this one — the same
+operations and answers either way.
 There is no other way in: a request without the token gets 403 and changes nothing.
 """
 
@@ -39,6 +40,8 @@ class Operations(Protocol):
                          seed: int | None = None) -> None: ...
 
     def add_endpoint(self, spec: EndpointSpec, exist_ok: bool = False) -> dict[str, Any]: ...
+
+    def map_images(self, image_map: Any) -> dict[str, Any]: ...
 
     def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]: ...
 
@@ -83,6 +86,7 @@ OPERATIONS: dict[str, Callable[[Operations, dict[str, Any]], dict[str, Any]]] = 
     "stats": lambda ops, args: ops.stats(),
     "faults": _faults,
     "add_endpoint": _add_endpoint,
+    "map_images": lambda ops, args: ops.map_images(args.get("image_map") or ()),
     "records": lambda ops, args: {"records": ops.records(args.get("endpoint_name"))},
     "wait_idle": _wait_idle,
     "stop": _stop,

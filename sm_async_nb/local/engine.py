@@ -1,18 +1,23 @@
-"""The local stack's one engine: moto's server, the async runtime, the worker, the scaler and the
-control namespace, in the process that runs it.
+"""The local stack's one engine: moto's server, the async runtime, the worker, the endpoint
+lifecycle, the scaler and the control namespace, in the process that runs it.
 
 * moto's server on a thread (``motoserver/server.py``) for S3, SageMaker, SNS, SQS, STS,
-  CloudWatch, Logs and Application Auto Scaling, in which each endpoint's model, endpoint config
-  (``AsyncInferenceConfig``) and endpoint are created through ordinary boto3 calls;
+  CloudWatch, Logs and Application Auto Scaling, with the SageMaker routes the stack answers
+  itself in front of it (``motoserver/sagemaker.py``): every endpoint created through the
+  control plane — by boto3, the SDK, the AWS CLI or the stack's own ``add_endpoint``
+  (``provision.py``) — goes through the endpoint lifecycle (``service/lifecycle.py``), which
+  resolves its model (``service/resolution.py``) and serves it;
 * the async runtime server (``service/server.py``) speaking InvokeEndpointAsync, with the
   token-guarded control namespace (``control.py``) mounted under ``/_sm_async_nb/``;
 * the worker (``service/worker.py``), reaching moto's backends directly through the adapter of
   ``motoserver/backends.py`` (or over HTTP when moto's internals differ), and the scaler
-  (``service/scaling.py``) for instance counts, scale from zero and CloudWatch metrics.
+  (``service/scaling.py``) acting on the scaling registered in Application Auto Scaling and
+  putting the CloudWatch metrics.
 
 Where the engine runs — this process, a child process, a detached server — is the placement's
 business (``placement.py``); the engine is the same in all three. ``time_scale`` is how many
-emulated seconds pass per real second for TTL and invocation-timeout accounting only.
+emulated seconds pass per real second for TTL, invocation-timeout, ``create_seconds`` and
+scaling accounting.
 """
 
 from __future__ import annotations
@@ -20,23 +25,25 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from .config import EndpointSpec, StackConfig
+from .config import EndpointSpec, StackConfig, absolute_model
 from .control import ControlApp
 from .info import MOTO_SERVICES, StackInfo
+from .provision import Defaults, OwnScaling, create_endpoint, register_scaling
 from .service.faults import INTERNAL_MARKER, Faults
-from .service.hosting import describe, resolve_model
-from .service.models import Backend, Endpoint
+from .service.hosting import SHIPPED_IRIS, resolve_model
+from .service.models import Backend
 from .settings import (
     ACCOUNT_ID,
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
-    MOTO_REQUIREMENT,
-    ROLE_ARN,
     ScaledClock,
     StackState,
     input_bucket,
@@ -80,8 +87,10 @@ class Engine:
         self._worker: Any = None
         self._scaler: Any = None
         self._clients: dict[str, Any] = {}
-        self._adapters: list[Any] = []
-        self._default_adapter: Any = None
+        self._routes: Any = None
+        self._resolver: Any = None
+        self._lifecycle: Any = None
+        self._work_dir: Path | None = None  # model directories (extracted model.tar.gz) live here
         self.moto_access = ""  # "direct" or "http": how the worker reaches moto
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -90,10 +99,14 @@ class Engine:
 
         Raises:
             RuntimeError: started twice, or after stop().
+            ValueError: the first endpoint's model cannot be served (why, and what to do).
         """
         from .motoserver.backends import open_sink, sink_kind
+        from .motoserver.sagemaker import SageMakerRoutes
         from .motoserver.server import MotoServer
+        from .service.lifecycle import Lifecycle
         from .service.modellogs import CloudWatchLogs
+        from .service.resolution import Resolver
         from .service.server import RuntimeServer
         from .service.worker import Worker
 
@@ -104,28 +117,38 @@ class Engine:
             self._state = StackState.STARTING
             loaded: list[BaseException | None] = []
             try:
-                # Load the model (often a slow import) while moto starts.
-                self._default_adapter = resolve_model(config.model)
-                loader = threading.Thread(target=_load, args=(self._default_adapter, loaded),
-                                          name="sm-async-nb-model-load", daemon=True)
+                # Load the first model (often a slow import) while moto starts.
+                first = resolve_model(config.model)
+                loader = threading.Thread(target=_load, args=(first, loaded), name="sm-async-nb-model-load",
+                                          daemon=True)
                 loader.start()
-                self._moto = MotoServer(self.moto_faults, config.host, config.moto_port)
+                self._moto = MotoServer(self.moto_faults, config.host, config.moto_port, wrap=self._wrap_moto)
                 self._moto.start()
                 self._make_clients()
                 self._create_bucket(self.input_bucket)
                 sink = open_sink(ACCOUNT_ID, self.region, self.input_bucket, self._clients["s3"],
                                  self._clients["sns"])
                 self.moto_access = sink_kind(sink)
+                self._work_dir = Path(tempfile.mkdtemp(prefix="sm-async-nb-models-"))
+                self._resolver = Resolver(sink.read, config.image_map, self._work_dir, self.clock)
+                self._lifecycle = Lifecycle(self.backend, self._clients["sagemaker"], self._resolver, self.clock,
+                                            create_seconds=config.create_seconds, account_id=ACCOUNT_ID,
+                                            region=self.region)
+                self._lifecycle.on_change = lambda names: self.endpoints_changed(names)
                 self._worker = Worker(self.backend, sink, clock=self.clock, time_scale=config.time_scale,
                                       model_logs=CloudWatchLogs(self._clients["logs"]))
                 self._spawn(self._worker.run, "sm-async-nb-worker")
                 self._start_scaler()
+                assert isinstance(self._routes, SageMakerRoutes)
+                self._routes.attach(self._lifecycle, self._scaler.refresh)
+                self._spawn(self._lifecycle.run, "sm-async-nb-fleet")
                 self._server = RuntimeServer(self.backend, self.faults, self.clock, config.host,
                                              config.runtime_port, control=ControlApp(self, self.token))
                 self._server.start()
                 loader.join()
                 if loaded and loaded[0] is not None:
                     raise loaded[0]
+                self._resolver.share(self._pointer(config.model), first)
                 self._state = StackState.RUNNING
                 self.add_endpoint(config.endpoint())
             except BaseException:
@@ -135,18 +158,23 @@ class Engine:
                  self._moto.url, "directly" if self.moto_access == "direct" else "over HTTP")
         return self.info()
 
+    def _wrap_moto(self, app: Any) -> Any:
+        """moto's app behind the SageMaker routes the stack answers itself."""
+        from .motoserver.sagemaker import SageMakerRoutes
+
+        self._routes = SageMakerRoutes(app)
+        return self._routes
+
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, args=(self._halt,), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 
     def _start_scaler(self) -> None:
-        from .service.scaling import Scaler, ScalingSettings
+        from .service.scaling import Scaler
 
-        c = self.config
-        settings = ScalingSettings(c.min_instances, c.max_instances, c.scale_out_seconds, c.scale_in_idle_seconds,
-                                   c.metrics_period_seconds)
-        self._scaler = Scaler(self.backend, self._clients, settings, self.clock)
+        self._scaler = Scaler(self.backend, self._lifecycle, self._clients, self.config.metrics_period_seconds,
+                              self.clock)
         self._spawn(self._scaler.run, "sm-async-nb-scaler")
 
     def stop(self) -> None:
@@ -167,16 +195,20 @@ class Engine:
                 self.backend.notify()
                 for thread in self._threads:
                     thread.join()
+                if self._lifecycle is not None:
+                    self._lifecycle.close()
                 if self._worker is not None:
                     self._worker.close(timeout=STOP_GRACE_SECONDS)
                     self._worker.model_logs.close()
-                for adapter in self._adapters:
-                    adapter.close()
+                if self._resolver is not None:
+                    self._resolver.close()
                 for client in self._clients.values():
                     client.close()
             finally:
                 if self._moto is not None:
                     self._moto.stop()
+                if self._work_dir is not None:
+                    shutil.rmtree(self._work_dir, ignore_errors=True)
                 self._state = StackState.STOPPED
                 self.stop_requested.set()
 
@@ -215,82 +247,55 @@ class Engine:
 
     # -- operations (the control namespace's) ---------------------------------------------------
     def add_endpoint(self, spec: EndpointSpec, exist_ok: bool = False) -> dict[str, Any]:
-        """Create an endpoint (model, endpoint config, endpoint) and serve it.
+        """Create an endpoint (model, endpoint config, endpoint) through the control plane, as any
+        client would, wait until it is InService and register the stack's scaling for it.
 
         With ``exist_ok``, an existing endpoint is kept, and the answer lists the options asked for
         that it (or the stack) has other values of. Answers ``{"added", "name", "differs"}``.
 
         Raises:
-            ValueError: the endpoint exists (without ``exist_ok``), or the model cannot be loaded.
+            ValueError: the endpoint exists (without ``exist_ok``), or its model cannot be served
+                (the endpoint's FailureReason; nothing is left of it).
         """
         with self._lock:
             self._require_running()
             self.last_call = time.monotonic()
             known = self.specs.get(spec.name)
-            if known is not None:
+            if known is not None or self._lifecycle.knows(spec.name):  # made here, or by another client
                 if not exist_ok:
                     raise ValueError(f"endpoint {spec.name} already exists on this local stack")
-                return {"added": False, "name": spec.name, "differs": spec.compare(known)}
-            adapter = self._default_adapter if spec.model is None else resolve_model(spec.model)
-            adapter.load()  # a broken model fails here, not on the first request
-            if adapter not in self._adapters:
-                self._adapters.append(adapter)
-            endpoint = self._create(spec, adapter)
-            self.backend.register(endpoint)
+                return {"added": False, "name": spec.name, "differs": spec.compare(known) if known else []}
+            c = self.config
+            pointer = self._pointer(c.model if spec.model is None else spec.model)
+            defaults = Defaults(self.region, self.output_path, self.failure_path, c.concurrency, c.time_scale)
+            create_endpoint(self._clients, spec, pointer, defaults)
             if spec.asynchronous:
-                self._scaler.register(endpoint, spec.concurrency or self.config.concurrency,
-                                      spec.instance_count or 1)
+                register_scaling(self._clients, self._scaler.hold, spec.name, spec.instance_count or 1,
+                                 OwnScaling(c.min_instances, c.max_instances, c.scale_out_seconds,
+                                            c.scale_in_idle_seconds))
             self.specs[spec.name] = spec
-            self.endpoints_changed(list(self.specs))
             return {"added": True, "name": spec.name, "differs": []}
 
-    def _create(self, spec: EndpointSpec, adapter: Any) -> Endpoint:
-        name, sm = spec.name, self._clients["sagemaker"]
-        per_instance = spec.concurrency or self.config.concurrency
-        sm.create_model(ModelName=f"{name}-model", ExecutionRoleArn=ROLE_ARN, PrimaryContainer={
-            "Image": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/sm-async-nb-local:latest",
-            "Environment": {"SM_ASYNC_NB_LOCAL_MODEL": describe(adapter)[:1024]}})
-        extra: dict[str, Any] = {}
-        if spec.asynchronous:
-            output: dict[str, Any] = {"S3OutputPath": spec.output_path or self.output_path,
-                                      "S3FailurePath": spec.failure_path or self.failure_path}
-            if spec.sns or spec.include_response:
-                sns = self._clients["sns"]
-                output["NotificationConfig"] = {
-                    "SuccessTopic": sns.create_topic(Name=f"{name}-success")["TopicArn"],
-                    "ErrorTopic": sns.create_topic(Name=f"{name}-error")["TopicArn"]}
-                if spec.include_response:
-                    output["NotificationConfig"]["IncludeInferenceResponseIn"] = ["SUCCESS_NOTIFICATION_TOPIC"]
-            extra["AsyncInferenceConfig"] = {
-                "OutputConfig": output, "ClientConfig": {"MaxConcurrentInvocationsPerInstance": per_instance}}
-        sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[{
-            "VariantName": "AllTraffic", "ModelName": f"{name}-model", "InstanceType": "ml.m5.large",
-            "InitialInstanceCount": spec.instance_count or 1}], **extra)
-        sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
-        endpoint = self._read_endpoint(name, adapter, spec.delay)
-        if spec.asynchronous and not endpoint.asynchronous:
-            import moto
+    def _pointer(self, model: Any) -> str:
+        """How the model's Environment points at ``model`` (None: the shipped iris model)."""
+        if model is None:
+            return str(SHIPPED_IRIS)
+        if isinstance(model, (str, os.PathLike)):
+            return str(absolute_model(model))
+        return str(self._resolver.pointer(model))
 
-            raise RuntimeError(f"moto {moto.__version__} does not keep an endpoint config's AsyncInferenceConfig; "
-                               f"the local stack needs {MOTO_REQUIREMENT}: pip install '{MOTO_REQUIREMENT}'")
-        return endpoint
+    def map_images(self, image_map: Any) -> dict[str, Any]:
+        """Add container-image mappings (``image_map``'s IMAGE → URL) for endpoints created from now on.
 
-    def _read_endpoint(self, name: str, adapter: Any, delay: float) -> Endpoint:
-        """Build the runtime's view of an endpoint from DescribeEndpoint/DescribeEndpointConfig."""
-        sm = self._clients["sagemaker"]
-        config_name = sm.describe_endpoint(EndpointName=name)["EndpointConfigName"]
-        config = sm.describe_endpoint_config(EndpointConfigName=config_name)
-        instances = sum(v.get("InitialInstanceCount", 1) for v in config["ProductionVariants"])
-        async_config = config.get("AsyncInferenceConfig") or {}
-        output = async_config.get("OutputConfig") or {}
-        notify = output.get("NotificationConfig") or {}
-        per_instance = (async_config.get("ClientConfig") or {}).get("MaxConcurrentInvocationsPerInstance", 1)
-        return Endpoint(name=name, model=adapter, asynchronous=bool(async_config),
-                        output_path=output.get("S3OutputPath"), failure_path=output.get("S3FailurePath"),
-                        success_topic=notify.get("SuccessTopic"), error_topic=notify.get("ErrorTopic"),
-                        include_response_in=tuple(notify.get("IncludeInferenceResponseIn") or ()),
-                        concurrency=max(1, per_instance * instances), instances=instances, delay=delay,
-                        config_name=config_name)
+        Raises:
+            ValueError: a mapping that is not IMAGE → http(s) URL.
+        """
+        pairs = StackConfig(image_map=image_map).image_map
+        self._require_running()
+        self._resolver.map_images(pairs)
+        self.config = self.config.replace(image_map=tuple(sorted({**dict(self.config.image_map),
+                                                                   **dict(pairs)}.items())))
+        return {"image_map": [list(pair) for pair in self.config.image_map]}
 
     def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
         """The runtime's invocation records (status, times, locations, failure reason ...)."""

@@ -80,11 +80,13 @@ class StatusLine:
     def _draw_batch(self, handle: InvocationBatch, now: float) -> bool:
         ctx = self._parts.ctx
         counts = views.status_counts(ctx.journal, views.RowFilter(ctx.origin, batch_id=handle.batch_id))
-        total = sum(counts.values())
+        journaled = sum(counts.values())
+        total = max(journaled, handle.record.size)  # a stopped dataset submission never sent the rest
         finished = sum(n for s, n in counts.items() if s in FINISHED)
-        unsuccessful = sum(n for s, n in counts.items() if s in UNSUCCESSFUL)
+        unsuccessful = sum(n for s, n in counts.items() if s in UNSUCCESSFUL) + total - journaled
         created = handle.record.created_at
-        parts = ", ".join(f"{n} {s.value.lower()}" for s, n in sorted(counts.items(), key=lambda i: i[0].value))
+        parts = ", ".join([f"{n} {s.value.lower()}" for s, n in sorted(counts.items(), key=lambda i: i[0].value)]
+                          + ([f"{total - journaled} never sent"] if total > journaled else []))
         name = esc(handle.label or handle.batch_id)
         elapsed = "" if created is None else f" · elapsed {esc(human_duration(now - created))}"
         self.text.value = (f"<b>{name}</b> · {finished:,}/{total:,} finished ({esc(parts)})"
@@ -93,7 +95,7 @@ class StatusLine:
         with self.bar.hold_sync():
             self.bar.max = max(1, total)
             self.bar.value = finished
-            done = finished >= total
+            done = finished >= journaled  # nothing more will change (what was never sent stays so)
             self.bar.bar_style = ("danger" if unsuccessful else "success") if done else \
                 ("warning" if unsuccessful else "info")
         return done

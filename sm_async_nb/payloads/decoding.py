@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DecodeError
+from ..errors import DecodeError, ValidationError
 from .mediatypes import CSV, JSON, JSONL_TYPES, NPY, PARQUET_TYPES, TEXT, charset, media_type
 from .mediatypes import pandas_module as _pandas
 
@@ -29,15 +29,29 @@ BINARY_TYPES = frozenset({"application/pdf", "application/octet-stream", "binary
 KNOWN_LIST_KEYS = ("predictions", "outputs", "results", "embeddings")
 
 
+def _exact_integers(frame: pandas.DataFrame, values: Callable[[Any], list]) -> pandas.DataFrame:
+    """Columns of JSON integers with a null among them as pandas' nullable Int64, not float64 (which
+    would turn 3 into 3.0 and round ids above 2**53); ``values(column)`` gives a column's JSON values."""
+    for column in frame.columns:
+        if frame[column].dtype.kind != "f" or not frame[column].isna().any():
+            continue
+        given = values(column)
+        if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in given) \
+                and all(-2**63 <= v < 2**63 for v in given if v is not None):
+            frame[column] = _pandas().array(given, dtype="Int64")
+    return frame
+
+
 def _rows(items: list) -> pandas.DataFrame:
     """Records -> rows, lists -> rows, scalars (or a mix) -> one "prediction" column."""
     if not items:
         return _pandas().DataFrame()
     if all(isinstance(item, dict) for item in items):
-        return _pandas().DataFrame.from_records(items)
+        return _exact_integers(_pandas().DataFrame.from_records(items), lambda c: [item.get(c) for item in items])
     if all(isinstance(item, list) for item in items):
-        return _pandas().DataFrame(items)
-    return _pandas().DataFrame({"prediction": items})
+        return _exact_integers(_pandas().DataFrame(items),
+                               lambda c: [row[c] if c < len(row) else None for row in items])
+    return _exact_integers(_pandas().DataFrame({"prediction": items}), lambda c: items)
 
 
 def _frame_from_json(value: Any) -> pandas.DataFrame:
@@ -53,7 +67,7 @@ def _frame_from_json(value: Any) -> pandas.DataFrame:
         frame.attrs.update({key: item for key, item in value.items() if key != lists[0]})
         return frame  # other (non-list) keys are metadata, kept in DataFrame.attrs
     if len(lists) == len(value) and len({len(value[key]) for key in lists}) == 1:
-        return _pandas().DataFrame(value)  # a dict of equal-length columns
+        return _exact_integers(_pandas().DataFrame(value), lambda c: value[c])  # a dict of equal-length columns
     return _pandas().DataFrame([value])  # one row; nested values stay object cells
 
 
@@ -113,10 +127,22 @@ def _decode_csv(body: bytes, content_type: str | None, *, csv_header: bool = Fal
                 **reader_kwargs: Any) -> pandas.DataFrame:
     if not body.strip():
         return _pandas().DataFrame()
+    as_given = not reader_kwargs  # the caller chose no reader options: integers are kept exact here
     reader_kwargs.setdefault("encoding", charset(content_type))
     if _rounds_floats() and reader_kwargs.get("engine", "c") == "c":
         reader_kwargs.setdefault("float_precision", "round_trip")
-    return _pandas().read_csv(io.BytesIO(body), header=0 if csv_header else None, **reader_kwargs)
+    header = 0 if csv_header else None
+    frame = _pandas().read_csv(io.BytesIO(body), header=header, **reader_kwargs)
+    holes = [i for i, dtype in enumerate(frame.dtypes) if dtype.kind == "f" and frame.iloc[:, i].isna().any()]
+    if as_given and holes:
+        # read_csv makes an integer column with an empty cell float64: 3 becomes 3.0, ids above 2**53 are
+        # rounded. Read those columns again with nullable types and keep the ones that are integers.
+        again = _pandas().read_csv(io.BytesIO(body), header=header, usecols=holes, dtype_backend="numpy_nullable",
+                                   **reader_kwargs)
+        for position, column in zip(holes, again.columns, strict=True):
+            if again[column].dtype.kind in "iu":
+                frame[frame.columns[position]] = again[column].array
+    return frame
 
 
 def _decode_parquet(body: bytes, content_type: str | None, **reader_kwargs: Any) -> pandas.DataFrame:
@@ -156,8 +182,8 @@ def decode(body: bytes, content_type: str | None, *, csv_header: bool = False,
         raise DecodeError(f"Cannot turn {shown} output into a DataFrame; use .raw() to get the bytes "
                           "(or pass accept=... to ask the model for CSV/JSON).")
     if reader_kwargs and decoder not in _TAKES_KWARGS:
-        raise TypeError(f"reader options {sorted(reader_kwargs)} apply only to text/csv and "
-                        f"Parquet outputs, not {media}")
+        raise ValidationError(f"reader options {sorted(reader_kwargs)} apply only to text/csv and Parquet outputs, "
+                              f"not {media}.", parameter="reader_kwargs")
     kwargs = dict(reader_kwargs, csv_header=csv_header) if decoder is _decode_csv else reader_kwargs
     try:
         return decoder(bytes(body), content_type, **kwargs)
@@ -165,7 +191,10 @@ def decode(body: bytes, content_type: str | None, *, csv_header: bool = False,
         raise
     except Exception as exc:  # corrupt data: pandas/pyarrow/json/numpy each raise their own types
         if isinstance(exc, TypeError) and reader_kwargs:  # most likely a bad reader option
-            raise
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ValidationError(f"The reader options {sorted(reader_kwargs)} do not fit this {media} output "
+                                  f"({reason}): result() passes them to pandas' reader for the type.",
+                                  parameter="reader_kwargs") from None
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise DecodeError(f"Cannot read this {media} output ({reason}); use .raw() to get "
                           "the bytes.") from exc

@@ -150,6 +150,27 @@ def infer_content_type(payload: Any, *, default_content_type: str = CSV) -> str:
     return {"bytes": OCTET, "json": JSON, "frame": CSV, "array": NPY}[kind]
 
 
+# -- text -------------------------------------------------------------------------------------
+
+def _utf8(text: str, what: str = "The text") -> bytes:
+    """Text we send, as UTF-8: the one place any payload's text becomes bytes.
+
+    Raises:
+        ValidationError: a lone surrogate (e.g. from a badly decoded file), which UTF-8 cannot carry.
+    """
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _not_unicode(exc, what) from None
+
+
+def _not_unicode(exc: UnicodeEncodeError, what: str) -> ValidationError:
+    where = f" at position {exc.start}" if what == "The text" else ""
+    return ValidationError(f"{what} has a character that is not valid Unicode ({exc.object[exc.start]!r}{where}, a "
+                           "lone surrogate), so it cannot be sent as UTF-8: fix the text, or send bytes.",
+                           parameter="payload")
+
+
 # -- JSON -------------------------------------------------------------------------------------
 
 def _json_default(obj: Any) -> Any:
@@ -199,7 +220,7 @@ def _dumps(obj: Any) -> str:
 
 
 def _json_lines(items: Any) -> bytes:
-    return "".join(_dumps(item) + "\n" for item in items).encode()
+    return _utf8("".join(_dumps(item) + "\n" for item in items), "The payload")
 
 
 def _to_json(payload: Any, media: str, layout: TableLayout) -> bytes:
@@ -209,7 +230,7 @@ def _to_json(payload: Any, media: str, layout: TableLayout) -> bytes:
         raise ValidationError(f"A {type(payload).__name__} payload is sent as JSON, not {media}: "
                               "use application/json, or pass a DataFrame or a str instead.",
                               parameter="content_type")
-    return _dumps(payload).encode()
+    return _utf8(_dumps(payload), "The payload")
 
 
 # -- DataFrames and arrays --------------------------------------------------------------------
@@ -250,12 +271,13 @@ def _frame_json(df: pandas.DataFrame, layout: TableLayout) -> bytes:
         document = {"instances": rows}
     elif layout.json_format == "inputs":  # one column (texts, for a pipeline) is a flat list
         document = {"inputs": [row[0] for row in rows] if df.shape[1] == 1 else rows}
-    return _dumps(document).encode()
+    return _utf8(_dumps(document), "The DataFrame")
 
 
 Encoder = Callable[[Any, TableLayout], bytes]
 _FRAME_ENCODERS: dict[str, Encoder] = {
-    CSV: lambda df, layout: df.to_csv(index=False, header=layout.csv_header, lineterminator="\n").encode(),
+    CSV: lambda df, layout: _utf8(df.to_csv(index=False, header=layout.csv_header, lineterminator="\n"),
+                                  "The DataFrame"),
     JSON: _frame_json,
     NPY: lambda df, layout: _array_npy(df.to_numpy(), layout),
     **dict.fromkeys(JSONL_TYPES, lambda df, layout: _json_lines(df.to_dict(orient="records"))),
@@ -264,7 +286,7 @@ _FRAME_ENCODERS: dict[str, Encoder] = {
 _ARRAY_ENCODERS: dict[str, Encoder] = {
     NPY: _array_npy,
     CSV: lambda array, layout: _FRAME_ENCODERS[CSV](_pandas().DataFrame(_tabular(array, CSV)), TableLayout()),
-    JSON: lambda array, layout: _dumps(_tabular(array, JSON).tolist()).encode(),
+    JSON: lambda array, layout: _utf8(_dumps(_tabular(array, JSON).tolist()), "The array"),
 }
 
 
@@ -278,6 +300,8 @@ def _by_media(registry: dict[str, Encoder], what: str, payload: Any, media: str,
         return encoder(payload, layout)
     except ValidationError:
         raise
+    except UnicodeEncodeError as exc:  # text that pyarrow or numpy turned into UTF-8 on the way
+        raise _not_unicode(exc, f"The {what.split(' ', 1)[-1]}") from None
     except (ValueError, TypeError, NotImplementedError, ImportError) as exc:  # e.g. from pyarrow
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ValidationError(f"Cannot write {what} as {media} ({reason}): convert the offending "
@@ -301,13 +325,6 @@ def _encode_frame(payload: Any, media: str, layout: TableLayout) -> bytes:
     return _by_media(_FRAME_ENCODERS, "a DataFrame", df, media, layout)
 
 
-def _utf8(text: str) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from a badly decoded file
-        raise ValidationError(f"The text has a character that is not valid Unicode ({text[exc.start]!r} at "
-                              f"position {exc.start}, a lone surrogate), so it cannot be sent as UTF-8: fix "
-                              "the text, or send bytes.", parameter="payload") from None
 
 
 _ENCODERS: dict[str, Callable[[Any, str, TableLayout], bytes]] = {

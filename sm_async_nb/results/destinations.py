@@ -5,12 +5,22 @@ A destination ending in ``.parquet`` is one file (one S3 object); anything else 
 prefix) of ``part-NNNNN.parquet`` files. An existing file, or a non-empty folder or prefix, is
 refused unless ``overwrite=True``.
 
-Local file: written as a hidden sibling ``.NAME.<random>.tmp`` and renamed over ``NAME``
-(``os.replace``) at the end.
-Local folder that does not exist yet: written as a hidden sibling folder, renamed into place.
+The check before writing is not trusted at the end: the commit itself refuses to replace anything
+that appeared (or changed) at the destination while the results were written, so two writers, or a
+user's own file arriving meanwhile, never lose data. Locally a new name is taken with ``os.link``
+(or an exclusive create where links are not supported), which fail on an existing name; a new folder
+with ``os.mkdir``; a replaced file or part must still be the one seen at the check (device, inode,
+size, modification time). On S3 a new object is completed with ``IfNoneMatch="*"`` and a replaced one
+with ``IfMatch=<the ETag seen at the check>`` (S3 conditional writes), and an old part is deleted only
+if HEAD still shows the ETag seen at the check. When the destination changed, the error says so,
+nothing there was replaced, and what this call wrote is removed.
+
+Local file: written as a hidden sibling ``.NAME.<random>.tmp`` and put in place at the end.
+Local folder that does not exist yet: written as a hidden sibling folder; at the end the folder is
+created (``mkdir``) and the parts moved in.
 Existing local folder (empty, or with ``overwrite=True``): the parts are written into a hidden
 staging folder inside it; at the end our old part files (``part-NNNNN.parquet``) are moved aside,
-the new ones moved in, and the old ones deleted. Only files named ``part-NNNNN.parquet`` are ever
+the new ones linked in, and the old ones deleted. Only files named ``part-NNNNN.parquet`` are ever
 replaced or deleted: the user's other files in the folder are kept as they are.
 S3: every object is a multipart upload completed only once the whole run succeeded (an upload is
 invisible until then), so on an error the uploads are aborted and nothing under the destination
@@ -21,6 +31,7 @@ On any error (Ctrl-C included) what this call wrote is removed, the previous con
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -29,7 +40,7 @@ import shutil
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..aws.clients import NO_BUCKET_CODES, AwsClients, as_error, error_code
+from ..aws.clients import CONDITION_CODES, NO_BUCKET_CODES, NOT_FOUND_CODES, AwsClients, as_error, error_code
 from ..aws.s3uri import S3Uri
 from ..errors import AwsError, ValidationError
 
@@ -82,6 +93,10 @@ class LocalDestination:
         self._check()
         self._created: list[Path] = []  # folders this call made (removed again on error)
         self._existing_folder = not single and path.is_dir()
+        # What was there at the check: the commit replaces only that, never what appeared since.
+        self._seen = _identity(path) if single else None
+        self._parts_seen = ({p.name: _identity(p) for p in path.iterdir() if PART.fullmatch(p.name)}
+                            if self._existing_folder else {})
         self.staging: Path | None = None  # made on the first open(): nothing is written before
         self._keep = False  # a failed roll-back left old parts in the staging folder: never delete it
 
@@ -152,26 +167,66 @@ class LocalDestination:
     def cancel(self) -> None:
         """Nothing to stop locally (files are removed by discard())."""
 
+    def reset(self) -> None:
+        """Drop what was written so far, to write everything again (a wider schema)."""
+        self.discard()
+
     def commit(self) -> None:
-        """Put the new output in place of the old one."""
+        """Put the new output in place, replacing only what was there at the check.
+
+        Raises:
+            ValidationError: the destination appeared or changed meanwhile (nothing there was replaced),
+                or it cannot be written.
+        """
         assert self.staging is not None  # something was written
         try:
             if self.single:
-                os.replace(self.staging, self.path)
+                self._commit_file(self.staging)
             elif not self._existing_folder:
-                os.replace(self.staging, self.path)
+                self._commit_new_folder(self.staging)
             else:
                 self._swap_parts()
         except OSError as exc:
             self.discard()
             raise _cannot(self.path, exc) from None
+        except ValidationError:
+            self.discard()
+            raise
         log.debug("results committed to %s", self.path)
+
+    def _commit_file(self, staging: Path) -> None:
+        if self._seen is None:
+            _link_new(staging, self.path, self.path)
+            staging.unlink()
+            return
+        if _identity(self.path) != self._seen:  # overwrite=True, but not of what appeared since the check
+            raise _appeared(self.path)
+        os.replace(staging, self.path)
+
+    def _commit_new_folder(self, staging: Path) -> None:
+        try:
+            self.path.mkdir()
+        except FileExistsError:
+            raise _appeared(self.path) from None
+        moved: list[Path] = []
+        try:
+            for item in sorted(staging.iterdir()):
+                os.replace(item, self.path / item.name)  # into the folder this call just made
+                moved.append(self.path / item.name)
+        except OSError:
+            for item in moved:
+                item.unlink(missing_ok=True)
+            self._created.append(self.path)  # ours: removed again by discard() when empty
+            raise
+        staging.rmdir()
 
     def _swap_parts(self) -> None:
         assert self.staging is not None
+        old = [p for p in self.path.iterdir() if PART.fullmatch(p.name) and (p.is_file() or p.is_symlink())]
+        if {p.name: _identity(p) for p in old} != self._parts_seen:
+            raise _appeared(self.path)
         aside = self.staging / ".old"
         aside.mkdir()
-        old = [p for p in self.path.iterdir() if PART.fullmatch(p.name) and (p.is_file() or p.is_symlink())]
         moved_old: list[Path] = []
         moved_new: list[Path] = []
         try:
@@ -179,9 +234,9 @@ class LocalDestination:
                 os.replace(item, aside / item.name)
                 moved_old.append(item)
             for item in sorted(p for p in self.staging.iterdir() if PART.fullmatch(p.name)):
-                os.replace(item, self.path / item.name)
+                _link_new(item, self.path / item.name, self.path)
                 moved_new.append(self.path / item.name)
-        except OSError:
+        except (OSError, ValidationError):
             for item in moved_new:  # roll back: the folder as it was
                 item.unlink(missing_ok=True)
             for item in moved_old:
@@ -201,11 +256,45 @@ class LocalDestination:
                 shutil.rmtree(staging, ignore_errors=True)
             else:
                 staging.unlink(missing_ok=True)
-        for folder in reversed(self._created):
+        created, self._created = self._created, []
+        for folder in reversed(created):
             try:
                 folder.rmdir()
             except OSError:
                 break
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What a file is, to tell it from one that replaced it: device, inode, size, modification time."""
+    try:
+        stat = path.lstat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _appeared(path: Path | str) -> ValidationError:
+    return ValidationError(f"{path} appeared or changed while the results were written: nothing there was replaced "
+                           "and what this call wrote was removed. Write again (overwrite=True replaces it) or choose "
+                           "another name.", parameter="dest")
+
+
+def _link_new(source: Path, target: Path, shown: Path) -> None:
+    """Give ``source`` the name ``target``, never over an existing one (os.link refuses; where hard links
+    are not supported, an exclusive create claims the name first)."""
+    try:
+        os.link(source, target)
+        return
+    except FileExistsError:
+        raise _appeared(shown) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+    try:
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise _appeared(shown) from None
+    os.replace(source, target)  # over the placeholder this call just made
 
 
 class _Upload:
@@ -261,9 +350,22 @@ class _Upload:
             self._send()
         self.closed = True
 
-    def complete(self) -> None:
-        self._call(lambda s3: s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                                           MultipartUpload={"Parts": self.parts}))
+    def complete(self, etag: str | None) -> None:
+        """Make the object visible, only over the object seen at the check (``etag``), or where there was
+        none (S3 conditional writes: nothing that appeared meanwhile is replaced).
+
+        Raises:
+            ValidationError: the key appeared or changed meanwhile (412, or 409 for a concurrent write).
+        """
+        condition: Any = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        parts: Any = self.parts
+        try:
+            self.aws.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                                                  MultipartUpload={"Parts": parts}, **condition)
+        except Exception as exc:
+            if error_code(exc) in CONDITION_CODES:
+                raise _appeared(f"s3://{self.bucket}/{self.key}") from None
+            raise _s3_error(exc, self.bucket, self.doing) from None
 
     def abort(self) -> None:
         if self.aborted:
@@ -293,19 +395,22 @@ class S3Destination:
         self.uploads: list[_Upload] = []
         self.committed: list[str] = []
         self._backup_at: str | None = None
-        existing = self._list(self.prefix, limit=1)
+        existing = self._list(self.prefix, limit=None if overwrite else 1)
         if single and self.prefix in existing and not overwrite:
             raise ValidationError(f"{self} already exists; pass overwrite=True to replace it, or choose another "
                                   "name.", parameter="dest")
         if not single and existing and not overwrite:
             raise ValidationError(f"{self} is not empty; pass overwrite=True to replace its part-NNNNN.parquet "
                                   "objects (other keys are kept), or choose an empty prefix.", parameter="dest")
+        # What was there at the check (key -> ETag): the commit replaces or deletes only that.
+        self._seen = {k: e for k, e in existing.items() if (k == self.prefix if single else True)}
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
 
-    def _list(self, prefix: str, limit: int | None = None) -> list[str]:
-        keys: list[str] = []
+    def _list(self, prefix: str, limit: int | None = None) -> dict[str, str]:
+        """The keys under ``prefix`` and their ETags (at most ``limit``)."""
+        keys: dict[str, str] = {}
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
@@ -317,7 +422,7 @@ class S3Destination:
                 page = self.aws.s3.list_objects_v2(**kwargs)
             except Exception as exc:
                 raise _s3_error(exc, self.bucket, self.doing) from None
-            keys += [o["Key"] for o in page.get("Contents", [])]
+            keys.update((o["Key"], str(o.get("ETag", ""))) for o in page.get("Contents", []))
             token = page.get("NextContinuationToken")
             if limit is not None or not token:
                 return keys
@@ -333,16 +438,27 @@ class S3Destination:
         for upload in self.uploads:
             upload.abort()
 
+    def reset(self) -> None:
+        """Drop what was written so far, to write everything again (a wider schema)."""
+        self.cancel()
+        self.discard()
+        self.uploads = []
+
     def commit(self) -> None:
-        """Complete every upload. A replaced object is first copied aside, so that a failure half-way
-        puts the previous content back (completing an upload replaces its key at once)."""
-        existed = set(self._list(self.prefix)) if self.overwrite else set()
+        """Complete every upload, each only over the object seen at the check or where there was none
+        (conditional writes). A replaced object is first copied aside, so that a failure half-way puts
+        the previous content back (completing an upload replaces its key at once).
+
+        Raises:
+            ValidationError: a key appeared or changed meanwhile; what this call completed is undone.
+        """
         backups: dict[str, str] = {}
         try:
             for upload in self.uploads:
-                if upload.key in existed:
+                seen = self._seen.get(upload.key)
+                if seen is not None:
                     backups[upload.key] = self._copy(upload.key, f"{self._backup_prefix()}{upload.key}")
-                upload.complete()
+                upload.complete(seen)
                 self.committed.append(upload.key)
         except BaseException:
             self.cancel()
@@ -355,8 +471,24 @@ class S3Destination:
                 log.warning("%s", exc)
         if self.overwrite and not self.single:
             new = set(self.committed)
-            stale = [k for k in existed if k not in new and PART.fullmatch(k[len(self.prefix):])]
-            self._delete(stale, f"Removing the old parts under {self}")
+            stale = [k for k in self._seen if k not in new and PART.fullmatch(k[len(self.prefix):])]
+            self._delete(self._unchanged(stale), f"Removing the old parts under {self}")
+
+    def _unchanged(self, keys: list[str]) -> list[str]:
+        """The keys that still hold the object seen at the check (one replaced since is not ours to delete)."""
+        kept = []
+        for key in keys:
+            try:
+                etag = str(self.aws.s3.head_object(Bucket=self.bucket, Key=key).get("ETag", ""))
+            except Exception as exc:
+                if error_code(exc) in NOT_FOUND_CODES:
+                    continue
+                raise _s3_error(exc, self.bucket, f"Checking the old part s3://{self.bucket}/{key}") from None
+            if etag == self._seen[key]:
+                kept.append(key)
+            else:
+                log.warning("s3://%s/%s changed while the results were written: it is kept", self.bucket, key)
+        return kept
 
     def _backup_prefix(self) -> str:
         if self._backup_at is None:  # "_" first: dataset readers skip it, as they skip _SUCCESS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from ..records import ERRORS_MODES, BatchRecord, ErrorsMode, InvocationRecord, S
 if TYPE_CHECKING:
     import pandas as pd
 
+
+log = logging.getLogger(__name__)
 
 # Content types that say nothing about the body; the Accept we asked for is a better hint.
 _UNINFORMATIVE = {None, "binary/octet-stream", OCTET}
@@ -73,14 +76,42 @@ def check_errors_mode(errors: object) -> ErrorsMode:
     return errors
 
 
-def completed_parts(parts: Sequence[InvocationRecord], errors: ErrorsMode) -> list[InvocationRecord]:
-    """The parts with a result; with ``errors="raise"`` the first one without raises its error.
+def unsent_slots(batch: BatchRecord, parts: Sequence[InvocationRecord]) -> list[int]:
+    """The batch's slots that were never journaled: a streamed submission (a dataset) stopped part-way
+    (Ctrl-C, expired credentials, a crash) before reading them. The batch row knows how many it has."""
+    journaled = {r.batch_index for r in parts}
+    return [i for i in range(batch.size) if i not in journaled]
+
+
+def unsent_error(batch: BatchRecord, parts: Sequence[InvocationRecord], unsent: Sequence[int]) -> SubmissionError:
+    """What a batch with unsent slots says when all of its results are asked for."""
+    prefix = batch.batch_id.removeprefix("batch-")
+    rows = ""
+    if batch.kind.by_rows and parts:
+        sent_rows = max((r.row_start or 0) + (r.row_count or 0) for r in parts)
+        rows = f" (rows from {sent_rows} on)"
+    return SubmissionError(
+        f"{len(unsent)} of {batch.size} requests of {batch.batch_id} were never sent{rows}: its submission stopped "
+        f"part-way. Re-run the same submit call with inference_id={prefix!r} to send them (nothing is sent twice), "
+        "or pass errors='skip' for the results there are.", batch_id=batch.batch_id, code="Unsent")
+
+
+def completed_parts(batch: BatchRecord, parts: Sequence[InvocationRecord], errors: ErrorsMode
+                    ) -> list[InvocationRecord]:
+    """The parts with a result; with ``errors="raise"`` the first one without raises its error, and so
+    does a batch whose submission stopped before every part was sent.
 
     Raises:
         ValidationError: a bad ``errors``. InferenceFailed, InferenceExpired, ResultNotReady,
-            SubmissionError: a part has no result and ``errors="raise"``.
+            SubmissionError: a part has no result (or was never sent) and ``errors="raise"``.
     """
     check_errors_mode(errors)
+    unsent = unsent_slots(batch, parts)
+    if unsent and errors == "raise":
+        raise unsent_error(batch, parts, unsent)
+    if unsent:
+        log.warning("%s: %d of %d requests were never sent; their rows are left out", batch.batch_id,
+                    len(unsent), batch.size)
     usable = []
     for record in parts:
         if record.status is Status.COMPLETED:
@@ -96,7 +127,7 @@ def load_batch(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecor
     the input's index (the DataFrame's, or the payload position); otherwise it is renumbered."""
     import pandas as pd
 
-    usable = completed_parts(parts, errors)
+    usable = completed_parts(batch, parts, errors)
 
     def load(record: InvocationRecord) -> pd.DataFrame | None:
         try:
@@ -106,41 +137,52 @@ def load_batch(ctx: Context, batch: BatchRecord, parts: Sequence[InvocationRecor
                 raise
             return None  # skipped like a part without a result; attrs["missing"] names it
 
+    unsent = unsent_slots(batch, parts)
     loaded = list(ctx.pool.map(load, usable))
     missing = [r.inference_id for r, f in zip(usable, loaded, strict=True) if f is None]
     usable = [r for r, f in zip(usable, loaded, strict=True) if f is not None]
     frames = [f for f in loaded if f is not None]
-    if not frames:
-        empty = pd.DataFrame()
-        if missing:
-            empty.attrs["missing"] = missing
-        return empty
-    result = _assemble(batch, parts, usable, frames)
+    result = _assemble(batch, parts, usable, frames) if frames else pd.DataFrame()
     if missing:
         result.attrs["missing"] = missing  # outputs removed from S3 since they completed
+    if unsent:
+        result.attrs["unsent"] = len(unsent)  # requests a stopped submission never sent (errors="skip")
     return result
+
+
+class PartIndex:
+    """Which rows of the input each part's result stands for, when each part returns one row per input row
+    (per input row of its slice, for a DataFrame or a dataset; one row per payload otherwise)."""
+
+    def __init__(self, batch: BatchRecord, parts: Sequence[InvocationRecord]):
+        self.by_rows = batch.kind.by_rows
+        if self.by_rows:
+            self.index, self.note = decode_index(batch.index_json, sum(r.row_count or 0 for r in parts))
+        else:  # a Series of URIs: its index; else the payload positions
+            self.index, self.note = decode_index(batch.index_json, batch.size)
+
+    def rows(self, record: InvocationRecord) -> int:
+        """How many result rows the part must have to align."""
+        return (record.row_count or 0) if self.by_rows else 1
+
+    def of(self, record: InvocationRecord) -> Any:
+        """The input index of the part's rows (``note`` is None: the index is known)."""
+        if self.by_rows:
+            start = record.row_start or 0
+            return self.index[start:start + (record.row_count or 0)]
+        return self.index[[record.batch_index or 0]]
 
 
 def _assemble(batch: BatchRecord, parts: Sequence[InvocationRecord], usable: list[InvocationRecord],
               frames: list[pd.DataFrame]) -> pd.DataFrame:
     import pandas as pd
 
-    by_rows = batch.kind.by_rows
-    expected = [r.row_count if by_rows else 1 for r in usable]
+    index = PartIndex(batch, parts)
     note = "some parts did not return one row per input row"
-    if all(len(f) == n for f, n in zip(frames, expected, strict=True)):
-        if by_rows:
-            index, note_or_none = decode_index(batch.index_json, sum(r.row_count or 0 for r in parts))
-            if note_or_none is None:
-                pieces = [index[(r.row_start or 0):(r.row_start or 0) + (r.row_count or 0)] for r in usable]
-                return pd.concat([f.set_axis(i, axis=0) for f, i in zip(frames, pieces, strict=True)])
-            note = note_or_none
-        else:
-            positions, note_or_none = decode_index(batch.index_json, batch.size)  # a Series of URIs: its index
-            if note_or_none is None:
-                pieces = [positions[[r.batch_index or 0]] for r in usable]
-                return pd.concat([f.set_axis(i, axis=0) for f, i in zip(frames, pieces, strict=True)])
-            note = note_or_none
+    if all(len(f) == index.rows(r) for f, r in zip(frames, usable, strict=True)):
+        if index.note is None:
+            return pd.concat([f.set_axis(index.of(r), axis=0) for f, r in zip(frames, usable, strict=True)])
+        note = index.note
     combined = pd.concat(frames, ignore_index=True)
     combined.attrs["aligned"] = False  # concatenated in input order with a new index; attrs["note"] says why
     combined.attrs["note"] = note

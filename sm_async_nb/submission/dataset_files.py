@@ -4,7 +4,8 @@ A path that exists is taken literally even when its name holds glob characters (
 only otherwise is it a glob, with the same meaning locally and on S3: ``*`` and ``?`` stay within
 one path segment and ``**`` spans any number of them. Folders are walked without following
 symbolic links (a link to a parent would repeat files without end); names starting with ``_`` or
-``.`` (``_SUCCESS``, ``.crc``) are not data.
+``.`` (``_SUCCESS``, ``.crc``) are not data. Below a folder (or a glob's literal folders), ``key=value``
+folders are hive partitions: their keys become columns (``datasets``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from ..aws import arrowio
@@ -56,7 +58,17 @@ def _glob(filesystem: Any, path: str) -> list[str]:
     return sorted(i.path for i in listed if i.type == pafs.FileType.File and segments_match(path, i.path))
 
 
-def find(ctx: Context, source: str) -> tuple[Any, list[str]]:
+@dataclass(frozen=True)
+class Found:
+    """The data files of a source, and the folder hive partitions (``year=2024/``) are read below (None:
+    one file, nothing to partition)."""
+
+    filesystem: Any
+    files: list[str]
+    base: str | None
+
+
+def find(ctx: Context, source: str) -> Found:
     """The filesystem and the data files of ``source``, sorted.
 
     Raises:
@@ -72,11 +84,11 @@ def find(ctx: Context, source: str) -> tuple[Any, list[str]]:
         matches = _glob(filesystem, path)
         if not matches:
             raise ValidationError(f"No file matches {source}.", parameter="source")
-        return filesystem, matches
+        return Found(filesystem, matches, _literal_folder(path))
     if info.type == pafs.FileType.NotFound:
         raise ValidationError(f"{source} does not exist: check the path.", parameter="source")
     if info.type != pafs.FileType.Directory:
-        return filesystem, [path]
+        return Found(filesystem, [path], None)
     if isinstance(filesystem, pafs.LocalFileSystem):
         files = _walk_local(path)
     else:
@@ -85,7 +97,14 @@ def find(ctx: Context, source: str) -> tuple[Any, list[str]]:
                        and all(_is_data(part) for part in i.path[len(path):].split("/") if part))
     if not files:
         raise ValidationError(f"{source} holds no data files.", parameter="source")
-    return filesystem, files
+    return Found(filesystem, files, path.rstrip("/") or path)
 
 
-__all__ = ["find", "segments_match"]
+def _literal_folder(pattern: str) -> str:
+    """The folder a glob starts from: its segments before the first one with a wildcard."""
+    segments = pattern.split("/")
+    literal = next(i for i, part in enumerate(segments) if any(c in part for c in _WILDCARDS))
+    return "/".join(segments[:literal]) or "/"
+
+
+__all__ = ["Found", "find", "segments_match"]

@@ -3,8 +3,9 @@ with ``pyarrow.dataset`` one record batch at a time and cut into requests of exa
 ``rows_per_request`` rows (the last one shorter).
 
 Everything that can be wrong with the source is found before the first request is sent: a
-missing path, no file matching, an unsupported file type, a column that does not exist, and
-(counting the rows is a full streaming pass for CSV) a ragged or unreadable row.
+missing path, no file matching, an unsupported file type, a column that does not exist in any file,
+columns whose types differ between files beyond widening, and (counting the rows is a full streaming
+pass for CSV) a ragged or unreadable row. The schema is decided once, from every file (not the first).
 """
 
 from __future__ import annotations
@@ -54,30 +55,73 @@ def _reason(exc: BaseException) -> str:
     return text[:240]
 
 
-def _check_schemas(dataset: Any, wanted: list[str] | None, source: str) -> None:
-    """Every Parquet file's own column types agree with the dataset's (a file whose ``x`` holds
-    strings where the first file's holds integers would fail half-way through the sending)."""
+def _widening_loses_range(own: Any, unified: Any) -> bool:
+    """An integer column unified into an integer type that cannot hold all its values (pyarrow's
+    permissive promotion makes uint64 + int64 an int64: a large value would fail half-way)."""
     import pyarrow as pa
-    import pyarrow.dataset as pads
 
-    def kind(t: Any) -> str:
-        for name, test in (("number", lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)
-                            or pa.types.is_decimal(t)), ("text", lambda t: pa.types.is_string(t)
-                           or pa.types.is_large_string(t) or pa.types.is_dictionary(t))):
-            if test(t):
-                return name
-        return str(t)
+    if not (pa.types.is_integer(own) and pa.types.is_integer(unified)) or own == unified:
+        return False
+    own_signed, unified_signed = pa.types.is_signed_integer(own), pa.types.is_signed_integer(unified)
+    if own_signed and not unified_signed:
+        return True
+    return own.bit_width > unified.bit_width - (1 if unified_signed and not own_signed else 0)
 
-    expected = dataset.schema
-    for fragment in dataset.get_fragments():
-        if not isinstance(fragment, pads.ParquetFileFragment):
-            return  # CSV: every row is parsed against one schema while counting, which finds these
-        own = fragment.physical_schema
-        for name in wanted or expected.names:
-            if name in own.names and kind(own.field(name).type) != kind(expected.field(name).type):
+
+def _unify(schemas: Sequence[tuple[str, Any]], wanted: list[str] | None, source: str) -> Any:
+    """One schema for every file, decided before anything is read for sending: a column that only some
+    files have is in it (null where missing); types widen as pyarrow's permissive promotion does (int32 →
+    int64, int → float, null → anything). Columns that cannot be one column are refused here, naming the
+    file, instead of failing half-way through the sending.
+
+    Raises:
+        ValidationError: the column, the two types and the file; nothing was sent.
+    """
+    import pyarrow as pa
+
+    unified: Any = None
+    seen: list[tuple[str, Any]] = []
+    for path, own in schemas:
+        if wanted is not None:
+            own = pa.schema([own.field(n) for n in wanted if n in own.names])
+        if unified is None:
+            unified = own
+            seen.append((path, own))
+            continue
+        try:
+            unified = pa.unify_schemas([unified, own], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            name, theirs, where = _conflict(seen, own)
+            raise ValidationError(
+                f"{source}: column {name!r} is {own.field(name).type} in {path} but {theirs} in {where}: they "
+                "cannot be sent as one column (nothing was sent). Make the files agree, or leave the column out "
+                "with columns=[...].", parameter="source") from None
+        seen.append((path, own))
+    for path, own in seen:
+        for field in own:
+            target = unified.field(field.name).type
+            if _widening_loses_range(field.type, target):
                 raise ValidationError(
-                    f"{source}: column {name!r} is {own.field(name).type} in {fragment.path} but "
-                    f"{expected.field(name).type} in the first file (nothing was sent).", parameter="source")
+                    f"{source}: column {field.name!r} is {field.type} in {path} but {target} elsewhere, which "
+                    f"cannot hold every {field.type} value (nothing was sent). Make the files agree, or leave the "
+                    "column out with columns=[...].", parameter="source")
+    return unified
+
+
+def _conflict(seen: Sequence[tuple[str, Any]], own: Any) -> tuple[str, Any, str]:
+    """The first column of ``own`` that an earlier file holds as a type it cannot be unified with."""
+    import pyarrow as pa
+
+    for field in own:
+        for path, earlier in seen:
+            if field.name in earlier.names:
+                try:
+                    pa.unify_schemas([pa.schema([earlier.field(field.name)]), pa.schema([field])],
+                                     promote_options="permissive")
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                    return field.name, earlier.field(field.name).type, path
+    name = own.names[0] if own.names else "?"
+    return name, "another type", seen[0][0]
 
 
 def check_csv_columns(opened: OpenDataset) -> None:
@@ -106,6 +150,9 @@ def check_source(source: object) -> str:
     text = os.fspath(source)
     if not isinstance(text, str):
         raise ValidationError(f"submit_dataset needs a text path, not {source!r}.", parameter="source")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):  # bytes that are not UTF-8, as os.fsdecode gives them
+        raise ValidationError(f"{text!r} is not valid UTF-8 (a file or folder name in another encoding), which the "
+                              "dataset reader cannot open: rename it.", parameter="source")
     return text
 
 
@@ -113,40 +160,74 @@ def open_dataset(ctx: Context, text: str, columns: Sequence[str] | None) -> Open
     """Open and check the source ``text`` (see :func:`check_source`); counts its rows (a streaming pass
     over CSV, metadata for Parquet). ``columns`` is already checked (``options.parse``).
 
+    Everything is decided here, once, for every file: the schema is unified across all of them
+    (:func:`_unify`), hive partition folders (``year=2024/``) below a folder or a glob's literal
+    folders are columns, and those are what ``columns`` may name.
+
     Raises:
-        ValidationError: a missing path, no match, an unsupported file type, a missing column, or a
-            file that cannot be read (with the reader's first line); nothing has been sent.
+        ValidationError: a missing path, no match, an unsupported file type, a missing column, columns
+            that differ between files beyond widening, or a file that cannot be read (with the reader's
+            first line); nothing has been sent.
     """
     import pyarrow as pa
     import pyarrow.dataset as pads
 
     wanted = list(columns) if columns is not None else None
-    filesystem, files = dataset_files.find(ctx, text)
-    kind = _format_of(files, text)
+    found = dataset_files.find(ctx, text)
+    kind = _format_of(found.files, text)
+    options = pads.FileSystemFactoryOptions(partition_base_dir=found.base or "")
+    if found.base is not None:
+        options.partitioning_factory = pads.HivePartitioning.discover(infer_dictionary=False)
     try:
-        dataset = pads.dataset(files, filesystem=filesystem, format=kind)
-    except (pa.ArrowInvalid, OSError) as exc:
+        factory = pads.FileSystemDatasetFactory(
+            found.filesystem, found.files, pads.ParquetFileFormat() if kind == "parquet" else pads.CsvFileFormat(),
+            options)
+        first = factory.finish()
+        files = [(fragment.path, fragment.physical_schema) for fragment in first.get_fragments()]
+        partitions = list(first.partitioning.schema) if first.partitioning is not None else []
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(f"{text} cannot be read as {kind}: {_reason(exc)} (nothing was sent).",
                               parameter="source") from None
+    names = list(dict.fromkeys([n for _, own in files for n in own.names] + [f.name for f in partitions]))
     if wanted is not None:
-        missing = [c for c in wanted if c not in dataset.schema.names]
+        missing = [c for c in wanted if c not in names]
         if missing:
-            raise ValidationError(f"{text} has no column {missing[0]!r} (it has: {', '.join(dataset.schema.names)}).",
+            raise ValidationError(f"{text} has no column {missing[0]!r} (it has: {', '.join(names)}).",
                                   parameter="columns")
+    schema = _unify(files, wanted, text)
+    # Every partition field, chosen or not: a fragment's partition expression names them all.
+    schema = pa.schema(list(schema) + [f for f in partitions if f.name not in schema.names])
     try:
-        _check_schemas(dataset, wanted, text)
+        dataset = factory.finish(schema)
         # Parquet knows its row count; CSV is parsed once, streaming, which also finds ragged rows.
         if kind == "parquet":
             rows = dataset.count_rows()
         else:
             rows = sum(batch.num_rows for batch in dataset.to_batches(
                 columns=wanted, batch_readahead=READAHEAD_BATCHES, fragment_readahead=1))
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValidationError(f"{text} cannot be read: {_reason(exc)} (nothing was sent).",
                               parameter="source") from None
     if rows == 0:
         raise ValidationError(f"{text} has no rows: there is nothing to send.", parameter="source")
     return OpenDataset(dataset, wanted, rows, PurePosixPath(text.rstrip("/")).name or text)
+
+
+def to_frame(table: Any, *, exact_integers: bool = True) -> Any:
+    """A slice as a DataFrame whose values are the file's: integer columns stay integers when the slice
+    has a null in them (pandas' nullable ``Int64``..., not float64: ``3`` stays ``3``, ids above 2**53 are
+    not rounded). ``exact_integers=False`` keeps numpy's floats (for NPY, which has no nulls)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if not exact_integers:
+        return table.to_pandas()
+    nullable = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+                pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+                pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype()}
+    holes = {f.type for f, column in zip(table.schema, table.columns, strict=True)
+             if pa.types.is_integer(f.type) and column.null_count}
+    return table.to_pandas(types_mapper=lambda t: nullable[t] if t in holes else None)
 
 
 def _record_batches(opened: OpenDataset, batch_size: int, skip_rows: int = 0) -> Iterator[Any]:

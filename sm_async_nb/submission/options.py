@@ -125,6 +125,9 @@ def _check(name: str, value: Any) -> Any:
     if name == "label":
         if not isinstance(value, str):
             raise ValidationError(f"label must be a string, not {type(value).__name__}.", parameter="label")
+        if not value.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            raise ValidationError(f"label {value!r} has a lone surrogate, which is not valid Unicode and cannot be "
+                                  "stored: fix the text.", parameter="label")
         return value
     if name == "inline":
         if isinstance(value, bool) or type(value).__name__ == "bool_":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import abc
 import os
-import time
 import uuid
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
@@ -25,7 +24,7 @@ from typing import Any, ClassVar
 from .. import progress
 from ..contract import validation
 from ..errors import ValidationError
-from ..payloads import CSV, media_type
+from ..payloads import CSV, NPY, media_type
 from ..payloads.indexes import encode_index
 from ..records import BatchKind, BatchRecord
 from . import datasets, s3_sources
@@ -73,9 +72,10 @@ class BatchIds:
     ``inference_id`` is one str (the batch's id prefix: ``prefix-0000``...; batch id ``batch-prefix``),
     one id per request, or None (fresh ids, a fresh batch id)."""
 
-    def __init__(self, inference_id: str | Sequence[str] | None):
+    def __init__(self, inference_id: str | Sequence[str] | None, *, generated: bool = False):
         self.prefix: str | None = None
         self.given: list[str] | None = None
+        self.generated = generated  # the prefix was made up here, not given: its ids name nothing earlier
         if isinstance(inference_id, str):
             validation.check_member("InferenceId", inference_id)
             validation.check_member("InferenceId", f"{inference_id}-{0:0{_MIN_ID_WIDTH}d}")
@@ -120,7 +120,7 @@ class Plan(abc.ABC):
         self.total = 0                          # how many requests the plan has
         self.window: int | None = None          # requests a run may hold at once (None: all of them)
         self.continue_with: str | None = None   # the id prefix that continues a stopped streamed run
-        self.created_at = time.time()
+        self.created_at = preparer.ctx.clock()
 
     def open(self) -> None:  # noqa: B027 - a plan with nothing to read has nothing to do here
         """Read and check what must be read before the first request is sent (S3, the source, the
@@ -307,7 +307,7 @@ class DatasetPlan(Plan):
         prefix = inference_id if inference_id is not None else f"ds-{uuid.uuid4().hex[:12]}"
         if not isinstance(prefix, str):
             raise ValidationError("inference_id for a dataset is one prefix (a str).", parameter="inference_id")
-        self.ids = BatchIds(prefix)
+        self.ids = BatchIds(prefix, generated=inference_id is None)
         self.continue_with = prefix
         self.window = max(STREAM_WINDOW_MIN, STREAM_WINDOW_PER_WORKER * workers)
         self.opened: datasets.OpenDataset | None = None
@@ -325,11 +325,14 @@ class DatasetPlan(Plan):
     def requests(self, start: int = 0) -> Iterator[PreparedRequest]:
         assert self.opened is not None and self.options.rows_per_request is not None, "open() first"
         step = self.options.rows_per_request
+        content_type = self.options.content_type or self.preparer.ctx.settings.default_content_type
+        exact = media_type(content_type) != NPY  # NPY has no nulls: integers with holes go as floats there
         for i, (first, table) in enumerate(datasets.chunks(self.opened, step, start), start):
-            slot = Slot(self.ids.at(i, self.total), None, self.ids.batch_id, i, (first, table.num_rows))
+            slot = Slot(self.ids.at(i, self.total), None, self.ids.batch_id, i, (first, table.num_rows),
+                        fresh_id=self.ids.generated)
             try:
-                yield self.preparer.prepare(self.endpoint_name, table.to_pandas(), self.options, slot,
-                                            self.created_at)
+                yield self.preparer.prepare(self.endpoint_name, datasets.to_frame(table, exact_integers=exact),
+                                            self.options, slot, self.created_at)
             except ValidationError as exc:
                 raise ValidationError(f"rows {first}-{first + table.num_rows - 1} of {self.text}: {exc}",
                                       parameter=exc.parameter) from None

@@ -12,7 +12,6 @@ default input bucket).
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,13 @@ class Slot:
     batch_id: str | None = None
     index: int | None = None
     rows: tuple[int, int] | None = None
+    fresh_id: bool = False  # ``inference_id`` was generated here (a batch's made-up prefix), not given
+
+    @property
+    def named_by_user(self) -> bool:
+        """The output is named by something the user chose (an inference id or a Filename): an earlier
+        request's object may sit at its location."""
+        return self.filename is not None or (self.inference_id is not None and not self.fresh_id)
 
 
 @dataclass
@@ -96,7 +102,7 @@ class Preparer:
         Raises:
             ValidationError: before anything is sent.
         """
-        now = now or time.time()
+        now = now or self.ctx.clock()
         inference_id = slot.inference_id
         if inference_id is not None:
             validation.check_member("InferenceId", inference_id)
@@ -132,7 +138,7 @@ class Preparer:
             batch_id=slot.batch_id, batch_index=slot.index, row_start=slot.rows[0] if slot.rows else None,
             row_count=slot.rows[1] if slot.rows else None, request=request, inline=options.inline,
             input_location=location, input_size=size, input_sha256=sha256, submitted_at=now,
-            user_input=user_object)
+            user_input=user_object, named_by_user=slot.named_by_user)
         if slot.filename is not None:
             self._check_output_name_free(record)
         existing = self.ctx.journal.get(inference_id)
@@ -167,7 +173,7 @@ class Preparer:
         if record.status is Status.ERROR and held is not None:
             params["inference_id"] = record.inference_id
             location = None if record.inline else str(input_uri(self.inputs.get(), record.inference_id, held.suffix))
-            return PreparedRequest(record.replace(submitted_at=time.time(), input_location=location),
+            return PreparedRequest(record.replace(submitted_at=self.ctx.clock(), input_location=location),
                                    validation.validate_request(params), held, existing=record)
         if record.inline or not record.input_location:
             raise ValidationError(f"Invocation {record.inference_id} has no input in S3 to reuse (it was sent "
@@ -177,12 +183,14 @@ class Preparer:
         if record.status is Status.ERROR:
             params["inference_id"] = record.inference_id
             api = validation.validate_request(params)
-            return PreparedRequest(record.replace(submitted_at=time.time()), api, None, existing=record)
+            return PreparedRequest(record.replace(submitted_at=self.ctx.clock()), api, None, existing=record)
+        now = self.ctx.clock()
         fresh = record.replace(
-            inference_id=new_inference_id(), status=Status.SUBMITTING, submit_step=SubmitStep.JOURNALED,
-            origin=self.ctx.origin, output_location=None, failure_location=None, submitted_at=time.time(),
+            inference_id=new_inference_id(now), status=Status.SUBMITTING, submit_step=SubmitStep.JOURNALED,
+            origin=self.ctx.origin, output_location=None, failure_location=None, submitted_at=now,
             invoked_at=None, finished_at=None, output_size=None, failure_reason=None, error=None,
-            owner_pid=os.getpid(), deadline=None)
+            owner_pid=os.getpid(), deadline=None, clock_offset=None,
+            named_by_user=record.request.get("filename") is not None)
         params["inference_id"] = fresh.inference_id
         return PreparedRequest(fresh, validation.validate_request(params), None)
 

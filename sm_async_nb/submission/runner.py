@@ -4,7 +4,8 @@ and sent from the client's worker pool, a window at a time, under one stop signa
 A run, on the calling thread:
 
 1. ``plan.open()``: what must be read and checked before anything is sent;
-2. take requests from the plan while the :class:`Window` has room; journal them in one transaction
+2. take requests from the plan while the :class:`Window` has room; check their endpoints exist (once per
+   client: ``endpoint_check``); journal them in one transaction
    (new rows inserted, existing ones claimed compare-and-set) **before** any upload; hand them to
    the pool (``sender.Sender.send``: upload, invoke, journal the answer);
 3. wait for any of them to finish, in slices of ``WAIT_SLICE_S``, and go on until the plan is
@@ -42,6 +43,7 @@ from ..context import Context
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..journal.store import Claim
 from ..records import BatchRecord
+from .endpoint_check import EndpointCheck
 from .plans import Plan
 from .prepare import PreparedRequest, Preparer, continues
 from .resubmission import ResubmissionPlan
@@ -115,6 +117,7 @@ class Submitter:
         self.ctx = ctx
         self.preparer = preparer
         self.sender = Sender(ctx)
+        self.endpoints = EndpointCheck(ctx)
         self.on_submitted = on_submitted
 
     def run(self, plan: Plan) -> Tally:
@@ -130,7 +133,7 @@ class Submitter:
         plan.open()
         run = _Run(plan)
         try:
-            self._drive(run)
+            self._pump(run)
         except KeyboardInterrupt:
             self._interrupt(run)
         finally:
@@ -140,18 +143,19 @@ class Submitter:
         self._conclude(run)
         return run.tally
 
-    def _drive(self, run: _Run) -> None:
-        """Hand requests to the pool and account for them as they finish, until the plan is done or
-        stopped. A method of its own, called inside ``run``'s ``try``: CPython 3.11 and 3.12 attribute a
-        Ctrl-C that arrives at a loop's backward jump to the instruction before the loop, so with the
-        loop first in that ``try`` the interrupt escaped ``except KeyboardInterrupt`` (most often from
-        ``_thread.interrupt_main()``; tests/unit/test_interrupts.py). Here it leaves through the call."""
+    def _pump(self, run: _Run) -> None:
+        """Fill the window and account for what finishes until the plan is exhausted or the run stops.
+
+        A method of its own, called inside ``run``'s try, rather than a loop opening that try: CPython
+        3.11 can raise a pending KeyboardInterrupt (from ``_thread.interrupt_main()``) at a loop's back
+        edge with the location of the instruction before the loop head, outside a try that the loop
+        opens — and the interrupt would escape the handler (seen in tests)."""
         while True:
             if run.wants_more():
                 self._fill(run)
             if not run.held:
                 if run.exhausted or run.stop.stopped:
-                    return
+                    break
                 continue
             try:
                 done = run.finished.get(timeout=WAIT_SLICE_S)
@@ -210,6 +214,7 @@ class Submitter:
         try:
             run.taken = list(itertools.islice(run.source, room))
             run.exhausted = room is None or len(run.taken) < room
+            self.endpoints.require(r.record.endpoint_name for r in run.taken if not r.done)  # before any write
             if run.taken or run.batch is not None:
                 self._journal_intent(run.taken, run.batch)
                 run.batch = None

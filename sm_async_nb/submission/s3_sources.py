@@ -3,8 +3,9 @@ before the first invoke. The objects are the user's: they are never copied, move
 InputLocation is the object itself.
 
 Checked, with one ValidationError naming the culprit and nothing invoked: every URI is
-``s3://bucket/key``; a prefix (ending in "/") matches at least one object (``pattern`` is an
-fnmatch pattern on the key below the prefix, e.g. ``*.wav`` or ``2026/*/*.json``); every object
+``s3://bucket/key``; a prefix (ending in "/") matches at least one object (``pattern`` is a glob
+on the key below the prefix, with the same meaning as ``submit_dataset``'s: ``*`` and ``?`` stay within
+one ``/``-segment and ``**`` spans any number of them, e.g. ``*.wav``, ``**/*.wav`` or ``2026/*/*.json``); every object
 exists, is not empty, and is at most 1 GB. Content type: the object's own, unless generic
 (``binary/octet-stream``, ``application/octet-stream`` or none), else from the key's suffix, else
 the ``content_type`` option, else ``application/octet-stream``.
@@ -12,7 +13,6 @@ the ``content_type`` option, else ``application/octet-stream``.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from ..aws.s3uri import S3Uri
 from ..context import Context
 from ..errors import ValidationError
 from ..payloads import MAX_S3_PAYLOAD, OCTET, infer_content_type, media_type
+from .dataset_files import segments_match
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def _list_prefix(ctx: Context, source: str, pattern: str | None) -> list[S3Uri]:
                 key = item["Key"]
                 if key.endswith("/"):
                     continue  # a "folder" marker object
-                if pattern is None or fnmatch.fnmatchcase(key[len(prefix.key):], pattern):
+                if pattern is None or segments_match(pattern, key[len(prefix.key):]):
                     found.append(S3Uri(prefix.bucket, key))
     except Exception as exc:
         if error_code(exc) == "NoSuchBucket":

@@ -18,7 +18,6 @@ import enum
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +25,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from .. import progress
-from ..aws.clients import Problem, error_code, explain
+from ..aws.clients import CONDITION_CODES, Problem, error_code, explain
 from ..aws.s3uri import S3Uri
 from ..context import Context
 from ..errors import JournalError
@@ -136,10 +135,11 @@ class Sender:
                 return Outcome.INTERRUPTED if stop.interrupted else Outcome.FAILED
             invoking = True
             answer = self.ctx.aws.runtime.invoke_endpoint_async(**params)
-            invoked_at = time.time()
+            invoked_at = self.ctx.clock()
             journal.mark_pending(record.inference_id, output_location=answer.get("OutputLocation"),
                                  failure_location=answer.get("FailureLocation"), invoked_at=invoked_at,
-                                 deadline=record.replace(invoked_at=invoked_at, deadline=None).service_deadline())
+                                 deadline=record.replace(invoked_at=invoked_at, deadline=None).service_deadline(),
+                                 clock_offset=self.ctx.aws.s3_clock.offset())
             return Outcome.SENT
         except InputKeyTaken as exc:  # someone else's object: left alone, and this request not sent
             log.info("submission of %s refused: %s", record.inference_id, exc)
@@ -225,7 +225,7 @@ class Sender:
                 s3.put_object(Bucket=location.bucket, Key=location.key, Body=payload.body, IfNoneMatch="*", **extra)
                 return True
             except ClientError as exc:
-                if error_code(exc) != "PreconditionFailed":
+                if error_code(exc) not in CONDITION_CODES:
                     raise
             found = self._existing(location, payload)
             if found == "stale":  # an earlier input of ours under a reused (forgotten) id

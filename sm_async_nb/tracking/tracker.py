@@ -118,7 +118,10 @@ class Tracker:
             with self._refresh_lock:
                 try:
                     changes = self._refresh(inference_ids, self.clock() if now is None else now)
-                except (JournalError, sqs_events.QueueGone):
+                except JournalError as exc:  # nothing can be tracked any more: say so where people look
+                    self._set_problem(exc)
+                    raise
+                except sqs_events.QueueGone:
                     raise
                 except Exception as exc:
                     error = as_error(exc, doing="Checking on the invocations")
@@ -160,16 +163,25 @@ class Tracker:
         return changes
 
     def _ours(self, row: PendingRow, written: float | None, what: str) -> bool:
-        """Output identity (records.written_for): an object older than the invoke is an earlier request's."""
-        if written is None or written_for(written, row.invoked_at, self.skew):
+        """Output identity, on S3's clock only (contract.service.written_for): at a name this client generated,
+        any object is this invocation's; at a name the user chose (an inference id, a Filename) an object
+        written before the invoke is an earlier request's. The invoke's time is put on S3's clock with the
+        offset measured when it was answered (else the current one), never compared with the notebook's."""
+        if written is None or not row.named_by_user:
+            return True
+        offset = row.clock_offset if row.clock_offset is not None else (self.ctx.aws.s3_clock.offset() or 0.0)
+        if written_for(written, row.invoked_at + offset, self.skew):
             return True
         log.info("ignoring the %s at the location of %s: written %.0f s before its invoke (an earlier request's)",
-                 what, row.inference_id, row.invoked_at - written)
+                 what, row.inference_id, row.invoked_at + offset - written)
         return False
 
     def _learn(self, pending: Sequence[PendingRow], now: float) -> dict[str, Finish]:
+        """How pending rows ended. What S3 and the notifications say happens on S3's clock; every
+        ``Finish`` returned is on the notebook's (``ServerClock.to_local``), like the rest of the journal."""
         outcomes: dict[str, Finish] = {}
         by_id = {r.inference_id: r for r in pending}
+        clock = self.ctx.aws.s3_clock
         for endpoint_name, source in list(self.event_sources.items()):
             try:
                 heard = source.poll([r for r in pending if r.endpoint_name == endpoint_name])
@@ -179,8 +191,9 @@ class Tracker:
                              "longer exists; status comes from S3 polling again. `%sm_async events on "
                              f"{endpoint_name}` makes a new queue.")
                 continue
-            outcomes.update((iid, end) for iid, end in heard.items()
-                            if self._ours(by_id[iid], end.finished_at, "notification"))
+            outcomes.update((iid, end._replace(finished_at=None if end.finished_at is None
+                                               else clock.to_local(end.finished_at)))
+                            for iid, end in heard.items() if self._ours(by_id[iid], end.finished_at, "notification"))
         # Event mode checks S3 only now and then, for notifications that were lost or not sent.
         poll_s3 = not self.event_sources or (self.stats.refreshes + 1) % EVENT_MODE_S3_EVERY == 0
         unresolved = [r for r in pending if r.inference_id not in outcomes and r.output_location
@@ -189,7 +202,8 @@ class Tracker:
         for uri, seen in self.prober.find(outputs).items():
             if self._ours(outputs[uri], seen.last_modified, "output"):
                 iid = outputs[uri].inference_id
-                outcomes[iid] = Finish(iid, Status.COMPLETED, seen.last_modified, output_size=seen.size)
+                outcomes[iid] = Finish(iid, Status.COMPLETED, clock.to_local(seen.last_modified),
+                                       output_size=seen.size)
         failures = {S3Uri.parse(r.failure_location): r for r in unresolved
                     if r.inference_id not in outcomes and r.failure_location}
         failed = [(uri, seen) for uri, seen in self.prober.find(failures).items()
@@ -197,7 +211,8 @@ class Tracker:
         texts = self.prober.read_texts([uri for uri, _ in failed]) if failed else []
         for (uri, seen), reason in zip(failed, texts, strict=True):
             iid = failures[uri].inference_id
-            outcomes[iid] = Finish(iid, failure_status(reason), seen.last_modified, failure_reason=reason)
+            outcomes[iid] = Finish(iid, failure_status(reason), clock.to_local(seen.last_modified),
+                                   failure_reason=reason)
         for row in pending:
             if row.inference_id not in outcomes and is_overdue(row.deadline, now, self.grace):
                 outcomes[row.inference_id] = Finish(row.inference_id, Status.EXPIRED, now,
@@ -226,11 +241,11 @@ class Tracker:
         self.event_sources.pop(endpoint_name, None)
         return sqs_events.remove(self.ctx.aws, endpoint_name) if remove else None
 
-    def _set_problem(self, error: AwsError | None) -> None:
+    def _set_problem(self, error: AwsError | JournalError | None) -> None:
         message = None
         if error is not None:
             message = str(error)
-            if error.kind == "credentials":
+            if isinstance(error, AwsError) and error.kind == "credentials":
                 message += " Tracking resumes by itself once they work again; nothing was marked failed."
         if message != self.problem:
             if message:
@@ -256,7 +271,7 @@ class Tracker:
                 return None
         try:
             changes = self.refresh(now=now)
-        except AwsError as exc:  # said once through self.problem; the next step tries again
+        except (AwsError, JournalError) as exc:  # said once through self.problem; the next step tries again
             log.debug("refresh failed: %s", exc)
             changes = []
         except Exception:
@@ -321,7 +336,13 @@ class Tracker:
     def wait_for(self, inference_ids: Sequence[str], timeout: float | None = None,
                  progress: Callable[[int, int], None] | None = None) -> None:
         """Block until every id is finished; TimeoutError after ``timeout`` seconds.
-        ``progress(finished, total)`` is called as the count moves."""
+        ``progress(finished, total)`` is called as the count moves.
+
+        Raises:
+            ValidationError: a bad ``timeout``. TimeoutError: still unfinished after ``timeout``.
+            JournalError: the journal cannot be read any more (deleted or replaced): at once, and
+                ``problem`` says so.
+        """
         if timeout is not None and not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
                                         and 0 <= timeout < float("inf")):
             raise ValidationError(f"timeout must be a number of seconds >= 0 (or None to wait as long as it "
@@ -332,8 +353,12 @@ class Tracker:
         if self.running:
             self.poke()  # once: then the thread's own back-off decides, however long the wait
         while True:
-            unfinished = [r.inference_id for r in self.journal.get_many(ids).values()
-                          if r.status not in FINISHED]
+            try:
+                rows = self.journal.get_many(ids)
+            except JournalError as exc:  # e.g. the file was deleted: waiting longer cannot help
+                self._set_problem(exc)
+                raise
+            unfinished = [r.inference_id for r in rows.values() if r.status not in FINISHED]
             if progress is not None:
                 progress(len(ids) - len(unfinished), len(ids))
             if not unfinished:

@@ -49,6 +49,14 @@ class Ctx:
                     {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}})
         self.client.aws.s3.meta.events.register(f"before-call.s3.{operation}", answer)
 
+    def deny_describe(self):
+        """sagemaker:DescribeEndpoint not allowed (submissions then skip their endpoint check)."""
+        def answer(**_):
+            return (AWSResponse("https://api.sagemaker/", 400, {}, None),
+                    {"Error": {"Code": "AccessDeniedException", "Message": "User is not authorized to perform: "
+                               "sagemaker:DescribeEndpoint"}, "ResponseMetadata": {"HTTPStatusCode": 400}})
+        self.client.aws.get("sagemaker").meta.events.register("before-call.sagemaker.DescribeEndpoint", answer)
+
     def completed(self, endpoint_key: str):
         return self.client.submit(self.endpoints[endpoint_key], "x").wait(timeout=30)
 

@@ -125,8 +125,10 @@ CASES: list[tuple[str, Callable[[Any], Any], type, str, str]] = [
                                  c.client.submit(c.ep, OK_ROW)), S, "Access denied on bucket", "error-row"),
     ("expired-credentials", lambda c: (c.deny("PutObject", "ExpiredToken", 400, "The provided token has expired."),
                                        c.client.submit(c.ep, OK_ROW)), S, "credentials have expired", "error-row"),
-    ("missing-endpoint", lambda c: c.client.submit("no-such-endpoint", OK_ROW), S,
-     "Endpoint 'no-such-endpoint' not found", "error-row"),
+    ("missing-endpoint", lambda c: c.client.submit("no-such-endpoint", OK_ROW), V,
+     "Endpoint 'no-such-endpoint' does not exist in .*nothing was uploaded or journaled", "nothing"),
+    ("missing-endpoint-describe-denied", lambda c: (c.deny_describe(), c.client.submit("no-such-endpoint", OK_ROW)),
+     S, "Endpoint 'no-such-endpoint' not found", "error-row"),  # then the invoke finds it, and the input goes
     ("non-async-endpoint", lambda c: c.client.submit(c.endpoints["sync"], OK_ROW), S,
      "ValidationError: .*asynchronous", "error-row"),
     ("reused-inference-id", lambda c: (c.client.submit(c.ep, OK_ROW, inference_id="once-only"),

@@ -45,7 +45,7 @@ def client(stack, tmp_path):
 
 
 def runtime_calls(stack, inference_id: str) -> int:
-    return sum(r["request_count"] for r in stack.records() if r["inference_id"] == inference_id)
+    return sum(r["inference_id"] == inference_id for r in stack.records())  # each request is an invocation
 
 
 def test_a_reused_filename_after_forget_waits_for_its_own_output(client, endpoints):
@@ -65,6 +65,16 @@ def test_an_inference_id_reused_after_forget_is_not_completed_by_the_old_output(
     again = client.submit(endpoints["slow"], "second\n", inference_id="reused-after-forget")
     assert again.refresh() is Status.PENDING
     assert again.wait(timeout=30).raw() == b"second\n"
+
+
+def test_an_inference_id_reused_after_forget_on_the_same_endpoint_runs_again(client, endpoints, stack):
+    # AWS does not deduplicate by id: the second request is a second invocation, and the client takes
+    # only the output written after its own invoke.
+    client.submit(endpoints["echo"], "first\n", inference_id="reused-same-endpoint").wait(timeout=30).forget()
+    time.sleep(2.1)
+    again = client.submit(endpoints["echo"], "second\n", inference_id="reused-same-endpoint")
+    assert again.wait(timeout=30).raw() == b"second\n"
+    assert runtime_calls(stack, "reused-same-endpoint") == 2
 
 
 def test_a_batch_prefix_rerun_after_forget_gets_new_results(client, endpoints):
@@ -197,6 +207,12 @@ def test_resubmit_sends_what_it_can_when_a_part_was_never_uploaded(stack, endpoi
 
 
 def test_a_rerun_after_a_permanent_error_keeps_the_new_input_location(client, stack):
+    def deny_describe(**_):  # without sagemaker:DescribeEndpoint the invoke is what finds the endpoint missing
+        return (AWSResponse("https://api.sagemaker/", 400, {}, None),
+                {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}})
+
+    client.aws.get("sagemaker").meta.events.register("before-call.sagemaker.DescribeEndpoint", deny_describe)
     with pytest.raises(sma.SubmissionError, match="not found"):
         client.submit("id-later", ROW, inference_id="later-1")
     row = client.journal.get("later-1")

@@ -1,4 +1,5 @@
-"""SIGKILL the kernel in the middle of a 300-request batch; a new kernel loses and duplicates nothing."""
+"""SIGKILL the kernel in the middle of a 300-request batch; a new kernel loses nothing and sends again only
+what was in flight."""
 
 from __future__ import annotations
 
@@ -57,7 +58,11 @@ def test_kernel_killed_mid_batch_is_recovered_by_the_next_kernel(kernels, tmp_pa
 
         records = stack.records()
         ids = [r["inference_id"] for r in records]
-        assert sorted(ids) == sorted(f"crash300-{i:04d}" for i in range(300))  # one invocation per id
+        assert sorted(set(ids)) == sorted(f"crash300-{i:04d}" for i in range(300))
+        # An invoke in flight at the kill may have reached the runtime with its answer lost: the journal
+        # says so ("SageMaker may have accepted it") and the re-run sends it again, which AWS (like the
+        # local runtime) runs a second time. Only those: at most the 4 workers' requests in flight.
+        assert len(ids) - 300 <= 4, len(ids)
         s3 = stack.boto3_client("s3")
         keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
             Bucket=stack.input_bucket, Prefix="inputs/") for o in page.get("Contents", [])]

@@ -58,8 +58,9 @@ def test_model_error_becomes_inference_failed_with_the_models_message(stack, sta
 def test_unknown_and_non_async_endpoints_leave_no_input(stack, stack_client, unique, list_keys):
     s3 = stack.boto3_client("s3")
     before = s3.list_objects_v2(Bucket=stack.input_bucket, Prefix="inputs/").get("KeyCount", 0)
-    with pytest.raises(sma.SubmissionError, match=f"Endpoint '{unique}-missing' not found"):
-        stack_client.submit(f"{unique}-missing", "1,2,3,4")
+    with pytest.raises(sma.ValidationError, match=f"Endpoint '{unique}-missing' does not exist"):
+        stack_client.submit(f"{unique}-missing", "1,2,3,4")  # asked once (DescribeEndpoint), before any upload
+    assert stack_client.records() == []
     stack.add_endpoint(f"{unique}-sync", asynchronous=False)
     with pytest.raises(sma.SubmissionError, match="ValidationError"):
         stack_client.submit(f"{unique}-sync", "1,2,3,4")
@@ -120,7 +121,7 @@ CRASHING_SUBMITTER = textwrap.dedent("""
 """)
 
 
-def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path):
+def test_sigkill_mid_batch_loses_nothing_and_resends_only_what_was_in_flight(tmp_path):
     journal = tmp_path / "journal.sqlite3"
     with LocalStack(latency_ms=15) as stack:
         env = {**os.environ, **stack.env}
@@ -155,5 +156,8 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path):
         assert sorted(keys) == sorted(f"inputs/crash-{i:04d}.csv" for i in range(200))
         records = stack.records()
         ids = [r["inference_id"] for r in records]
-        assert sorted(ids) == sorted(f"crash-{i:04d}" for i in range(200))  # one invocation per id
+        assert sorted(set(ids)) == sorted(f"crash-{i:04d}" for i in range(200))
+        # An invoke in flight at the kill may have reached the runtime with its answer lost; the re-run sends
+        # it again, and a repeated id is another invocation (as on AWS): at most the 4 workers' in flight.
+        assert len(ids) - 200 <= 4, len(ids)
         assert {r["status"] for r in records} == {COMPLETED}

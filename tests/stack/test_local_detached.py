@@ -248,3 +248,34 @@ def test_two_starts_at_the_same_moment_share_one_stack(cache):
     from sm_async_nb.local.detached import handle as detached
 
     assert sorted(detached.find().stack.status()["endpoints"]) == ["race-0", "race-1"]
+
+
+def test_image_map_reaches_the_detached_stack_and_a_reattach_adds_to_it(cache):
+    from stackhelp import start_container
+
+    echo, url = start_container()
+    other, other_url = start_container()
+    try:
+        env = exports(cli("start", "--endpoint", "mapped-ep", "--image-map", f"registry.local/echo:1={url}").stdout)
+        cli("start", "--endpoint", "mapped-ep", "--image-map", f"registry.local/other={other_url}")  # reattaches
+        got = run_script({**clean_env(), **env}, """
+            sm, s3, rt = boto3.client("sagemaker"), boto3.client("s3"), boto3.client("sagemaker-runtime")
+            bucket = os.environ["SM_ASYNC_NB_S3_INPUT_PATH"][len("s3://"):].split("/")[0]
+            bodies = {}
+            for name, image in (("echo", "registry.local/echo:1"), ("other", "registry.local/other:7")):
+                sm.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",
+                                PrimaryContainer={"Image": image})
+                sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{"VariantName": "AllTraffic",
+                    "ModelName": name, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+                    AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": f"s3://{bucket}/mapped/"}})
+                sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+                sm.get_waiter("endpoint_in_service").wait(EndpointName=name)
+                a = rt.invoke_endpoint_async(EndpointName=name, Body=name.encode(), ContentType="text/plain")
+                bodies[name] = json.loads(wait_for_object(s3, a["OutputLocation"])[1])["body"]
+            emit(bodies)
+        """)
+        assert got == {"echo": "echo", "other": "other"}
+    finally:
+        for process in (echo, other):
+            process.kill()
+            process.wait()

@@ -66,8 +66,7 @@ def test_faults_happen_and_standard_retries_get_through(stack, faults, unique):
     faults(fault_rate=0.0)
     assert stack.wait_until_idle(30)
     mine = [r for r in stack.records("local-async") if r["inference_id"].startswith(f"{unique}-")]
-    assert len(mine) == 8
-    assert all(r["request_count"] == 1 for r in mine)  # a faulted call never reached the queue
+    assert len(mine) == 8  # one invocation per id: a faulted call never reached the queue
     assert all(r["status"] == "Completed" for r in mine)  # the worker's own S3 calls bypass faults
 
 

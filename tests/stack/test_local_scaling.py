@@ -70,11 +70,17 @@ def test_scale_from_zero_then_back_in():
     with LocalStack(min_instances=0, scale_out_seconds=0.5, scale_in_idle_seconds=1.0, delay=0.2) as stack:
         got = run_client(stack, READ_BACK, stack.endpoint_name)
         assert (got["current"], got["desired"]) == (0, 0)
-        [(resource, kind, arn)] = got["policies"]
-        assert kind == "StepScaling" and resource.endswith("/variant/AllTraffic")
-        [(metric, namespace, dimensions, actions)] = got["alarms"]
-        assert (metric, namespace, actions) == ("HasBacklogWithoutCapacity", "AWS/SageMaker", [arn])
-        assert dimensions == [{"Name": "EndpointName", "Value": stack.endpoint_name}]
+        # Two step policies, each triggered by its alarm: out of zero on HasBacklogWithoutCapacity, back
+        # to min_instances on an idle backlog (ApproximateBacklogSize <= 0).
+        assert {kind for _, kind, _ in got["policies"]} == {"StepScaling"} and len(got["policies"]) == 2
+        assert all(resource.endswith("/variant/AllTraffic") for resource, _, _ in got["policies"])
+        arns = {arn for _, _, arn in got["policies"]}
+        by_metric = {metric: (namespace, dimensions, actions) for metric, namespace, dimensions, actions in got["alarms"]}
+        assert set(by_metric) == {"HasBacklogWithoutCapacity", "ApproximateBacklogSize"}
+        for namespace, dimensions, actions in by_metric.values():
+            assert namespace == "AWS/SageMaker" and len(actions) == 1 and actions[0] in arns
+            assert dimensions == [{"Name": "EndpointName", "Value": stack.endpoint_name}]
+        assert by_metric["HasBacklogWithoutCapacity"][2] != by_metric["ApproximateBacklogSize"][2]
 
         ids = invoke(stack, 3)
         wait_records(stack, lambda rs: [r["status"] for r in rs] == ["Completed"] * 3, timeout=30)

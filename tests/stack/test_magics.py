@@ -126,6 +126,9 @@ def test_json_format_option_and_setting(shell):
 
 
 def test_dollar_expansion_in_line_arguments(shell, invokes):
+    from motokit import moto_endpoint
+
+    moto_endpoint("expanded-ep")  # submissions check that their endpoint exists
     shell.user_ns["name"] = "expanded-ep"
     shell.user_ns["ttl"] = 120
     shell.run_cell("%%invoke_async $name --ttl $ttl\n1\n")

@@ -21,11 +21,12 @@ ROWS = 40  # two windows of parts (results_writer.WINDOW = 32) at one row per re
 
 
 def rows_model(body: bytes, content_type: str):
-    """Echoes a row; the row whose first value is 39 (part 39, in the second window) gets an
-    extra column, as a model that changes its output mid-batch."""
+    """Echoes a row; the row whose first value is 39 (part 39, in the second window) gets text where
+    the others have numbers, as a model that changes its output mid-batch (a column that only later
+    parts have, or an integer that turns float, is widened instead: test_decided_once)."""
     text = body.decode()
     if text.startswith("39,"):
-        return text.strip().encode() + b",surprise\n", "text/csv"
+        return b"surprise,x\n", "text/csv"
     return body, "text/csv"
 
 
@@ -60,7 +61,7 @@ def good(client, endpoints, tmp_path):
 
 @pytest.fixture
 def bad(client, endpoints, tmp_path):
-    """A batch of 40 parts where part 39 has a column the first window did not have."""
+    """A batch of 40 parts where part 39 has text in a column the first window had numbers in."""
     return client.submit_dataset("rf-rows", _csv(tmp_path, ROWS), rows_per_request=1).wait(timeout=120)
 
 
@@ -83,10 +84,11 @@ def test_an_existing_file_is_refused_replaced_only_on_request_and_kept_on_failur
     _one_line(caught.value, str(dest), "overwrite=True")
     assert _listing(out) == {"scored.parquet": b"the user's own file"}
 
-    # Part 39 (second window) has an extra column: an error naming it, the old file intact.
+    # Part 39 (second window) has text where the others have numbers: an error naming it, the old file intact.
     with pytest.raises(sma.DecodeError) as caught:
         bad.write_results(dest, overwrite=True)
-    _one_line(caught.value, "part 39", "columns ['2'] are not in the earlier parts")
+    _one_line(caught.value, "part 39", "does not fit the columns of the other parts",
+              "column '0' is large_string here but int64")
     assert _listing(out) == {"scored.parquet": b"the user's own file"}  # no temporary file left either
 
     assert good.write_results(dest, overwrite=True) == str(dest)
@@ -279,15 +281,18 @@ def test_a_failure_while_swapping_parts_in_puts_the_old_ones_back(good, tmp_path
     (folder / "part-00000.parquet").write_bytes(b"old part")
     (folder / "notes.txt").write_text("mine")
     before = _listing(folder)
-    replace = os.replace
+    replace, link = os.replace, os.link
     blocked = {".tmp"}  # moving a new part (from the staging folder) into place fails
 
-    def failing(src, dst):
-        if Path(dst).parent == folder and Path(src).parent.name.endswith(tuple(blocked)):
-            raise OSError(28, "No space left on device")
-        return replace(src, dst)
+    def failing(real):
+        def move(src, dst):
+            if Path(dst).parent == folder and Path(src).parent.name.endswith(tuple(blocked)):
+                raise OSError(28, "No space left on device")
+            return real(src, dst)
+        return move
 
-    monkeypatch.setattr(destinations.os, "replace", failing)
+    monkeypatch.setattr(destinations.os, "replace", failing(replace))
+    monkeypatch.setattr(destinations.os, "link", failing(link))  # new parts are linked in (never over a name)
     with pytest.raises(sma.ValidationError) as caught:
         good.write_results(folder, overwrite=True)
     _one_line(caught.value, str(folder), "No space left on device")
@@ -311,11 +316,11 @@ def test_a_failure_while_completing_s3_parts_puts_the_previous_objects_back(good
     calls = []
     real = destinations._Upload.complete
 
-    def flaky(upload):
+    def flaky(upload, etag):
         calls.append(upload.key)
         if len(calls) == 2:
             raise RuntimeError("the network went away")
-        real(upload)
+        real(upload, etag)
 
     monkeypatch.setattr(destinations._Upload, "complete", flaky)
     with pytest.raises(RuntimeError, match="network went away"):

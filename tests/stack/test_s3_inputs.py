@@ -34,6 +34,7 @@ def refuse(body: bytes, content_type: str):
 def endpoints(stack):
     for name, model in (("s3-echo", echo), ("s3-picture", picture), ("s3-refuse", refuse)):
         stack.add_endpoint(name, model=model)
+    stack.add_endpoint("s3-sync", asynchronous=False)  # invoking it asynchronously is a permanent error
     s3 = stack.boto3_client("s3")
     s3.create_bucket(Bucket=BUCKET)
     return s3
@@ -97,8 +98,11 @@ def test_a_prefix_of_fifty_objects_with_mixed_types(client, endpoints, stack):
 def test_a_pattern_filters_the_prefix(client, endpoints):
     for name in ("a.wav", "b.wav", "c.mp3", "deep/d.wav"):
         put(endpoints, f"audio/{name}", b"RIFF")
-    batch = client.submit_s3("s3-echo", f"s3://{BUCKET}/audio/", pattern="*.wav")
-    assert sorted(p.input_location.rsplit("/", 1)[1] for p in batch.parts()) == ["a.wav", "b.wav", "d.wav"]
+    batch = client.submit_s3("s3-echo", f"s3://{BUCKET}/audio/", pattern="*.wav")  # * stays within one segment
+    assert sorted(p.input_location.rsplit("/", 1)[1] for p in batch.parts()) == ["a.wav", "b.wav"]
+    deep = client.submit_s3("s3-echo", f"s3://{BUCKET}/audio/", pattern="**/*.wav")  # ** spans them
+    assert sorted(p.input_location.rsplit("/", 1)[1] for p in deep.parts()) == ["a.wav", "b.wav", "d.wav"]
+    assert len(client.submit_s3("s3-echo", f"s3://{BUCKET}/audio/", pattern="*/*.wav")) == 1
     top = client.submit_s3("s3-echo", f"s3://{BUCKET}/audio/", pattern="[!d]*.wav")
     assert len(top) == 2
 
@@ -155,8 +159,8 @@ def test_forget_prune_resubmit_and_failures_never_delete_a_user_object(client, e
     again = failed.resubmit()
     assert again and again[0].input_location == uri  # the same object, not a copy
     again[0].wait(timeout=30)
-    lost = client.submit_s3("no-such-endpoint", uri)  # a permanent error: the clean-up path
-    assert lost.status_counts() == {"ERROR": 1} and "not found" in lost.parts()[0].error
+    lost = client.submit_s3("s3-sync", uri)  # a permanent error from the invoke: the clean-up path
+    assert lost.status_counts() == {"ERROR": 1} and "ValidationError" in lost.parts()[0].error
     assert lost.parts()[0].input_location == uri
     client.forget(failed.inference_ids)
     client.prune(0)
@@ -169,8 +173,8 @@ def test_an_upload_never_overwrites_or_deletes_a_user_object_at_its_key(stack, e
     put(endpoints, "mine/c.csv", b"also mine\n", "text/csv")
     before = user_objects(endpoints, "mine/")
     with stack.client(journal_path=tmp_path / "j.sqlite3", s3_input_path=f"s3://{BUCKET}/mine/") as mine:
-        # a working endpoint, and one that does not exist (the clean-up-after-failure path)
-        for endpoint, iid in (("s3-echo", "a"), ("no-such-endpoint", "c")):
+        # a working endpoint, and one the invoke refuses (the clean-up-after-failure path)
+        for endpoint, iid in (("s3-echo", "a"), ("s3-sync", "c")):
             with pytest.raises(sma.SubmissionError, match="already holds an object that is not this input"):
                 mine.submit(endpoint, "9,9\n", inference_id=iid, content_type="text/csv")
             assert user_objects(endpoints, "mine/") == before

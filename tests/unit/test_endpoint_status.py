@@ -16,6 +16,7 @@ import time
 
 import boto3
 import pytest
+from motokit import moto_endpoint
 
 import sm_async_nb as sma
 from sm_async_nb.endpoints import backlog
@@ -28,14 +29,7 @@ VARIANT = "AllTraffic"
 
 def make_endpoint(name: str = "ep", *, instances: int = 1, is_async: bool = True,
                   instance_type: str = "ml.g4dn.xlarge") -> None:
-    sm = boto3.client("sagemaker", region_name=REGION)
-    sm.create_model(ModelName=f"{name}-model", ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm",
-                    PrimaryContainer={"Image": "123.dkr.ecr.us-east-1.amazonaws.com/model:1"})
-    extra = {"AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": "s3://input-bucket/out/"}}} if is_async else {}
-    sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[{
-        "VariantName": VARIANT, "ModelName": f"{name}-model", "InitialInstanceCount": 1,
-        "InstanceType": instance_type}], **extra)
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    moto_endpoint(name, is_async=is_async, instance_type=instance_type)  # replaces the client fixture's "ep"
     if instances != 1:
         set_endpoint(name, current=instances, desired=instances)
 

@@ -51,6 +51,8 @@ def test_flags_not_given_leave_the_defaults_and_given_ones_are_parsed(surface):
     ({"min_instances": 2, "max_instances": 1}, "min_instances"), ({"scale_in_idle_seconds": -2}, "scale_in_idle"),
     ({"metrics_period_seconds": 0}, "metrics_period_seconds"), ({"idle_timeout": 0}, "idle_timeout"),
     ({"runtime_port": -1}, "runtime_port"), ({"host": "0.0.0.0"}, "loopback"), ({"host": "example.org"}, "IP"),
+    ({"create_seconds": -1}, "create_seconds"), ({"image_map": {"img": "ftp://x"}}, "image_map"),
+    ({"image_map": {"": "http://127.0.0.1:1"}}, "image_map"), ({"image_map": "img=http://x"}, "image_map"),
 ])
 def test_bad_options_are_one_line_errors_naming_the_option(options, named):
     with pytest.raises(ValueError, match=named) as caught:
@@ -111,3 +113,23 @@ def test_the_moto_range_is_the_local_extras():
 
     extra = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert MOTO_REQUIREMENT in extra["project"]["optional-dependencies"]["local"]
+
+
+@pytest.mark.parametrize("surface", ["sm-async-nb local", "%sm_async local"])
+def test_image_map_is_a_repeatable_flag_and_create_seconds_a_number(surface, capsys):
+    parser = local_parsers()[surface]
+    args = parser.parse_args(["start", "--image-map", "my/image:1=http://127.0.0.1:8080", "--image-map",
+                              "other/=http://127.0.0.1:9090/", "--create-seconds", "2.5"])
+    config = from_arguments(args)
+    assert config.image_map == (("my/image:1", "http://127.0.0.1:8080"), ("other/", "http://127.0.0.1:9090/"))
+    assert config.create_seconds == 2.5
+    assert StackConfig.from_json(config.to_json()) == config  # to a child or detached process and back
+    with pytest.raises((SystemExit, Exception)) as caught:  # argparse exits; the magic's parser raises
+        parser.parse_args(["start", "--image-map", "no-equals-sign"])
+    assert "--image-map takes IMAGE=URL" in str(caught.value) + capsys.readouterr().err
+
+
+def test_image_map_from_python_is_a_dict_and_reattaching_does_not_call_it_a_difference():
+    config = StackConfig(image_map={"b": "http://127.0.0.1:2", "a": "https://example.org/serve"})
+    assert config.image_map == (("a", "https://example.org/serve"), ("b", "http://127.0.0.1:2"))
+    assert StackConfig(image_map={"c": "http://127.0.0.1:3"}).differs(config.shared()) == []  # added, not refused

@@ -78,8 +78,8 @@ def world():
 
 
 def submit(backend, body: bytes, at: float, **kw) -> str:
-    inv, _ = backend.submit(InvokeArgs(endpoint_name="ep", body=body, content_type="text/plain", inference_id=body.decode(),
-                                       **kw), now_clock=at, now_wall=1_700_000_000.0 + at)
+    inv = backend.submit(InvokeArgs(endpoint_name="ep", body=body, content_type="text/plain", inference_id=body.decode(),
+                                    **kw), now_clock=at, now_wall=1_700_000_000.0 + at)
     return inv.inference_id
 
 
@@ -90,6 +90,18 @@ def finish(worker, model, body: bytes) -> None:
 
 def status(backend, inference_id):
     return next(r["status"] for r in backend.records() if r["inference_id"] == inference_id)
+
+
+def test_a_repeated_inference_id_is_a_second_invocation_that_runs_too(world):
+    backend, sink, model, worker, _ = world
+    submit(backend, b"dup", at=0)
+    submit(backend, b"dup", at=0)  # AWS does not deduplicate by id: each request is an invocation
+    worker.step(0)
+    assert [inv.inference_id for inv in backend.running("ep")] == ["dup", "dup"]  # both run, neither replaces
+    finish(worker, model, b"dup")
+    worker.step(1)
+    assert [r["status"] for r in backend.records() if r["inference_id"] == "dup"] == [COMPLETED, COMPLETED]
+    assert backend.endpoint_stats()["ep"]["requests_received"] == 2
 
 
 def test_fifo_order_and_concurrency_limit(world):
@@ -218,3 +230,57 @@ def test_result_location_layout(extension, filename, output, failure):
 def test_failure_path_defaults_to_output_path():
     endpoint = Endpoint(name="e", model=None, output_path="s3://bkt/out/")
     assert result_locations(endpoint.output_path, endpoint.failure_path, "ID")[1] == "s3://bkt/out/ID-error.out"
+
+
+def test_a_deleted_endpoint_fails_what_it_had_queued_and_running(world):
+    from sm_async_nb.local.service.models import EndpointNotFound
+
+    backend, sink, model, worker, endpoint = world
+    ids = [submit(backend, f"req{i}".encode(), at=0) for i in range(4)]
+    worker.step(0)  # two running, two queued
+    backend.retire("ep")
+    with pytest.raises(EndpointNotFound, match="Endpoint ep of account 123456789012 not found."):
+        submit(backend, b"late", at=1)
+    assert worker.step(1) == 4
+    assert [status(backend, i) for i in ids] == [FAILED] * 4
+    reasons = {r["inference_id"]: r["failure_reason"] for r in backend.records()}
+    assert all(reasons[i].startswith("EndpointDeleted: The endpoint ep was deleted") for i in ids)
+    assert "while this request ran" in reasons["req0"] and "never sent to the model" in reasons["req3"]
+    for inference_id in ids:
+        _, failure = result_locations(endpoint.output_path, endpoint.failure_path, inference_id)
+        assert sink.objects[failure][0].decode() == reasons[inference_id]
+    assert [(topic, m["invocationStatus"]) for topic, m in sink.published] == [(endpoint.error_topic, "Failed")] * 4
+    finish(worker, model, b"req0")  # a late result of a deleted endpoint is discarded, never written
+    worker.step(2)
+    output, _ = result_locations(endpoint.output_path, endpoint.failure_path, "req0")
+    assert output not in sink.objects
+
+
+def test_a_container_that_went_away_takes_no_request_until_healthy_again(world):
+    from sm_async_nb.local.service.hosting import ContainerUnreachable
+
+    backend, sink, model, worker, endpoint = world
+    original = model.invoke
+
+    def dies(body, *args, **kwargs):
+        if body == b"die":
+            raise ContainerUnreachable("http://127.0.0.1:1", ConnectionResetError("Connection reset by peer"))
+        return original(body, *args, **kwargs)
+
+    model.invoke = dies
+    submit(backend, b"die", at=0)
+    worker.step(0)
+    assert worker.wait_done("die", 10)
+    submit(backend, b"after", at=1)
+    worker.step(1)
+    assert status(backend, "die") == FAILED and not endpoint.healthy
+    assert [r["failure_reason"] for r in backend.records() if r["inference_id"] == "die"] == [
+        "ModelError: the model container at http://127.0.0.1:1 went away while handling the request "
+        "(ConnectionResetError: Connection reset by peer); did it crash?"]
+    worker.step(2)
+    assert status(backend, "after") == QUEUED  # waits, instead of failing too
+    endpoint.healthy = True  # what the lifecycle does once /ping answers 200
+    worker.step(3)
+    finish(worker, model, b"after")
+    worker.step(4)
+    assert status(backend, "after") == COMPLETED

@@ -692,10 +692,11 @@ def test_jsonl_error_names_the_line():
 
 
 def test_reader_kwargs_only_for_csv_and_parquet():
-    with pytest.raises(TypeError, match="apply only to text/csv and Parquet"):
+    with pytest.raises(ValidationError, match="apply only to text/csv and Parquet"):
         decode(b"[1]", "application/json", sep=";")
-    with pytest.raises(TypeError):
+    with pytest.raises(ValidationError, match=r"reader options \['no_such_option'\] do not fit this text/csv") as caught:
         decode(b"1,2\n", "text/csv", no_such_option=1)
+    assert "\n" not in str(caught.value)
 
 
 def test_encoded_payload_open_gives_fresh_streams():

@@ -58,6 +58,8 @@ class Detached:
             if found.record is not None:
                 self.record = found.record
                 control = HttpControl(found.record.info.runtime_url, found.record.token)
+                if config.image_map:  # mappings asked for are added to the running stack's
+                    control.call("map_images", image_map=[list(pair) for pair in config.image_map])
                 answer = control.call("add_endpoint", exist_ok=True, **config.endpoint().to_args())
                 self.differs = config.differs(control.call("status")["config"]) + answer["differs"]
                 return dataclasses.replace(found.record.info, endpoint_name=config.endpoint_name), control

@@ -5,6 +5,8 @@ One stack per user: ``<cache dir>/sm-async-nb/local-stack.json`` (``$XDG_CACHE_H
 start time, its ports, the environment lines and the control token, so it is written atomically
 (temp file + ``os.replace``) with mode 0600 in a 0700 directory.
 
+Every field read back is checked for the type it must have (a pid that is not a number, a host that
+is not an IP address, a port out of range...): such a file is corrupt, and replaced like one.
 A record is followed only when :func:`verify` says it describes a live stack server of ours: the
 pid is alive, started when the record says, runs ``sm_async_nb.local.detached.daemon`` and itself listens
 on both ports. Anything else (dead pid, reused pid, a port now held by another program) makes it
@@ -15,17 +17,22 @@ a symlink or one others can write is refused with a one-line :class:`StateFileEr
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
+import math
 import os
+import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ...contract.validation import check_member
+from ...errors import ValidationError
 from ..info import StackInfo
 
 log = logging.getLogger(__name__)
@@ -106,16 +113,81 @@ def read(path: Path) -> StackRecord | None:
         raise StateFileError(f"{path} can be written by others (mode {stat.S_IMODE(info.st_mode):04o}); "
                              "remove it and start the local stack again")
     try:
-        data = json.loads(path.read_text())
-        names = {f.name for f in fields(StackRecord)}
-        record = StackRecord(**{k: v for k, v in data.items() if k in names and k != "info"},
-                             info=StackInfo(**data["info"]))
-        if not (isinstance(record.pid, int) and isinstance(record.token, str) and record.token):
-            raise TypeError("pid/token")
-        return record
+        return _checked(json.loads(path.read_text()))
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         log.warning("the local stack's state file %s is corrupt (%s); it will be replaced", path, exc)
         return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def _ip(value: Any) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and value.isprintable()
+
+
+def _endpoint_name(value: Any) -> bool:
+    try:
+        check_member("EndpointName", value)
+    except ValidationError:
+        return False
+    return True
+
+
+# Every field read back, with the type it must have: the file is never trusted (a pid as text would be
+# handed to psutil, a host name would send the control token elsewhere).
+_INFO_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "pid": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a process id"),
+    "host": (_ip, "an IP address"),
+    "moto_port": (_port, "a port number"), "runtime_port": (_port, "a port number"),
+    "region": (lambda v: _text(v) and re.fullmatch(r"[a-z0-9-]{1,32}", v) is not None, "a region name"),
+    "endpoint_name": (_endpoint_name, "an endpoint name"),
+    "input_bucket": (_text, "a bucket name"),
+    "output_path": (lambda v: _text(v) and v.startswith("s3://"), "an s3:// URI"),
+    "failure_path": (lambda v: _text(v) and v.startswith("s3://"), "an s3:// URI"),
+}
+_RECORD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "create_time": (lambda v: _number(v) and v > 0, "a time"),
+    "token": (_text, "a token"),
+    "idle_timeout": (lambda v: _number(v) and v >= 0, "seconds"),
+    "endpoints": (lambda v: isinstance(v, list) and all(_endpoint_name(e) for e in v), "a list of endpoint names"),
+}
+
+_OPTIONAL = frozenset({"endpoints"})  # files of earlier versions lack it
+
+
+def _checked(data: Any) -> StackRecord:
+    """The record in ``data``, every field of the type it must have.
+
+    Raises:
+        TypeError: naming the first field that is missing or not what it must be.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("info"), dict):
+        raise TypeError("not a record with an info object")
+    for source, rules, shown in ((data["info"], _INFO_RULES, "info."), (data, _RECORD_RULES, "")):
+        for name, (valid, what) in rules.items():
+            if name not in source and name in _OPTIONAL:
+                continue
+            if name not in source:
+                raise TypeError(f"{shown}{name} is missing")
+            if not valid(source[name]):
+                raise TypeError(f"{shown}{name} is {source[name]!r}, not {what}")
+    names = {f.name for f in fields(StackRecord)} - {"info"}
+    return StackRecord(**{k: v for k, v in data.items() if k in names},
+                       info=StackInfo(**{k: data["info"][k] for k in _INFO_RULES}))
 
 
 def verify(record: StackRecord) -> str | None:

@@ -10,6 +10,7 @@ the worker write them directly (``backends.py``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -74,13 +75,14 @@ def _cache_backend_names() -> None:
     backends.list_of_moto_modules = lambda: names
 
 
-def build_app(faults: Faults) -> Any:
-    """moto's WSGI app behind the latency/fault middleware."""
+def build_app(faults: Faults, wrap: Callable[[Any], Any] | None = None) -> Any:
+    """moto's WSGI app (in ``wrap``, e.g. the stack's SageMaker routes) behind the latency/fault
+    middleware."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     _cache_backend_names()
     moto_app = DomainDispatcherApplication(create_backend_app)
-    return FaultMiddleware(moto_app, faults, classify_s3, render_s3)
+    return FaultMiddleware(wrap(moto_app) if wrap else moto_app, faults, classify_s3, render_s3)
 
 
 def make_moto_server(host: str, port: int, app: Any) -> Any:
@@ -105,8 +107,9 @@ def make_moto_server(host: str, port: int, app: Any) -> Any:
 class MotoServer:
     """moto's server on a thread of this process (the engine's; see the module docstring)."""
 
-    def __init__(self, faults: Faults, host: str = "127.0.0.1", port: int = 0):
-        self.host, self.port, self.faults = host, port, faults
+    def __init__(self, faults: Faults, host: str = "127.0.0.1", port: int = 0,
+                 wrap: Callable[[Any], Any] | None = None):
+        self.host, self.port, self.faults, self.wrap = host, port, faults, wrap
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -115,7 +118,7 @@ class MotoServer:
         return http_url(self.host, self.port)
 
     def start(self) -> None:
-        self._server = make_moto_server(self.host, self.port, build_app(self.faults))
+        self._server = make_moto_server(self.host, self.port, build_app(self.faults, self.wrap))
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="moto-server", daemon=True)

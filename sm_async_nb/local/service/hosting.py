@@ -16,7 +16,10 @@ Three kinds, one interface (``load()``, ``invoke(...) -> (body, content_type)``,
   ``POST /invocations`` (CustomAttributes forwarded as ``X-Amzn-SageMaker-Custom-Attributes``).
   Lines a container sends back in :data:`LOG_HEADER` (the stack's own model server does, see
   ``local/modelserver.py``) are printed, so they reach the model's CloudWatch Logs stream.
+  Loading it waits until ``/ping`` answers 200, as SageMaker waits before an instance takes
+  requests; a container that goes away mid-request raises :class:`ContainerUnreachable`.
 
+Every adapter answers :meth:`ping` (a container: one ``GET /ping``; a Python model: loaded).
 Errors raised by a model are turned into failure objects by the worker; they never stop the
 runtime.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import importlib.util
 import inspect
 import io
@@ -32,6 +36,7 @@ import json
 import os
 import sys
 import threading
+import time
 import types
 import urllib.error
 import urllib.request
@@ -44,6 +49,7 @@ JSON, CSV, NPY = "application/json", "text/csv", "application/x-npy"
 
 SHIPPED_IRIS = Path(__file__).resolve().parents[1] / "demo_models" / "iris.py"
 LOG_HEADER = "X-SM-Async-NB-Model-Log"  # base64 of a JSON list of the lines a served model printed
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # containers are local: never via a proxy
 
 
 class ModelInvocationError(Exception):
@@ -52,6 +58,15 @@ class ModelInvocationError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+class ContainerUnreachable(Exception):
+    """The serving container closed the connection or could not be reached during a request."""
+
+    def __init__(self, url: str, error: BaseException):
+        super().__init__(f"the model container at {url} went away while handling the request "
+                         f"({type(error).__name__}: {error}); did it crash?")
+        self.url = url
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,8 @@ class ModelAdapter(Protocol):
     name: str
 
     def load(self) -> None: ...
+
+    def ping(self) -> bool: ...
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None,
                custom_attributes: str | None = None, timeout: float | None = None) -> tuple[bytes, str]: ...
@@ -146,12 +163,17 @@ def _wants(fn: Callable, name: str) -> bool:
 
 # -- adapters ----------------------------------------------------------------------------------
 class HandlerModel:
-    """Inference-toolkit handlers from a Python file (or an already imported module)."""
+    """Inference-toolkit handlers from a Python file (or an already imported module).
 
-    def __init__(self, source: str | os.PathLike | types.ModuleType):
+    ``model_dir`` is what ``model_fn`` receives (the extracted model.tar.gz, as SageMaker's
+    framework containers pass /opt/ml/model); by default the handler file's folder.
+    """
+
+    def __init__(self, source: str | os.PathLike | types.ModuleType, model_dir: str | os.PathLike | None = None):
         self._module = source if isinstance(source, types.ModuleType) else None
         self.path = None if self._module else Path(source).resolve()
         self.name = self.path.name if self.path else getattr(source, "__name__", "module")
+        self.model_dir = str(model_dir) if model_dir is not None else None
         self._model: Any = None
         self._loaded = False
         self._lock = threading.Lock()
@@ -174,9 +196,12 @@ class HandlerModel:
                 return
             module = self._module or self._import()
             model_fn = getattr(module, "model_fn", None)
-            model_dir = str(self.path.parent) if self.path else os.getcwd()
+            model_dir = self.model_dir or (str(self.path.parent) if self.path else os.getcwd())
             self._model = model_fn(model_dir) if model_fn else None
             self._module, self._loaded = module, True
+
+    def ping(self) -> bool:
+        return self._loaded
 
     def _call(self, fn: Callable, *args: Any, context: HandlerContext) -> Any:
         return fn(*args, context=context) if _wants(fn, "context") else fn(*args)
@@ -218,6 +243,9 @@ class CallableModel:
     def load(self) -> None:
         pass
 
+    def ping(self) -> bool:
+        return True
+
     def invoke(self, body: bytes, content_type: str | None, accept: str | None,
                custom_attributes: str | None = None, timeout: float | None = None) -> tuple[bytes, str]:
         extra: dict[str, Any] = {}
@@ -240,22 +268,54 @@ class CallableModel:
         pass
 
 
-class ContainerModel:
-    """A serving container (``GET /ping``, ``POST /invocations``) reachable at ``url``."""
+PING_INTERVAL = 0.2
 
-    def __init__(self, url: str, ping_timeout: float = 10.0):
+
+class ContainerModel:
+    """A serving container (``GET /ping``, ``POST /invocations``) reachable at ``url``.
+
+    ``ping_timeout``: how long :meth:`load` waits for ``/ping`` to answer 200 (a container may
+    still be starting), in seconds of ``clock``.
+    """
+
+    def __init__(self, url: str, ping_timeout: float = 10.0, clock: Callable[[], float] | None = None):
         self.url = url.rstrip("/")
         self.name = self.url
         self.ping_timeout = ping_timeout
+        self.clock = clock or time.monotonic
+
+    def _ping_status(self) -> str | int:
+        """The status of one ``GET /ping``, or why there was none."""
+        try:
+            with NO_PROXY.open(self.url + "/ping", timeout=min(5.0, max(0.5, self.ping_timeout))) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except (urllib.error.URLError, OSError) as exc:
+            return str(getattr(exc, "reason", exc))
+
+    def ping(self) -> bool:
+        """Whether ``GET /ping`` answers 200 now."""
+        return self._ping_status() == 200
 
     def load(self) -> None:
-        try:
-            with urllib.request.urlopen(self.url + "/ping", timeout=self.ping_timeout) as answer:
-                status = answer.status
-        except (urllib.error.URLError, OSError) as exc:
-            raise RuntimeError(f"the model container at {self.url} did not answer GET /ping: {exc}") from exc
-        if status != 200:
-            raise RuntimeError(f"the model container at {self.url} answered GET /ping with {status}")
+        """Wait until ``GET /ping`` answers 200.
+
+        Raises:
+            RuntimeError: it did not within ``ping_timeout`` (the last answer, or why none came).
+        """
+        deadline = self.clock() + self.ping_timeout
+        while True:
+            status = self._ping_status()
+            if status == 200:
+                return
+            if self.clock() >= deadline:
+                break
+            time.sleep(PING_INTERVAL)
+        said = (f"answered GET /ping with {status}" if isinstance(status, int)
+                else f"did not answer GET /ping ({status})")
+        raise RuntimeError(f"the model container at {self.url} {said} within {self.ping_timeout:g} s; start it "
+                           "(it must answer GET /ping with 200) or map the image to a URL that serves")
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None,
                custom_attributes: str | None = None, timeout: float | None = None) -> tuple[bytes, str]:
@@ -266,13 +326,18 @@ class ContainerModel:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
         request = urllib.request.Request(self.url + "/invocations", data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
+            with NO_PROXY.open(request, timeout=timeout) as answer:
                 _print_lines(answer.headers.get(LOG_HEADER))
                 return answer.read(), answer.headers.get("Content-Type") or "application/octet-stream"
         except urllib.error.HTTPError as exc:
             _print_lines(exc.headers.get(LOG_HEADER))
             text = exc.read().decode("utf-8", "replace")[:2000]
             raise ModelInvocationError(exc.code, text) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError):
+                raise TimeoutError(f"the model container at {self.url} did not answer within {timeout:g} s") from None
+            raise ContainerUnreachable(self.url, reason) from None
 
     def close(self) -> None:
         pass
@@ -303,9 +368,10 @@ def resolve_model(model: Any = None) -> Any:
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if path.is_dir():
-            for candidate in (path / "inference.py", path / "code" / "inference.py"):
-                if candidate.is_file():
-                    return HandlerModel(candidate)
+            if (path / "inference.py").is_file():
+                return HandlerModel(path / "inference.py")
+            if (path / "code" / "inference.py").is_file():  # a model directory, as in model.tar.gz
+                return HandlerModel(path / "code" / "inference.py", model_dir=path)
             raise FileNotFoundError(f"{path} has no inference.py (or code/inference.py) with model handlers")
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist; pass a .py file with "

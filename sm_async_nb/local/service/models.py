@@ -3,7 +3,8 @@ invocation records, and the domain errors the service answers with.
 
 Plain state behind one lock, no HTTP and no threads of its own: ``responses`` turns HTTP into
 :class:`InvokeArgs` and calls :meth:`Backend.submit`; the ``worker`` takes queued
-invocations and records their outcome. Times are kept twice: ``*_at`` are wall-clock epoch
+invocations and records their outcome; the endpoint ``lifecycle`` registers what it serves and
+retires what was deleted. Times are kept twice: ``*_at`` are wall-clock epoch
 seconds (for records and notifications), ``*_clock`` are readings of the stack's emulated clock
 (for TTL and timeout accounting, see ``LocalStack(time_scale=...)``).
 """
@@ -92,9 +93,24 @@ class Endpoint:
     error_topic: str | None = None
     include_response_in: tuple[str, ...] = ()  # NotificationConfig.IncludeInferenceResponseIn
     concurrency: int = 1  # MaxConcurrentInvocationsPerInstance x instance count
-    instances: int = 1  # the emulated instance count (scaling.py changes it)
+    instances: int = 1  # the emulated instance count (the lifecycle's fleet changes it)
     delay: float = 0.0  # extra real seconds per model invocation
     config_name: str = ""
+    per_instance: int = 1  # MaxConcurrentInvocationsPerInstance
+    healthy: bool = True  # False after its container went away, until /ping answers again
+
+    def scale(self, instances: int) -> None:
+        """Run ``instances`` instances, each taking MaxConcurrentInvocationsPerInstance requests at once."""
+        self.instances, self.concurrency = instances, self.per_instance * instances
+
+
+@dataclass
+class Retired:
+    """An endpoint deleted with requests still queued or running (the worker fails them)."""
+
+    endpoint: Endpoint
+    queued: list[Invocation]
+    running: list[Invocation]
 
 
 @dataclass(frozen=True)
@@ -136,8 +152,8 @@ class Invocation:
     failure_reason: str | None = None
     output_content_type: str | None = None
     output_size: int | None = None
-    request_count: int = 1  # how many InvokeEndpointAsync calls carried this id
     late_result_discarded: bool = False
+    seq: int = 0  # this invocation among every request the runtime received (ids may repeat)
 
     def record(self) -> dict[str, Any]:
         data = asdict(self)
@@ -156,12 +172,13 @@ class Backend:
         self.changed = threading.Condition(self.lock)  # notified on enqueue / completion
         self._endpoints: dict[str, Endpoint] = {}
         self._queues: dict[str, deque[Invocation]] = {}
-        self._running: dict[str, dict[str, Invocation]] = {}
-        self._all: dict[tuple[str, str], Invocation] = {}
+        self._running: dict[str, dict[int, Invocation]] = {}  # endpoint -> seq -> running invocation
+        self._all: list[Invocation] = []  # every request received, in arrival order
         self.max_in_flight: dict[str, int] = {}
         # Per endpoint, an emulated-clock reading no queued request expires before: the worker scans
         # the queue for expired requests only once it is reached (the queue can hold thousands).
         self.next_expiry: dict[str, float] = {}
+        self._retired: list[Retired] = []
 
     # -- endpoints ---------------------------------------------------------------------------
     def register(self, endpoint: Endpoint) -> None:
@@ -170,6 +187,26 @@ class Backend:
             self._queues.setdefault(endpoint.name, deque())
             self._running.setdefault(endpoint.name, {})
             self.max_in_flight.setdefault(endpoint.name, 0)
+
+    def retire(self, name: str) -> None:
+        """Stop serving endpoint ``name`` (deleted): new requests get EndpointNotFound, and the
+        requests still queued or running are handed to the worker to fail (:meth:`take_retired`)."""
+        with self.lock:
+            endpoint = self._endpoints.pop(name, None)
+            if endpoint is None:
+                return
+            queued = list(self._queues.pop(name, ()))
+            running = list(self._running.pop(name, {}).values())
+            self._queues[name], self._running[name] = deque(), {}
+            self.next_expiry.pop(name, None)
+            if queued or running:
+                self._retired.append(Retired(endpoint, queued, running))
+            self.changed.notify_all()
+
+    def take_retired(self) -> list[Retired]:
+        with self.lock:
+            retired, self._retired = self._retired, []
+            return retired
 
     def endpoint(self, name: str) -> Endpoint | None:
         with self.lock:
@@ -180,13 +217,12 @@ class Backend:
             return list(self._endpoints.values())
 
     # -- requests ----------------------------------------------------------------------------
-    def submit(self, args: InvokeArgs, *, now_clock: float, now_wall: float) -> tuple[Invocation, bool]:
-        """Queue a request; returns (invocation, is_new).
+    def submit(self, args: InvokeArgs, *, now_clock: float, now_wall: float) -> Invocation:
+        """Queue a request as a new invocation.
 
-        Idempotency: a request whose InferenceId is already known on the same endpoint is a
-        retry of that request. It is answered with the same locations and is not queued again
-        (AWS does not document this case; this is the behaviour a retrying client needs).
-        ``request_count`` counts the calls so tests can see retries.
+        A repeated InferenceId is another invocation, as on AWS: SageMaker does not deduplicate by id (a
+        second request with the same id runs again and writes the same output location). Idempotent
+        submission is the client's job (its journal), never the runtime's.
         """
         with self.lock:
             endpoint = self._endpoints.get(args.endpoint_name)
@@ -195,10 +231,6 @@ class Backend:
             if not endpoint.asynchronous:
                 raise EndpointNotAsync(args.endpoint_name, self.account_id, endpoint.config_name)
             inference_id = args.inference_id or str(uuid.uuid4())
-            known = self._all.get((endpoint.name, inference_id))
-            if known is not None:
-                known.request_count += 1
-                return known, False
             output, failure = result_locations(endpoint.output_path, endpoint.failure_path, inference_id,
                                                args.s3_output_path_extension,
                                                args.filename)
@@ -208,13 +240,13 @@ class Backend:
                 custom_attributes=args.custom_attributes, input_location=args.input_location,
                 body=args.body, ttl_seconds=args.request_ttl_seconds or DEFAULT_TTL_SECONDS,
                 timeout_seconds=args.invocation_timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
-                received_at=now_wall, received_clock=now_clock)
-            self._all[(endpoint.name, inference_id)] = invocation
+                received_at=now_wall, received_clock=now_clock, seq=len(self._all))
+            self._all.append(invocation)
             self._queues[endpoint.name].append(invocation)
             expiry = now_clock + invocation.ttl_seconds
             self.next_expiry[endpoint.name] = min(self.next_expiry.get(endpoint.name, expiry), expiry)
             self.changed.notify_all()
-            return invocation, True
+            return invocation
 
     def queued(self, endpoint_name: str) -> list[Invocation]:
         with self.lock:
@@ -247,7 +279,7 @@ class Backend:
             invocation.status, invocation.started_clock, invocation.started_at = (RuntimeStatus.RUNNING, now_clock,
                                                                                  now_wall)
             running = self._running[invocation.endpoint_name]
-            running[invocation.inference_id] = invocation
+            running[invocation.seq] = invocation
             name = invocation.endpoint_name
             self.max_in_flight[name] = max(self.max_in_flight[name], len(running))
 
@@ -256,7 +288,7 @@ class Backend:
         with self.lock:
             invocation.status, invocation.finished_at, invocation.failure_reason = status, now_wall, reason
             invocation.body = None  # the inline payload is not needed any more
-            self._running[invocation.endpoint_name].pop(invocation.inference_id, None)
+            self._running[invocation.endpoint_name].pop(invocation.seq, None)
             self.changed.notify_all()
 
     def notify(self) -> None:
@@ -267,8 +299,7 @@ class Backend:
     def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
         """Every invocation ever received, in arrival order, as plain dicts."""
         with self.lock:
-            return [inv.record() for (name, _), inv in self._all.items()
-                    if endpoint_name is None or name == endpoint_name]
+            return [inv.record() for inv in self._all if endpoint_name is None or inv.endpoint_name == endpoint_name]
 
     def endpoint_stats(self) -> dict[str, dict[str, Any]]:
         with self.lock:
@@ -276,10 +307,10 @@ class Backend:
             for name in self._endpoints:
                 counts = dict.fromkeys(RuntimeStatus, 0)
                 received = 0
-                for (ep, _), inv in self._all.items():
-                    if ep == name:
+                for inv in self._all:
+                    if inv.endpoint_name == name:
                         counts[inv.status] += 1
-                        received += inv.request_count
+                        received += 1
                 stats[name] = {"max_in_flight": self.max_in_flight[name],
                                "in_flight": len(self._running[name]),
                                "concurrency": self._endpoints[name].concurrency,

@@ -69,7 +69,7 @@ class RuntimeApp:
 
     def invoke_async(self, request: Request, endpoint_name: str) -> Response:
         args = responses.parse_invoke(endpoint_name, request.headers, request.get_data())
-        invocation, _ = self.backend.submit(args, now_clock=self.clock(), now_wall=time.time())
+        invocation = self.backend.submit(args, now_clock=self.clock(), now_wall=time.time())
         return responses.accepted(invocation.inference_id, invocation.output_location, invocation.failure_location)
 
     def invoke_sync(self, request: Request, endpoint_name: str) -> Response:

@@ -2,13 +2,15 @@
 
 :meth:`Worker.step` does one pass at an injected clock reading, so tests drive time exactly:
 
+0. fail what a deleted endpoint still had queued or running (failure object, error notification);
 1. collect finished model calls → output object (carrying the model's content type) or failure
    object, and the SNS success/error notification;
 2. time out calls running longer than InvocationTimeoutSeconds → failure object; the model's
    late result is discarded, never written;
 3. expire requests still queued after RequestTTLSeconds → failure object saying "expired";
 4. start queued requests in FIFO order while fewer than the endpoint's concurrency
-   (MaxConcurrentInvocationsPerInstance x instance count) are running.
+   (MaxConcurrentInvocationsPerInstance x instance count) are running — none while its container
+   is unreachable (it went away mid-request; the lifecycle re-pings it).
 
 Model calls run on their own daemon threads, so a crashing or hanging model cannot stop the
 runtime. The stack's thread just calls ``step()`` and waits a few milliseconds (or until the
@@ -33,11 +35,10 @@ from ...contract.notifications import (
     InferenceResult,
     iso,
 )
-from .hosting import ModelInvocationError
-from .models import Backend, Endpoint, Invocation, RuntimeStatus
+from .hosting import ContainerUnreachable, ModelInvocationError
+from .models import Backend, Endpoint, Invocation, Retired, RuntimeStatus
 
 log = logging.getLogger(__name__)
-
 
 
 class Sink(Protocol):
@@ -86,6 +87,8 @@ def failure_reason(error: BaseException) -> str:
     """AWS-like failure text naming what the model raised."""
     if isinstance(error, InputError):
         return str(error)
+    if isinstance(error, ContainerUnreachable):
+        return f"ModelError: {error}"
     if isinstance(error, ModelInvocationError):
         side = "client" if 400 <= error.status < 500 else "server"
         return f'ModelError: Received {side} error ({error.status}) from model with message "{error.message}".'
@@ -114,7 +117,7 @@ class Worker:
         self.backend, self.sink, self.clock, self.wall = backend, sink, clock, wall
         self.time_scale = time_scale
         self.model_logs = model_logs  # a modellogs.CloudWatchLogs: the model's lines go there
-        self._jobs: dict[tuple[str, str], _Job] = {}
+        self._jobs: dict[int, _Job] = {}  # by Invocation.seq: ids may repeat (each request runs)
         self._abandoned: list[_Job] = []
         self._step_lock = threading.Lock()
         self._closing = threading.Event()
@@ -128,6 +131,8 @@ class Worker:
         changes = 0
         with self._step_lock:
             self._reap_abandoned()
+            for retired in self.backend.take_retired():
+                changes += self._fail_retired(retired)
             for endpoint in self.backend.endpoints():
                 changes += self._step_endpoint(endpoint, now)
         return changes
@@ -135,7 +140,7 @@ class Worker:
     def _step_endpoint(self, endpoint: Endpoint, now: float) -> int:
         changes = 0
         for inv in self.backend.running(endpoint.name):
-            job = self._jobs[(endpoint.name, inv.inference_id)]
+            job = self._jobs[inv.seq]
             if job.done.is_set():
                 self._complete(endpoint, job)
                 changes += 1
@@ -147,7 +152,8 @@ class Worker:
                        f"RequestExpired: The request expired: it was still queued after "
                        f"RequestTTLSeconds ({inv.ttl_seconds} s), so it was never processed.")
             changes += 1
-        while len(self.backend.running(endpoint.name)) < endpoint.concurrency and not self._closing.is_set():
+        while (endpoint.healthy and len(self.backend.running(endpoint.name)) < endpoint.concurrency
+               and not self._closing.is_set()):
             queued = self.backend.pop_next(endpoint.name)
             if queued is None:
                 break
@@ -159,7 +165,7 @@ class Worker:
         self.backend.mark_running(inv, now_clock=now, now_wall=self.wall())
         per_instance = max(1, endpoint.concurrency // max(1, endpoint.instances))
         job = _Job(inv, instance=(len(self.backend.running(endpoint.name)) - 1) // per_instance)
-        self._jobs[(endpoint.name, inv.inference_id)] = job
+        self._jobs[inv.seq] = job
         job.thread = threading.Thread(target=self._execute, args=(endpoint, job), daemon=True,
                                       name=f"sm-async-nb-model-{inv.inference_id[:12]}")
         job.thread.start()
@@ -204,9 +210,29 @@ class Worker:
         finally:
             self.model_logs.send(endpoint.name, inv.inference_id, lines, instance=max(0, job.instance))
 
+    def _fail_retired(self, retired: Retired) -> int:
+        """Fail what a deleted endpoint still had queued or running (a running call's result, if it
+        ever comes, is discarded)."""
+        endpoint = retired.endpoint
+        for inv in retired.queued:
+            self._fail(endpoint, inv, RuntimeStatus.FAILED,
+                       f"EndpointDeleted: The endpoint {endpoint.name} was deleted before this request was "
+                       "processed; it was never sent to the model.")
+        for inv in retired.running:
+            job = self._jobs.pop(inv.seq, None)
+            if job is not None:
+                self._abandoned.append(job)
+            self._fail(endpoint, inv, RuntimeStatus.FAILED,
+                       f"EndpointDeleted: The endpoint {endpoint.name} was deleted while this request ran; "
+                       "its result was discarded.")
+        return len(retired.queued) + len(retired.running)
+
     def _complete(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation
-        del self._jobs[(endpoint.name, inv.inference_id)]
+        del self._jobs[inv.seq]
+        if isinstance(job.error, ContainerUnreachable):
+            endpoint.healthy = False  # no request starts until its /ping answers 200 again (lifecycle.py)
+            log.warning("endpoint %s: %s; waiting for GET /ping to answer 200", endpoint.name, job.error)
         if job.error is not None or job.result is None:
             self._fail(endpoint, inv, RuntimeStatus.FAILED, failure_reason(job.error or RuntimeError("no result")))
             return
@@ -224,7 +250,7 @@ class Worker:
 
     def _time_out(self, endpoint: Endpoint, job: _Job) -> None:
         inv = job.invocation
-        del self._jobs[(endpoint.name, inv.inference_id)]
+        del self._jobs[inv.seq]
         self._abandoned.append(job)  # its result, if it ever comes, is discarded
         self._fail(endpoint, inv, RuntimeStatus.TIMED_OUT,
                    f"InvocationTimeout: The model did not respond within InvocationTimeoutSeconds "
