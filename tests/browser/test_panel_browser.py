@@ -94,6 +94,45 @@ def notebook(page):
     return page.locator(".jp-NotebookPanel:visible")
 
 
+# The geometry of the panel's table against the output area it is shown in.
+FIT_JS = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel .sm-async-panel');
+  const area = panel.closest('.jp-OutputArea-output');
+  const box = area.getBoundingClientRect();
+  const cells = [...panel.querySelectorAll('.sm-async-head > *')].map(c => {
+    const r = c.getBoundingClientRect();
+    const style = getComputedStyle(c);
+    const text = c.matches('button') ? c : c.querySelector('button') || c;
+    return {cls: c.className, left: r.left, right: r.right, width: r.width, shown: style.display !== 'none',
+            cut: text.scrollWidth > text.clientWidth + 1, text: (c.innerText || '').trim()};
+  });
+  const rows = [...panel.querySelectorAll('.sm-async-row')].filter(r => r.checkVisibility())
+      .map(r => Math.max(...[...r.children].filter(c => getComputedStyle(c).display !== 'none')
+                               .map(c => c.getBoundingClientRect().right)));
+  // Values cut short, but for labels and endpoint names (those end in "…" by design, whole in a tooltip).
+  const cutValues = [...panel.querySelectorAll('.sm-async-row .sm-async-cell')]
+      .filter(c => c.checkVisibility() && !/sm-async-col-(label|endpoint)/.test(c.className))
+      .map(c => c.matches('button') ? c : c.querySelector('button, span') || c)
+      .filter(e => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right >
+                   e.closest('.sm-async-cell').getBoundingClientRect().right + 1)
+      .map(e => (e.innerText || '').trim());
+  const browser = document.querySelector('#filebrowser');
+  return {areaLeft: box.left, areaRight: box.right, areaWidth: box.width, cells, rowRights: rows, cutValues,
+          fileBrowser: !!(browser && browser.checkVisibility() && browser.getBoundingClientRect().width > 100)};
+}"""
+
+def measure_fit(page, target_width: int) -> dict:
+    """Resize the window so the output area is ``target_width`` px wide; its geometry then."""
+    for _ in range(4):
+        fit = page.evaluate(FIT_JS)
+        if abs(fit["areaWidth"] - target_width) <= 4:
+            break
+        size = page.viewport_size
+        page.set_viewport_size({"width": int(size["width"] + target_width - fit["areaWidth"]), "height": size["height"]})
+        page.wait_for_timeout(700)
+    return page.evaluate(FIT_JS)
+
+
 def wait_kernel_ready(page, kernel_sockets: list[str]) -> None:
     """The indicator reads idle before any kernel exists, so also wait for the kernel's name in the
     toolbar and for the kernel's websocket to be open."""
@@ -362,5 +401,13 @@ def test_panel_in_notebook7(lab_server, page):
     run_all_from_menu(page)
     seen = watch_batch_complete(page, "iris-40", 4, "notebook7-1-pending.png", "notebook7-2-completed.png")
     assert notebook(page).locator(".sm-async-panel").count() == 1, "expected one panel in the notebook"
+    step(page, "fit")  # the table inside a 1,000 px output, and a 700 px one (VS Code's narrower outputs)
+    for width, hidden in ((1000, set()), (700, {"Submitted"})):
+        fit = measure_fit(page, width)
+        shown = [c for c in fit["cells"] if c["shown"]]
+        assert {c["text"].rstrip(" ▲▼") for c in fit["cells"] if not c["shown"]} == hidden, fit["cells"]
+        assert all(c["right"] <= fit["areaRight"] + 1 for c in shown) and not [c for c in shown if c["cut"]], fit
+        assert max(fit["rowRights"]) <= fit["areaRight"] + 1 and not fit["cutValues"], fit
+        shot(notebook(page).locator(".sm-async-panel"), f"notebook7-fit-{width}.png")
     assert page.dialogs == [], f"a dialog was opened: {page.dialogs}"
     print(f"\nNotebook 7: rows completed {time.monotonic() - t0:.1f} s after opening;", seen)

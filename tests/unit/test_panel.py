@@ -564,3 +564,19 @@ def test_the_view_reads_no_journal_and_the_state_starts_no_thread():
     for view_module in ("view", "table", "widgets"):  # it never reads the journal nor runs work
         assert not {m for m in imports(view_module) if "journal" in m or m in (".state", ".query", ".workers")}
     assert not {"threading", "queue", "concurrent.futures"} & imports("state")  # test_panel_state: no ipywidgets
+
+
+def test_columns_hidden_by_width_leave_what_stays_room_at_its_least_widths():
+    from sm_async_nb.notebook.panel.table import COLUMNS, GAP_PX, HIDE_BELOW, PANEL_CSS
+
+    hidden: set[str] = set()
+    floors = [width for width, _ in HIDE_BELOW][1:] + [0]  # each band runs down to the next width
+    for floor, (_, going) in zip(floors, HIDE_BELOW, strict=True):
+        hidden |= set(going)
+        staying = sum(least + GAP_PX for _, _, least, _, css in COLUMNS if css not in hidden)
+        assert staying <= (floor or 340), (floor, hidden, staying)  # the last band: a 340 px output
+    every = sum(least + GAP_PX for _, _, least, _, _ in COLUMNS)
+    assert every <= HIDE_BELOW[0][0]  # all nine fit wherever none is hidden
+    for width, going in HIDE_BELOW:
+        assert f"@container (max-width:{width}px)" in PANEL_CSS
+        assert all(f".sm-async-col-{c}" in PANEL_CSS for c in going)
