@@ -39,13 +39,14 @@ def test_a_kernel_restart_loses_nothing_on_the_local_stack(kernels, user_env):
     started = kernel.run("%sm_async local start --delay 0.3 --concurrency 2")
     assert "detached" in started
     pid = stack_pid(kernel)
+    server = psutil.Process(pid)  # is_running() compares its start time too: a reused pid is not the server
     kernel.run("%%invoke_async local-async --label flowers --accept text/csv\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n")
     kernel.run(f"import pandas as pd\nframe = pd.DataFrame({ROWS!r}, index=[f'r{{i}}' for i in range({len(ROWS)})])\n"
                "job = %invoke_async local-async frame --rows-per-request 1 --accept text/csv --label batch")
 
     kernel.manager.restart_kernel(now=True)  # kills the kernel process; a new one starts
     kernel.client.wait_for_ready(timeout=60)
-    assert psutil.pid_exists(pid), "the stack must outlive the kernel"
+    assert server.is_running(), "the stack must outlive the kernel"
 
     kernel.run("%load_ext sm_async_nb")
     again = kernel.run("%sm_async local start")
@@ -57,7 +58,7 @@ def test_a_kernel_restart_loses_nothing_on_the_local_stack(kernels, user_env):
                f"assert scored[0].tolist() == {SPECIES!r}, scored")
     stopped = kernel.run("%sm_async local stop")
     assert "Local stack stopped." in stopped
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not server.is_running() or server.status() == psutil.STATUS_ZOMBIE
 
 
 def test_two_kernels_share_one_stack(kernels, user_env):
