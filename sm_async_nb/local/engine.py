@@ -313,8 +313,7 @@ class Engine:
     def records(self, endpoint_name: str | None = None, router_name: str | None = None) -> list[dict[str, Any]]:
         """The runtime's invocation records (status, times, locations, failure reason ...), of one endpoint
         and/or of the requests sent through one inference router (where each ran, how often it moved)."""
-        found = self.backend.records(endpoint_name)
-        return found if router_name is None else [r for r in found if r["inference_router_name"] == router_name]
+        return self.backend.records(endpoint_name, router_name)
 
     def stats(self) -> dict[str, Any]:
         """Per-endpoint counters, injected faults per server, notifications sent, how the worker

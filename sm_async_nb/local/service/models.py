@@ -432,10 +432,12 @@ class Backend:
             self.changed.notify_all()
 
     # -- views -------------------------------------------------------------------------------
-    def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
-        """Every invocation ever received, in arrival order, as plain dicts."""
+    def records(self, endpoint_name: str | None = None, router_name: str | None = None) -> list[dict[str, Any]]:
+        """Every invocation ever received (of one endpoint, of the requests sent through one inference
+        router), in arrival order, as plain dicts."""
         with self.lock:
-            return [inv.record() for inv in self._all if endpoint_name is None or inv.endpoint_name == endpoint_name]
+            return [inv.record() for inv in self._all if (endpoint_name is None or inv.endpoint_name == endpoint_name)
+                    and (router_name is None or (inv.route is not None and inv.route.router_name == router_name))]
 
     def endpoint_stats(self) -> dict[str, dict[str, Any]]:
         with self.lock:
