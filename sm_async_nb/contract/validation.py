@@ -144,7 +144,7 @@ def _java_regex_to_python(pattern: str) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def operation_model(operation: Operation = INVOKE_ENDPOINT_ASYNC) -> Any:
     """botocore's model of ``operation``.
 
@@ -164,7 +164,7 @@ def operation_model(operation: Operation = INVOKE_ENDPOINT_ASYNC) -> Any:
             "pip install -U boto3 botocore", parameter=operation.name) from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rules(operation: Operation = INVOKE_ENDPOINT_ASYNC) -> dict[str, Rule]:
     """The model's constraints for every input member of ``operation`` (InvokeEndpointAsync by default).
 

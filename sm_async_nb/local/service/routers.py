@@ -99,11 +99,12 @@ class Target:
         output = (async_config or {}).get("OutputConfig") or {}
         topics = output.get("NotificationConfig") or {}
         client = (async_config or {}).get("ClientConfig") or {}
+        backlog = client.get("MaxTimeInBacklogSeconds") or DEFAULT_MAX_TIME_IN_BACKLOG_SECONDS
         return cls(name=given["Name"], destinations=tuple(d["ResourceArn"] for d in given["Destinations"]),
                    asynchronous=async_config is not None, output_path=output.get("S3OutputPath"),
                    failure_path=output.get("S3FailurePath"), success_topic=topics.get("SuccessTopic"),
                    error_topic=topics.get("ErrorTopic"),
-                   max_backlog_seconds=int(client.get("MaxTimeInBacklogSeconds") or DEFAULT_MAX_TIME_IN_BACKLOG_SECONDS),
+                   max_backlog_seconds=int(backlog),
                    preference=given.get("RoutingPreference") or LOCAL_REGION_FIRST,
                    given={k: v for k, v in given.items() if k != "Destinations"})
 

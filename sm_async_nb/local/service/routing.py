@@ -141,7 +141,8 @@ class Routing:
 
     def __init__(self, backend: Backend, routers: Routers, destinations: LocalDestinations,
                  clock: Callable[[], float], wall: Callable[[], float] = time.time):
-        self.backend, self.routers, self.destinations, self.clock, self.wall = backend, routers, destinations, clock, wall
+        self.backend, self.routers, self.destinations = backend, routers, destinations
+        self.clock, self.wall = clock, wall
         self._lock = threading.Lock()
         self._due: list[tuple[float, int, int, Invocation]] = []  # (move deadline, seq, placement number, request)
         self._held: dict[int, Invocation] = {}  # by seq: requests no destination can take now
