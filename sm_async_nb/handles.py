@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .context import Context
+from .display.shown import Gallery, Shown, show_batch, show_invocation
 from .endpoints.logs import LogLine
 from .endpoints.monitor import EndpointMonitor
 from .errors import NotTracked, ValidationError
-from .journal.frames import parts_frame
+from .journal.activity import Scope
+from .journal.frames import parts_frame, timeline_frame
 from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status, statuses_of
 from .results import downloads
 from .results import loading as results
@@ -27,8 +29,6 @@ from .tracking.tracker import Tracker
 
 if TYPE_CHECKING:
     import pandas as pd
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,24 @@ class HandleParts:
 def _check_limit(limit: object) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValidationError(f"limit must be a positive integer, not {limit!r}.", parameter="limit")
+
+
+def _freq_seconds(freq: object) -> float:
+    """A fixed pandas frequency ("30s", "1min", "5min", "1h", a Timedelta) in seconds.
+
+    Raises:
+        ValidationError: not a fixed frequency of at least one second.
+    """
+    import pandas as pd
+
+    try:
+        seconds = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
+    except (TypeError, ValueError):
+        raise ValidationError(f"freq must be a fixed pandas frequency such as '1min', '5min' or '1h', not "
+                              f"{freq!r}.", parameter="freq") from None
+    if not seconds >= 1:
+        raise ValidationError(f"freq must be at least one second, not {freq!r}.", parameter="freq")
+    return seconds
 
 
 def _when(epoch: float | None) -> dt.datetime | None:
@@ -162,6 +180,31 @@ class Invocation:
     def raw(self) -> bytes:
         """The output object's bytes, whatever its content type."""
         return results.fetch(self._parts.ctx, self._finished_record())[0]
+
+    def show(self) -> Shown:
+        """The output, shown by its media type (display it in a cell: images as images, audio and video
+        as players, JSON pretty-printed, text wrapped, tables as their first rows, anything else as
+        its size and first bytes), or the status and reason of an invocation without one. Media
+        larger than ``display.previews.MEDIA_LIMIT`` (2 MiB) are described, not read:
+        :meth:`download` saves them.
+
+        Raises:
+            OutputMissing: the output was removed from S3. AwsError: S3 refused.
+        """
+        return show_invocation(self._parts.ctx, self.record, time.time())
+
+    def download(self, folder: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """The raw output as a file in ``folder``, streamed, named as ``batch.download`` names it.
+
+        Raises:
+            InferenceFailed / InferenceExpired / ResultNotReady / SubmissionError: there is no output.
+            ValidationError: ``folder`` is not a usable folder, or ``overwrite`` is not a bool.
+            OutputMissing: the output was removed from S3. AwsError: S3 refused.
+        """
+        record = self._finished_record()
+        results.raise_unless_completed(record)
+        [path] = downloads.download(self._parts.ctx, [record], folder, overwrite=overwrite)
+        return path
 
     def resubmit(self) -> Invocation:
         """Send an ERROR, FAILED or EXPIRED invocation again, reusing its input in S3."""
@@ -307,6 +350,34 @@ class InvocationBatch:
                 names every failed part, ``.failures`` holds them and ``.paths`` the files in place.
         """
         return downloads.download(self._parts.ctx, self.parts(), folder, overwrite=overwrite)
+
+    def show(self, limit: int = 24) -> Gallery:
+        """The first ``limit`` parts as a gallery (display it in a cell): images in a grid with their
+        labels, audio and video as players, other outputs in brief, parts without an output with
+        their status. Each output is bounded as :meth:`Invocation.show` bounds it, and the media one
+        gallery inlines by ``display.shown.GALLERY_BYTES`` (8 MiB); :meth:`download` saves the rest.
+
+        Raises:
+            ValidationError: ``limit`` is not a positive integer.
+        """
+        _check_limit(limit)
+        ctx = self._parts.ctx
+        return show_batch(ctx, f"Batch {self.label or self.batch_id}", self.parts(), limit, time.time())
+
+    def timeline(self, freq: str = "1min") -> pd.DataFrame:
+        """The batch over time, one row per interval of ``freq`` (a fixed pandas frequency) from its
+        first submission to its last event (to now while parts are unfinished), indexed by the
+        interval's start (UTC): ``submitted``, ``completed``, ``failed``, ``expired`` in the interval,
+        ``pending`` and ``queued`` at its end. Every attempt of a resubmitted part counts.
+        Computed in SQL over the journal (``journal.activity`` defines each column).
+
+        Raises:
+            ValidationError: ``freq`` is not a fixed frequency of at least one second, or makes more
+                than 100,000 intervals.
+        """
+        step = _freq_seconds(freq)
+        ctx = self._parts.ctx
+        return timeline_frame(ctx.journal, Scope(ctx.origin, batch_id=self.batch_id), step, time.time())
 
     def resubmit(self, statuses: frozenset[Status] | set[Status] | Status | str = RESUBMITTABLE) -> list[Invocation]:
         """Send the parts in ``statuses`` (default: ERROR, FAILED, EXPIRED) again, reusing their inputs.

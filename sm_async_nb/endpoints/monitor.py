@@ -2,7 +2,9 @@
 
 A status is fetched (fetch.py: a fixed handful of requests per endpoint) only when the cached one
 is older than ``max_age`` seconds, so the panel may ask every tracker tick and the cost stays per
-endpoint per minute, never per invocation. Concurrent askers of the same endpoint wait for one
+endpoint per minute, never per invocation. The last ``HISTORY`` fetches of each endpoint are kept
+as :class:`EndpointSample` points (instances, backlog) for the panel's activity charts: no request
+is made for them. Concurrent askers of the same endpoint wait for one
 fetch; other endpoints are not held up. :meth:`EndpointMonitor.status` never raises for AWS trouble:
 it becomes a warning of the snapshot.
 """
@@ -13,17 +15,19 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from ..context import Context
 from ..records import InvocationRecord
 from . import backlog, fetch, logs, rules
-from .status import EndpointStatus
+from .status import EndpointSample, EndpointStatus
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE_S = 60.0
+HISTORY = 1440  # samples kept per endpoint: a day at one fetch a minute
 
 
 class EndpointMonitor:
@@ -35,6 +39,7 @@ class EndpointMonitor:
         self._cache: dict[str, EndpointStatus] = {}
         self._configs: dict[str, dict[str, Any]] = {}   # endpoint config name -> what we read (immutable)
         self._fetching: dict[str, threading.Lock] = {}
+        self._history: dict[str, deque[EndpointSample]] = {}
         self._lock = threading.Lock()
 
     def cached(self, name: str) -> EndpointStatus | None:
@@ -57,7 +62,14 @@ class EndpointMonitor:
             snapshot = self._fetch(name)
             with self._lock:
                 self._cache[name] = snapshot
+                if snapshot.exists:
+                    self._history.setdefault(name, deque(maxlen=HISTORY)).append(EndpointSample.of(snapshot))
             return snapshot
+
+    def history(self, name: str) -> list[EndpointSample]:
+        """What the fetches of ``name`` saw, oldest first (the last HISTORY; no request is made)."""
+        with self._lock:
+            return list(self._history.get(name, ()))
 
     def forget(self, name: str | None = None) -> None:
         """Drop the cached snapshot of ``name`` (of every endpoint when None)."""

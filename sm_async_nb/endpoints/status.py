@@ -73,4 +73,21 @@ class EndpointStatus:
         return out
 
 
-__all__ = ["EndpointStatus"]
+@dataclass(frozen=True)
+class EndpointSample:
+    """One point of an endpoint's history: what one status fetch saw (instances, the CloudWatch
+    backlog, this client's pending invocations), at the fetch's time."""
+
+    at: float
+    current_instances: int | None
+    desired_instances: int | None
+    backlog: float | None
+    pending: int | None
+
+    @classmethod
+    def of(cls, status: EndpointStatus) -> EndpointSample:
+        return cls(status.fetched_at, status.current_instances, status.desired_instances, status.backlog,
+                   status.pending)
+
+
+__all__ = ["EndpointSample", "EndpointStatus"]

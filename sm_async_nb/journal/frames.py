@@ -6,8 +6,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ValidationError
 from ..records import REQUEST_FIELDS, InvocationRecord
-from . import schema
+from . import activity, schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,3 +99,31 @@ def parts_frame(records: Sequence[InvocationRecord]) -> pd.DataFrame:
         frame[name] = pd.to_datetime(frame[name], unit="s", utc=True)
     frame["output_bytes"] = frame["output_bytes"].astype("Int64")
     return frame
+
+
+MAX_INTERVALS = 100_000  # of one timeline: a finer freq over a long span is refused, not computed
+
+
+def timeline_frame(journal: Journal, scope: activity.Scope, step: float, now: float) -> pd.DataFrame:
+    """``batch.timeline()``: one row per interval of ``step`` seconds from the first submission to the
+    last event (to ``now`` while rows are unfinished), indexed by the interval's start (UTC), with
+    the columns of :class:`activity.Timeline` (definitions in ``journal.activity``).
+
+    Raises:
+        ValidationError: the span holds more than MAX_INTERVALS intervals of ``step``.
+    """
+    import pandas as pd
+
+    found = activity.span(journal, scope)
+    columns = ("submitted", "completed", "failed", "expired", "pending", "queued")
+    if found is None:
+        empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in columns},
+                             index=pd.DatetimeIndex([], tz="UTC", name="interval"))
+        return empty
+    start, intervals = activity.window(found, step, now)
+    if intervals > MAX_INTERVALS:
+        raise ValidationError(f"freq of {step:g} s makes {intervals:,} intervals over this span (at most "
+                              f"{MAX_INTERVALS:,}); choose a coarser freq.", parameter="freq")
+    series = activity.timeline(journal, scope, start, step, intervals)
+    index = pd.to_datetime([start + i * step for i in range(intervals)], unit="s", utc=True)
+    return pd.DataFrame(series.columns(), index=pd.DatetimeIndex(index, name="interval"), columns=list(columns))

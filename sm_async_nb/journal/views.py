@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..records import InvocationRecord, Status
+from ..records import UNFINISHED, InvocationRecord, Status
+from .activity import QUEUED_STATUSES
 from .schema import placeholders
 from .store import Journal
 
@@ -124,14 +125,43 @@ def endpoints(journal: Journal, origin: str, statuses: Iterable[Status] | None =
                                        "ORDER BY endpoint_name", params)]
 
 
-def batches_of(journal: Journal, inference_ids: Iterable[str]) -> set[str | None]:
-    """The batch ids (None for a single invocation) of these rows."""
-    wanted, found = list(inference_ids), set[str | None]()
+def _distinct(journal: Journal, column: str, inference_ids: Iterable[str]) -> set[Any]:
+    """The distinct values of ``column`` among these rows (500 ids per statement)."""
+    wanted, found = list(inference_ids), set[Any]()
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
         found.update(r[0] for r in journal._read(
-            f"SELECT DISTINCT batch_id FROM invocations WHERE inference_id IN ({placeholders(len(chunk))})", chunk))
+            f"SELECT DISTINCT {column} FROM invocations WHERE inference_id IN ({placeholders(len(chunk))})", chunk))
     return found
+
+
+def batches_of(journal: Journal, inference_ids: Iterable[str]) -> set[str | None]:
+    """The batch ids (None for a single invocation) of these rows."""
+    return _distinct(journal, "batch_id", inference_ids)
+
+
+def unfinished_batches(journal: Journal, origin: str) -> set[str]:
+    """Batches of ``origin`` with a current attempt not finished yet (a batch leaves this set when its
+    last part finishes, whichever way it finished)."""
+    waiting = [s.value for s in (*UNFINISHED, *QUEUED_STATUSES)]
+    return {r[0] for r in journal._read(
+        f"SELECT DISTINCT batch_id FROM invocations WHERE status IN ({placeholders(len(waiting))}) AND origin = ? "
+        "AND batch_id IS NOT NULL AND resubmitted_as IS NULL", [*waiting, origin])}
+
+
+def expiring(journal: Journal, rows: RowFilter, now: float, within: float) -> tuple[int, float | None]:
+    """How many PENDING rows passing ``rows`` reach their service deadline within ``within`` seconds
+    of ``now`` (not before it), and the earliest of those deadlines (None when none)."""
+    where, params = rows.where()
+    [(count, first)] = journal._read(
+        f"SELECT COUNT(*), MIN(deadline) FROM invocations WHERE {where} AND status = :pending AND deadline >= :now "
+        "AND deadline < :until", {**params, "pending": Status.PENDING.value, "now": now, "until": now + within})
+    return int(count or 0), None if first is None else float(first)
+
+
+def endpoints_of(journal: Journal, inference_ids: Iterable[str]) -> set[str]:
+    """The endpoints of these rows."""
+    return _distinct(journal, "endpoint_name", inference_ids)
 
 
 def get_many_ordered(journal: Journal, inference_ids: Iterable[str]) -> list[InvocationRecord]:
@@ -157,6 +187,6 @@ def keys_starting(journal: Journal, origin: str, prefix: str, *, statuses: Itera
     return list(dict.fromkeys(found))[:limit]
 
 
-__all__ = ["SORTABLE", "RowFilter", "batches_of", "count", "count_among", "endpoints", "existing",
-           "get_many_ordered", "ids", "keys_starting", "order_by", "page", "placeholders",
-           "status_counts"]
+__all__ = ["SORTABLE", "RowFilter", "batches_of", "count", "count_among", "endpoints", "endpoints_of", "existing",
+           "expiring", "get_many_ordered", "ids", "keys_starting", "order_by", "page", "placeholders",
+           "status_counts", "unfinished_batches"]

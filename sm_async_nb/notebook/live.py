@@ -1,5 +1,8 @@
 """``Invocation`` and ``InvocationBatch`` in a notebook: a compact status line (status, counts,
-elapsed) that the tracker keeps current while the kernel is idle, instead of the plain repr.
+elapsed) that the tracker keeps current while the kernel is idle, instead of the plain repr, with
+its notices (``notices.py``): when the batch's last part finished, when its endpoint sits at 0
+instances with work waiting (from the endpoint monitor's cached status: no request), when its
+requests are about to expire.
 
 ``register(shell)`` adds a mimebundle formatter for both types in a Jupyter kernel only; a
 terminal IPython and plain Python keep the repr. Each displayed line listens to the tracker until
@@ -16,10 +19,11 @@ from typing import Any
 
 import ipywidgets as W
 
+from ..display.text import MUTED_COLOUR, esc, human_duration, short_id, status_badge
 from ..handles import HandleParts, Invocation, InvocationBatch
-from ..journal import views
+from ..journal import activity, views
 from ..records import FINISHED, UNSUCCESSFUL, Status
-from .panel.rows import MUTED_COLOUR, esc, human_duration, short_id, status_badge
+from . import notices
 from .progress import in_kernel
 
 log = logging.getLogger(__name__)
@@ -74,8 +78,20 @@ class StatusLine:
         if record.status is Status.FAILED and record.failure_reason:
             reason = record.failure_reason.strip().splitlines()[0][:120] if record.failure_reason.strip() else ""
             bits.append(f'<span style="color:{MUTED_COLOUR}">{esc(reason)}</span>')
-        self.text.value = " · ".join(b for b in bits if b)
+        found = []
+        if record.status is Status.PENDING:
+            left = record.service_deadline() - now
+            soon = 0 <= left < notices.EXPIRING_WITHIN
+            found = self._warnings(record.endpoint_name, (1, left) if soon else (0, None))
+        self.text.value = " · ".join(b for b in bits if b) + notices.notices_html(found)
         return finished
+
+    def _warnings(self, endpoint: str, expiring: tuple[int, float | None]) -> list[notices.Notice]:
+        """The endpoint at 0 instances with work waiting (its cached status: no request), and how many
+        requests expire soon (how many, the first deadline from now)."""
+        status = self._parts.monitor.cached(endpoint)
+        found = [notices.zero_instances(status) if status is not None else None, notices.expiring(*expiring)]
+        return [n for n in found if n is not None]
 
     def _draw_batch(self, handle: InvocationBatch, now: float) -> bool:
         ctx = self._parts.ctx
@@ -89,13 +105,20 @@ class StatusLine:
                           + ([f"{total - journaled} never sent"] if total > journaled else []))
         name = esc(handle.label or handle.batch_id)
         elapsed = "" if created is None else f" · elapsed {esc(human_duration(now - created))}"
+        done = finished >= journaled  # nothing more will change (what was never sent stays so)
+        if done:
+            span = activity.span(ctx.journal, activity.Scope(ctx.origin, batch_id=handle.batch_id))
+            found = [notices.batch_finished(handle.label or handle.batch_id, counts, span.last if span else now)]
+        else:
+            soon, first = views.expiring(ctx.journal, views.RowFilter(ctx.origin, batch_id=handle.batch_id), now,
+                                         notices.EXPIRING_WITHIN)
+            found = self._warnings(handle.endpoint_name, (soon, None if first is None else first - now))
         self.text.value = (f"<b>{name}</b> · {finished:,}/{total:,} finished ({esc(parts)})"
-                           f" · {esc(handle.endpoint_name)}{elapsed}")
+                           f" · {esc(handle.endpoint_name)}{elapsed}" + notices.notices_html(found))
         assert self.bar is not None
         with self.bar.hold_sync():
             self.bar.max = max(1, total)
             self.bar.value = finished
-            done = finished >= journaled  # nothing more will change (what was never sent stays so)
             self.bar.bar_style = ("danger" if unsuccessful else "success") if done else \
                 ("warning" if unsuccessful else "info")
         return done

@@ -10,6 +10,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..config import SageMakerAsync
+from ..contract.serving import JSON_FORMATS
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
 from ..local.config import from_arguments
@@ -115,6 +116,8 @@ class SageMakerAsyncMagics(Magics):
     @argument("--dataset", metavar="PATH_OR_URI", help="stream a Parquet/CSV file, folder, glob or s3:// URI "
               "in requests of --rows-per-request rows (default 1000)")
     @argument("--pattern", metavar="GLOB", help="with an --s3 prefix: only keys matching GLOB (e.g. '*.wav')")
+    @argument("--json-format", metavar="F", help="how a DataFrame sent as application/json is laid out: "
+              + ", ".join(JSON_FORMATS) + " (default: the json_format setting)")
     @argument("--inline", action="store_true", help="send the payload in the request body (<= 128,000 bytes)")
     @argument("--wait", action="store_true", help="wait for the result and show it")
     @line_cell_magic
@@ -134,7 +137,7 @@ class SageMakerAsyncMagics(Magics):
                    "custom_attributes": args.custom_attributes, "request_ttl_seconds": args.ttl,
                    "invocation_timeout_seconds": args.timeout,
                    "s3_output_path_extension": args.output_path_extension, "label": args.label,
-                   "inline": args.inline}
+                   "inline": args.inline, "json_format": args.json_format}
         try:
             handle = self._submit(args, payload, options)
         except SubmissionInterrupted as exc:

@@ -14,18 +14,29 @@ from panelkit import NOW
 
 
 class Wire:
-    """Every comm message: (comm id, msg type, data, JSON size of data)."""
+    """Every comm message: (comm id, msg type, data, JSON size of data); binary buffers (the bytes of
+    Image/Audio/Video values) are counted apart, per message index."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, str, dict, int]] = []
+        self.buffers: dict[int, int] = {}  # message index -> bytes in its binary buffers
         self.models: dict[str, str] = {}  # comm id -> _model_name
 
-    def record(self, comm_id: str, msg_type: str, data: dict | None) -> None:
+    def record(self, comm_id: str, msg_type: str, data: dict | None, buffers=None) -> None:
         data = data or {}
         state = data.get("state", {})
         if msg_type == "comm_open":
             self.models[comm_id] = state.get("_model_name", "")
+        if buffers:
+            self.buffers[len(self.messages)] = sum(len(memoryview(b).cast("B")) for b in buffers)
         self.messages.append((comm_id, msg_type, data, len(json.dumps(data, separators=(",", ":")))))
+
+    def buffer_bytes_since(self, mark: int) -> int:
+        return sum(n for index, n in self.buffers.items() if index >= mark)
+
+    def total_bytes_since(self, mark: int) -> int:
+        """JSON and binary buffers: what the browser receives."""
+        return self.bytes_since(mark) + self.buffer_bytes_since(mark)
 
     def mark(self) -> int:
         return len(self.messages)
@@ -51,9 +62,23 @@ def wire(monkeypatch):
 
     class RecordingComm(BaseComm):
         def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-            recorder.record(self.comm_id, msg_type, data)
+            recorder.record(self.comm_id, msg_type, data, buffers)
 
     monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
+    from ipywidgets.widgets import widget
+
+    legacy = getattr(widget, "Comm", None)  # ipywidgets before 8.0.5 opens ipykernel's Comm itself
+    if legacy is not None:
+
+        class LegacyRecordingComm(legacy):
+            kernel = "none: recorded"  # those releases send updates only when the comm has a kernel
+
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, show_warning=False, **kwargs)
+
+            publish_msg = RecordingComm.publish_msg
+
+        monkeypatch.setattr(widget, "Comm", LegacyRecordingComm)
     return recorder
 
 

@@ -10,10 +10,15 @@ import threading
 import pytest
 from panelkit import NOW, START, complete, drawn, fail, pending, shown, slot_of, statuses
 
+from sm_async_nb.display.previews import HEAD_BYTES, TEXT_BYTES, build
 from sm_async_nb.endpoints.status import EndpointStatus
 from sm_async_nb.notebook.panel.intents import OpenDetails
-from sm_async_nb.notebook.panel.preview import FETCH_BYTES, TEXT_BYTES, preview_html
 from sm_async_nb.records import Finish, Status
+
+
+def preview_html(body, content_type, total):
+    return build(body, content_type, total).html
+
 
 HOSTILE = b"name,value\n</table><script>alert(1)</script>,<img src=x onerror=alert(2)>\n"
 
@@ -124,7 +129,7 @@ def test_preview_loads_in_the_background_once_and_is_cached(client, make_panel, 
     assert "Loading the preview" in panel.view.details.preview.value
     release.set()
     assert panel.wait_idle()
-    assert calls == [(rows[0].inference_id, FETCH_BYTES, False)]  # never on the main thread
+    assert calls == [(rows[0].inference_id, HEAD_BYTES, False)]  # never on the main thread
     assert "<td>0.25</td><td>a</td>" in panel.view.details.preview.value
     open_details(panel, rows[1].inference_id)
     open_details(panel, rows[0].inference_id)  # cached: no second fetch
@@ -171,8 +176,12 @@ def test_hostile_output_preview_stays_text_and_opening_details_sends_bounded_byt
     assert sent < 20_000, sent  # fields and 10 rows, not 1.5 MB
     values = wire.html_values(mark)
     assert not any(tag in v for v in values for tag in ("<script", "<img"))
-    open_details(panel, rows[1].inference_id)
-    assert "binary, 102,408 bytes (image/png)" in panel.view.details.preview.value
+    mark = wire.mark()
+    open_details(panel, rows[1].inference_id)  # magic bytes of a PNG, 100 KB: within the media limit
+    details = panel.view.details
+    assert "PNG image · 100.0 KB" in details.preview.value and details.image in details.box.children
+    assert details.image.value[:8] == b"\x89PNG\r\n\x1a\n" and details.image.format == "png"
+    assert wire.buffer_bytes_since(mark) == 102_408  # the bytes once, as a binary buffer
 
 
 def test_results_head_reads_only_the_start(client, s3):

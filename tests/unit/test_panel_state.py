@@ -217,10 +217,10 @@ def test_a_failed_refresh_is_shown_until_the_next_one(client, make_state):
     tracker = tracker_view(problem="Credentials expired: run aws sso login", notices={"acl": "no ListBucket"})
     state = make_state(tracker=tracker)
     snap, _ = step(state, Refreshed(1, "ExpiredToken"))
-    assert snap.notices == ("Credentials expired: run aws sso login", "no ListBucket",
+    assert tuple(n.text for n in snap.notices) == ("Credentials expired: run aws sso login", "no ListBucket",
                             "Last refresh failed: ExpiredToken")
     snap, _ = step(state, Refreshed(1, "ExpiredToken"))  # no new error since: the refresh worked
-    assert snap.notices[-1] == "no ListBucket"
+    assert snap.notices[-1].text == "no ListBucket"
 
 
 def test_progress_follows_a_selected_batch(client, make_state):

@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...aws.clients import explain
+from ...display.text import STATUS_COLOURS, clip, esc, status_badge
 from ...errors import SmAsyncError
 from ...handles import HandleParts
 from ...records import RESUBMITTABLE, InvocationRecord, Status
 from ...results.loading import load_batch
-from .rows import MAX_REASON_CHARS, STATUS_COLOURS, clip, esc, status_badge
+from .rows import MAX_REASON_CHARS
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ...display.text import BORDER_COLOUR, MUTED_COLOUR, clip, esc, human_duration, human_size, status_badge
 from ...records import UNFINISHED, InvocationRecord, Status
-from .rows import BORDER_COLOUR, MAX_REASON_CHARS, MUTED_COLOUR, clip, esc, human_duration, human_size, status_badge
+from .rows import MAX_REASON_CHARS
 
 # (first bytes, content type, whole size) of a completed output: results.head's answer.
 FetchHead = Callable[[InvocationRecord, int], tuple[bytes, str | None, int | None]]

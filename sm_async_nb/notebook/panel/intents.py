@@ -13,6 +13,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
 
+from ...display.activity import ActivityScope
+from ...display.previews import Preview
+from ...endpoints.status import EndpointStatus
 from ...records import InvocationRecord
 
 # --- what the user did (posted by the view, or by the panel's public methods) -------------------
@@ -112,6 +115,18 @@ class PollInterval:
 
 
 @dataclass(frozen=True)
+class ShowActivity:
+    """The Activity toggle: the charts beside the table, on or off."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class DismissNotices:
+    """Clear the "batch finished" notices from the header."""
+
+
+@dataclass(frozen=True)
 class Redraw:
     """Read the journal again (``panel.refresh()``, the first snapshot)."""
 
@@ -133,7 +148,7 @@ class Refreshed:
 @dataclass(frozen=True)
 class PreviewLoaded:
     key: Hashable
-    html: str
+    preview: Preview | str  # a note (HTML) when the preview could not be made
     cache: bool  # False for a failure: the next opening tries again
 
 
@@ -147,6 +162,13 @@ class LogsLoaded:
 @dataclass(frozen=True)
 class EndpointLoaded:
     name: str
+    html: str
+    status: EndpointStatus | None = None  # None: it could not be read
+
+
+@dataclass(frozen=True)
+class ActivityLoaded:
+    key: Hashable
     html: str
 
 
@@ -175,8 +197,9 @@ class TrackerStopped:
 
 
 Intent = (Filter | SortBy | TurnPage | Toggle | Select | SelectShown | ClearSelection | OpenDetails | HideDetails
-          | ShowReasons | ShowUris | Forget | Load | Resubmit | RefreshNow | AutoRefresh | PollInterval | Redraw
-          | Refreshed | PreviewLoaded | LogsLoaded | EndpointLoaded | ActionDone | Forgotten | Say | TrackerStopped)
+          | ShowReasons | ShowUris | Forget | Load | Resubmit | RefreshNow | AutoRefresh | PollInterval | ShowActivity
+          | DismissNotices | Redraw | Refreshed | PreviewLoaded | LogsLoaded | EndpointLoaded | ActivityLoaded
+          | ActionDone | Forgotten | Say | TrackerStopped)
 
 
 # --- effects: what the state asks the workers to do ---------------------------------------------
@@ -197,6 +220,15 @@ class FetchLogs:
 @dataclass(frozen=True)
 class FetchEndpoint:
     name: str
+
+
+@dataclass(frozen=True)
+class FetchActivity:
+    """Read the activity of ``scope`` (the charts), answered as ``ActivityLoaded(key, ...)``."""
+
+    key: Hashable
+    scope: ActivityScope
+    now: float
 
 
 @dataclass(frozen=True)
@@ -235,5 +267,5 @@ class SetPollInterval:
     seconds: float
 
 
-Effect = (FetchPreview | FetchLogs | FetchEndpoint | LoadFrame | ResubmitRecords | PollNow | DeleteRows
+Effect = (FetchPreview | FetchLogs | FetchEndpoint | FetchActivity | LoadFrame | ResubmitRecords | PollNow | DeleteRows
           | StartTracker | StopTracker | SetPollInterval)

@@ -10,7 +10,8 @@ view that draws what one loop hands it):
 - ``view.PanelView``: the widgets, made on the thread that builds the panel (the kernel's main
   thread); they only draw snapshots, and their events only post intents;
 - ``workers.PanelWorkers``: slow work (load, resubmit, refresh now, previews, log lines, endpoint
-  statuses) on worker threads, never the kernel's main thread; answers come back as intents.
+  statuses, the activity charts) on worker threads, never the kernel's main thread; answers come
+  back as intents.
 
 Data: nothing is held in memory but the selection and the page shown. Each snapshot asks the
 journal, in SQL, for one page of the filtered, sorted rows and a few counts (``query.py``), so a
@@ -32,13 +33,13 @@ from ...handles import HandleParts
 from ...results import loading as results
 from ...tracking.bus import StatusChange
 from .details import FetchHead, RowLogs
-from .intents import Intent, OpenDetails, Redraw, Refreshed, Select
+from .intents import Intent, OpenDetails, Redraw, Refreshed, Select, ShowActivity
 from .loop import PanelLoop
 from .query import JournalReader
 from .state import PanelState
 from .strip import EndpointStatusFn
 from .view import PanelView
-from .workers import PanelWorkers
+from .workers import EndpointHistoryFn, PanelWorkers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,6 +59,8 @@ class Panel:
         row_logs: ``record -> log lines`` for the details; None hides the log section.
         endpoint_status: ``endpoint name -> EndpointStatus`` for the endpoint strip; None hides it.
         endpoint_interval: the least time between two status fetches of one endpoint.
+        endpoint_history: ``endpoint name -> [EndpointSample]`` (the monitor's history of the
+            statuses it fetched), drawn in the activity view; None leaves that chart out.
 
     Raises:
         JournalError: the journal cannot be read for the first snapshot.
@@ -66,7 +69,7 @@ class Panel:
     def __init__(self, parts: HandleParts, *, page_size: int = 20, auto_refresh: bool = True,
                  clock: Callable[[], float] = time.time, fetch_head: FetchHead | None = None,
                  row_logs: RowLogs | None = None, endpoint_status: EndpointStatusFn | None = None,
-                 endpoint_interval: float = 60.0):
+                 endpoint_interval: float = 60.0, endpoint_history: EndpointHistoryFn | None = None):
         self.parts = parts
         self.ctx = parts.ctx
         self.tracker = parts.tracker
@@ -79,6 +82,7 @@ class Panel:
         self.loop = PanelLoop(self.state, draw=self.view.draw, say=self.view.say, clock=clock)
         self.workers = PanelWorkers(
             parts, self.loop.post, row_logs=row_logs, endpoint_status=endpoint_status,
+            endpoint_history=endpoint_history,
             fetch_head=fetch_head if fetch_head is not None else functools.partial(results.head, self.ctx))
         self._unsubscribe = self.tracker.subscribe(self._on_refresh)
         if auto_refresh:
@@ -162,6 +166,11 @@ class Panel:
     def show_details(self, inference_id: str) -> None:
         """Open the details of one row (what a click on its id does); returns once drawn."""
         self._ask(OpenDetails(inference_id))
+
+    def show_activity(self, on: bool = True) -> None:
+        """Show (or hide) the activity charts beside the table, as the Activity toggle does; returns
+        once drawn (the charts themselves arrive from a worker: ``wait_idle()`` waits for them)."""
+        self._ask(ShowActivity(bool(on)))
 
     def _ask(self, intent: Intent) -> None:
         self.loop.post(intent)

@@ -122,11 +122,26 @@ class JournalReader:
         """The batches of these rows (None for single invocations)."""
         return views.batches_of(self.journal, inference_ids)
 
+    def batch_counts(self, batch_id: str) -> dict[Status, int]:
+        """A batch's current attempts, per status."""
+        return views.status_counts(self.journal, views.RowFilter(self.origin, batch_id=batch_id))
+
     def batch_progress(self, batch_id: str) -> tuple[int, int, int]:
         """(finished, total, unsuccessful) of a batch's current attempts."""
-        counts = views.status_counts(self.journal, views.RowFilter(self.origin, batch_id=batch_id))
+        counts = self.batch_counts(batch_id)
         finished, unsuccessful = _finished(counts)
         return finished, sum(counts.values()), unsuccessful
+
+    def unfinished_batches(self) -> frozenset[str]:
+        """Batches with a part not finished yet."""
+        return frozenset(views.unfinished_batches(self.journal, self.origin))
+
+    def expiring(self, now: float, within: float) -> tuple[int, float | None]:
+        """Pending rows whose deadline falls within ``within`` s of ``now``: how many, the first deadline."""
+        return views.expiring(self.journal, views.RowFilter(self.origin), now, within)
+
+    def endpoints_of(self, inference_ids: Collection[str]) -> set[str]:
+        return views.endpoints_of(self.journal, inference_ids)
 
     def batch(self, batch_id: str) -> BatchRecord | None:
         return self.journal.get_batch(batch_id)

@@ -1,31 +1,23 @@
 """The text a row shows, and the few HTML fragments the panel draws, without widgets (so
-formatting is testable without a frontend). Colours are JupyterLab theme CSS variables (with the
-light theme's value as fallback elsewhere), so the panel reads well in the dark theme too.
+formatting is testable without a frontend). Escaping, sizes, durations and the theme's colours
+are ``display.text``'s, shared with what handles show in a cell.
 """
 
 from __future__ import annotations
 
-import html
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ...display.text import (
+    BADGE_TEXT,
+    STATUS_COLOURS,
+    esc,
+    human_duration,
+    human_size,
+    short_id,
+)
 from ...records import FINISHED, UNFINISHED, InvocationRecord, Status
-
-# Badge colours: background of the counts badges and text colour of the status column, as theme
-# variables (JupyterLab's light and dark themes define each; the fallback is for other frontends).
-STATUS_COLOURS = {
-    Status.SUBMITTING: "var(--jp-ui-font-color2, #6e7781)",
-    Status.PENDING: "var(--jp-brand-color1, #0969da)",
-    Status.COMPLETED: "var(--jp-success-color1, #1a7f37)",
-    Status.FAILED: "var(--jp-error-color1, #cf222e)",
-    Status.EXPIRED: "var(--jp-warn-color1, #9a6700)",
-    Status.ERROR: "var(--jp-error-color0, #8250df)",
-}
-WARN_COLOUR = "var(--jp-warn-color1, #9a6700)"
-MUTED_COLOUR = "var(--jp-ui-font-color2, #6e7781)"
-BORDER_COLOUR = "var(--jp-border-color2, #d0d7de)"
-BADGE_TEXT = "var(--jp-ui-inverse-font-color0, white)"
 
 # Status filter choices: (what the dropdown shows, value). Values are plain strings.
 STATUS_FILTERS: tuple[tuple[str, str], ...] = (
@@ -35,46 +27,6 @@ STATUS_FILTERS: tuple[tuple[str, str], ...] = (
 
 LABEL_CHARS = 60
 MAX_REASON_CHARS = 4000  # of a failure reason shown in the details and the failure-reasons view
-
-
-def esc(text: object) -> str:
-    """HTML-escape anything that came from outside (labels, ids, reasons, S3 keys...)."""
-    return html.escape("" if text is None else str(text), quote=True)
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def short_id(inference_id: str) -> str:
-    """First 8 and last 4 characters: UUIDv7 ids share their first 8 (a timestamp) for a minute,
-    and batch ids like ``run-1-0007`` differ only at the end."""
-    return inference_id if len(inference_id) <= 13 else f"{inference_id[:8]}…{inference_id[-4:]}"
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return ""  # unreachable
-
-
-def human_duration(seconds: float | None) -> str:
-    """Coarser as it grows, so a long-pending row's text changes (and is sent) less often."""
-    if seconds is None:
-        return ""
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
 
 
 def local_time(epoch: float | None, now: float) -> str:
@@ -122,10 +74,6 @@ def expires_in(record: InvocationRecord, now: float) -> str:
         return ""
     left = record.service_deadline() - now
     return "overdue" if left <= 0 else human_duration(left)
-
-
-def status_badge(status: Status) -> str:
-    return (f'<span style="color:{STATUS_COLOURS[status]};font-weight:600">{esc(status.value)}</span>')
 
 
 def counts_badges(counts: Mapping[Status, int]) -> str:

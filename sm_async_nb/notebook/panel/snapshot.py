@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...display.previews import Media
 from ...records import Status
+from ..notices import Notice
 from .rows import RowView
 
 
@@ -32,12 +34,14 @@ class RefreshLine:
 
 @dataclass(frozen=True)
 class RowDetails:
-    """One row's details: fields, output preview and (None: no log section) log lines, as HTML."""
+    """One row's details: fields, output preview and (None: no log section) log lines, as HTML,
+    and the output itself when it is an image, audio or video within the preview limit."""
 
     inference_id: str
     fields: str
     preview: str
     logs: str | None
+    media: Media | None = None
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,13 @@ class Snapshot:
     endpoint: str                      # the endpoint filtered by ("" all)
     progress: Progress
     refresh: RefreshLine
-    notices: tuple[str, ...]           # tracker problems and notices, the last refresh's error
+    notices: tuple[Notice, ...]        # batches that finished, warnings, tracker problems, the last refresh's error
     auto_refresh: bool | None          # the tracker polls (None: stopping, leave the box as the user set it)
     poll_interval: float
     hidden: int                        # selected rows the filters hide
     forget_armed: bool                 # "Forget" waits for its confirming click
     strip: tuple[str, ...] | None      # one HTML line per endpoint with unfinished rows (None: no strip)
+    activity: str | None               # the activity charts (HTML with SVG); None: the view is off
     details: Details
     message: str
     busy: bool                         # a slow action runs

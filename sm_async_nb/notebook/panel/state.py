@@ -1,5 +1,6 @@
-"""The panel's state: what the user asked for (the query, the selection, the details row), what the
-panel was told (its message, answers from the workers) and the snapshot it last computed.
+"""The panel's state: what the user asked for (the query, the selection, the details row, the
+activity view), what the panel was told (its message, answers from the workers, notices) and the
+snapshot it last computed.
 
 Plain data and the rules that change it; no widgets, no threads, no locks. One loop (``loop.py``)
 owns a state: it applies intents in order with ``apply(intent, now)``, takes the effects they
@@ -15,19 +16,29 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
+from ...display.activity import ActivityScope
+from ...display.previews import Preview
+from ...display.text import note
+from ...endpoints.status import EndpointStatus
+from ...journal.activity import Scope
 from ...records import InvocationRecord, Status
 from ...tracking.tracker import RefreshStats
+from .. import notices
+from ..notices import Notice
 from . import actions
 from .details import LOADING_LOGS, LOADING_PREVIEW, LOGGED, NO_PREVIEW, fields_html, no_output_html
 from .intents import (
     ActionDone,
+    ActivityLoaded,
     AutoRefresh,
     ClearSelection,
     DeleteRows,
+    DismissNotices,
     Effect,
     EndpointLoaded,
+    FetchActivity,
     FetchEndpoint,
     FetchLogs,
     FetchPreview,
@@ -52,6 +63,7 @@ from .intents import (
     Select,
     SelectShown,
     SetPollInterval,
+    ShowActivity,
     ShowReasons,
     ShowUris,
     SortBy,
@@ -66,8 +78,14 @@ from .rows import RowView
 from .snapshot import Details, Progress, Reasons, RefreshLine, RowDetails, Snapshot, Uris
 from .strip import checking_html
 
-CACHE_SIZE = 32  # previews and log answers kept (LRU)
+CACHE_SIZE = 32                   # previews and log answers kept (LRU)
+CACHE_BYTES = 16 * 1024 * 1024    # ... and at most this many bytes of them (media previews are up to 2 MiB)
+ACTIVITY_EVERY = 5.0              # least seconds between two reads of the activity while the journal moves
+ACTIVITY_STALE = 30.0             # read again after this long while rows are unfinished (time moves on)
+FINISHED_NOTICES = 3              # "batch finished" notices kept in the header
 SELECT_FIRST = "Select one or more rows first (tick their boxes)."
+LOADING_ACTIVITY = note("Reading the activity…")
+V = TypeVar("V")
 
 
 class TrackerView(Protocol):
@@ -86,27 +104,40 @@ class TrackerView(Protocol):
     def running(self) -> bool: ...
 
 
-class Lru:
-    """A small least-recently-used map of answers (previews, log lines)."""
+class Lru(Generic[V]):
+    """A small least-recently-used map of answers (previews, log lines), bounded by count and by
+    the bytes its values hold (``weight``)."""
 
-    def __init__(self, size: int = CACHE_SIZE):
-        self.size = size
-        self._items: OrderedDict[Hashable, str] = OrderedDict()
+    def __init__(self, size: int = CACHE_SIZE, max_bytes: int = CACHE_BYTES,
+                 weight: Callable[[V], int] = lambda value: 0):
+        self.size, self.max_bytes, self._weight = size, max_bytes, weight
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
+        self._bytes = 0
 
-    def get(self, key: Hashable) -> str | None:
+    def get(self, key: Hashable) -> V | None:
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
         return None
 
-    def put(self, key: Hashable, value: str) -> None:
+    def put(self, key: Hashable, value: V) -> None:
+        if key in self._items:
+            self._bytes -= self._weight(self._items.pop(key))
         self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+        self._bytes += self._weight(value)
+        while len(self._items) > self.size or (self._bytes > self.max_bytes and len(self._items) > 1):
+            self._bytes -= self._weight(self._items.popitem(last=False)[1])
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def _preview_weight(value: Preview | str) -> int:
+    return value.weight if isinstance(value, Preview) else len(value)
 
 
 @dataclass(frozen=True)
@@ -116,7 +147,7 @@ class OpenRow:
 
     record: InvocationRecord
     preview_key: Hashable
-    preview: str
+    preview: Preview | str  # a note while loading, for rows without an output, or when it failed
     logs_key: Hashable
     logs: str | None  # None: no log section for this row
 
@@ -148,10 +179,17 @@ class PanelState:
         self.refresh_error: str | None = None   # the last refresh's error, while it is the last one
         self.errors_seen = tracker.stats.errors
         self.last: Snapshot | None = None
-        self.previews = Lru()
-        self.logs = Lru()
+        self.previews: Lru[Preview | str] = Lru(weight=_preview_weight)
+        self.logs: Lru[str] = Lru()
         self.strip_lines: dict[str, str] = {}   # endpoint -> its line (status or error)
         self.strip_asked: dict[str, float] = {}  # endpoint -> when its last fetch was asked for
+        self.endpoint_statuses: dict[str, EndpointStatus] = {}  # endpoint -> its last status read
+        self.activity_on = False
+        self.activity_html: str | None = None
+        self._activity_asked: tuple[Hashable, float] | None = None  # (key, when) of the last read asked for
+        self._activity_dirty = False            # an answer that changes the charts arrived (endpoint samples)
+        self.finished: list[Notice] = []        # "batch finished" notices, newest first
+        self._open_batches: frozenset[str] | None = None
         self._effects: list[Effect] = []
         self._selection_version = 0
         self._counts: dict[Status, int] | None = None
@@ -221,18 +259,30 @@ class PanelState:
             case Refreshed(errors, last_error):
                 self.refresh_error = last_error if errors != self.errors_seen else None
                 self.errors_seen = errors
-            case PreviewLoaded(key, html, cache):
+            case PreviewLoaded(key, preview, cache):
                 if cache:
-                    self.previews.put(key, html)
+                    self.previews.put(key, preview)
                 if isinstance(self.details, OpenRow) and self.details.preview_key == key:
-                    self.details = replace(self.details, preview=html)
+                    self.details = replace(self.details, preview=preview)
             case LogsLoaded(key, html, cache):
                 if cache:
                     self.logs.put(key, html)
                 if isinstance(self.details, OpenRow) and self.details.logs_key == key and self.details.logs is not None:
                     self.details = replace(self.details, logs=html)
-            case EndpointLoaded(name, html):
+            case EndpointLoaded(name, html, status):
                 self.strip_lines[name] = html
+                if status is not None:
+                    self.endpoint_statuses[name] = status
+                    self._activity_dirty = True  # a new point of the endpoint's history
+            case ShowActivity(on):
+                self.activity_on = on
+                if not on:
+                    self.activity_html, self._activity_asked = None, None
+            case ActivityLoaded(key, html):
+                if self._activity_asked is not None and _same_scope(key, self._activity_asked[0]):
+                    self.activity_html = html
+            case DismissNotices():
+                self.finished = []
             case Say(message):
                 self.message = message
             case Redraw():
@@ -327,7 +377,7 @@ class PanelState:
                 else self._logs(record, logs_key)
         return OpenRow(record, preview_key, preview, logs_key, logs)
 
-    def _preview(self, record: InvocationRecord, key: Hashable) -> str:
+    def _preview(self, record: InvocationRecord, key: Hashable) -> Preview | str:
         if record.status is not Status.COMPLETED:
             return no_output_html(record.status)
         if not self._previews_enabled:
@@ -349,28 +399,108 @@ class PanelState:
         """Read the journal and compute what the view shows now; remembered as ``last``."""
         data = self.reader.read(self.query, now)
         self.query = replace(self.query, page=data.page)
-        if self._counts is not None and self._counts != data.counts and self.selected:
+        moved = self._counts != data.counts
+        if self._counts is not None and moved and self.selected:
             self._select(self.selected & frozenset(self.reader.existing(self.selected)))  # forgotten elsewhere
+        if moved or self._open_batches is None:
+            self._watch_batches(now)
         self._counts = data.counts
         if self.forget_armed is not None and self.forget_armed != self.selected:
             self.forget_armed = None  # the selection changed since the first click
-        q, tracker, stats = self.query, self._tracker, self._tracker.stats
-        notices = ([tracker.problem] if tracker.problem else []) + list(tracker.notices.values())
-        if self.refresh_error:
-            notices.append(f"Last refresh failed: {self.refresh_error}")
+        q, stats = self.query, self._tracker.stats
         counts = tuple((s, data.counts[s]) for s in Status if s in data.counts)
         hidden = self._memo_get("hidden", (self._selection_version, q.status, q.endpoint, q.text, counts),
                                 lambda: self.reader.hidden(q, self.selected))
+        strip = self._strip(now)
         snapshot = Snapshot(
             now=now, rows=tuple(RowView.of(r, now) for r in data.rows), selected=self.selected,
             sort=q.sort, descending=q.descending, page=data.page, pages=data.pages, matching=data.matching,
             counts=counts, endpoints=tuple(self.reader.endpoints(data.counts)), endpoint=q.endpoint,
             progress=self._progress(data), refresh=RefreshLine(stats.at, stats.s3_requests, stats.changed),
-            notices=tuple(notices), auto_refresh=None if self.stopping else tracker.running,
+            notices=self._notices(now, counts), auto_refresh=None if self.stopping else self._tracker.running,
             poll_interval=self._poll_interval(), hidden=hidden, forget_armed=self.forget_armed is not None,
-            strip=self._strip(now), details=self._details(data, now), message=self.message, busy=self.busy)
+            strip=strip, activity=self._activity(now, counts, data), details=self._details(data, now),
+            message=self.message, busy=self.busy)
         self.last = snapshot
         return snapshot
+
+    # --- notices -----------------------------------------------------------------------------
+
+    def _watch_batches(self, now: float) -> None:
+        """A batch that had an unfinished part and has none now finished (whichever way its last
+        part ended: the tracker, an error, a cancel): a notice in the header."""
+        open_now = self.reader.unfinished_batches()
+        if self._open_batches is not None:
+            for batch_id in sorted(self._open_batches - open_now):
+                counts = self.reader.batch_counts(batch_id)
+                if counts:  # not forgotten
+                    self.finished.insert(0, notices.batch_finished(self._batch_name(batch_id), counts, now))
+            del self.finished[FINISHED_NOTICES:]
+        self._open_batches = open_now
+
+    def _notices(self, now: float, counts: tuple[tuple[Status, int], ...]) -> tuple[Notice, ...]:
+        """Finished batches, endpoints at 0 instances with work waiting, requests about to expire, and
+        the tracker's problems and notices."""
+        tracker = self._tracker
+        found = list(self.finished)
+        for name in self._memo_get("unfinished_endpoints", counts, self.reader.unfinished_endpoints):
+            status = self.endpoint_statuses.get(name)
+            alert = notices.zero_instances(status) if status is not None else None
+            if alert is not None:
+                found.append(alert)
+        soon, first = self._memo_get("expiring", (counts, int(now // 10)),
+                                     lambda: self.reader.expiring(now, notices.EXPIRING_WITHIN))
+        alert = notices.expiring(soon, None if first is None else first - now)
+        if alert is not None:
+            found.append(alert)
+        found += [Notice("warn", text) for text in ([tracker.problem] if tracker.problem else [])]
+        found += [Notice("warn", text) for text in tracker.notices.values()]
+        if self.refresh_error:
+            found.append(Notice("warn", f"Last refresh failed: {self.refresh_error}"))
+        return tuple(found)
+
+    # --- the activity view -------------------------------------------------------------------
+
+    def _activity_scope(self) -> ActivityScope:
+        """The selected batch; else the endpoint filtered by, or the one the selection is on; else
+        everything (with the endpoint's line when there is only one endpoint)."""
+        origin = self.reader.origin
+        batches = self._memo_get("batches", self._selection_version, lambda: self.reader.batches(self.selected))
+        batch_id = next(iter(batches)) if len(batches) == 1 else None
+        if batch_id is not None:
+            record = self.reader.batch(batch_id)
+            return ActivityScope(f"batch {self._batch_name(batch_id)}", Scope(origin, batch_id=batch_id),
+                                 record.endpoint_name if record is not None else None)
+        endpoint = self.query.endpoint or None
+        if endpoint is None:
+            chosen = self._memo_get("selected_endpoints", self._selection_version,
+                                    lambda: self.reader.endpoints_of(self.selected))
+            endpoint = next(iter(chosen)) if len(chosen) == 1 else None
+        if endpoint is not None:
+            return ActivityScope(f"endpoint {endpoint}", Scope(origin, endpoint=endpoint), endpoint)
+        known = self.reader.endpoints(self._counts or {})
+        return ActivityScope("everything tracked", Scope(origin), known[0] if len(known) == 1 else None)
+
+    def _activity(self, now: float, counts: tuple[tuple[Status, int], ...], data: PageData) -> str | None:
+        """The charts, read again (on a worker) when the scope changes, when the journal moved (at
+        most every ACTIVITY_EVERY s), when the endpoint's history grew, or every ACTIVITY_STALE s
+        while rows are unfinished."""
+        if not self.activity_on:
+            return None
+        scope = self._activity_scope()
+        key = (scope, counts)
+        asked = self._activity_asked
+        unfinished = any(n for s, n in counts if not s.finished)
+        if asked is None or not _same_scope(key, asked[0]):
+            due, self.activity_html = True, None
+        else:
+            age = now - asked[1]
+            due = ((key != asked[0] or self._activity_dirty) and age >= ACTIVITY_EVERY) or (
+                unfinished and age >= ACTIVITY_STALE)
+        if due:
+            self._activity_asked, self._activity_dirty = (key, now), False
+            self._effects.append(FetchActivity(key, scope, now))
+        return self.activity_html or LOADING_ACTIVITY
 
     def _memo_get(self, name: str, key: Hashable, compute: Callable[[], Any]) -> Any:
         """Selection-derived values (its batch, how many the filters hide) are computed once per
@@ -387,7 +517,9 @@ class PanelState:
         batch_id = next(iter(batches)) if len(batches) == 1 else None
         if batch_id is None:
             return Progress(data.finished, data.matching, data.unsuccessful, "shown")
-        finished, total, unsuccessful = self.reader.batch_progress(batch_id)
+        counts = tuple(sorted(data.counts.items()))  # a batch's counts move only when these do
+        finished, total, unsuccessful = self._memo_get("progress", (batch_id, counts),
+                                                       lambda: self.reader.batch_progress(batch_id))
         return Progress(finished, total, unsuccessful, f"batch {self._batch_name(batch_id)}")
 
     def _batch_name(self, batch_id: str) -> str:
@@ -416,4 +548,12 @@ class PanelState:
         if record is not None:  # a forgotten row keeps showing what it last was
             self.details = self._open_row(record, self.details)
         shown = self.details
-        return RowDetails(iid, fields_html(shown.record, now), shown.preview, shown.logs)
+        preview = shown.preview
+        if isinstance(preview, Preview):
+            return RowDetails(iid, fields_html(shown.record, now), preview.html, shown.logs, preview.media)
+        return RowDetails(iid, fields_html(shown.record, now), preview, shown.logs)
+
+
+def _same_scope(key: Hashable, other: Hashable) -> bool:
+    """Two activity keys ``(scope, counts)`` of the same scope."""
+    return isinstance(key, tuple) and isinstance(other, tuple) and key[:1] == other[:1]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .rows import MUTED_COLOUR, WARN_COLOUR, esc, human_duration
+from ...display.text import MUTED_COLOUR, WARN_COLOUR, esc, human_duration
 
 if TYPE_CHECKING:
     from ...endpoints.status import EndpointStatus

@@ -21,6 +21,7 @@ import ipywidgets as W
 from .intents import (
     AutoRefresh,
     ClearSelection,
+    DismissNotices,
     Filter,
     Forget,
     HideDetails,
@@ -31,6 +32,7 @@ from .intents import (
     RefreshNow,
     Resubmit,
     SelectShown,
+    ShowActivity,
     ShowReasons,
     ShowUris,
     SortBy,
@@ -77,11 +79,13 @@ class PanelView:
             widget.observe(self._user(functools.partial(_filter, field)), names="value")
         w.auto.observe(self._user(lambda change: AutoRefresh(bool(change["new"]))), names="value")
         w.interval.observe(self._user(lambda change: PollInterval(float(change["new"]))), names="value")
+        w.activity_toggle.observe(self._user(lambda change: ShowActivity(bool(change["new"]))), names="value")
         w.uri_text.observe(self._on_uri_edit, names="value")
         clicks: dict[str, Callable[[], Intent]] = {
             "prev": lambda: TurnPage(-1), "next": lambda: TurnPage(1), "select_shown": SelectShown,
             "clear": ClearSelection, "load": lambda: Load(w.var.value), "why": ShowReasons, "uris": ShowUris,
-            "forget": Forget, "resubmit": Resubmit, "refresh_now": RefreshNow, "hide": HideDetails}
+            "forget": Forget, "resubmit": Resubmit, "refresh_now": RefreshNow, "hide": HideDetails,
+            "dismiss": DismissNotices}
         for name, intent in clicks.items():
             getattr(w, name).on_click(self._user(functools.partial(_click, intent)))
 
@@ -140,7 +144,10 @@ class PanelView:
             w.show_counts(dict(s.counts))
             w.show_endpoints(s.endpoints, s.endpoint)
             w.show_progress(s.progress)
-            w.show_refresh(s.refresh, s.notices, s.now)
+            w.show_refresh(s.refresh, s.now)
+            w.show_notices(s.notices)
+            w.activity_toggle.value = s.activity is not None
+            w.show_activity(s.activity)
             if s.auto_refresh is not None:
                 w.auto.value = s.auto_refresh
             w.interval.value = s.poll_interval

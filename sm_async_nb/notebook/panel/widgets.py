@@ -1,5 +1,6 @@
-"""The panel's widgets other than the table, and how header, pager, selection, details and the
-endpoint strip are drawn.
+"""The panel's widgets other than the table, and how header, notices, pager, selection, details
+(with the output's image, audio or video in ipywidgets' own Image/Audio/Video widgets), the
+activity charts and the endpoint strip are drawn.
 
 These classes only make widgets and assign their values; ``view.py`` decides what to draw (from a
 snapshot) and wires the events. Every ``show_*`` assigns plain traits, so an unchanged line sends
@@ -13,10 +14,13 @@ from typing import Any
 
 import ipywidgets as W
 
+from ...display.previews import Media
+from ...display.text import BORDER_COLOUR
 from ...records import Status
-from .rows import BORDER_COLOUR, STATUS_FILTERS, WARN_COLOUR, counts_badges, esc, local_time
+from ..notices import Notice, notices_html
+from .rows import STATUS_FILTERS, counts_badges, local_time
 from .snapshot import Progress, RefreshLine, RowDetails
-from .table import PagedTable
+from .table import PANEL_CSS, PagedTable
 
 
 def _px(width: str) -> W.Layout:
@@ -41,26 +45,47 @@ def owned(*roots: Any) -> list[W.Widget]:
 
 
 class DetailsWidgets:
-    """One row's details: its fields, then its output preview and (for some rows) its log lines."""
+    """One row's details: its fields, then its output preview (an image, audio or video output in
+    its own widget, whose bytes go to the browser as one binary buffer) and, for some rows, its
+    log lines."""
 
     def __init__(self) -> None:
-        self.fields = W.HTML()
+        self.fields = W.HTML(layout=W.Layout(overflow="auto", max_width="100%"))
         self.preview_title = W.HTML("<b>Output preview</b>")
-        self.preview = W.HTML(_dom_classes=("sm-async-preview",))
+        self.preview = W.HTML(_dom_classes=("sm-async-preview",), layout=W.Layout(max_width="100%"))
+        media = W.Layout(max_width="100%", max_height="420px", object_fit="contain", width="auto", height="auto",
+                         align_self="flex-start")  # its own size, not stretched across the details
+        self.image = W.Image(layout=media, _dom_classes=("sm-async-media",))
+        self.audio = W.Audio(autoplay=False, loop=False, controls=True, _dom_classes=("sm-async-media",))
+        self.video = W.Video(autoplay=False, loop=False, controls=True, layout=media, _dom_classes=("sm-async-media",))
         self.logs_title = W.HTML("<b>Log lines</b>")
         self.logs = W.HTML(_dom_classes=("sm-async-logs",))
         self.box = W.VBox([self.fields, self.preview_title, self.preview], _dom_classes=("sm-async-row-details",))
 
+    def _media(self, media: Media | None) -> W.Widget | None:
+        """The widget showing ``media`` (its bytes assigned only when they changed); the others let
+        go of what they held."""
+        players: dict[str, W.Widget] = {"image": self.image, "audio": self.audio, "video": self.video}
+        for family, widget in players.items():
+            if media is not None and family == media.family:
+                with widget.hold_sync():  # format and bytes in one message
+                    widget.format = media.format
+                    widget.value = media.data
+            elif widget.value:
+                widget.value = b""
+        return players[media.family] if media is not None else None
+
     def show(self, details: RowDetails) -> None:
         self.fields.value = details.fields
         self.preview.value = details.preview
+        player = self._media(details.media)
         if details.logs is not None:
             self.logs.value = details.logs
-        self.box.children = (self.fields, self.preview_title, self.preview,
+        self.box.children = (self.fields, self.preview_title, self.preview, *((player,) if player else ()),
                              *((self.logs_title, self.logs) if details.logs is not None else ()))
 
     def widgets(self) -> list[W.Widget]:
-        return owned(self.box, self.logs_title, self.logs)
+        return owned(self.box, self.image, self.audio, self.video, self.logs_title, self.logs)
 
 
 class EndpointStrip:
@@ -81,6 +106,7 @@ class PanelWidgets:
     selection, actions, status line and details area, laid out around ``table`` in ``root``."""
 
     def __init__(self, table: PagedTable, strip: EndpointStrip | None = None):
+        self.css = W.HTML(f"<style>{PANEL_CSS}</style>", layout=W.Layout(display="none"))
         self.title = W.HTML("<b>SageMaker async invocations</b>")
         self.counts = W.HTML()
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=_px("200px"))
@@ -91,7 +117,15 @@ class PanelWidgets:
                                            description="every ≤ s", style={"description_width": "auto"},
                                            layout=_px("130px"), tooltip="Longest pause between refreshes")
         self.refresh_now = W.Button(description="Refresh now", icon="refresh", layout=_px("120px"))
-        self.notices = W.HTML()
+        self.activity_toggle = W.ToggleButton(value=False, description="Activity", icon="bar-chart",
+                                              layout=_px("100px"), _dom_classes=("sm-async-activity-toggle",),
+                                              tooltip="Charts of the selected batch or endpoint beside the table")
+        self.notices = W.HTML(_dom_classes=("sm-async-notices",))
+        self.dismiss = W.Button(description="Dismiss", layout=W.Layout(width="80px", display="none"),
+                                tooltip="Clear the 'finished' notices")
+        self.activity = W.HTML(_dom_classes=("sm-async-activity",),
+                               layout=W.Layout(flex="0 1 460px", min_width="280px", margin="0 0 0 12px",
+                                               display="none"))
         self.status_filter = W.Dropdown(options=STATUS_FILTERS, value="", layout=_px("130px"))
         self.endpoint_filter = W.Dropdown(options=[("All endpoints", "")], value="", layout=_px("180px"))
         self.text_filter = W.Text(placeholder="label, id or batch contains…", layout=_px("220px"))
@@ -118,15 +152,16 @@ class PanelWidgets:
         self.root = W.VBox([
             W.HBox([self.title, self.counts], layout=row),
             W.HBox([self.progress, self.progress_text], layout=row),
-            W.HBox([self.refreshed, self.auto, self.interval, self.refresh_now], layout=row),
-            self.notices,
+            W.HBox([self.refreshed, self.auto, self.interval, self.refresh_now, self.activity_toggle], layout=row),
+            W.HBox([self.notices, self.dismiss], layout=W.Layout(align_items="flex-start")),
             *([strip.html] if strip is not None else []),
             W.HBox([self.status_filter, self.endpoint_filter, self.text_filter], layout=row),
-            table.box,
+            W.HBox([table.box, self.activity], layout=W.Layout(flex_flow="row wrap", align_items="flex-start",
+                                                               width="100%")),
             W.HBox([self.prev, self.page_text, self.next], layout=row),
             W.HBox([self.selection_text, self.select_shown, self.clear], layout=row),
             W.HBox([self.var, self.load, self.why, self.uris, self.forget, self.resubmit], layout=row),
-            self.message, self.details], _dom_classes=("sm-async-panel",))  # CSS hooks for browser tests
+            self.message, self.details, self.css], _dom_classes=("sm-async-panel",))  # CSS hooks
         self._extra = [table.box, *table.widgets()]
 
     # --- drawing -----------------------------------------------------------------------------
@@ -163,13 +198,22 @@ class PanelWidgets:
         self.progress_text.value = (f"{finished:,} / {total:,} finished ({scope})"
                                     + (f" · {unsuccessful:,} unsuccessful" if unsuccessful else ""))
 
-    def show_refresh(self, last: RefreshLine, notes: Sequence[str], now: float) -> None:
+    def show_refresh(self, last: RefreshLine, now: float) -> None:
         if last.at is None:
             self.refreshed.value = "Not refreshed yet"
         else:
             self.refreshed.value = (f"Last refresh {local_time(last.at, now)} · {last.s3_requests} S3 "
                                     f"request(s) · {last.changed} changed")
-        self.notices.value = "".join(f'<div style="color:{WARN_COLOUR}">⚠ {esc(n)}</div>' for n in notes)
+
+    def show_notices(self, notices: Sequence[Notice]) -> None:
+        self.notices.value = notices_html(notices)
+        self.dismiss.layout.display = "" if any(n.level == "done" for n in notices) else "none"
+
+    def show_activity(self, html: str | None) -> None:
+        """The charts beside the table (below it when the output is too narrow for both)."""
+        if html is not None:
+            self.activity.value = html
+        self.activity.layout.display = "none" if html is None else ""
 
     def show_selection(self, count: int, hidden: int, forget_armed: bool) -> None:
         text = f"{count:,} selected" if count else "Nothing selected: tick rows to act on them"

@@ -2,12 +2,14 @@
 
 Slow effects run on worker threads of their own, never on the kernel's main thread nor on the
 panel's loop: slow actions (load into a DataFrame variable, resubmit, refresh now) one at a time
-on ``sm-async-nb-panel``, output previews on ``sm-async-nb-preview``, log lines on
-``sm-async-nb-logs``, endpoint statuses on ``sm-async-nb-endpoints``. Each answers with an
+on ``sm-async-nb-panel``, output previews on ``sm-async-nb-preview`` (bounded by
+``display.previews``: a ranged GET of the start, the whole only for small media), log lines on
+``sm-async-nb-logs``, endpoint statuses on ``sm-async-nb-endpoints``, the activity charts (SQL
+aggregates of the journal) on ``sm-async-nb-activity``. Each answers with an
 intent through ``post`` (the loop's), so every answer reaches the state in the same order as
 everything else. Quick effects (forget: one SQL delete; start the tracker; set the interval) run
-at once on the loop's thread and return their answer. Preview and log fetches keep only the latest
-request queued: opening another row drops the fetch nobody waits for any more.
+at once on the loop's thread and return their answer. Preview, log and activity reads keep only the
+latest request queued: opening another row drops the fetch nobody waits for any more.
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ...display import activity, previews
+from ...display.activity import ActivityScope
+from ...endpoints.status import EndpointSample
 from ...handles import HandleParts
 from ...records import InvocationRecord
 from . import actions
 from .details import FetchHead, RowLogs, failed_html, logs_html
 from .intents import (
     ActionDone,
+    ActivityLoaded,
     DeleteRows,
     Effect,
     EndpointLoaded,
+    FetchActivity,
     FetchEndpoint,
     FetchLogs,
     FetchPreview,
@@ -43,7 +50,6 @@ from .intents import (
     StopTracker,
     TrackerStopped,
 )
-from .preview import FETCH_BYTES, preview_html
 from .strip import EndpointStatusFn, endpoint_html, unavailable_html
 
 if TYPE_CHECKING:
@@ -52,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Post = Callable[[Intent], None]
+EndpointHistoryFn = Callable[[str], "list[EndpointSample]"]
 
 
 def wait_all(futures: Iterable[Future[Any]], timeout: float | None) -> bool:
@@ -110,21 +117,24 @@ class PanelWorkers:
         fetch_head: ``(record, limit) -> (first bytes, content type, size)`` of a completed output.
         row_logs: ``record -> log lines``; None when the panel has no log section.
         endpoint_status: ``endpoint name -> EndpointStatus``; None when the panel has no strip.
+        endpoint_history: ``endpoint name -> samples`` of its past statuses for the activity charts.
     """
 
     def __init__(self, parts: HandleParts, post: Post, *, fetch_head: FetchHead, row_logs: RowLogs | None,
-                 endpoint_status: EndpointStatusFn | None):
+                 endpoint_status: EndpointStatusFn | None, endpoint_history: EndpointHistoryFn | None = None):
         self._parts, self._post = parts, post
         self._fetch_head, self._row_logs, self._endpoint_status = fetch_head, row_logs, endpoint_status
+        self._endpoint_history = endpoint_history
         self._csv_header = parts.ctx.settings.csv_output_header
         self._actions = Worker("panel")
         self._previews = Worker("preview")
         self._logs = Worker("logs")
         self._endpoints = Worker("endpoints")
+        self._activity = Worker("activity")
         self.last_frame: pd.DataFrame | None = None
 
     def _workers(self) -> tuple[Worker, ...]:
-        return self._actions, self._previews, self._logs, self._endpoints
+        return self._actions, self._previews, self._logs, self._endpoints, self._activity
 
     def run(self, effect: Effect) -> Intent | None:
         """Carry out ``effect``: a quick one now (its answer returned), a slow one queued (its
@@ -136,6 +146,8 @@ class PanelWorkers:
                 self._logs.submit(self._answer, lambda: self._read_logs(key, record), latest=True)
             case FetchEndpoint(name):
                 self._endpoints.submit(self._answer, lambda: self._endpoint(name))
+            case FetchActivity(key, scope, now):
+                self._activity.submit(self._answer, lambda: self._charts(key, scope, now), latest=True)
             case LoadFrame(records, variable):
                 push = actions.user_push()  # looked up now, so a test can provide its own
                 self._actions.submit(self._act, lambda: self._load(records, variable, push))
@@ -163,8 +175,8 @@ class PanelWorkers:
 
     def _preview(self, key: Hashable, record: InvocationRecord) -> Intent:
         try:
-            body, content_type, total = self._fetch_head(record, FETCH_BYTES)
-            return PreviewLoaded(key, preview_html(body, content_type, total, csv_header=self._csv_header), True)
+            preview = previews.load(lambda limit: self._fetch_head(record, limit), csv_header=self._csv_header)
+            return PreviewLoaded(key, preview, True)
         except Exception as exc:
             log.debug("preview of %s failed", record.inference_id, exc_info=True)
             return PreviewLoaded(key, failed_html("Preview", exc), False)
@@ -180,10 +192,19 @@ class PanelWorkers:
     def _endpoint(self, name: str) -> Intent:
         assert self._endpoint_status is not None  # the state asks only when the panel has a strip
         try:
-            return EndpointLoaded(name, endpoint_html(self._endpoint_status(name)))
+            status = self._endpoint_status(name)
+            return EndpointLoaded(name, endpoint_html(status), status)
         except Exception as exc:
             log.debug("endpoint status of %s failed", name, exc_info=True)
             return EndpointLoaded(name, unavailable_html(name, exc))
+
+    def _charts(self, key: Hashable, scope: ActivityScope, now: float) -> Intent:
+        try:
+            samples = self._endpoint_history(scope.endpoint) if self._endpoint_history and scope.endpoint else []
+            return ActivityLoaded(key, activity.render(self._parts.ctx.journal, scope, now, samples))
+        except Exception as exc:
+            log.debug("the activity of %s failed", scope.title, exc_info=True)
+            return ActivityLoaded(key, failed_html("Reading the activity", exc))
 
     # --- slow actions ------------------------------------------------------------------------
 
