@@ -15,7 +15,19 @@ from .config import FULL, QUICK
 from .harness import Bench
 from .report import Row, environment, write
 from .scenarios import (
-    dataset, fleet, inline, kernel, lean, load, media, memory, refresh, routers, submit, tracked, upload,
+    dataset,
+    fleet,
+    inline,
+    kernel,
+    lean,
+    load,
+    media,
+    memory,
+    refresh,
+    routers,
+    submit,
+    tracked,
+    upload,
 )
 
 SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
