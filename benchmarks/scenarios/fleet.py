@@ -40,7 +40,8 @@ def output_fn(prediction, accept):
 '''
 
 
-def _archive() -> bytes:
+def model_archive() -> bytes:
+    """model.tar.gz with ``code/inference.py`` waiting MODEL_SECONDS per request (also scenario n's)."""
     stream = io.BytesIO()
     with tarfile.open(fileobj=stream, mode="w:gz") as archive:
         data = HANDLER.encode()
@@ -50,7 +51,8 @@ def _archive() -> bytes:
     return stream.getvalue()
 
 
-def _create(stack: LocalStack, name: str, instances: int, model_data: str) -> None:
+def create_endpoint(stack: LocalStack, name: str, instances: int, model_data: str) -> None:
+    """An async endpoint of that model, made with plain boto3 (no scaling registered), once InService."""
     sm = stack.boto3_client("sagemaker")
     sm.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
                     PrimaryContainer={"Image": "bench/waiting-model:1", "ModelDataUrl": model_data})
@@ -78,10 +80,10 @@ def run(bench: Bench) -> list[Row]:
     count = max(24, bench.sizes.payloads // 4)
     rounds = max(1, bench.sizes.repeats)
     with LocalStack() as stack:
-        stack.boto3_client("s3").put_object(Bucket=stack.input_bucket, Key="fleet/model.tar.gz", Body=_archive())
+        stack.boto3_client("s3").put_object(Bucket=stack.input_bucket, Key="fleet/model.tar.gz", Body=model_archive())
         model_data = f"s3://{stack.input_bucket}/fleet/model.tar.gz"
-        _create(stack, "fleet-1", 1, model_data)
-        _create(stack, "fleet-3", 3, model_data)
+        create_endpoint(stack, "fleet-1", 1, model_data)
+        create_endpoint(stack, "fleet-3", 3, model_data)
         runtime = stack.boto3_client("sagemaker-runtime")
         one, three = [], []
         for round_ in range(rounds):  # alternating, so load from elsewhere hits both alike

@@ -10,6 +10,9 @@ from typing import Any
 # The service's defaults when a request does not set them (SPEC §2).
 DEFAULT_TTL_SECONDS = 21600
 DEFAULT_TIMEOUT_SECONDS = 900
+# A routing target's ClientConfig.MaxTimeInBacklogSeconds when unset (SPEC §20): how long a request may wait
+# at one destination before the inference router moves it to another.
+DEFAULT_MAX_TIME_IN_BACKLOG_SECONDS = 900
 # After TTL + invocation timeout, how long an output may still take to show up in S3.
 EXPIRY_GRACE_SECONDS = 300
 

@@ -1,8 +1,15 @@
-"""InvokeEndpointAsync parameter rules, read from botocore's service model.
+"""Request rules read from botocore's service model: one mechanism for every operation we check.
 
-The limits (lengths, ranges, patterns) come from the installed botocore so they follow AWS's
-own model; only the human wording of each rule and the HTTP-header hygiene (no control
-characters in header values) are ours. Everything is checked before anything is uploaded.
+The limits (lengths, ranges, patterns, enums, required members) come from the installed botocore so
+they follow AWS's own model; only the human wording of each rule and the HTTP-header hygiene (no
+control characters in header values) are ours. Two uses share the same :class:`Rule`:
+
+* a request's top-level members, one by one (:func:`check_member`): InvokeEndpointAsync's
+  (the default, checked by the client before anything is uploaded, and by the local runtime) and
+  InvokeInferenceRouterAsync's (:data:`INVOKE_ROUTER_ASYNC`);
+* a whole JSON request, structures and lists included (:func:`check_input`), worded as AWS's
+  ValidationException words it (``Value '5' at 'routingTargets.1.member...' failed to satisfy
+  constraint: ...``): the local stack's control plane checks the inference-router operations so.
 """
 
 from __future__ import annotations
@@ -16,7 +23,20 @@ from typing import Any
 
 from ..errors import ValidationError
 
-OPERATION = "InvokeEndpointAsync"
+
+@dataclass(frozen=True)
+class Operation:
+    """An operation whose rules are read from botocore's model; ``since`` is the first botocore
+    release that has it (None: every release this package supports)."""
+
+    service: str
+    name: str
+    since: str | None = None
+
+
+INVOKE_ENDPOINT_ASYNC = Operation("sagemaker-runtime", "InvokeEndpointAsync")
+INVOKE_ROUTER_ASYNC = Operation("sagemaker-inference-router-runtime", "InvokeInferenceRouterAsync", "1.44")
+OPERATION = INVOKE_ENDPOINT_ASYNC.name
 INLINE_BODY_FALLBACK_LIMIT = 128_000
 
 # Python keyword -> API member. The order is the order errors are reported in.
@@ -34,9 +54,11 @@ PARAMETER_NAMES: dict[str, str] = {
 }
 
 # What each pattern means, in words a user can act on.
+_NAME_WORDS = "letters, digits and single or repeated hyphens between them, starting and ending with a letter or digit"
 _PATTERN_WORDS = {
-    "EndpointName": "letters, digits and single or repeated hyphens between them, "
-                    "starting and ending with a letter or digit",
+    "EndpointName": _NAME_WORDS,
+    "InferenceRouterName": _NAME_WORDS,
+    "RoutingTargetName": _NAME_WORDS,
     "InputLocation": "an s3:// or https:// URL with a bucket",
     "ContentType": "ASCII characters",
     "Accept": "ASCII characters",
@@ -55,12 +77,24 @@ class Rule:
     """One member's constraints, as botocore's model states them."""
 
     member: str
-    kind: str  # "string" | "integer" | "blob"
+    kind: str  # "string" | "integer" | "blob" | "structure" | "list" | ...
     min: int | None
     max: int | None
     pattern: str | None  # the model's (Java-flavoured) pattern, for messages
     regex: re.Pattern[str] | None
     header: str | None
+    enum: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, member: str, shape: Any) -> Rule:
+        """The rule botocore's model states for ``shape`` (a member named ``member``)."""
+        meta = shape.metadata
+        pattern = meta.get("pattern")
+        where = shape.serialization
+        return cls(member=member, kind=shape.type_name, min=meta.get("min"), max=meta.get("max"), pattern=pattern,
+                   regex=re.compile(_java_regex_to_python(pattern)) if pattern else None,
+                   header=where.get("name") if where.get("location") == "header" else None,
+                   enum=tuple(getattr(shape, "enum", None) or ()))
 
     def describe(self) -> str:
         parts = []
@@ -77,9 +111,16 @@ class Rule:
         return ", ".join(parts)
 
 
+# Java's character classes AWS models use, as Python character-class contents. \w is letters,
+# digits (Unicode) and "_": exactly what \p{L} and \p{N} stand next to where the models use them
+# (TagKey: [\p{L}\p{Z}\p{N}_.:/=+\-@]*). \p{Z} is Unicode's separators.
+_JAVA_CLASSES = {r"\p{ASCII}": r"\x00-\x7f", r"\p{Print}": r"\x20-\x7e", r"\p{L}": r"\w", r"\p{N}": r"\w",
+                 r"\p{Z}": r"\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"}
+
+
 def _java_regex_to_python(pattern: str) -> str:
-    """Translate the few Java regex features AWS models use (\\p{ASCII}, \\p{Print}, \\z)."""
-    classes = {r"\p{ASCII}": r"\x00-\x7f", r"\p{Print}": r"\x20-\x7e"}
+    """Translate the few Java regex features AWS models use (\\p{...} classes, \\z)."""
+    classes = _JAVA_CLASSES
     out, i, in_class = [], 0, False
     while i < len(pattern):
         for java, py in classes.items():
@@ -103,31 +144,39 @@ def _java_regex_to_python(pattern: str) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=1)
-def _operation_model() -> Any:
+@functools.cache
+def operation_model(operation: Operation = INVOKE_ENDPOINT_ASYNC) -> Any:
+    """botocore's model of ``operation``.
+
+    Raises:
+        ValidationError: the installed botocore does not have it (one line naming the release needed).
+    """
+    import botocore
     import botocore.session
+    from botocore.exceptions import UnknownServiceError
 
-    session = botocore.session.get_session()
-    return session.get_service_model("sagemaker-runtime").operation_model(OPERATION)
+    try:
+        return botocore.session.get_session().get_service_model(operation.service).operation_model(operation.name)
+    except UnknownServiceError:
+        raise ValidationError(
+            f"{operation.name} needs botocore {operation.since or 'with the ' + operation.service + ' service'} or "
+            f"later; the installed botocore {botocore.__version__} does not know the {operation.service} service: "
+            "pip install -U boto3 botocore", parameter=operation.name) from None
 
 
-@functools.lru_cache(maxsize=1)
-def rules() -> dict[str, Rule]:
-    """The model's constraints for every InvokeEndpointAsync input member."""
-    found = {}
-    for name, shape in _operation_model().input_shape.members.items():
-        meta = shape.metadata
-        pattern = meta.get("pattern")
-        found[name] = Rule(
-            member=name,
-            kind=shape.type_name,
-            min=meta.get("min"),
-            max=meta.get("max"),
-            pattern=pattern,
-            regex=re.compile(_java_regex_to_python(pattern)) if pattern else None,
-            header=shape.serialization.get("name") if shape.serialization.get("location") == "header" else None,
-        )
-    return found
+@functools.cache
+def rules(operation: Operation = INVOKE_ENDPOINT_ASYNC) -> dict[str, Rule]:
+    """The model's constraints for every input member of ``operation`` (InvokeEndpointAsync by default).
+
+    Raises:
+        ValidationError: the installed botocore does not have the operation.
+    """
+    return {name: Rule.of(name, shape) for name, shape in operation_model(operation).input_shape.members.items()}
+
+
+def required(operation: Operation) -> tuple[str, ...]:
+    """The members ``operation`` requires, as the model lists them."""
+    return tuple(operation_model(operation).input_shape.metadata.get("required") or ())
 
 
 def supports_inline_body() -> bool:
@@ -160,12 +209,12 @@ def _integer(value: Any) -> int | None:
         return None
 
 
-def check_member(member: str, value: Any) -> Any:
-    """Raise ValidationError unless ``value`` satisfies the model's rule for ``member``; return the
-    value as it is sent (numpy integers become int)."""
-    rule = rules().get(member)
+def check_member(member: str, value: Any, operation: Operation = INVOKE_ENDPOINT_ASYNC) -> Any:
+    """Raise ValidationError unless ``value`` satisfies the model's rule for ``member`` of ``operation``
+    (InvokeEndpointAsync by default); return the value as it is sent (numpy integers become int)."""
+    rule = rules(operation).get(member)
     if rule is None:
-        raise ValidationError(f"{member} is not a parameter of {OPERATION} in the installed botocore; "
+        raise ValidationError(f"{member} is not a parameter of {operation.name} in the installed botocore; "
                               "upgrade boto3/botocore.", parameter=member)
     if rule.kind == "integer":
         number = _integer(value)
@@ -184,6 +233,81 @@ def check_member(member: str, value: Any) -> Any:
         raise _fail(member, value,
                     rule.describe() + "; no control or non-ASCII characters (it is sent as an HTTP header)")
     return value
+
+
+# -- whole requests, worded as AWS's ValidationException words them ----------------------------------------
+def check_input(operation: Operation, params: Mapping[str, Any]) -> None:
+    """Check a whole request (structures and lists included) against ``operation``'s model: required
+    members, types, lengths, ranges, patterns and enums.
+
+    Raises:
+        ValidationError: every violation in one line, as AWS words it (``2 validation errors detected:
+            Value '5' at 'routingTargets.1.member.asyncInferenceConfig.clientConfig.maxTimeInBacklogSeconds'
+            failed to satisfy constraint: Member must have value greater than or equal to 60; ...``),
+            or the installed botocore does not have the operation.
+    """
+    errors: list[str] = []
+    _walk(operation_model(operation).input_shape, params, "", errors)
+    if errors:
+        count = len(errors)
+        raise ValidationError(f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(errors))
+
+
+def _path(parent: str, member: str) -> str:
+    name = member[:1].lower() + member[1:]
+    return f"{parent}.{name}" if parent else name
+
+
+def _violation(value: Any, path: str, constraint: str) -> str:
+    shown = "null" if value is None else "'" + (value if isinstance(value, str) else repr(value))[:80] + "'"
+    return f"Value {shown} at '{path}' failed to satisfy constraint: Member must {constraint}"
+
+
+def _walk(shape: Any, value: Any, path: str, errors: list[str]) -> None:
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, Mapping):
+            errors.append(_violation(value, path, "be a structure"))
+            return
+        for name in shape.metadata.get("required") or ():
+            if value.get(name) is None:
+                errors.append(_violation(None, _path(path, name), "not be null"))
+        for name, member in shape.members.items():
+            if value.get(name) is not None:
+                _walk(member, value[name], _path(path, name), errors)
+        return
+    rule = Rule.of(path, shape)
+    if kind == "list":
+        if not isinstance(value, list):
+            errors.append(_violation(value, path, "be a list"))
+            return
+        _length(rule, value, path, errors)
+        for index, item in enumerate(value, start=1):
+            _walk(shape.member, item, f"{path}.{index}.member", errors)
+    elif kind in ("integer", "long"):
+        number = _integer(value)
+        if number is None:
+            errors.append(_violation(value, path, f"be of type {kind}"))
+        elif rule.min is not None and number < rule.min:
+            errors.append(_violation(value, path, f"have value greater than or equal to {rule.min}"))
+        elif rule.max is not None and number > rule.max:
+            errors.append(_violation(value, path, f"have value less than or equal to {rule.max}"))
+    elif kind == "string":
+        if not isinstance(value, str):
+            errors.append(_violation(value, path, "be of type string"))
+            return
+        _length(rule, value, path, errors)
+        if rule.regex is not None and not rule.regex.fullmatch(value):
+            errors.append(_violation(value, path, f"satisfy regular expression pattern: {rule.pattern}"))
+        if rule.enum and value not in rule.enum:
+            errors.append(_violation(value, path, f"satisfy enum value set: [{', '.join(rule.enum)}]"))
+
+
+def _length(rule: Rule, value: Any, path: str, errors: list[str]) -> None:
+    if rule.min is not None and len(value) < rule.min:
+        errors.append(_violation(value, path, f"have length greater than or equal to {rule.min}"))
+    elif rule.max is not None and len(value) > rule.max:
+        errors.append(_violation(value, path, f"have length less than or equal to {rule.max}"))
 
 
 def validate_request(params: Mapping[str, Any]) -> dict[str, Any]:

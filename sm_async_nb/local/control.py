@@ -40,7 +40,7 @@ class Operations(Protocol):
 
     def map_images(self, image_map: Any) -> dict[str, Any]: ...
 
-    def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]: ...
+    def records(self, endpoint_name: str | None = None, router_name: str | None = None) -> list[dict[str, Any]]: ...
 
     def wait_until_idle(self, timeout: float) -> bool: ...
 
@@ -84,7 +84,7 @@ OPERATIONS: dict[str, Callable[[Operations, dict[str, Any]], dict[str, Any]]] = 
     "faults": _faults,
     "add_endpoint": _add_endpoint,
     "map_images": lambda ops, args: ops.map_images(args.get("image_map") or ()),
-    "records": lambda ops, args: {"records": ops.records(args.get("endpoint_name"))},
+    "records": lambda ops, args: {"records": ops.records(args.get("endpoint_name"), args.get("router_name"))},
     "wait_idle": _wait_idle,
     "stop": _stop,
 }

@@ -7,8 +7,12 @@ lifecycle, the scaler and the control namespace, in the process that runs it.
   control plane — by boto3, the SDK, the AWS CLI or the stack's own ``add_endpoint``
   (``provision.py``) — goes through the endpoint lifecycle (``service/lifecycle.py``), which
   resolves its model (``service/resolution.py``) and serves it;
-* the async runtime server (``service/server.py``) speaking InvokeEndpointAsync, with the
-  token-guarded control namespace (``control.py``) mounted under ``/_sm_async_nb/``;
+* the async runtime server (``service/server.py``) speaking InvokeEndpointAsync and
+  InvokeInferenceRouterAsync, with the token-guarded control namespace (``control.py``) mounted
+  under ``/_sm_async_nb/``;
+* the inference routers (SPEC §20): the control plane's (``service/routers.py``, answered through
+  the SageMaker routes) and their placement of requests across destination endpoints
+  (``service/routing.py``, its own thread);
 * the worker (``service/worker.py``), reaching moto's backends directly through the adapter of
   ``motoserver/backends.py`` (or over HTTP when moto's internals differ), and the scaler
   (``service/scaling.py``) acting on the scaling registered in Application Auto Scaling and
@@ -90,6 +94,7 @@ class Engine:
         self._routes: Any = None
         self._resolver: Any = None
         self._lifecycle: Any = None
+        self._routing: Any = None
         self._work_dir: Path | None = None  # model directories (extracted model.tar.gz) live here
         self.moto_access = ""  # "direct" or "http": how the worker reaches moto
 
@@ -107,6 +112,8 @@ class Engine:
         from .service.lifecycle import Lifecycle
         from .service.modellogs import CloudWatchLogs
         from .service.resolution import Resolver
+        from .service.routers import Routers
+        from .service.routing import LocalDestinations, Routing
         from .service.server import RuntimeServer
         from .service.worker import Worker
 
@@ -139,11 +146,17 @@ class Engine:
                                       model_logs=CloudWatchLogs(self._clients["logs"]))
                 self._spawn(self._worker.run, "sm-async-nb-worker")
                 self._start_scaler()
+                destinations = LocalDestinations(self._lifecycle, self.backend, ACCOUNT_ID, self.region)
+                routers = Routers(destinations, self.clock, create_seconds=config.create_seconds, account_id=ACCOUNT_ID,
+                                  region=self.region)
+                self._routing = Routing(self.backend, routers, destinations, self.clock)
+                self._spawn(self._routing.run, "sm-async-nb-router")
                 assert isinstance(self._routes, SageMakerRoutes)
-                self._routes.attach(self._lifecycle, self._scaler.refresh)
+                self._routes.attach(self._lifecycle, self._scaler.refresh, routers)
                 self._spawn(self._lifecycle.run, "sm-async-nb-fleet")
                 self._server = RuntimeServer(self.backend, self.faults, self.clock, config.host,
-                                             config.runtime_port, control=ControlApp(self, self.token))
+                                             config.runtime_port, control=ControlApp(self, self.token),
+                                             routing=self._routing)
                 self._server.start()
                 loader.join()
                 if loaded and loaded[0] is not None:
@@ -297,15 +310,17 @@ class Engine:
                                                                    **dict(pairs)}.items())))
         return {"image_map": [list(pair) for pair in self.config.image_map]}
 
-    def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
-        """The runtime's invocation records (status, times, locations, failure reason ...)."""
-        return self.backend.records(endpoint_name)
+    def records(self, endpoint_name: str | None = None, router_name: str | None = None) -> list[dict[str, Any]]:
+        """The runtime's invocation records (status, times, locations, failure reason ...), of one endpoint
+        and/or of the requests sent through one inference router (where each ran, how often it moved)."""
+        return self.backend.records(endpoint_name, router_name)
 
     def stats(self) -> dict[str, Any]:
         """Per-endpoint counters, injected faults per server, notifications sent, how the worker
         reaches moto."""
         runtime, moto = self.faults.snapshot(), self.moto_faults.snapshot()
         return {"endpoints": self.backend.endpoint_stats(), "runtime": runtime, "moto": moto,
+                "routers": self._routing.stats() if self._routing else {},
                 "faults_injected": runtime["faults_injected"] + moto["faults_injected"],
                 "notifications_sent": self._worker.notifications_sent if self._worker else 0,
                 "moto_access": self.moto_access}
@@ -335,8 +350,9 @@ class Engine:
         return max(self.faults.last_request, self.moto_faults.last_request, self.last_call)
 
     def busy(self) -> bool:
-        """True while any request is queued or running."""
-        return any(self.backend.queued(e.name) or self.backend.running(e.name) for e in self.backend.endpoints())
+        """True while any request is queued or running, or held by an inference router."""
+        return (any(self.backend.queued(e.name) or self.backend.running(e.name) for e in self.backend.endpoints())
+                or bool(self._routing and self._routing.held()))
 
     def wait_until_idle(self, timeout: float = 30.0) -> bool:
         """Block until nothing is queued or running (True), or ``timeout`` real seconds pass."""

@@ -156,9 +156,12 @@ class StackHandle:
         self.differs = list(answer["differs"])
         return bool(answer["added"])
 
-    def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
-        """The runtime's invocation records (status, times, locations, failure reason ...)."""
-        return list(self.call("records", endpoint_name=endpoint_name)["records"])
+    def records(self, endpoint_name: str | None = None, router_name: str | None = None) -> list[dict[str, Any]]:
+        """The runtime's invocation records (status, times, locations, failure reason ...), of one endpoint
+        and/or of the requests sent through one inference router. A routed request's record names its
+        ``inference_router_name`` and ``routing_target_name``, the destination it ran at (``endpoint_name``),
+        ``destinations_tried`` in order and how many times it moved (``moves``)."""
+        return list(self.call("records", endpoint_name=endpoint_name, router_name=router_name)["records"])
 
     def wait_until_idle(self, timeout: float = 30.0) -> bool:
         """Block until nothing is queued or running (True), or ``timeout`` real seconds pass (False)."""
@@ -177,7 +180,8 @@ class StackHandle:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Per-endpoint counters (max_in_flight ...), injected faults per server, notifications sent,
+        """Per-endpoint counters (max_in_flight ...), per inference router and routing target what was
+        received, moved and ran where (``routers``), injected faults per server, notifications sent,
         and how the worker reaches moto (``moto_access``: direct or http)."""
         return self.call("stats")
 

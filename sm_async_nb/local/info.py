@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..contract.names import ROUTER_RUNTIME_SERVICE
 from .settings import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, http_url
 
 MOTO_SERVICES = ("s3", "sagemaker", "sns", "sqs", "sts", "cloudwatch", "application-autoscaling", "logs")
+RUNTIME_SERVICES = ("sagemaker-runtime", ROUTER_RUNTIME_SERVICE)  # served by the stack's runtime server
 ENV_NAMES = {"s3": "S3", "sagemaker": "SAGEMAKER", "sagemaker-runtime": "SAGEMAKER_RUNTIME", "sns": "SNS",
              "sqs": "SQS", "sts": "STS", "cloudwatch": "CLOUDWATCH",
-             "application-autoscaling": "APPLICATION_AUTO_SCALING", "logs": "CLOUDWATCH_LOGS"}
+             "application-autoscaling": "APPLICATION_AUTO_SCALING", "logs": "CLOUDWATCH_LOGS",
+             ROUTER_RUNTIME_SERVICE: "SAGEMAKER_INFERENCE_ROUTER_RUNTIME"}
 
 
 @dataclass
@@ -36,7 +39,7 @@ class StackInfo:
     def endpoint_urls(self) -> dict[str, str]:
         """endpoint_url per boto3 service name."""
         moto = http_url(self.host, self.moto_port)
-        return {**dict.fromkeys(MOTO_SERVICES, moto), "sagemaker-runtime": self.runtime_url}
+        return {**dict.fromkeys(MOTO_SERVICES, moto), **dict.fromkeys(RUNTIME_SERVICES, self.runtime_url)}
 
     @property
     def env(self) -> dict[str, str]:

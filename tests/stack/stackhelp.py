@@ -82,11 +82,13 @@ def run_script(env: dict[str, str], script: str, args: object = None, timeout: f
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def wait_records(stack, predicate, timeout: float = 20.0, endpoint_name: str | None = None) -> list[dict]:
-    """Poll the runtime's records until ``predicate(records)`` holds (real threads, real time)."""
+def wait_records(stack, predicate, timeout: float = 20.0, endpoint_name: str | None = None,
+                 router_name: str | None = None) -> list[dict]:
+    """Poll the runtime's records (of one endpoint, of one inference router's requests) until
+    ``predicate(records)`` holds (real threads, real time)."""
     deadline = time.monotonic() + timeout
     while True:
-        records = stack.records(endpoint_name)
+        records = stack.records(endpoint_name, router_name) if router_name else stack.records(endpoint_name)
         if predicate(records):
             return records
         if time.monotonic() > deadline:

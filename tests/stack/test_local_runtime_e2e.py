@@ -13,13 +13,13 @@ from sm_async_nb import Status
 def test_env_is_complete_and_points_at_loopback(stack):
     env = stack.env
     for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
-                 "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_STS", "AWS_DEFAULT_REGION",
+                 "AWS_ENDPOINT_URL_SAGEMAKER_INFERENCE_ROUTER_RUNTIME", "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_STS", "AWS_DEFAULT_REGION",
                  "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SM_ASYNC_NB_S3_INPUT_PATH"):
         assert env[name], name
     assert all(env[k].startswith("http://127.0.0.1:") for k in env if k.startswith("AWS_ENDPOINT_URL"))
     assert env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] != env["AWS_ENDPOINT_URL_S3"]
-    assert set(stack.endpoint_urls) == {"s3", "sagemaker", "sagemaker-runtime", "sns", "sqs", "sts", "cloudwatch",
-                                        "application-autoscaling", "logs"}
+    assert set(stack.endpoint_urls) == {"s3", "sagemaker", "sagemaker-runtime", "sagemaker-inference-router-runtime",
+                                        "sns", "sqs", "sts", "cloudwatch", "application-autoscaling", "logs"}
     assert "testing" not in repr(stack)
 
 

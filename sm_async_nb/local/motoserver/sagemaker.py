@@ -16,6 +16,11 @@ every control-plane request, from any client (boto3, the SDK, the AWS CLI), befo
   ``Containers: []``) are dropped, so strict readers (SageMaker SDK v3's pydantic shapes) accept
   them.
 
+The inference-router operations (``CreateInferenceRouter``, ``DescribeInferenceRouter``,
+``UpdateInferenceRouter``, ``DeleteInferenceRouter``, ``ListInferenceRouters``), which moto does not
+emulate, are answered by the stack's routers alone (``service/routers.py``), and so are
+``ListTags``/``AddTags``/``DeleteTags`` on a router's ARN.
+
 It also tells the scaler when anyone but the stack itself wrote to Application Auto Scaling or
 CloudWatch, so the scaling the user registered is read again (never polled).
 """
@@ -53,6 +58,18 @@ class ControlPlane(Protocol):
     def set_desired(self, name: str, variant: str, count: int) -> None: ...
 
     def overlay(self, name: str) -> dict[str, Any] | None: ...
+
+
+class RouterPlane(Protocol):
+    """What answers the inference-router operations (``service/routers.py``'s Routers)."""
+
+    def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]: ...
+
+
+ROUTER_OPERATIONS = frozenset({"CreateInferenceRouter", "DescribeInferenceRouter", "UpdateInferenceRouter",
+                               "DeleteInferenceRouter", "ListInferenceRouters"})
+TAG_OPERATIONS = frozenset({"ListTags", "AddTags", "DeleteTags"})
+ROUTER_ARN_MARK = ":inference-router/"
 
 
 class _Answer:
@@ -100,6 +117,7 @@ class SageMakerRoutes:
     def __init__(self, app: Callable[..., Iterable[bytes]]):
         self.app = app
         self.plane: ControlPlane | None = None
+        self.routers: RouterPlane | None = None
         self.scaling_changed: Callable[[], None] = lambda: None
         self.handlers: dict[str, Callable[[dict[str, Any], dict[str, Any], bytes], _Answer]] = {
             "CreateEndpoint": self._create, "DeleteEndpoint": self._delete, "UpdateEndpoint": self._update,
@@ -108,21 +126,30 @@ class SageMakerRoutes:
             "DescribeModel": self._describe,
         }
 
-    def attach(self, plane: ControlPlane, scaling_changed: Callable[[], None]) -> None:
-        self.plane, self.scaling_changed = plane, scaling_changed
+    def attach(self, plane: ControlPlane, scaling_changed: Callable[[], None], routers: RouterPlane) -> None:
+        self.plane, self.scaling_changed, self.routers = plane, scaling_changed, routers
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if signing_service(environ) in SCALING_SERVICES and INTERNAL_MARKER not in environ.get("HTTP_USER_AGENT", ""):
             self.scaling_changed()
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        handler = self.handlers.get(target[len(TARGET_PREFIX):]) if target.startswith(TARGET_PREFIX) else None
-        if handler is None or self.plane is None:
+        operation = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else ""
+        handler = self.handlers.get(operation)
+        ours = operation in ROUTER_OPERATIONS or operation in TAG_OPERATIONS
+        if (handler is None and not ours) or self.plane is None:
             return self.app(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         try:
             params = json.loads(body or b"{}")
-            answer = handler(environ, params if isinstance(params, dict) else {}, body)
+            params = params if isinstance(params, dict) else {}
+            if operation in TAG_OPERATIONS:  # a router's tags are the routers'; anything else's are moto's
+                answer = (self._router(operation, params) if ROUTER_ARN_MARK in str(params.get("ResourceArn", ""))
+                          else self._moto(environ, body))
+            elif handler is None:
+                answer = self._router(operation, params)
+            else:
+                answer = handler(environ, params, body)
         except ControlPlaneError as exc:
             answer = error(exc.message, exc.code)
         except ValueError as exc:
@@ -141,6 +168,10 @@ class SageMakerRoutes:
             if close is not None:
                 close()
         return _Answer(seen[0], list(seen[1]), data)
+
+    def _router(self, operation: str, params: dict[str, Any]) -> _Answer:
+        assert self.routers is not None
+        return _Answer("200 OK", [("Content-Type", JSON_TYPE)], b"").with_json(self.routers.call(operation, params))
 
     # -- operations --------------------------------------------------------------------------------
     def _create(self, environ: dict[str, Any], params: dict[str, Any], body: bytes) -> _Answer:

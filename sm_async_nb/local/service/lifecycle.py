@@ -117,6 +117,13 @@ class Lifecycle:
         with self._lock:
             return list(self._states)
 
+    def destination(self, name: str) -> tuple[str, bool, str] | None:
+        """(status, asynchronous, endpoint config name) of endpoint ``name`` — what an inference router
+        checks of a destination; None when there is no such endpoint."""
+        with self._lock:
+            state = self._states.get(name)
+            return None if state is None else (state.status, bool(state.async_config), state.config_name)
+
     def overlay(self, name: str) -> dict[str, Any] | None:
         """What DescribeEndpoint says of ``name`` beyond moto's record (None: not one of ours)."""
         with self._lock:

@@ -80,6 +80,46 @@ class UnsupportedOperation(ServiceError):
                          f"endpoint {endpoint_name} instead of InvokeEndpoint.")
 
 
+class RouterError(ServiceError):
+    """An error of InvokeInferenceRouterAsync: its model names the validation error ValidationException
+    (InvokeEndpointAsync's is ValidationError)."""
+
+    code = "ValidationException"
+
+
+class InvalidRouterRequest(RouterError):
+    """A router request that breaks a parameter rule (its message as :class:`InvalidRequest` words it)."""
+
+
+class RouterNotFound(RouterError):
+    def __init__(self, name: str, account_id: str):
+        super().__init__(f"Inference router {name} of account {account_id} not found.")
+
+
+class RoutingTargetNotFound(RouterError):
+    def __init__(self, target: str, router: str, account_id: str):
+        super().__init__(f"Routing target {target} not found in inference router {router} of account {account_id}.")
+
+
+class RouterNotInService(RouterError):
+    def __init__(self, name: str, account_id: str, status: str):
+        super().__init__(f"Inference router {name} of account {account_id} is {status}; it takes requests once it "
+                         "is InService.")
+
+
+class TargetNotAsync(RouterError):
+    def __init__(self, target: str, router: str):
+        super().__init__(f"Routing target {target} of inference router {router} is not configured for asynchronous "
+                         "inference: it has no AsyncInferenceConfig. Use InvokeInferenceRouter for real-time "
+                         "routing targets.")
+
+
+class UnsupportedRouterOperation(RouterError):
+    def __init__(self, router: str):
+        super().__init__(f"The local stack serves asynchronous inference only; call InvokeInferenceRouterAsync on "
+                         f"inference router {router} instead of InvokeInferenceRouter.")
+
+
 @dataclass
 class Endpoint:
     """What the runtime needs to know about one endpoint, read back from its endpoint config."""
@@ -105,8 +145,25 @@ class Endpoint:
 
 
 @dataclass
+class Route:
+    """How a request sent through an inference router travels (SPEC §20): its routing target as
+    configured when the router accepted it, and where it has been since."""
+
+    router_name: str
+    target_name: str
+    destinations: tuple[str, ...]  # the target's destination ARNs, in the order listed
+    max_backlog_seconds: int  # ClientConfig.MaxTimeInBacklogSeconds
+    success_topic: str | None = None
+    error_topic: str | None = None
+    tried: list[str] = field(default_factory=list)  # the endpoints it was placed at, in order
+    moves: int = 0  # how many times it moved to another destination
+    placed_clock: float | None = None  # when it entered its current destination's queue (emulated clock)
+
+
+@dataclass
 class Retired:
-    """An endpoint deleted with requests still queued or running (the worker fails them)."""
+    """An endpoint deleted with requests still queued or running (the worker fails them; requests an
+    inference router placed there and that had not started go back to the router instead)."""
 
     endpoint: Endpoint
     queued: list[Invocation]
@@ -154,12 +211,33 @@ class Invocation:
     output_size: int | None = None
     late_result_discarded: bool = False
     seq: int = 0  # this invocation among every request the runtime received (ids may repeat)
+    route: Route | None = None  # sent through an inference router: where it has been
+
+    @classmethod
+    def of(cls, args: InvokeArgs, inference_id: str, locations: tuple[str, str], *, now_clock: float,
+           now_wall: float, route: Route | None = None) -> Invocation:
+        """A new invocation of the request ``args`` (``endpoint_name`` "" while a router holds it)."""
+        output, failure = locations
+        return cls(inference_id=inference_id, endpoint_name=args.endpoint_name, output_location=output,
+                   failure_location=failure, content_type=args.content_type, accept=args.accept,
+                   custom_attributes=args.custom_attributes, input_location=args.input_location, body=args.body,
+                   ttl_seconds=args.request_ttl_seconds or DEFAULT_TTL_SECONDS,
+                   timeout_seconds=args.invocation_timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
+                   received_at=now_wall, received_clock=now_clock, route=route)
 
     def record(self) -> dict[str, Any]:
+        """The invocation as plain data. A routed request's ``endpoint_name`` is the destination it ran
+        at (or waits at; "" while the router holds it); ``destinations_tried`` lists where it was placed
+        and ``moves`` how many times it moved on."""
         data = asdict(self)
         data.pop("body")
+        data.pop("route")
         data["status"] = self.status.value
         data["inline_body_size"] = None if self.body is None else len(self.body)
+        route = self.route
+        data.update(inference_router_name=route.router_name if route else None,
+                    routing_target_name=route.target_name if route else None,
+                    destinations_tried=list(route.tried) if route else [], moves=route.moves if route else 0)
         return data
 
 
@@ -179,6 +257,8 @@ class Backend:
         # the queue for expired requests only once it is reached (the queue can hold thousands).
         self.next_expiry: dict[str, float] = {}
         self._retired: list[Retired] = []
+        self._returned: list[Invocation] = []  # routed, queued at an endpoint that was deleted: back to the router
+        self._given_up: list[tuple[Invocation, RuntimeStatus, str]] = []  # the router's: the worker fails them
 
     # -- endpoints ---------------------------------------------------------------------------
     def register(self, endpoint: Endpoint) -> None:
@@ -199,6 +279,11 @@ class Backend:
             running = list(self._running.pop(name, {}).values())
             self._queues[name], self._running[name] = deque(), {}
             self.next_expiry.pop(name, None)
+            for inv in queued:
+                if inv.route is not None:
+                    inv.endpoint_name = ""  # at no endpoint until the router places it again
+                    self._returned.append(inv)
+            queued = [inv for inv in queued if inv.route is None]
             if queued or running:
                 self._retired.append(Retired(endpoint, queued, running))
             self.changed.notify_all()
@@ -231,22 +316,73 @@ class Backend:
             if not endpoint.asynchronous:
                 raise EndpointNotAsync(args.endpoint_name, self.account_id, endpoint.config_name)
             inference_id = args.inference_id or str(uuid.uuid4())
-            output, failure = result_locations(endpoint.output_path, endpoint.failure_path, inference_id,
-                                               args.s3_output_path_extension,
-                                               args.filename)
-            invocation = Invocation(
-                inference_id=inference_id, endpoint_name=endpoint.name, output_location=output,
-                failure_location=failure, content_type=args.content_type, accept=args.accept,
-                custom_attributes=args.custom_attributes, input_location=args.input_location,
-                body=args.body, ttl_seconds=args.request_ttl_seconds or DEFAULT_TTL_SECONDS,
-                timeout_seconds=args.invocation_timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
-                received_at=now_wall, received_clock=now_clock, seq=len(self._all))
-            self._all.append(invocation)
-            self._queues[endpoint.name].append(invocation)
-            expiry = now_clock + invocation.ttl_seconds
-            self.next_expiry[endpoint.name] = min(self.next_expiry.get(endpoint.name, expiry), expiry)
-            self.changed.notify_all()
+            locations = result_locations(endpoint.output_path, endpoint.failure_path, inference_id,
+                                         args.s3_output_path_extension, args.filename)
+            invocation = self.accept(Invocation.of(args, inference_id, locations, now_clock=now_clock,
+                                                   now_wall=now_wall))
+            self.place(invocation, endpoint.name)
             return invocation
+
+    def accept(self, invocation: Invocation) -> Invocation:
+        """Record a request received (numbered in arrival order), not yet in any endpoint's queue."""
+        with self.lock:
+            invocation.seq = len(self._all)
+            self._all.append(invocation)
+            return invocation
+
+    def place(self, invocation: Invocation, endpoint_name: str) -> bool:
+        """Put an accepted request at the end of ``endpoint_name``'s queue; False when no such endpoint
+        is served. Its RequestTTLSeconds still counts from when it was received."""
+        with self.lock:
+            if endpoint_name not in self._endpoints:
+                return False
+            invocation.endpoint_name = endpoint_name
+            self._queues[endpoint_name].append(invocation)
+            expiry = invocation.received_clock + invocation.ttl_seconds
+            self.next_expiry[endpoint_name] = min(self.next_expiry.get(endpoint_name, expiry), expiry)
+            self.changed.notify_all()
+            return True
+
+    def take_back(self, invocation: Invocation) -> bool:
+        """Take a request out of its endpoint's queue if it is still waiting there (not started,
+        expired or failed); True when it was."""
+        with self.lock:
+            if invocation.status is not RuntimeStatus.QUEUED:
+                return False
+            queue = self._queues.get(invocation.endpoint_name)
+            for index, queued in enumerate(queue or ()):
+                if queued is invocation:
+                    del queue[index]  # type: ignore[union-attr]
+                    invocation.endpoint_name = ""  # at no endpoint until placed again
+                    return True
+            return False
+
+    def load(self, endpoint_name: str) -> tuple[int, int, bool] | None:
+        """(concurrency now, requests queued or running, healthy) of a served endpoint; None if not served."""
+        with self.lock:
+            endpoint = self._endpoints.get(endpoint_name)
+            if endpoint is None:
+                return None
+            waiting = len(self._queues[endpoint_name]) + len(self._running[endpoint_name])
+            return endpoint.concurrency, waiting, endpoint.healthy
+
+    def take_returned(self) -> list[Invocation]:
+        """Routed requests that were waiting at an endpoint since deleted (the router places them again)."""
+        with self.lock:
+            returned, self._returned = self._returned, []
+            return returned
+
+    def give_up(self, invocation: Invocation, status: RuntimeStatus, reason: str) -> None:
+        """A request no destination will run (the router's decision): the worker writes its failure
+        object and sends the error notification."""
+        with self.lock:
+            self._given_up.append((invocation, status, reason))
+            self.changed.notify_all()
+
+    def take_given_up(self) -> list[tuple[Invocation, RuntimeStatus, str]]:
+        with self.lock:
+            given_up, self._given_up = self._given_up, []
+            return given_up
 
     def queued(self, endpoint_name: str) -> list[Invocation]:
         with self.lock:
@@ -288,7 +424,7 @@ class Backend:
         with self.lock:
             invocation.status, invocation.finished_at, invocation.failure_reason = status, now_wall, reason
             invocation.body = None  # the inline payload is not needed any more
-            self._running[invocation.endpoint_name].pop(invocation.seq, None)
+            self._running.get(invocation.endpoint_name, {}).pop(invocation.seq, None)
             self.changed.notify_all()
 
     def notify(self) -> None:
@@ -296,10 +432,12 @@ class Backend:
             self.changed.notify_all()
 
     # -- views -------------------------------------------------------------------------------
-    def records(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
-        """Every invocation ever received, in arrival order, as plain dicts."""
+    def records(self, endpoint_name: str | None = None, router_name: str | None = None) -> list[dict[str, Any]]:
+        """Every invocation ever received (of one endpoint, of the requests sent through one inference
+        router), in arrival order, as plain dicts."""
         with self.lock:
-            return [inv.record() for inv in self._all if endpoint_name is None or inv.endpoint_name == endpoint_name]
+            return [inv.record() for inv in self._all if (endpoint_name is None or inv.endpoint_name == endpoint_name)
+                    and (router_name is None or (inv.route is not None and inv.route.router_name == router_name))]
 
     def endpoint_stats(self) -> dict[str, dict[str, Any]]:
         with self.lock:

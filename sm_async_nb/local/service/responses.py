@@ -1,5 +1,6 @@
-"""The InvokeEndpointAsync wire format (moto's ``responses.py``): request headers in, 202 answers
-and AWS-shaped errors out. Domain state and domain errors live in ``models.py``.
+"""The wire format of InvokeEndpointAsync and InvokeInferenceRouterAsync (moto's ``responses.py``):
+request headers in, 202 answers and AWS-shaped errors out. Domain state and domain errors live in
+``models.py``.
 
 Requests are validated with the same botocore-model rules the client uses
 (``sm_async_nb.contract.validation``), so a request an unmodified boto3 sends with
@@ -18,10 +19,18 @@ from typing import Any, Protocol
 
 from werkzeug.wrappers import Response
 
-from ...contract.validation import check_member, inline_body_limit, rules
+from ...contract.validation import (
+    INVOKE_ENDPOINT_ASYNC,
+    INVOKE_ROUTER_ASYNC,
+    Operation,
+    check_member,
+    inline_body_limit,
+    required,
+    rules,
+)
 from ...errors import ValidationError
 from .faults import Fault
-from .models import InvalidRequest, InvokeArgs, ServiceError
+from .models import InvalidRequest, InvalidRouterRequest, InvokeArgs, ServiceError
 
 
 class Headers(Protocol):
@@ -45,38 +54,45 @@ _ARG_NAMES = {
 }
 
 
-def _check(member: str, value: object) -> None:
+def _check(member: str, value: object, operation: Operation = INVOKE_ENDPOINT_ASYNC) -> None:
     try:
-        check_member(member, value)
+        check_member(member, value, operation)
     except ValidationError as exc:
         raise InvalidRequest(str(exc)) from None
 
 
-def _integer(member: str, raw: str) -> int:
+def _integer(member: str, raw: str, operation: Operation) -> int:
     """An integer header as the service reads it: ASCII digits only (no ``6_0``, no ``٦٠``)."""
     text = raw.strip()
     digits = text[1:] if text[:1] in "+-" else text
     if not digits or not digits.isascii() or not digits.isdigit():
-        rule = rules()[member]
+        rule = rules(operation)[member]
         raise InvalidRequest(f"{member} {raw!r} is invalid: it must be an integer from {rule.min} to {rule.max}.")
     return int(text)
 
 
-def parse_invoke(endpoint_name: str, headers: Headers, body: bytes) -> InvokeArgs:
-    """Validate one request as the service does; raise :class:`InvalidRequest` on the first problem."""
-    _check("EndpointName", endpoint_name)
+def _headers(operation: Operation, headers: Headers) -> dict[str, Any]:
+    """Every header member of ``operation`` the request carries, checked by the model's rules, by member."""
     values: dict[str, Any] = {}
-    for member, rule in rules().items():
-        if rule.header is None or member not in _ARG_NAMES:
+    for member, rule in rules(operation).items():
+        if rule.header is None:
             continue
         raw = headers.get(rule.header)
         if raw is None:
             continue
         if not raw.isascii():  # WSGI decodes header bytes as latin-1; show what the client sent
             raw = raw.encode("latin-1", "replace").decode("utf-8", "replace")
-        value: object = _integer(member, raw) if rule.kind == "integer" else raw
-        _check(member, value)
-        values[_ARG_NAMES[member]] = value
+        value: object = _integer(member, raw, operation) if rule.kind == "integer" else raw
+        _check(member, value, operation)
+        values[member] = value
+    return values
+
+
+def parse_invoke(endpoint_name: str, headers: Headers, body: bytes) -> InvokeArgs:
+    """Validate one InvokeEndpointAsync request as the service does; raise :class:`InvalidRequest` on the
+    first problem."""
+    _check("EndpointName", endpoint_name)
+    values = {_ARG_NAMES[m]: v for m, v in _headers(INVOKE_ENDPOINT_ASYNC, headers).items() if m in _ARG_NAMES}
     limit = inline_body_limit()
     if len(body) > limit:
         raise InvalidRequest(f"Value at 'body' failed to satisfy constraint: Member must have length "
@@ -89,6 +105,29 @@ def parse_invoke(endpoint_name: str, headers: Headers, body: bytes) -> InvokeArg
         raise InvalidRequest("Exactly one of Body and InputLocation must be given; the request has "
                              "neither (an empty Body does not count).")
     return InvokeArgs(endpoint_name=endpoint_name, body=body or None, **values)
+
+
+def parse_router_invoke(router_name: str, headers: Headers, body: bytes) -> tuple[str, InvokeArgs]:
+    """Validate one InvokeInferenceRouterAsync request as the service does: (routing target name, the
+    request). It takes InputLocation only (the model has no Body).
+
+    Raises:
+        InvalidRequest: the first problem.
+    """
+    try:
+        _check("InferenceRouterName", router_name, INVOKE_ROUTER_ASYNC)
+        values = _headers(INVOKE_ROUTER_ASYNC, headers)
+        for member in required(INVOKE_ROUTER_ASYNC):  # RoutingTargetName and InputLocation, from the model
+            if rules(INVOKE_ROUTER_ASYNC)[member].header is not None and values.get(member) is None:
+                name = member[:1].lower() + member[1:]
+                raise InvalidRequest(f"Value null at '{name}' failed to satisfy constraint: Member must not be null")
+        if body:
+            raise InvalidRequest("InvokeInferenceRouterAsync takes its input from InputLocation only; the request "
+                                 "has a body. Upload the payload to S3 and pass its location.")
+    except InvalidRequest as exc:
+        raise InvalidRouterRequest(exc.message) from None
+    target = str(values.pop("RoutingTargetName"))
+    return target, InvokeArgs(endpoint_name="", **{_ARG_NAMES[m]: v for m, v in values.items() if m in _ARG_NAMES})
 
 
 def _request_id() -> str:

@@ -23,15 +23,21 @@ from ..settings import CONTROL_PREFIX, http_url
 from . import responses
 from .faults import FaultMiddleware, Faults
 from .keepalive import KeepAliveHandler, close_connections
-from .models import Backend, ServiceError, UnsupportedOperation
+from .models import Backend, RouterNotFound, ServiceError, UnsupportedOperation, UnsupportedRouterOperation
+from .routing import Routing
 
 log = logging.getLogger(__name__)
 
-INVOKE_ASYNC = "invoke_async"
+INVOKE_ASYNC, INVOKE_ROUTER_ASYNC = "invoke_async", "invoke_router_async"
+DATA_PLANE = frozenset({INVOKE_ASYNC, INVOKE_ROUTER_ASYNC})  # the routes latency and faults apply to
 URLS = Map([
     Rule("/endpoints/<endpoint_name>/async-invocations", endpoint=INVOKE_ASYNC, methods=["POST"],
          strict_slashes=False),
     Rule("/endpoints/<endpoint_name>/invocations", endpoint="invoke_sync", methods=["POST"], strict_slashes=False),
+    Rule("/inference-routers/<router_name>/async-invocations", endpoint=INVOKE_ROUTER_ASYNC, methods=["POST"],
+         strict_slashes=False),
+    Rule("/inference-routers/<router_name>/invocations", endpoint="invoke_router_sync", methods=["POST"],
+         strict_slashes=False),
     Rule("/ping", endpoint="ping", methods=["GET"]),
 ])
 
@@ -39,10 +45,11 @@ URLS = Map([
 class RuntimeApp:
     """WSGI app for the runtime routes; state lives in the :class:`Backend`."""
 
-    def __init__(self, backend: Backend, clock: Callable[[], float]):
-        self.backend, self.clock = backend, clock
+    def __init__(self, backend: Backend, clock: Callable[[], float], routing: Routing | None = None):
+        self.backend, self.clock, self.routing = backend, clock, routing
         self.handlers: dict[str, Callable[..., Response]] = {
             INVOKE_ASYNC: self.invoke_async, "invoke_sync": self.invoke_sync,
+            INVOKE_ROUTER_ASYNC: self.invoke_router_async, "invoke_router_sync": self.invoke_router_sync,
             "ping": lambda request: Response("", status=200)}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -64,7 +71,7 @@ class RuntimeApp:
             return responses.error_response(
                 404, "UnknownOperationException",
                 f"No operation {request.method} {request.path} on the local SageMaker async runtime; it "
-                "serves POST /endpoints/{name}/async-invocations.")
+                "serves POST /endpoints/{name}/async-invocations and /inference-routers/{name}/async-invocations.")
         return self.handlers[str(name)](request, **args)
 
     def invoke_async(self, request: Request, endpoint_name: str) -> Response:
@@ -75,14 +82,24 @@ class RuntimeApp:
     def invoke_sync(self, request: Request, endpoint_name: str) -> Response:
         raise UnsupportedOperation(endpoint_name)
 
+    def invoke_router_async(self, request: Request, router_name: str) -> Response:
+        target, args = responses.parse_router_invoke(router_name, request.headers, request.get_data())
+        if self.routing is None:  # a runtime without routers (unit tests): none exists
+            raise RouterNotFound(router_name, self.backend.account_id)
+        invocation = self.routing.submit(router_name, target, args, now_clock=self.clock(), now_wall=time.time())
+        return responses.accepted(invocation.inference_id, invocation.output_location, invocation.failure_location)
+
+    def invoke_router_sync(self, request: Request, router_name: str) -> Response:
+        raise UnsupportedRouterOperation(router_name)
+
 
 def classify_runtime(environ: dict[str, Any]) -> tuple[Any, ...]:
-    """Only async invokes are data plane (faultable) on the runtime."""
+    """Only async invokes (of an endpoint or an inference router) are data plane (faultable) on the runtime."""
     try:
         name, _ = URLS.bind_to_environ(environ).match()
     except Exception:
         return ()
-    return responses.RUNTIME_FAULTS if name == INVOKE_ASYNC else ()
+    return responses.RUNTIME_FAULTS if name in DATA_PLANE else ()
 
 
 class _Mount:
@@ -100,8 +117,9 @@ class RuntimeServer:
     """Serves a :class:`RuntimeApp` (behind latency/fault emulation) on ``host:port``."""
 
     def __init__(self, backend: Backend, faults: Faults, clock: Callable[[], float],
-                 host: str = "127.0.0.1", port: int = 0, control: Callable[..., Iterable[bytes]] | None = None):
-        self.app = RuntimeApp(backend, clock)
+                 host: str = "127.0.0.1", port: int = 0, control: Callable[..., Iterable[bytes]] | None = None,
+                 routing: Routing | None = None):
+        self.app = RuntimeApp(backend, clock, routing)
         wsgi: Callable[..., Iterable[bytes]] = FaultMiddleware(self.app, faults, classify_runtime,
                                                                responses.render_fault)
         if control is not None:

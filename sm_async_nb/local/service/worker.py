@@ -2,7 +2,8 @@
 
 :meth:`Worker.step` does one pass at an injected clock reading, so tests drive time exactly:
 
-0. fail what a deleted endpoint still had queued or running (failure object, error notification);
+0. fail what a deleted endpoint still had queued or running (failure object, error notification),
+   and the requests an inference router gave up on (``routing.py`` decides, the worker writes);
 1. collect finished model calls → output object (carrying the model's content type) or failure
    object, and the SNS success/error notification;
 2. time out calls running longer than InvocationTimeoutSeconds → failure object; the model's
@@ -11,6 +12,9 @@
 4. start queued requests in FIFO order while fewer than the endpoint's concurrency
    (MaxConcurrentInvocationsPerInstance x instance count) are running — none while its container
    is unreachable (it went away mid-request; the lifecycle re-pings it).
+
+A request sent through an inference router carries its routing target's topics (``Invocation.route``):
+its notifications go there, not to the destination endpoint's.
 
 Model calls run on their own daemon threads, so a crashing or hanging model cannot stop the
 runtime. The stack's thread just calls ``step()`` and waits a few milliseconds (or until the
@@ -98,9 +102,11 @@ def failure_reason(error: BaseException) -> str:
 def notification(inv: Invocation, region: str, succeeded: bool, body: bytes | None = None) -> dict[str, Any]:
     """The SNS message SageMaker publishes when an async inference ends (``body``: the response,
     embedded when the endpoint's IncludeInferenceResponseIn asks for it)."""
-    request = {"contentType": inv.content_type, "endpointName": inv.endpoint_name,
+    request = {"contentType": inv.content_type, "endpointName": inv.endpoint_name or None,
                "inputLocation": inv.input_location, "accept": inv.accept,
                "customAttributes": inv.custom_attributes}
+    if inv.route is not None:  # which router and target it went through (endpointName: where it ran or waited)
+        request.update(inferenceRouterName=inv.route.router_name, routingTargetName=inv.route.target_name)
     return InferenceResult(
         inference_id=inv.inference_id, succeeded=succeeded, output_location=inv.output_location,
         failure_location=inv.failure_location, failure_reason=inv.failure_reason,
@@ -133,6 +139,9 @@ class Worker:
             self._reap_abandoned()
             for retired in self.backend.take_retired():
                 changes += self._fail_retired(retired)
+            for inv, status, reason in self.backend.take_given_up():
+                self._fail(None, inv, status, reason)
+                changes += 1
             for endpoint in self.backend.endpoints():
                 changes += self._step_endpoint(endpoint, now)
         return changes
@@ -245,6 +254,9 @@ class Worker:
             return
         inv.output_content_type, inv.output_size = content_type, len(body)
         self.backend.mark_finished(inv, RuntimeStatus.COMPLETED, now_wall=self.wall())
+        if inv.route is not None:
+            self._notify(inv.route.success_topic, inv, succeeded=True)
+            return
         embed = SUCCESS_TOPIC_INCLUDE in endpoint.include_response_in and len(body) <= MAX_EMBEDDED_RESPONSE
         self._notify(endpoint.success_topic, inv, succeeded=True, body=body if embed else None)
 
@@ -261,13 +273,16 @@ class Worker:
             self._abandoned.remove(job)
             job.invocation.late_result_discarded = True
 
-    def _fail(self, endpoint: Endpoint, inv: Invocation, status: RuntimeStatus, reason: str) -> None:
+    def _fail(self, endpoint: Endpoint | None, inv: Invocation, status: RuntimeStatus, reason: str) -> None:
+        """The failure object at the request's FailureLocation and the error notification (to its routing
+        target's topic when a router sent it, else to ``endpoint``'s)."""
         try:
             self.sink.write(inv.failure_location, reason.encode("utf-8"), FAILURE_CONTENT_TYPE)
         except Exception:
             log.exception("could not write the failure object %s", inv.failure_location)
         self.backend.mark_finished(inv, status, now_wall=self.wall(), reason=reason)
-        self._notify(endpoint.error_topic, inv, succeeded=False)
+        topic = inv.route.error_topic if inv.route is not None else endpoint.error_topic if endpoint else None
+        self._notify(topic, inv, succeeded=False)
 
     def _notify(self, topic: str | None, inv: Invocation, *, succeeded: bool, body: bytes | None = None) -> None:
         if not topic:
