@@ -23,6 +23,7 @@ from .aws.clients import AwsClients
 from .aws.s3uri import S3Uri
 from .config import SageMakerAsync
 from .context import Context
+from .contract.routing import Destination, RoutingTarget, check_destination, refuse_inline
 from .contract.validation import check_member
 from .endpoints.monitor import DEFAULT_MAX_AGE_S, EndpointMonitor
 from .endpoints.status import EndpointStatus
@@ -120,7 +121,7 @@ class AsyncInferenceClient:
 
     # --- submitting: validate → plan → the one runner ---------------------------------------
 
-    def submit(self, endpoint_name: str, payload: Any, content_type: str | None = None,
+    def submit(self, endpoint_name: Destination, payload: Any, content_type: str | None = None,
                accept: str | None = None, custom_attributes: str | None = None,
                inference_id: str | None = None, request_ttl_seconds: int | None = None,
                invocation_timeout_seconds: int | None = None, s3_output_path_extension: str | None = None,
@@ -129,7 +130,7 @@ class AsyncInferenceClient:
         """Send one payload.
 
         Args:
-            endpoint_name: the async endpoint.
+            endpoint_name: the async endpoint, or an ``sma.RoutingTarget`` (an inference router's routing target).
             payload: str, bytes, dict/list, DataFrame/Series, numpy array or pathlib.Path
                 (``sm_async_nb.payloads.CONTENT_TYPE_RULES`` says how each is sent).
             content_type, accept, custom_attributes, inference_id, request_ttl_seconds,
@@ -146,19 +147,19 @@ class AsyncInferenceClient:
             SubmissionError: the request could not be handed to SageMaker (journaled as ERROR; the
                 exception carries the inference id). SubmissionInterrupted on Ctrl-C.
         """
-        options = self._options("submit", endpoint_name, dict(
+        name, options = self._options("submit", endpoint_name, dict(
             content_type=content_type, accept=accept, custom_attributes=custom_attributes,
             request_ttl_seconds=request_ttl_seconds, invocation_timeout_seconds=invocation_timeout_seconds,
             s3_output_path_extension=s3_output_path_extension, label=label, inline=inline,
             json_format=json_format, **unknown))
-        plan = plans.SinglePlan(self._preparer, endpoint_name, payload, options, inference_id, filename)
+        plan = plans.SinglePlan(self._preparer, name, payload, options, inference_id, filename)
         self._run(plan)
         record = self.ctx.journal.get(plan.prepared[0].inference_id)
         if record is not None and record.status is Status.ERROR:
             raise SubmissionError(record.error or "submission failed", inference_id=record.inference_id)
         return self.invocation(plan.prepared[0].inference_id)
 
-    def submit_many(self, endpoint_name: str, payloads: Iterable[Any], *,
+    def submit_many(self, endpoint_name: Destination, payloads: Iterable[Any], *,
                     inference_id: str | Sequence[str] | None = None,
                     filename: Sequence[str] | None = None, **options: Any) -> InvocationBatch:
         """Send many payloads concurrently as one batch (same options as :meth:`submit`).
@@ -170,11 +171,11 @@ class AsyncInferenceClient:
             ValidationError: a payload or option breaks a rule (named); nothing was sent.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, ``resubmit()`` sends the rest.
         """
-        checked = self._options("submit_many", endpoint_name, options)
-        return self._run_batch(plans.PayloadsPlan(self._preparer, endpoint_name, payloads, checked, inference_id,
+        name, checked = self._options("submit_many", endpoint_name, options)
+        return self._run_batch(plans.PayloadsPlan(self._preparer, name, payloads, checked, inference_id,
                                                   filename))
 
-    def submit_dataframe(self, endpoint_name: str, df: pd.DataFrame,
+    def submit_dataframe(self, endpoint_name: Destination, df: pd.DataFrame,
                          rows_per_request: int = ROWS_PER_REQUEST_DATAFRAME,
                          content_type: str | None = TABLE_CONTENT_TYPE, *,
                          inference_id: str | Sequence[str] | None = None,
@@ -183,7 +184,7 @@ class AsyncInferenceClient:
         aligned to ``df.index`` when each request returns one row per input row.
 
         Args:
-            endpoint_name: the async endpoint.
+            endpoint_name: the async endpoint, or an ``sma.RoutingTarget`` (an inference router's routing target).
             df: the DataFrame (a Series is sent as one column).
             rows_per_request: rows per request (the last one may be shorter).
             content_type: how each slice is sent (text/csv without header by default).
@@ -195,18 +196,18 @@ class AsyncInferenceClient:
             ValidationError: not a DataFrame, empty, a bad option or payload; nothing was sent.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, ``resubmit()`` sends the rest.
         """
-        checked = self._options("submit_dataframe", endpoint_name,
+        name, checked = self._options("submit_dataframe", endpoint_name,
                                 dict(options, rows_per_request=rows_per_request, content_type=content_type))
-        return self._run_batch(plans.DataFramePlan(self._preparer, endpoint_name, df, checked, inference_id, filename))
+        return self._run_batch(plans.DataFramePlan(self._preparer, name, df, checked, inference_id, filename))
 
-    def submit_s3(self, endpoint_name: str, source: Any, pattern: str | None = None, *,
+    def submit_s3(self, endpoint_name: Destination, source: Any, pattern: str | None = None, *,
                   inference_id: str | Sequence[str] | None = None, content_type: str | None = None,
                   **options: Any) -> InvocationBatch:
         """Send objects that are already in S3, as they are: InputLocation is the object itself (never
         copied, moved or deleted). One invocation per object, as one batch.
 
         Args:
-            endpoint_name: the async endpoint.
+            endpoint_name: the async endpoint, or an ``sma.RoutingTarget`` (an inference router's routing target).
             source: one ``s3://bucket/key``; a prefix ending in ``/`` (listed, every object under it);
                 a list of URIs; or a pandas Series of URIs (results align to its index).
             pattern: with a prefix, a glob on the key below it, as ``submit_dataset``'s: ``*`` and ``?`` stay
@@ -222,10 +223,11 @@ class AsyncInferenceClient:
             AwsError: S3 refused to list or read the objects.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch.
         """
-        checked = self._options("submit_s3", endpoint_name, dict(options, pattern=pattern, content_type=content_type))
-        return self._run_batch(plans.S3ObjectsPlan(self._preparer, endpoint_name, source, checked, inference_id))
+        name, checked = self._options("submit_s3", endpoint_name,
+                                      dict(options, pattern=pattern, content_type=content_type))
+        return self._run_batch(plans.S3ObjectsPlan(self._preparer, name, source, checked, inference_id))
 
-    def submit_dataset(self, endpoint_name: str, source: str | os.PathLike[str],
+    def submit_dataset(self, endpoint_name: Destination, source: str | os.PathLike[str],
                        rows_per_request: int = ROWS_PER_REQUEST_DATASET,
                        content_type: str | None = TABLE_CONTENT_TYPE, columns: Sequence[str] | None = None, *,
                        inference_id: str | None = None, **options: Any) -> InvocationBatch:
@@ -234,7 +236,7 @@ class AsyncInferenceClient:
         dataset. Results align to the dataset's row numbers; ``batch.write_results(dest)`` streams them.
 
         Args:
-            endpoint_name: the async endpoint.
+            endpoint_name: the async endpoint, or an ``sma.RoutingTarget`` (an inference router's routing target).
             source: ``data/big.parquet``, ``data/*.csv``, ``data/table/`` or ``s3://bucket/table/``.
             rows_per_request: rows per request (the last one may be shorter).
             content_type: how each slice is sent (text/csv without header by default).
@@ -251,16 +253,20 @@ class AsyncInferenceClient:
             SubmissionError: a failure every request would meet (expired credentials...) stopped it part-way;
                 ``exc.batch`` is the batch, the message says how to continue.
         """
-        checked = self._options("submit_dataset", endpoint_name, dict(
+        name, checked = self._options("submit_dataset", endpoint_name, dict(
             options, rows_per_request=rows_per_request, content_type=content_type, columns=columns))
-        return self._run_batch(plans.DatasetPlan(self._preparer, endpoint_name, source, checked, inference_id,
+        return self._run_batch(plans.DatasetPlan(self._preparer, name, source, checked, inference_id,
                                                  workers=self.max_workers))
 
     @staticmethod
-    def _options(method: Method, endpoint_name: str, given: dict[str, Any]) -> SubmitOptions:
-        """The endpoint name and every option checked, before any I/O."""
-        check_member("EndpointName", endpoint_name)
-        return parse_options(method, given)
+    def _options(method: Method, destination: Destination, given: dict[str, Any]) -> tuple[str, SubmitOptions]:
+        """The destination (an endpoint name or a RoutingTarget: its journaled name) and every option,
+        checked by the rules of the operation that will send them, before any I/O."""
+        name = check_destination(destination)
+        options = parse_options(method, given)
+        if options.inline:
+            refuse_inline(name)
+        return name, options
 
     def _run(self, plan: plans.Plan) -> None:
         """The one runner; a batch that stopped part-way is attached to the error (``exc.batch``)."""

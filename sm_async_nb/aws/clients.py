@@ -89,6 +89,8 @@ IAM_ACTIONS = {
     **dict.fromkeys(("DeleteObject", "DeleteObjects"), "s3:DeleteObject"),
     "CopyObject": "s3:GetObject and s3:PutObject", "AbortMultipartUpload": "s3:AbortMultipartUpload",
     "CreateBucket": "s3:CreateBucket", "InvokeEndpointAsync": "sagemaker:InvokeEndpointAsync",
+    "InvokeInferenceRouterAsync": "sagemaker:InvokeInferenceRouterAsync",
+    "DescribeInferenceRouter": "sagemaker:DescribeInferenceRouter",
     "DescribeEndpoint": "sagemaker:DescribeEndpoint", "DescribeEndpointConfig": "sagemaker:DescribeEndpointConfig",
     "GetCallerIdentity": "sts:GetCallerIdentity", "FilterLogEvents": "logs:FilterLogEvents",
     "GetMetricData": "cloudwatch:GetMetricData",
@@ -142,8 +144,8 @@ class RequestCounter:
             return self.counts[service]
 
 
-ServiceName = Literal["s3", "sagemaker", "sagemaker-runtime", "sns", "sqs", "sts", "cloudwatch", "logs",
-                      "application-autoscaling"]
+ServiceName = Literal["s3", "sagemaker", "sagemaker-runtime", "sagemaker-inference-router-runtime", "sns", "sqs",
+                      "sts", "cloudwatch", "logs", "application-autoscaling"]
 
 
 class AwsClients:
@@ -183,6 +185,8 @@ class AwsClients:
     def get(self, service: Literal["logs"]) -> CloudWatchLogsClient: ...
     @overload
     def get(self, service: Literal["application-autoscaling"]) -> ApplicationAutoScalingClient: ...
+    @overload
+    def get(self, service: Literal["sagemaker-inference-router-runtime"]) -> Any: ...  # no stubs for it yet
 
     def get(self, service: ServiceName) -> Any:
         """The shared client of ``service`` (made on first use, thread-safe)."""
@@ -213,6 +217,12 @@ class AwsClients:
     @property
     def runtime(self) -> SageMakerRuntimeClient:
         return self.get("sagemaker-runtime")
+
+    @property
+    def router_runtime(self) -> Any:
+        """InvokeInferenceRouterAsync's client (botocore 1.44 or later; the caller checked the model has it).
+        Its endpoint comes from ``endpoint_urls`` or, as boto3 does, AWS_ENDPOINT_URL_SAGEMAKER_INFERENCE_ROUTER_RUNTIME."""
+        return self.get("sagemaker-inference-router-runtime")
 
     def origin(self) -> str:
         """Identifies the AWS target (region + endpoints) a journal row belongs to, so a client

@@ -28,6 +28,7 @@ from .. import progress
 from ..aws.clients import CONDITION_CODES, Problem, error_code, explain
 from ..aws.s3uri import S3Uri
 from ..context import Context
+from ..contract.routing import ROUTER_MEMBER
 from ..errors import JournalError
 from ..payloads import EncodedPayload
 from .prepare import PreparedRequest
@@ -134,7 +135,7 @@ class Sender:
                 log.info("not invoking %s: its row is no longer this run's to send", record.inference_id)
                 return Outcome.INTERRUPTED if stop.interrupted else Outcome.FAILED
             invoking = True
-            answer = self.ctx.aws.runtime.invoke_endpoint_async(**params)
+            answer = self._invoke(params)
             invoked_at = self.ctx.clock()
             journal.mark_pending(record.inference_id, output_location=answer.get("OutputLocation"),
                                  failure_location=answer.get("FailureLocation"), invoked_at=invoked_at,
@@ -175,6 +176,12 @@ class Sender:
             except Exception:
                 log.exception("could not journal %s as not sent", record.inference_id)
             raise
+
+    def _invoke(self, params: dict[str, Any]) -> Any:
+        """InvokeEndpointAsync, or InvokeInferenceRouterAsync for a routing target (the arguments name which)."""
+        if ROUTER_MEMBER in params:
+            return self.ctx.aws.router_runtime.invoke_inference_router_async(**params)
+        return self.ctx.aws.runtime.invoke_endpoint_async(**params)
 
     def not_sent(self, request: PreparedRequest, message: str, *, input_written: bool = False) -> bool:
         """ERROR, with the journal saying where the input really is (nowhere, unless written); the payload
