@@ -23,9 +23,11 @@ from .aws.clients import AwsClients
 from .aws.s3uri import S3Uri
 from .config import SageMakerAsync
 from .context import Context
-from .contract.routing import Destination, RoutingTarget, check_destination, refuse_inline
-from .contract.validation import check_member
+from .contract.routing import ROUTER_MEMBER, Destination, RoutingTarget, check_destination, refuse_inline
+from .contract.validation import INVOKE_ROUTER_ASYNC, check_member
 from .endpoints.monitor import DEFAULT_MAX_AGE_S, EndpointMonitor
+from .endpoints.router_status import RouterStatus
+from .endpoints.routers import RouterMonitor
 from .endpoints.status import EndpointStatus
 from .errors import AwsError, ConfigurationError, SubmissionError, ValidationError
 from .handles import HandleParts, Invocation, InvocationBatch
@@ -50,6 +52,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .notebook.panel.panel import Panel
+
+
+def _check_max_age(max_age: Any) -> None:
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age >= 0:
+        raise ValidationError(f"max_age must be a number of seconds >= 0, not {max_age!r}.", parameter="max_age")
 
 
 class AsyncInferenceClient:
@@ -111,6 +118,7 @@ class AsyncInferenceClient:
         self._preparer = Preparer(self.ctx, self._inputs)
         self._submitter = Submitter(self.ctx, self._preparer, on_submitted=self.tracker.poke)
         self.monitor = EndpointMonitor(self.ctx, clock=clock)
+        self.routers = RouterMonitor(self.ctx, self.monitor, clock=clock)
         self._parts = HandleParts(self.ctx, self.tracker, self._submitter, self.monitor)
         self.recovered = recover_interrupted(self.ctx)
 
@@ -319,15 +327,44 @@ class AsyncInferenceClient:
             max_age: the oldest cached snapshot to accept, in seconds.
 
         Raises:
-            ValidationError: ``name`` is not a valid endpoint name, or ``max_age`` is negative.
+            ValidationError: ``name`` is not a valid endpoint name (a RoutingTarget: use :meth:`router_status`),
+                or ``max_age`` is negative.
             AwsError: there is no such endpoint (``kind="not_found"``).
         """
+        if isinstance(name, RoutingTarget):
+            raise ValidationError(f"endpoint_status takes an endpoint name, not a routing target ({name}): "
+                                  f"client.router_status({name.router!r}) shows the router, its targets and each "
+                                  "destination endpoint's status.", parameter="EndpointName")
         check_member("EndpointName", name)
-        if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age >= 0:
-            raise ValidationError(f"max_age must be a number of seconds >= 0, not {max_age!r}.", parameter="max_age")
+        _check_max_age(max_age)
         snapshot = self.monitor.status(name, max_age)
         if snapshot.exists is False:
             raise AwsError(snapshot.warnings[0], code="NotFound", kind="not_found")
+        return snapshot
+
+    def router_status(self, name: str, max_age: float = DEFAULT_MAX_AGE_S) -> RouterStatus:
+        """What an inference router is doing (SPEC §20): its status, its routing targets, each destination's
+        RoutingStatus and — for an endpoint readable with your credentials (this account and Region) — its
+        :class:`EndpointStatus` (SPEC §10), and warnings (one actionable line each).
+
+        Served from a cache younger than ``max_age`` seconds (0: fetch now). A fetch costs one
+        DescribeInferenceRouter plus the endpoint monitor's (cached) fetches of the destination endpoints.
+
+        Args:
+            name: the inference router's name (or an ``sma.RoutingTarget``: its router).
+            max_age: the oldest cached snapshot to accept, in seconds.
+
+        Raises:
+            ValidationError: ``name`` is not a valid router name, ``max_age`` is negative, or the installed botocore
+                does not know inference routers.
+            AwsError: there is no such router (``kind="not_found"``).
+        """
+        router = name.router if isinstance(name, RoutingTarget) else name
+        check_member(ROUTER_MEMBER, router, INVOKE_ROUTER_ASYNC)
+        _check_max_age(max_age)
+        snapshot = self.routers.status(router, max_age)
+        if snapshot.exists is False:
+            raise AwsError(snapshot.warnings[0], code="ResourceNotFound", kind="not_found")
         return snapshot
 
     def panel(self) -> Panel:

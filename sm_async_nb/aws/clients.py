@@ -42,6 +42,7 @@ RETRY_POLICY = {"mode": "standard", "max_attempts": 5}
 # --- error codes, defined once ---------------------------------------------------------------
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 NO_BUCKET_CODES = frozenset({"NoSuchBucket"})
+RESOURCE_NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException"})  # e.g. DescribeInferenceRouter
 ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "403", "Forbidden",
                                  "UnauthorizedOperation", "KMSAccessDeniedException"})
 EXPIRED_CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from ..aws.clients import error_code, explain, is_missing_endpoint
+from ..aws.clients import RESOURCE_NOT_FOUND_CODES, error_code, explain, is_missing_endpoint
 from ..context import Context
 from ..contract.routing import RoutingTarget, routing_target_of
 from ..errors import ValidationError
@@ -61,7 +61,7 @@ class EndpointCheck:
         except ValidationError:
             raise
         except Exception as exc:
-            if target is not None and error_code(exc) in ROUTER_NOT_FOUND_CODES:
+            if target is not None and error_code(exc) in RESOURCE_NOT_FOUND_CODES:
                 raise ValidationError(f"{explain(exc).message.rstrip('.')}: check the inference router's name and "
                                       "region (aws sagemaker list-inference-routers); nothing was uploaded or "
                                       "journaled.", parameter="InferenceRouterName") from None
@@ -79,10 +79,6 @@ class EndpointCheck:
             else:
                 log.debug("could not check endpoint %s before uploading: %s", name, problem.message)
             return False
-
-
-# How DescribeInferenceRouter answers a router that does not exist.
-ROUTER_NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException"})
 
 
 def check_routing_target(described: dict[str, Any], target: RoutingTarget) -> None:
