@@ -376,7 +376,8 @@ class AsyncInferenceClient:
         if current is None or current.closed:
             # The strip and the details read the endpoint monitor's cache (a fetch at most once a minute).
             current = self._panel = Panel(self._parts, row_logs=self.monitor.log_messages,
-                                          endpoint_status=self.monitor.status, endpoint_history=self.monitor.history)
+                                          endpoint_status=self.monitor.status, endpoint_history=self.monitor.history,
+                                          router_status=self.routers.status)
         return current
 
     def forget(self, inference_ids: Iterable[str]) -> int:

@@ -48,6 +48,9 @@ def _sm_async_parser() -> MagicArgumentParser:
     p = sub.add_parser("endpoint", help="an endpoint's status, instances, backlog and warnings")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--max-age", type=float, metavar="S", help="accept a cached status this young (default 60; 0: now)")
+    p = sub.add_parser("router", help="an inference router's status, routing targets and destinations, and warnings")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--max-age", type=float, metavar="S", help="accept a cached status this young (default 60; 0: now)")
     p = sub.add_parser("local", help="the embedded local stack: start | stop | status")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--in-kernel", action="store_true",

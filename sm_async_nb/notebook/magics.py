@@ -10,6 +10,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..config import SageMakerAsync
+from ..contract.routing import RoutingTarget
 from ..contract.serving import JSON_FORMATS
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
@@ -98,7 +99,9 @@ class SageMakerAsyncMagics(Magics):
     # --- %%invoke_async / %invoke_async ------------------------------------------------------
 
     @magic_arguments()
-    @argument("endpoint", help="name of the async endpoint")
+    @argument("endpoint", help="name of the async endpoint (of the inference router, with --routing-target)")
+    @argument("--routing-target", metavar="T", help="send through inference router ENDPOINT's routing target T "
+              "(InvokeInferenceRouterAsync; inputs go through S3)")
     @argument("variable", nargs="?", help="line form: the variable to send (DataFrame, dict, array, path...)")
     @argument("-o", dest="output", metavar="VAR",
               help="store the handle in VAR (with --wait: the result DataFrame)")
@@ -122,7 +125,7 @@ class SageMakerAsyncMagics(Magics):
     @argument("--wait", action="store_true", help="wait for the result and show it")
     @line_cell_magic
     def invoke_async(self, line: str, cell: str | None = None) -> Any:
-        """Send data to a SageMaker async endpoint.
+        """Send data to a SageMaker async endpoint (or through an inference router: ROUTER --routing-target T).
 
         Cell form: the cell body is the payload, sent byte-for-byte as UTF-8 and never evaluated.
         Line form: `%invoke_async ENDPOINT VAR` sends a notebook variable and returns the handle,
@@ -159,21 +162,23 @@ class SageMakerAsyncMagics(Magics):
 
     def _submit(self, args: argparse.Namespace, payload: Any, options: dict[str, Any]) -> Invocation | InvocationBatch:
         client = self.session.client
+        destination = args.endpoint if args.routing_target is None else RoutingTarget(args.endpoint,
+                                                                                        args.routing_target)
         try:
             if args.dataset is not None:
                 options.pop("inline")
-                return client.submit_dataset(args.endpoint, args.dataset, args.rows_per_request,
+                return client.submit_dataset(destination, args.dataset, args.rows_per_request,
                                              inference_id=args.inference_id,
                                              **{k: v for k, v in options.items() if v is not None})
             if args.s3 is not None:
                 options.pop("inline")
-                return client.submit_s3(args.endpoint, args.s3, pattern=args.pattern, inference_id=args.inference_id,
+                return client.submit_s3(destination, args.s3, pattern=args.pattern, inference_id=args.inference_id,
                                         **options)
             if args.rows_per_request is not None:
-                return client.submit_dataframe(args.endpoint, payload, args.rows_per_request,
+                return client.submit_dataframe(destination, payload, args.rows_per_request,
                                                inference_id=args.inference_id,
                                                filename=[args.filename] if args.filename else None, **options)
-            return client.submit(args.endpoint, payload, inference_id=args.inference_id,
+            return client.submit(destination, payload, inference_id=args.inference_id,
                                  filename=args.filename, **options)
         except SubmissionError as exc:
             if args.output and not isinstance(exc, SubmissionInterrupted):
@@ -309,6 +314,11 @@ class SageMakerAsyncMagics(Magics):
     def _cmd_endpoint(self, args: argparse.Namespace) -> Any:
         options = {} if args.max_age is None else {"max_age": args.max_age}
         print("\n".join(self.session.client.endpoint_status(args.name, **options).lines()))
+        return None
+
+    def _cmd_router(self, args: argparse.Namespace) -> Any:
+        options = {} if args.max_age is None else {"max_age": args.max_age}
+        print("\n".join(self.session.client.router_status(args.name, **options).lines()))
         return None
 
     def _cmd_local(self, args: argparse.Namespace) -> Any:
