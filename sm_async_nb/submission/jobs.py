@@ -63,6 +63,7 @@ class Job:
     reader: threading.Thread | None = None
     reader_error: BaseException | None = None
     decision: flow.Decision | None = None    # the last window "auto" chose
+    journaled: bool = False                  # its batch row was seen (a missing one later: forgotten)
 
     @property
     def reading(self) -> bool:
@@ -188,7 +189,8 @@ class Jobs:
                                         expect=[JobState.PAUSED, JobState.RUNNING]):
             return False
         if job is None:
-            job = Job(batch_id, batch.endpoint_name, _window_of(batch), batch.retries, _batch_ttl(self.ctx, batch_id))
+            job = Job(batch_id, batch.endpoint_name, _window_of(batch), batch.retries, _batch_ttl(self.ctx, batch_id),
+                      journaled=True)
             with self._lock:
                 self._jobs[batch_id] = job
         job.paused.clear()
@@ -340,9 +342,10 @@ class Jobs:
         journal = self.ctx.journal
         batch = journal.get_batch(job.batch_id)
         if batch is None:
-            if not job.reading:
+            if job.journaled and not job.reading:
                 self._drop(job)  # forgotten
             return 0
+        job.journaled = True
         if job.paused.is_set() or batch.job_state is not JobState.RUNNING or batch.job_owner != os.getpid():
             return 0
         moved = self._retry(job) if job.retries else 0

@@ -188,7 +188,7 @@ def _checked(data: Any) -> StackRecord:
                 raise TypeError(f"{shown}{name} is {source[name]!r}, not {what}")
     names = {f.name for f in fields(StackRecord)} - {"info"}
     return StackRecord(**{k: v for k, v in data.items() if k in names},
-                       info=StackInfo(**{k: data["info"][k] for k in _INFO_RULES}))
+                       info=StackInfo(**{k: data["info"][k] for k in _INFO_RULES if k in data["info"]}))
 
 
 def verify(record: StackRecord) -> str | None:
