@@ -102,7 +102,8 @@ class AsyncInferenceClient:
             self.max_workers = -1
         if self.max_workers < 1:
             raise ConfigurationError(f"max_workers must be a positive integer, not {workers!r}.")
-        if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) or not 0 < time_scale < float("inf"):
+        if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) \
+                or not 0 < time_scale < float("inf"):
             raise ConfigurationError(f"time_scale must be a number > 0, not {time_scale!r}.")
         if journal_path is not None and (not isinstance(journal_path, (str, os.PathLike))
                                          or not os.fspath(journal_path)):
@@ -122,8 +123,7 @@ class AsyncInferenceClient:
         self._submitter = Submitter(self.ctx, self._preparer, on_submitted=self.tracker.poke)
         self.monitor = EndpointMonitor(self.ctx, clock=clock)
         self.jobs = Jobs(self.ctx, self._submitter, capacity=self._capacity, lag=lambda: self.tracker.max_interval,
-                         on_activity=self._jobs_moved)
-        self.tracker.subscribe(self.jobs.wake)
+                         on_activity=self._jobs_moved, subscribe=self.tracker.subscribe)
         self._parts = HandleParts(self.ctx, self.tracker, self._submitter, self.monitor, self.jobs)
         self.recovered = recover_interrupted(self.ctx)
         self.paused_jobs = recover_jobs(self.ctx)

@@ -24,13 +24,13 @@ class Status(str, enum.Enum):
     SageMaker; FAILED: the model or service wrote a failure object; EXPIRED: nothing appeared in
     time, or the service said so."""
 
-    QUEUED = "QUEUED"
     SUBMITTING = "SUBMITTING"
     PENDING = "PENDING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
     ERROR = "ERROR"
+    QUEUED = "QUEUED"  # SPEC §16 (listed last: the first map's order is kept)
 
     @property
     def finished(self) -> bool:

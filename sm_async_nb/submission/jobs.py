@@ -74,7 +74,7 @@ class Jobs:
     """The client's jobs: started by ``submit_*``, driven by one thread, paused/resumed/cancelled by name."""
 
     def __init__(self, ctx: Context, submitter: Submitter, *, capacity: CapacityOf, lag: Callable[[], float],
-                 on_activity: Callable[[], None]):
+                 on_activity: Callable[[], None], subscribe: Callable[[Callable[[Any], None]], Callable[[], None]]):
         """
         Args:
             ctx: the client's context.
@@ -82,12 +82,15 @@ class Jobs:
             capacity: an endpoint's current instances and per-instance concurrency (for "auto").
             lag: seconds between a finish and its being seen (the tracker's polling interval).
             on_activity: called when jobs send something or change (starts and pokes the tracker).
+            subscribe: listen to the tracker's refreshes (a finish frees a slot); done when the thread starts.
         """
         self.ctx = ctx
         self.submitter = submitter
         self.capacity = capacity
         self.lag = lag
         self.on_activity = on_activity
+        self._subscribe = subscribe
+        self._unsubscribe: Callable[[], None] | None = None
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()      # the dict of jobs; never held while sending or calling out
         self._turn = threading.Lock()      # one turn at a time (the thread, or step() from a test)
@@ -282,7 +285,7 @@ class Jobs:
         for bucket, found in by_bucket.items():
             for start in range(0, len(found), _DELETE_CHUNK):
                 chunk = found[start:start + _DELETE_CHUNK]
-                keys = [{"Key": S3Uri.parse(r.input_location or "").key} for r in chunk]
+                keys: Any = [{"Key": S3Uri.parse(r.input_location or "").key} for r in chunk]
                 try:
                     self.ctx.aws.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
                     removed += [r.inference_id for r in chunk]
@@ -295,6 +298,8 @@ class Jobs:
 
     def _ensure_thread(self) -> None:
         with self._lock:
+            if self._unsubscribe is None:
+                self._unsubscribe = self._subscribe(self.wake)
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._loop, name="sm-async-nb-jobs", daemon=True)
@@ -320,6 +325,9 @@ class Jobs:
         self._wake.set()
         with self._lock:
             jobs, thread = list(self._jobs.values()), self._thread
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
         for job in jobs:
             job.paused.set()
             if job.reader is not None:

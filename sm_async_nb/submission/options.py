@@ -133,7 +133,7 @@ def _columns(value: Any) -> tuple[str, ...]:
 def _max_pending(value: Any) -> int | Literal["auto"]:
     if isinstance(value, str):
         if value.strip().lower() == AUTO:
-            return AUTO
+            return "auto"
         raise ValidationError(f"max_pending must be a positive integer, \"auto\" or None, not {value!r}.",
                               parameter="max_pending")
     if isinstance(value, float) or type(value).__name__.startswith("float"):
