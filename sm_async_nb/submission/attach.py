@@ -15,9 +15,9 @@ from ..records import InvocationRecord, Status, SubmitStep
 
 
 def _location(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(f"{name} must be an S3 URI such as s3://bucket/prefix/ID.out, not {value!r}.",
-                              parameter=name)
+    if not isinstance(value, str) or not value.startswith("s3://"):
+        raise ValidationError(f"{name} must be an S3 URI such as s3://bucket/prefix/ID.out (as InvokeEndpointAsync "
+                              f"answered it), not {value!r}.", parameter=name)
     try:
         uri = S3Uri.parse(value)
     except ValueError as exc:

@@ -111,6 +111,10 @@ class Jobs:
         """
         self.submitter.open(plan)
         assert plan.batch is not None
+        self.submitter.endpoints.require([plan.target])
+        # The batch row now, before anything is read or sent: the handle returned at once names it, and a
+        # kernel killed before the first request was journaled still leaves a job to resume.
+        self.ctx.journal.add_missing([], plan.batch)
         options = plan.options
         job = Job(plan.batch.batch_id, plan.target, options.max_pending, options.retries,
                   float(options.request_ttl_seconds or 0) or _default_ttl())
