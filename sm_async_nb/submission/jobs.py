@@ -62,7 +62,6 @@ class Job:
     paused: threading.Event = field(default_factory=threading.Event)
     reader: threading.Thread | None = None
     reader_error: BaseException | None = None
-    decision: flow.Decision | None = None    # the last window "auto" chose
     journaled: bool = False                  # its batch row was seen (a missing one later: forgotten)
 
     @property
@@ -92,6 +91,7 @@ class Jobs:
         self._subscribe = subscribe
         self._unsubscribe: Callable[[], None] | None = None
         self._jobs: dict[str, Job] = {}
+        self._decisions: dict[str, flow.Decision] = {}  # the last "auto" window of each batch, kept when it ends
         self._lock = threading.Lock()      # the dict of jobs; never held while sending or calling out
         self._turn = threading.Lock()      # one turn at a time (the thread, or step() from a test)
         self._wake = threading.Event()
@@ -232,8 +232,7 @@ class Jobs:
     def decision(self, batch_id: str) -> flow.Decision | None:
         """What the last turn decided for ``max_pending="auto"`` (None: not decided yet, or not auto)."""
         with self._lock:
-            job = self._jobs.get(batch_id)
-        return None if job is None else job.decision
+            return self._decisions.get(batch_id)
 
     def _job_batch(self, batch_id: str) -> BatchRecord:
         batch = self.ctx.journal.get_batch(batch_id)
@@ -393,8 +392,10 @@ class Jobs:
         span = now - max(since, first if first is not None else now)
         rate = count / span if count and span > 0 else None
         pace = flow.Pace(self.capacity(job.endpoint_name), rate, job.ttl_seconds / self.ctx.time_scale, self.lag())
-        job.decision = flow.auto_window(pace)
-        return job.decision.window
+        decision = flow.auto_window(pace)
+        with self._lock:
+            self._decisions[job.batch_id] = decision
+        return decision.window
 
     def _retry(self, job: Job) -> int:
         candidates = [row for row, attempts in self.ctx.journal.retry_candidates(job.batch_id)
