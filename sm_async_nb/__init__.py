@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 _EXPORTS = {
     "AsyncInferenceClient": "sm_async_nb.client",
     "Invocation": "sm_async_nb.handles",
@@ -40,6 +38,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for static tools
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    __version__: str
     from .client import AsyncInferenceClient
     from .config import SageMakerAsync
     from .endpoints.status import EndpointStatus
@@ -63,6 +62,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # from the installed metadata: the wheel's version, defined once in pyproject.toml
+        from .distribution import version
+
+        return version()
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sm_async_nb' has no attribute {name!r}")
@@ -72,7 +75,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | {"__version__"})
 
 
 def load_ipython_extension(ipython: Any) -> None:

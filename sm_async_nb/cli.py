@@ -17,8 +17,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from .distribution import version
 from .local.config import add_arguments, from_arguments
 
 
@@ -105,17 +107,39 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     return quickstart(delay=args.delay)
 
 
+def _configure_examples(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", metavar="DIR", help="a new or empty folder")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a folder that is not empty, replacing files of the same names")
+
+
+def _run_examples(args: argparse.Namespace) -> int:
+    from .examples import write_examples
+
+    written = write_examples(args.directory, force=args.force)
+    folder = Path(args.directory).expanduser().resolve()
+    notebooks = sorted(p.name for p in written if p.suffix == ".ipynb")
+    print(f"# wrote {len(notebooks)} notebooks and {len(written) - len(notebooks)} models into {folder}: "
+          + ", ".join(notebooks))
+    print(f"# run them there (they start the local stack; pip install jupyterlab if you have no Jupyter): "
+          f"cd {shlex.quote(str(folder))} && jupyter lab quickstart.ipynb")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "local": ("the embedded local stack (no AWS account needed): run | start | stop | status",
               _configure_local, _run_local),
     "quickstart": ("submit, track and load results end to end on the local stack",
                    _configure_quickstart, _run_quickstart),
+    "examples": ("write the example notebooks and the models they use into a folder",
+                 _configure_examples, _run_examples),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sm-async-nb",
                                      description="SageMaker asynchronous inference from notebooks and shells.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (help_text, configure, run) in COMMANDS.items():

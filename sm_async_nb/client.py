@@ -140,8 +140,21 @@ class AsyncInferenceClient:
                inference_id: str | None = None, request_ttl_seconds: int | None = None,
                invocation_timeout_seconds: int | None = None, s3_output_path_extension: str | None = None,
                filename: str | None = None, label: str | None = None, inline: bool = False,
-               **unknown: Any) -> Invocation:
+               json_format: str | None = None, **unknown: Any) -> Invocation:
         """Send one payload.
+
+        Args:
+            endpoint_name: the async endpoint.
+            payload: str, bytes, dict/list, DataFrame/Series, numpy array or pathlib.Path
+                (``sm_async_nb.payloads.CONTENT_TYPE_RULES`` says how each is sent).
+            content_type, accept, custom_attributes, inference_id, request_ttl_seconds,
+                invocation_timeout_seconds, s3_output_path_extension, filename: InvokeEndpointAsync's
+                members (SPEC §2), checked before anything is sent.
+            label: a name to find this submission by.
+            inline: send the payload (<= 128,000 bytes) in the request body instead of through S3.
+            json_format: how a DataFrame sent as application/json is laid out: ``"records"`` (a list of
+                rows), ``"split"`` (MLflow), ``"instances"`` (TF Serving, TorchServe, built-ins) or
+                ``"inputs"`` (Hugging Face); default: the ``json_format`` setting.
 
         Raises:
             ValidationError: a parameter or the payload breaks a rule, or an unknown option; nothing was sent.
@@ -151,7 +164,8 @@ class AsyncInferenceClient:
         options = self._options("submit", endpoint_name, dict(
             content_type=content_type, accept=accept, custom_attributes=custom_attributes,
             request_ttl_seconds=request_ttl_seconds, invocation_timeout_seconds=invocation_timeout_seconds,
-            s3_output_path_extension=s3_output_path_extension, label=label, inline=inline, **unknown))
+            s3_output_path_extension=s3_output_path_extension, label=label, inline=inline,
+            json_format=json_format, **unknown))
         plan = plans.SinglePlan(self._preparer, endpoint_name, payload, options, inference_id, filename)
         self._run(plan)
         record = self.ctx.journal.get(plan.prepared[0].inference_id)
@@ -182,6 +196,15 @@ class AsyncInferenceClient:
                          filename: Sequence[str] | None = None, **options: Any) -> InvocationBatch:
         """Split ``df`` into requests of ``rows_per_request`` rows; results come back in input order,
         aligned to ``df.index`` when each request returns one row per input row.
+
+        Args:
+            endpoint_name: the async endpoint.
+            df: the DataFrame (a Series is sent as one column).
+            rows_per_request: rows per request (the last one may be shorter).
+            content_type: how each slice is sent (text/csv without header by default).
+            inference_id: one id per request, or one str as the batch's id prefix (a re-run continues).
+            filename: one output Filename per request.
+            **options: as for :meth:`submit` (``json_format`` with ``content_type="application/json"``).
 
         Raises:
             ValidationError: not a DataFrame, empty, a bad option or payload; nothing was sent.
@@ -234,7 +257,7 @@ class AsyncInferenceClient:
             inference_id: the batch's id prefix: re-running with the same prefix continues an
                 interrupted submission (the default prefix is generated and named in the error).
             **options: accept, custom_attributes, request_ttl_seconds, invocation_timeout_seconds,
-                s3_output_path_extension, label.
+                s3_output_path_extension, label, json_format (with ``content_type="application/json"``).
 
         Raises:
             ValidationError: a missing path, no match, an unsupported file type, a missing column, a

@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Float, Integer, TraitError, Unicode, validate
+from traitlets import Bool, Enum, Float, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .aws.s3uri import S3Uri
+from .contract.serving import DEFAULT_JSON_FORMAT, JSON_FORMATS
 
 ENV_PREFIX = "SM_ASYNC_NB_"
 
@@ -73,6 +74,11 @@ class SageMakerAsync(Configurable):
     csv_header = Bool(False, help="Write a header row when a DataFrame is sent as text/csv.").tag(config=True)
     csv_output_header = Bool(
         False, help="Read the first row of text/csv outputs as column names.",
+    ).tag(config=True)
+    json_format = Enum(
+        list(JSON_FORMATS), default_value=DEFAULT_JSON_FORMAT,
+        help="How a DataFrame sent as application/json is laid out (serving containers' conventions): "
+             + "; ".join(f"{name} = {shape}" for name, shape in JSON_FORMATS.items()) + ".",
     ).tag(config=True)
 
     def __init__(self, **kwargs: Any):

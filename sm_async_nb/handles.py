@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
-import logging
 import os
 import time
 from collections import Counter
@@ -33,8 +32,6 @@ from .tracking.watch import DoneWatch
 
 if TYPE_CHECKING:
     import pandas as pd
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,6 @@ def main(delay: float = 0.5) -> int:
         print(f"   {batch.status_counts()}; result aligned to the input index: "
               f"{scored.index.equals(sample.index)}; accuracy {accuracy:.0%}")
         print(pd.concat([sample[iris.feature_names], scored[0].rename("predicted")], axis=1).head().to_string())
-        print(f"\nDone in {time.perf_counter() - started:.1f}s. Open notebooks/quickstart.ipynb for the notebook "
-              "version with the live panel.")
+        print(f"\nDone in {time.perf_counter() - started:.1f}s. The notebook version, with the live panel: "
+              "sm-async-nb examples DIR, then open DIR/quickstart.ipynb.")
     return 0

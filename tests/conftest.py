@@ -1,4 +1,7 @@
-"""Shared fixtures: an isolated home, dummy AWS credentials, moto, and clients on top of them.
+"""Shared fixtures: an isolated home, dummy AWS credentials, moto (in-process, or one server over HTTP),
+clients on top of them, the shared local stack, free ports, and the one kernel harness (``kernels``).
+Helpers a folder's tests share live in its conftest.py or in a module named for them (``panelkit``,
+``endpointkit``, ``stackhelp``, ``labkit``); no test module imports another.
 
 Tests live in tiers, one folder each, and every test gets its folder's marker, so
 ``python -m pytest -m unit`` runs the fast tier alone: ``unit`` (pure code, moto's in-process
@@ -10,13 +13,21 @@ crashes; any of the above).
 from __future__ import annotations
 
 import os
+import queue
+import socket
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
 TIERS = ("unit", "stack", "kernel", "browser", "reliability")
 TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 
 
 def pytest_collection_modifyitems(config, items):
@@ -69,6 +80,40 @@ def no_detached_stack_outlives_the_tests(tmp_path_factory):
     _, alive = psutil.wait_procs(mine, timeout=10)
     for process in alive:
         process.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """``free_port()``: a TCP port on 127.0.0.1 nothing listens on now, for a server a test starts by
+    port number (prefer port 0 where the server can say which port it took)."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
+def _moto_server_url():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto_server(_moto_server_url):
+    """The URL of the session's moto server (a thread of this process on 127.0.0.1), reset for this test:
+    the one way tests reach moto over HTTP, as kernels and other processes must. Its state is moto's
+    module-global backends, so a test may also reach them directly."""
+    reset = urllib.request.Request(f"{_moto_server_url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()
+    return _moto_server_url
 
 
 @pytest.fixture
@@ -170,39 +215,102 @@ def stack_client(stack, tmp_path):
         yield c
 
 
-class Kernel:
-    """A real ipykernel driven through jupyter_client: run code, collect stdout, kill it."""
+@dataclass
+class Cell:
+    """What one execute request sent back: its iopub messages, its stdout, the text a reader sees
+    (streams and the text/plain of displays and results) and its error's content (None if it ran)."""
 
-    def __init__(self, env: dict, cwd: str):
+    messages: list[dict]
+    stdout: str
+    text: str
+    error: dict | None
+
+    @classmethod
+    def of(cls, messages: list[dict]) -> Cell:
+        stdout, text, error = [], [], None
+        for msg in messages:
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                text.append(content["text"])
+                if content["name"] == "stdout":
+                    stdout.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                text.append(content["data"].get("text/plain", ""))
+            elif kind == "error":
+                error = content
+        return cls(messages, "".join(stdout), "".join(text), error)
+
+
+class Kernel:
+    """A real ipykernel driven through jupyter_client, the one harness of the kernel tests: run code and
+    read what it sent, send code and read its messages later, ask for completions; ``manager`` interrupts,
+    restarts and kills it."""
+
+    def __init__(self, env: dict, cwd: str, kernel_name: str = "python3", spec_manager: Any = None):
         from jupyter_client.manager import KernelManager
 
-        self.manager = KernelManager(kernel_name="python3")
+        extra = {} if spec_manager is None else {"kernel_spec_manager": spec_manager}
+        self.manager = KernelManager(kernel_name=kernel_name, **extra)
         self.manager.start_kernel(env=env, cwd=cwd)
         self.client = self.manager.client()
         self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
+        try:
+            self.client.wait_for_ready(timeout=60)
+        except RuntimeError:
+            self.shutdown()
+            raise
+
+    def execute(self, code: str, timeout: float = 120, allow_errors: bool = False) -> Cell:
+        """Run ``code`` and return what it sent; an error raised in the kernel fails the test unless
+        ``allow_errors``."""
+        return self.collect(self.execute_nowait(code), timeout, allow_errors)
 
     def run(self, code: str, timeout: float = 120) -> str:
-        """Execute ``code``; return its stdout and display text; raise if it raised."""
-        out: list[str] = []
-        errors: list[str] = []
-
-        def hook(msg):
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                out.append(content["text"])
-            elif kind in ("execute_result", "display_data"):
-                out.append(content["data"].get("text/plain", ""))
-            elif kind == "error":
-                errors.append(f"{content['ename']}: {content['evalue']}")
-
-        self.client.execute_interactive(code, timeout=timeout, output_hook=hook)
-        if errors:
-            raise AssertionError(f"kernel raised {errors[0]}\n{''.join(out)}")
-        return "".join(out)
+        """Run ``code``; its text (streams and displays). An error raised in the kernel fails the test."""
+        return self.execute(code, timeout).text
 
     def execute_nowait(self, code: str) -> str:
+        """Send ``code``; returns the request's id for :meth:`read` and :meth:`collect`."""
         return self.client.execute(code)
+
+    def read(self, msg_id: str, until: Callable[[dict], bool], timeout: float = 120) -> list[dict]:
+        """The iopub messages of request ``msg_id`` up to and including the first for which ``until``
+        holds (messages of other requests, such as a background thread's, are dropped)."""
+        deadline = time.monotonic() + timeout
+        messages = []
+        while True:
+            try:
+                msg = self.client.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"the kernel sent nothing awaited within {timeout:.0f} s; "
+                                     f"got {[m['msg_type'] for m in messages]}") from None
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            messages.append(msg)
+            if until(msg):
+                return messages
+
+    def collect(self, msg_id: str, timeout: float = 120, allow_errors: bool = False) -> Cell:
+        """What request ``msg_id`` sends until the kernel is idle again (and its reply)."""
+        cell = Cell.of(self.read(msg_id, lambda m: m["msg_type"] == "status"
+                                 and m["content"]["execution_state"] == "idle", timeout))
+        self._reply(msg_id, timeout)
+        if cell.error is not None and not allow_errors:
+            raise AssertionError(f"kernel raised {cell.error['ename']}: {cell.error['evalue']}\n{cell.text}")
+        return cell
+
+    def complete(self, code: str, cursor: int | None = None, timeout: float = 30) -> dict:
+        """The kernel's ``complete_reply`` content for ``code`` (the cursor at its end by default), as
+        JupyterLab asks for it."""
+        reply = self._reply(self.client.complete(code, len(code) if cursor is None else cursor), timeout)
+        assert reply["status"] == "ok", reply
+        return reply
+
+    def _reply(self, msg_id: str, timeout: float) -> dict:
+        while True:
+            reply = self.client.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]
 
     @property
     def pid(self) -> int:
@@ -216,12 +324,17 @@ class Kernel:
 
 @pytest.fixture
 def kernels(tmp_path):
-    """Start kernels with extra environment; every one is shut down at the end."""
+    """``kernels(extra_env=None, spec=None)``: start a kernel in ``tmp_path`` with this process's
+    environment (the isolated home, no developer Jupyter or IPython settings) plus ``extra_env``, importing
+    this checkout's package; ``spec`` is a (kernel name, KernelSpecManager) pair, the installed python3 by
+    default. Every kernel is shut down at the end."""
     started: list[Kernel] = []
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "IPYTHON"))}
+    base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
-    def start(extra_env: dict | None = None) -> Kernel:
-        env = {**os.environ, **(extra_env or {})}
-        kernel = Kernel(env, str(tmp_path))
+    def start(extra_env: dict | None = None, spec: tuple[str, Any] | None = None) -> Kernel:
+        name, spec_manager = spec or ("python3", None)
+        kernel = Kernel({**base, **(extra_env or {})}, str(tmp_path), name, spec_manager)
         started.append(kernel)
         return kernel
 

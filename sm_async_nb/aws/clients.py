@@ -21,6 +21,7 @@ import botocore.exceptions as bx
 from botocore.config import Config
 from botocore.retries import standard
 
+from ..distribution import version
 from ..errors import AwsError, SmAsyncError
 from .clock import ServerClock
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from types_boto3_sts import STSClient
 
 
-USER_AGENT = "sm-async-nb/0.1"
 RETRY_POLICY = {"mode": "standard", "max_attempts": 5}
 
 # --- error codes, defined once ---------------------------------------------------------------
@@ -157,7 +157,7 @@ class AwsClients:
         # S3's clock against the notebook's, from the Date of every S3 answer (aws/clock.py).
         self.s3_clock = ServerClock(clock)
         self._config = Config(retries=RETRY_POLICY, max_pool_connections=max(10, max_pool_connections),  # type: ignore[arg-type]
-                              user_agent_extra=USER_AGENT)
+                              user_agent_extra=f"sm-async-nb/{version()}")
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 

@@ -13,7 +13,6 @@ A missing log group (no instance ever logged) is no lines; a missing permission 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +23,6 @@ from ..contract import names
 from ..errors import AwsError
 from ..records import InvocationRecord
 from .fetch import missing_permission_warning, permission
-
-log = logging.getLogger(__name__)
 
 MAX_PAGES = 20
 EARLIER_S = 300.0           # look from this long before the invocation (clocks differ)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -21,8 +20,6 @@ from typing import Any, Protocol
 
 from .config import EndpointSpec
 from .settings import CONTROL_PREFIX
-
-log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-SM-Async-NB-Token"
 _TOKEN_ENVIRON = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")

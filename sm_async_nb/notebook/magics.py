@@ -10,6 +10,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..config import SageMakerAsync
+from ..contract.serving import JSON_FORMATS
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
 from ..local.config import from_arguments
@@ -128,6 +129,8 @@ class SageMakerAsyncMagics(Magics):
     @argument("--dataset", metavar="PATH_OR_URI", help="stream a Parquet/CSV file, folder, glob or s3:// URI "
               "in requests of --rows-per-request rows (default 1000)")
     @argument("--pattern", metavar="GLOB", help="with an --s3 prefix: only keys matching GLOB (e.g. '*.wav')")
+    @argument("--json-format", metavar="F", help="how a DataFrame sent as application/json is laid out: "
+              + ", ".join(JSON_FORMATS) + " (default: the json_format setting)")
     @argument("--inline", action="store_true", help="send the payload in the request body (<= 128,000 bytes)")
     @argument("--max-pending", metavar="N|auto", help="a batch as a job: at most N requests unfinished on the "
               "endpoint at once, the rest QUEUED ('auto': sized from the endpoint)")
@@ -153,7 +156,7 @@ class SageMakerAsyncMagics(Magics):
                    "custom_attributes": args.custom_attributes, "request_ttl_seconds": args.ttl,
                    "invocation_timeout_seconds": args.timeout,
                    "s3_output_path_extension": args.output_path_extension, "label": args.label,
-                   "inline": args.inline}
+                   "inline": args.inline, "json_format": args.json_format}
         job = {"max_pending": _max_pending(args.max_pending), "background": args.background or None,
                "retries": args.retries}
         try:

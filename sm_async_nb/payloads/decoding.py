@@ -7,6 +7,7 @@ objects are refused before reading.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Callable
@@ -115,12 +116,21 @@ def _decode_npy(body: bytes, content_type: str | None) -> pandas.DataFrame:
     return _pandas().DataFrame({"prediction": array.reshape(-1)})
 
 
+@functools.cache
+def _rounds_floats() -> bool:
+    """pandas before 3.0 reads floats to within one unit in the last place by default
+    (0.30000000000000004 comes back as 0.3); 3.0 reads them exactly and deprecates the option."""
+    return int(_pandas().__version__.split(".")[0]) < 3
+
+
 def _decode_csv(body: bytes, content_type: str | None, *, csv_header: bool = False,
                 **reader_kwargs: Any) -> pandas.DataFrame:
     if not body.strip():
         return _pandas().DataFrame()
     as_given = not reader_kwargs  # the caller chose no reader options: integers are kept exact here
     reader_kwargs.setdefault("encoding", charset(content_type))
+    if _rounds_floats() and reader_kwargs.get("engine", "c") == "c":
+        reader_kwargs.setdefault("float_precision", "round_trip")
     header = 0 if csv_header else None
     frame = _pandas().read_csv(io.BytesIO(body), header=header, **reader_kwargs)
     holes = [i for i, dtype in enumerate(frame.dtypes) if dtype.kind == "f" and frame.iloc[:, i].isna().any()]

@@ -28,6 +28,7 @@ from datetime import date, datetime, time
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ..contract.serving import DEFAULT_JSON_FORMAT, JSON_FORMATS
 from ..errors import ValidationError
 from .mediatypes import CSV, JSON, JSONL_TYPES, NPY, OCTET, PARQUET_TYPES, TEXT, media_type
 from .mediatypes import pandas_module as _pandas
@@ -46,8 +47,9 @@ Content type, when not given (an explicit content type is always sent exactly as
 - bytes / bytearray / memoryview: application/octet-stream, sent as they are.
 - dict / list / tuple: application/json (with a JSON Lines type: one line per list item).
 - pandas DataFrame / Series: text/csv without header or index (csv_header=True adds the
-  header); also application/json (list of rows), application/jsonlines (one object per row),
-  Parquet (application/x-parquet) or application/x-npy when asked for.
+  header); also application/json (a list of rows, or as json_format says: records, split,
+  instances, inputs), application/jsonlines (one object per row), Parquet
+  (application/x-parquet) or application/x-npy when asked for.
 - numpy array: application/x-npy (never pickled); 1-D/2-D arrays also as text/csv or JSON.
 - pathlib.Path: streamed from disk; by suffix: .csv text/csv, .json application/json,
   .jsonl/.ndjson application/jsonlines, .parquet application/x-parquet, .npy
@@ -63,6 +65,14 @@ _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,12}$")
 _UNSUPPORTED = ("Cannot send a {} payload: use str, bytes, dict/list, a pandas DataFrame/Series, "
                 "a numpy array or a pathlib.Path.")
 _CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How a table is written in text formats: the CSV header row, and the JSON document (SPEC §19)."""
+
+    csv_header: bool = False
+    json_format: str = DEFAULT_JSON_FORMAT
 
 
 @dataclass(frozen=True)
@@ -213,7 +223,7 @@ def _json_lines(items: Any) -> bytes:
     return _utf8("".join(_dumps(item) + "\n" for item in items), "The payload")
 
 
-def _to_json(payload: Any, media: str, csv_header: bool) -> bytes:
+def _to_json(payload: Any, media: str, layout: TableLayout) -> bytes:
     if media in JSONL_TYPES:
         return _json_lines(payload if isinstance(payload, (list, tuple)) else [payload])
     if media in (CSV, TEXT, NPY, *PARQUET_TYPES):
@@ -225,13 +235,13 @@ def _to_json(payload: Any, media: str, csv_header: bool) -> bytes:
 
 # -- DataFrames and arrays --------------------------------------------------------------------
 
-def _frame_parquet(df: pandas.DataFrame, csv_header: bool) -> bytes:
+def _frame_parquet(df: pandas.DataFrame, layout: TableLayout) -> bytes:
     buffer = io.BytesIO()  # Parquet needs string column names; the index is not written
     df.rename(columns=str).to_parquet(buffer, engine="pyarrow", index=False)
     return buffer.getvalue()
 
 
-def _array_npy(array: Any, csv_header: bool) -> bytes:
+def _array_npy(array: Any, layout: TableLayout) -> bytes:
     if array.dtype.hasobject:
         raise ValidationError("Cannot send an array of Python objects (dtype object, e.g. strings or "
                               "mixed columns) as application/x-npy: that needs pickle, which "
@@ -250,30 +260,44 @@ def _tabular(array: Any, media: str) -> Any:
     return array
 
 
-Encoder = Callable[[Any, bool], bytes]
+def _frame_json(df: pandas.DataFrame, layout: TableLayout) -> bytes:
+    """A DataFrame as the JSON document ``layout.json_format`` names (``contract.serving``). Our own
+    JSON rather than ``df.to_json``, which rounds floats to 10 significant digits."""
+    rows = df.to_numpy(dtype=object).tolist()
+    document: Any = rows
+    if layout.json_format == "split":  # pandas' orient="split" without the index, as MLflow reads it
+        document = {"dataframe_split": {"columns": df.columns.tolist(), "data": rows}}
+    elif layout.json_format == "instances":
+        document = {"instances": rows}
+    elif layout.json_format == "inputs":  # one column (texts, for a pipeline) is a flat list
+        document = {"inputs": [row[0] for row in rows] if df.shape[1] == 1 else rows}
+    return _utf8(_dumps(document), "The DataFrame")
+
+
+Encoder = Callable[[Any, TableLayout], bytes]
 _FRAME_ENCODERS: dict[str, Encoder] = {
-    CSV: lambda df, header: _utf8(df.to_csv(index=False, header=header, lineterminator="\n"), "The DataFrame"),
-    # Our own JSON rather than df.to_json, which rounds floats to 10 significant digits.
-    JSON: lambda df, header: _utf8(_dumps(df.to_numpy(dtype=object).tolist()), "The DataFrame"),
-    NPY: lambda df, header: _array_npy(df.to_numpy(), header),
-    **dict.fromkeys(JSONL_TYPES, lambda df, header: _json_lines(df.to_dict(orient="records"))),
+    CSV: lambda df, layout: _utf8(df.to_csv(index=False, header=layout.csv_header, lineterminator="\n"),
+                                  "The DataFrame"),
+    JSON: _frame_json,
+    NPY: lambda df, layout: _array_npy(df.to_numpy(), layout),
+    **dict.fromkeys(JSONL_TYPES, lambda df, layout: _json_lines(df.to_dict(orient="records"))),
     **dict.fromkeys(PARQUET_TYPES, _frame_parquet),
 }
 _ARRAY_ENCODERS: dict[str, Encoder] = {
     NPY: _array_npy,
-    CSV: lambda array, header: _FRAME_ENCODERS[CSV](_pandas().DataFrame(_tabular(array, CSV)), False),
-    JSON: lambda array, header: _utf8(_dumps(_tabular(array, JSON).tolist()), "The array"),
+    CSV: lambda array, layout: _FRAME_ENCODERS[CSV](_pandas().DataFrame(_tabular(array, CSV)), TableLayout()),
+    JSON: lambda array, layout: _utf8(_dumps(_tabular(array, JSON).tolist()), "The array"),
 }
 
 
 def _by_media(registry: dict[str, Encoder], what: str, payload: Any, media: str,
-              csv_header: bool) -> bytes:
+              layout: TableLayout) -> bytes:
     encoder = registry.get(media)
     if encoder is None:
         raise ValidationError(f"Cannot send {what} as {media}: use one of "
                               f"{', '.join(registry)}.", parameter="content_type")
     try:
-        return encoder(payload, csv_header)
+        return encoder(payload, layout)
     except ValidationError:
         raise
     except UnicodeEncodeError as exc:  # text that pyarrow or numpy turned into UTF-8 on the way
@@ -288,7 +312,7 @@ def _by_media(registry: dict[str, Encoder], what: str, payload: Any, media: str,
 _KEYED = frozenset({*JSONL_TYPES, *PARQUET_TYPES})
 
 
-def _encode_frame(payload: Any, media: str, csv_header: bool) -> bytes:
+def _encode_frame(payload: Any, media: str, layout: TableLayout) -> bytes:
     df = payload.to_frame() if payload.ndim == 1 else payload
     if len(df) == 0:
         raise ValidationError("The DataFrame has no rows: SageMaker rejects empty inputs.",
@@ -298,28 +322,66 @@ def _encode_frame(payload: Any, media: str, csv_header: bool) -> bytes:
         raise ValidationError(f"The DataFrame has duplicate column names ({', '.join(duplicated[:5])}), which "
                               f"{media} keys by name, so columns would be lost: rename them, or send text/csv "
                               "or application/json (rows as lists).", parameter="payload")
-    return _by_media(_FRAME_ENCODERS, "a DataFrame", df, media, csv_header)
+    return _by_media(_FRAME_ENCODERS, "a DataFrame", df, media, layout)
 
 
 
 
-_ENCODERS: dict[str, Callable[[Any, str, bool], bytes]] = {
-    "text": lambda text, media, header: _utf8(text),
-    "bytes": lambda data, media, header: data.tobytes() if isinstance(data, memoryview) else bytes(data),
+_ENCODERS: dict[str, Callable[[Any, str, TableLayout], bytes]] = {
+    "text": lambda text, media, layout: _utf8(text),
+    "bytes": lambda data, media, layout: data.tobytes() if isinstance(data, memoryview) else bytes(data),
     "json": _to_json,
     "frame": _encode_frame,
-    "array": lambda array, media, header: _by_media(_ARRAY_ENCODERS, "a numpy array", array, media, header),
+    "array": lambda array, media, layout: _by_media(_ARRAY_ENCODERS, "a numpy array", array, media, layout),
 }
 
 
+def check_json_format(json_format: Any, content_type: str | None = None) -> str:
+    """``json_format`` as given, if it names a layout and ``content_type`` (when known) is JSON.
+
+    Raises:
+        ValidationError: an unknown name, or a content type that is not application/json.
+    """
+    if not isinstance(json_format, str) or json_format not in JSON_FORMATS:
+        raise ValidationError(f"json_format must be one of {', '.join(JSON_FORMATS)}, not {json_format!r}.",
+                              parameter="json_format")
+    if content_type is not None and media_type(content_type) != JSON:
+        raise ValidationError(f"json_format={json_format!r} lays out DataFrames sent as application/json, not "
+                              f"{content_type}: pass content_type='application/json' (or leave json_format out).",
+                              parameter="json_format")
+    return json_format
+
+
 def encode(payload: Any, content_type: str | None = None, *, default_content_type: str = CSV,
-           csv_header: bool = False) -> EncodedPayload:
-    """Turn a payload into bytes (or a streamed file) plus what the upload needs to know."""
+           csv_header: bool = False, json_format: str | None = None,
+           default_json_format: str = DEFAULT_JSON_FORMAT) -> EncodedPayload:
+    """Turn a payload into bytes (or a streamed file) plus what the upload needs to know.
+
+    Args:
+        payload: see ``CONTENT_TYPE_RULES``.
+        content_type: sent exactly as given; inferred when None.
+        default_content_type: for str payloads that are not JSON.
+        csv_header: write a header row when a table is sent as text/csv.
+        json_format: asked for by the caller: the payload must be a DataFrame (or Series) sent as
+            application/json (``contract.serving.JSON_FORMATS``).
+        default_json_format: the layout of DataFrames sent as application/json otherwise (a setting).
+
+    Raises:
+        ValidationError: the payload cannot be sent as asked; nothing was sent.
+    """
     kind = _kind(payload)
     content_type = content_type or infer_content_type(payload, default_content_type=default_content_type)
+    if json_format is not None:
+        check_json_format(json_format)
+        if kind != "frame":
+            raise ValidationError(f"json_format={json_format!r} lays out DataFrames (and Series); a "
+                                  f"{type(payload).__name__} payload is sent as it is: leave json_format out.",
+                                  parameter="json_format")
+        check_json_format(json_format, content_type)
     if kind == "path":
         return _encode_path(Path(payload).expanduser(), content_type)
-    body = _ENCODERS[kind](payload, media_type(content_type) or OCTET, csv_header)
+    layout = TableLayout(csv_header, json_format or default_json_format)
+    body = _ENCODERS[kind](payload, media_type(content_type) or OCTET, layout)
     _check_size(len(body), "The payload")
     return EncodedPayload(content_type=content_type, size=len(body), suffix=suffix_for(content_type),
                           sha256=hashlib.sha256(body).hexdigest(), body=body)

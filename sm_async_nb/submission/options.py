@@ -19,6 +19,7 @@ from typing import Any, Literal
 from ..contract import validation
 from ..errors import ValidationError
 from ..payloads import CSV
+from ..payloads.encoding import check_json_format
 
 Method = Literal["submit", "submit_many", "submit_dataframe", "submit_s3", "submit_dataset"]
 
@@ -54,6 +55,7 @@ class SubmitOptions:
     s3_output_path_extension: str | None = None
     label: str | None = None
     inline: bool = False
+    json_format: str | None = None                # DataFrames sent as JSON; None: the json_format setting
     rows_per_request: int | None = None           # submit_dataframe, submit_dataset
     columns: tuple[str, ...] | None = None        # submit_dataset
     pattern: str | None = None                    # submit_s3 with a prefix
@@ -79,11 +81,11 @@ class SubmitOptions:
 _COMMON = frozenset({*REQUEST_MEMBERS, "label"})
 _JOBS = frozenset({"max_pending", "background", "retries"})
 APPLIES: dict[Method, frozenset[str]] = {
-    "submit": _COMMON | {"inline"},
-    "submit_many": _COMMON | _JOBS | {"inline"},
-    "submit_dataframe": _COMMON | _JOBS | {"inline", "rows_per_request"},
+    "submit": _COMMON | {"inline", "json_format"},
+    "submit_many": _COMMON | _JOBS | {"inline", "json_format"},
+    "submit_dataframe": _COMMON | _JOBS | {"inline", "json_format", "rows_per_request"},
     "submit_s3": _COMMON | _JOBS | {"pattern"},
-    "submit_dataset": _COMMON | _JOBS | {"rows_per_request", "columns"},
+    "submit_dataset": _COMMON | _JOBS | {"json_format", "rows_per_request", "columns"},
 }
 ROWS_PER_REQUEST: dict[Method, int] = {"submit_dataframe": ROWS_PER_REQUEST_DATAFRAME,
                                        "submit_dataset": ROWS_PER_REQUEST_DATASET}
@@ -94,6 +96,7 @@ _WHY_NOT = {
     "rows_per_request": "it applies to submit_dataframe and submit_dataset",
     "columns": "it applies to submit_dataset (choose a DataFrame's columns with df[[...]])",
     "pattern": "it applies to submit_s3 with a prefix",
+    "json_format": "it sends objects already in S3 as they are",
     "filename": "each output is named by its inference id",
     "max_pending": "it applies to the batch methods (submit_many, submit_dataframe, submit_s3, submit_dataset)",
     "background": "it applies to the batch methods (submit_many, submit_dataframe, submit_s3, submit_dataset)",
@@ -171,6 +174,8 @@ def _check(name: str, value: Any) -> Any:
         return _integer(name, value, 1, MAX_ROWS_PER_REQUEST)
     if name == "columns":
         return _columns(value)
+    if name == "json_format":
+        return check_json_format(value)
     if not isinstance(value, str) or not value:  # pattern
         raise ValidationError(f"pattern must be a glob such as '*.wav', not {value!r}.", parameter="pattern")
     return value
@@ -200,6 +205,8 @@ def parse(method: Method, given: Mapping[str, Any]) -> SubmitOptions:
         raise ValidationError(f"Unknown option {name!r}{hint}; {method} takes: {', '.join(sorted(allowed))}.",
                               parameter=name)
     values = {name: _check(name, value) for name, value in given.items() if name in allowed and value is not None}
+    if "json_format" in values and values.get("content_type") is not None:  # an inferred one: checked by encode
+        check_json_format(values["json_format"], values["content_type"])
     if method in ROWS_PER_REQUEST:
         values.setdefault("rows_per_request", ROWS_PER_REQUEST[method])
     options = SubmitOptions(**values)

@@ -116,7 +116,8 @@ class Preparer:
         else:
             settings = self.ctx.settings
             payload = encode(source, options.content_type, default_content_type=settings.default_content_type,
-                             csv_header=settings.csv_header)
+                             csv_header=settings.csv_header, json_format=options.json_format,
+                             default_json_format=settings.json_format)
             content_type, size, sha256 = payload.content_type, payload.size, payload.sha256
             if options.inline:
                 validation.check_inline_body(size)

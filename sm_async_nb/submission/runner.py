@@ -252,9 +252,13 @@ class Submitter:
                 run.tally.add(Outcome.SKIPPED)
                 run.advance(request)
             else:
-                future = self.ctx.pool.submit(self.sender.send, request, run.stop, run.plan.hold)
+                # Held before the pool sees it: wherever a Ctrl-C lands in this hand-off, the request is
+                # either not held (never sent) or held with a future that is cancelled or runs to the end.
+                future: Future[Outcome] = Future()
                 run.held[future] = request
                 future.add_done_callback(run.finished.put)
+                self.ctx.pool.submit(_send_unless_cancelled, future, self.sender.send, request, run.stop,
+                                     run.plan.hold)
             run.handed += 1
         if run.taken:
             self.on_submitted()
@@ -274,12 +278,12 @@ class Submitter:
         if run.plan.paused is not None:
             run.plan.paused.set()  # the job thread invokes nothing more of this batch
         run.stop.interrupt()  # requests that start from now on journal themselves as not sent
+        held = {id(request) for request in run.held.values()}
         for request in run.taken[run.handed:]:  # journaled (perhaps) but never given to the pool
-            if not request.done and self.sender.not_sent(request, NOT_SENT_INTERRUPTED):
+            if id(request) not in held and not request.done and self.sender.not_sent(request, NOT_SENT_INTERRUPTED):
                 run.tally.add(Outcome.INTERRUPTED)
         for future, request in run.held.items():
-            if future.cancel():
-                self.sender.not_sent(request, NOT_SENT_INTERRUPTED)
+            if future.cancel() and self.sender.not_sent(request, NOT_SENT_INTERRUPTED):
                 run.tally.add(Outcome.INTERRUPTED)
         in_flight = [f for f in run.held if not f.cancelled()]
         try:
@@ -315,6 +319,18 @@ class Submitter:
                 f"Stopped after {sent} of {plan.total} requests: {stop.problem.message} Once that is fixed, re-run "
                 f"with inference_id={plan.continue_with!r} to send the other {plan.total - sent} (nothing is sent "
                 "twice).", code=stop.problem.code, batch_id=plan.batch.batch_id if plan.batch else None)
+
+
+def _send_unless_cancelled(future: Future[Outcome], send: Callable[[PreparedRequest, StopSignal, bool], Outcome],
+                           request: PreparedRequest, stop: StopSignal, hold: bool) -> None:
+    """On a pool thread: ``send`` the request unless ``future`` was cancelled first; what it returns or
+    raises (a BaseException too, as the pool's own futures do) goes to ``future``."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(send(request, stop, hold))
+    except BaseException as exc:
+        future.set_exception(exc)
 
 
 def _wait_all(futures: list[Future[Outcome]]) -> None:

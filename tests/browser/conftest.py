@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from labkit import ARTIFACTS, REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium's own connections are refused by a closed
 # network and slow start-up down; none of them changes how pages render.
@@ -74,12 +72,6 @@ class LabServer:
                 self.api(f"/api/sessions/{session['id']}", method="DELETE", timeout=30)
             except (OSError, urllib.error.HTTPError):
                 pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _descendants(pid: int) -> list:
@@ -135,7 +127,7 @@ def _cmdline(process) -> list[str]:
 
 
 @pytest.fixture
-def lab_server(tmp_path_factory, request) -> LabServer:
+def lab_server(tmp_path_factory, request, free_port) -> LabServer:
     """A fresh server per test: its own journal (SM_ASYNC_NB_HOME), settings and workspaces."""
     base = tmp_path_factory.mktemp("jupyterlab")
     root = base / "notebooks"
@@ -173,7 +165,7 @@ def lab_server(tmp_path_factory, request) -> LabServer:
     })
     # The kernelspec says `python`: put this interpreter first so kernels run in this environment.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     settings = str(dirs["app-settings"])
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",

@@ -8,8 +8,7 @@ import re
 import time
 import uuid
 
-import pytest
-from test_panel_browser import (
+from labkit import (
     EXPIRES,
     LABEL,
     STATUS,
@@ -20,8 +19,6 @@ from test_panel_browser import (
     step,
     write_notebook,
 )
-
-pytestmark = pytest.mark.browser
 
 CELLS = [
     "import sm_async_nb as sma\n"

@@ -16,12 +16,19 @@ import shutil
 import time
 import uuid
 
-import pytest
-from test_panel_browser import REPO, notebook, open_notebook, run_all_from_menu, shot, snapshot, step, write_notebook
+from labkit import (
+    LABEL,
+    REPO,
+    STATUS,
+    notebook,
+    open_notebook,
+    run_all_from_menu,
+    shot,
+    snapshot,
+    step,
+    write_notebook,
+)
 
-pytestmark = pytest.mark.browser
-
-LABEL, IDENT, STATUS = 0, 2, 3
 LABELS = ("charlie", "alpha", "bravo")  # submitted in this order: the panel shows the newest first
 RUN_S, COMPLETE_S, PREVIEW_S = 150, 60, 30
 # A completed row whose output is hostile markup, written straight into the stack's S3.

@@ -20,8 +20,7 @@ import shutil
 import time
 import uuid
 
-import pytest
-from test_panel_browser import (
+from labkit import (
     FIT_JS,
     REPO,
     measure_fit,
@@ -33,8 +32,6 @@ from test_panel_browser import (
     step,
     write_notebook,
 )
-
-pytestmark = pytest.mark.browser
 
 RUN_S = 180
 CELLS = [

@@ -7,10 +7,6 @@ from __future__ import annotations
 import json
 import textwrap
 
-import pytest
-from test_panel_kernel import kernel, kernel_spec, moto_server, run_cell  # noqa: F401 (fixtures)
-
-pytestmark = pytest.mark.kernel
 QUOTED_ITS = "'it'\"'\"'s'"  # shlex.quote("it's")
 
 SETUP = textwrap.dedent("""
@@ -31,46 +27,36 @@ SETUP = textwrap.dedent("""
 """)
 
 
-def complete(kc, code: str) -> dict:
-    msg_id = kc.complete(code, len(code))
-    while True:
-        reply = kc.get_shell_msg(timeout=30)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            assert reply["content"]["status"] == "ok"
-            return reply["content"]
-
-
 def applied(code: str, reply: dict, match: str) -> str:
     return code[:reply["cursor_start"]] + match + code[reply["cursor_end"]:]
 
 
-def test_complete_request_offers_quoted_labels_and_ids_that_run_as_typed(kernel):  # noqa: F811
-    _, stdout = run_cell(kernel, SETUP)
-    made = json.loads(stdout.strip().splitlines()[-1])
+def test_complete_request_offers_quoted_labels_and_ids_that_run_as_typed(kernel):
+    made = json.loads(kernel.execute(SETUP).stdout.strip().splitlines()[-1])
 
-    reply = complete(kernel, "%sm_async result my")
+    reply = kernel.complete("%sm_async result my")
     assert reply["matches"] == ["'my label <b>'"]
     assert applied("%sm_async result my", reply, reply["matches"][0]) == "%sm_async result 'my label <b>'"
 
-    reply = complete(kernel, "%sm_async result 'my la")  # inside an open quote
+    reply = kernel.complete("%sm_async result 'my la")  # inside an open quote
     assert applied("%sm_async result 'my la", reply, reply["matches"][0]) == "%sm_async result 'my label <b>'"
 
-    reply = complete(kernel, "%sm_async result ")  # result: finished rows only, newest first
+    reply = kernel.complete("%sm_async result ")  # result: finished rows only, newest first
     assert reply["matches"][:2] == [QUOTED_ITS, '"cost $$5 {{x}}"']
     assert made["plain-one"] not in reply["matches"] and "plain-one" not in reply["matches"]
 
-    assert "plain-one" in complete(kernel, "%sm_async wait pl")["matches"]
-    assert complete(kernel, "%sm_async resubmit ")["matches"][0] == '"cost $$5 {{x}}"'
+    assert "plain-one" in kernel.complete("%sm_async wait pl")["matches"]
+    assert kernel.complete("%sm_async resubmit ")["matches"][0] == '"cost $$5 {{x}}"'
     iid = made["plain-one"]
-    assert complete(kernel, f"%sm_async forget {iid[:-4]}")["matches"] == [iid]
-    assert complete(kernel, "%sm_async endpoint ep-")["matches"] == ["ep-one", "ep-two"]
-    assert "plain-one" not in complete(kernel, "%sm_async list ")["matches"]
+    assert kernel.complete(f"%sm_async forget {iid[:-4]}")["matches"] == [iid]
+    assert kernel.complete("%sm_async endpoint ep-")["matches"] == ["ep-one", "ep-two"]
+    assert "plain-one" not in kernel.complete("%sm_async list ")["matches"]
 
     # The completed words parse back to the labels: forget them by what completion typed.
     for prefix in ("cost", "it"):
         code = f"%sm_async forget {prefix}"
-        reply = complete(kernel, code)
-        _, out = run_cell(kernel, applied(code, reply, reply["matches"][0]))
+        reply = kernel.complete(code)
+        out = kernel.run(applied(code, reply, reply["matches"][0]))
         assert "Forgot 1 invocation(s)" in out, out
-    _, out = run_cell(kernel, "print(sorted(r.label for r in client.records()))")
+    out = kernel.run("print(sorted(r.label for r in client.records()))")
     assert out.strip() == "['my label <b>', 'plain-one']"

@@ -8,8 +8,6 @@ import os
 import psutil
 import pytest
 
-pytestmark = pytest.mark.kernel
-
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]] * 4
 SPECIES = ["setosa", "virginica", "versicolor"] * 4
 

@@ -1,128 +1,21 @@
 """The panel in a real ipykernel: invocations complete AFTER the cell that displayed the panel has
 finished, and the kernel sends the row updates on its own (iopub comm_msg), with no cell running.
 
-A moto server subprocess on 127.0.0.1 plays S3; the kernel reaches it through
+The moto server (the ``moto_server`` fixture) plays S3; the kernel reaches it through
 AWS_ENDPOINT_URL_S3. The test process writes the output objects over HTTP, then only listens.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import queue
-import socket
-import subprocess
-import sys
 import textwrap
 import time
-import urllib.request
 
 import boto3
-import pytest
-
-pytestmark = pytest.mark.kernel
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def moto_server():
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 20
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if time.time() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("moto server did not start")
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(10)
-
-
-IPYKERNEL6_PYTHON = os.environ.get("SM_ASYNC_NB_IPYKERNEL6_PYTHON")  # .ci/run makes such an env
-
-
-@pytest.fixture(params=["installed", "ipykernel6"])
-def kernel_spec(request, tmp_path):
-    """The installed kernel (ipykernel 7 here), and ipykernel 6 when an interpreter with it is given."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if request.param == "installed":
-        return "python3", KernelSpecManager()
-    if not IPYKERNEL6_PYTHON:
-        pytest.skip("set SM_ASYNC_NB_IPYKERNEL6_PYTHON to a Python with ipykernel 6 (as .ci/run does)")
-    spec_dir = tmp_path / "kernels" / "ipykernel6"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [IPYKERNEL6_PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "ipykernel 6", "language": "python"}))
-    return "ipykernel6", KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
-
-
-@pytest.fixture
-def kernel(moto_server, kernel_spec, tmp_path):
-    from jupyter_client.manager import KernelManager
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_ASYNC_NB_", "JUPYTER_"))}
-    for name in ("home", "jupyter-config", "jupyter-data", "jupyter-runtime", "ipython"):
-        (tmp_path / name).mkdir()
-    env.update(
-        HOME=str(tmp_path / "home"), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
-        JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
-        IPYTHONDIR=str(tmp_path / "ipython"), SM_ASYNC_NB_HOME=str(tmp_path / "home" / ".sm-async-nb"),
-        AWS_ENDPOINT_URL_S3=moto_server, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=moto_server,
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-        PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
-    )
-    name, spec_manager = kernel_spec
-    manager = KernelManager(kernel_name=name, kernel_spec_manager=spec_manager)
-    manager.start_kernel(env=env, cwd=str(tmp_path))
-    client = manager.client()
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=60)
-        version = run_cell(client, "import ipykernel; print(ipykernel.__version__)")[1].strip()
-        assert name != "ipykernel6" or version.startswith("6."), version
-        yield client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
-
-
-def run_cell(kc, code: str, timeout: float = 60) -> tuple[list[dict], str]:
-    """Execute ``code``; return the iopub messages of that request and its stdout. Fails on error."""
-    msg_id = kc.execute(code)
-    messages, stdout = [], ""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        msg = kc.get_iopub_msg(timeout=deadline - time.time())
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        messages.append(msg)
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream" and content["name"] == "stdout":
-            stdout += content["text"]
-        if kind == "error":
-            pytest.fail("cell failed: " + "\n".join(content["traceback"]))
-        if kind == "status" and content["execution_state"] == "idle":
-            reply = kc.get_shell_msg(timeout=10)
-            assert reply["content"]["status"] == "ok"
-            return messages, stdout
-    pytest.fail("cell did not finish in time")
-
-
-def listen_for_completed(kc, comm_ids: set[str], timeout: float = 90) -> tuple[set[str], set[str]]:
+def listen_for_completed(kernel, comm_ids: set[str], timeout: float = 90) -> tuple[set[str], set[str]]:
     """Only listen (no cell runs) until each of ``comm_ids`` was sent a value showing COMPLETED;
     returns those that were, and every iopub message type seen meanwhile."""
     completed: set[str] = set()
@@ -130,7 +23,7 @@ def listen_for_completed(kc, comm_ids: set[str], timeout: float = 90) -> tuple[s
     deadline = time.time() + timeout
     while completed != comm_ids and time.time() < deadline:
         try:
-            msg = kc.get_iopub_msg(timeout=0.5)
+            msg = kernel.client.get_iopub_msg(timeout=0.5)
         except queue.Empty:
             continue
         seen_types.add(msg["msg_type"])
@@ -163,11 +56,10 @@ SETUP = textwrap.dedent("""
 """)
 
 CHECK = textwrap.dedent("""
-    # The rows were seen COMPLETED; the header and progress bar are drawn right after: let them settle.
-    deadline = time.time() + 15
+    # The rows were seen COMPLETED; the header and progress bar are drawn in the same turn of the
+    # panel's loop: wait for that turn to end.
+    assert panel.loop.flush()
     w, table = panel.view.w, panel.view.table
-    while time.time() < deadline and not (w.progress.value == 3 and w.progress.bar_style == "success"):
-        time.sleep(0.1)
     shown = [s.status.value for s in table.slots if s.inference_id]
     assert len(shown) == 3 and all(">COMPLETED<" in v for v in shown), shown
     assert "completed 3" in w.counts.value, w.counts.value
@@ -184,8 +76,9 @@ def test_rows_turn_completed_while_no_cell_runs(kernel, moto_server):
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
     s3.create_bucket(Bucket="out")
 
-    messages, stdout = run_cell(kernel, SETUP)
-    keys = json.loads(stdout.strip().splitlines()[-1])
+    setup = kernel.execute(SETUP)
+    messages = setup.messages
+    keys = json.loads(setup.stdout.strip().splitlines()[-1])
     views = [m for m in messages if m["msg_type"] == "display_data"
              and "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
     assert len(views) == 1
@@ -210,8 +103,7 @@ def test_rows_turn_completed_while_no_cell_runs(kernel, moto_server):
     assert completed == status_cells, f"only {len(completed)} of 3 rows updated; saw {seen_types}"
     assert "execute_input" not in seen_types  # no cell ran meanwhile
 
-    _, stdout = run_cell(kernel, CHECK)
-    summary = json.loads(stdout.strip().splitlines()[-1])
+    summary = json.loads(kernel.execute(CHECK).stdout.strip().splitlines()[-1])
     assert sorted(summary["labels"]) == [f"<b>kernel-{i}</b>" for i in range(3)]
     assert summary["refreshes"] >= 1
 
@@ -243,16 +135,15 @@ def _widget_views(messages: list[dict]) -> list[str]:
 def test_panel_is_shown_again_and_a_handle_is_a_live_status_line(kernel, moto_server):
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
     s3.create_bucket(Bucket="out")
-    _, stdout = run_cell(kernel, RESHOW)
-    made = json.loads(stdout.strip().splitlines()[-1])
-    first = _widget_views(run_cell(kernel, "%sm_async panel")[0])
-    second = _widget_views(run_cell(kernel, "%sm_async panel")[0])
+    made = json.loads(kernel.execute(RESHOW).stdout.strip().splitlines()[-1])
+    first = _widget_views(kernel.execute("%sm_async panel").messages)
+    second = _widget_views(kernel.execute("%sm_async panel").messages)
     assert len(first) == 1 and first == second  # the same panel's root box, not a new copy
-    _, out = run_cell(kernel, "magics = get_ipython().magics_manager.registry['SageMakerAsyncMagics']\n"
-                              "print(len(magics.session.panels), client.tracker.bus.listener_count - before)")
+    out = kernel.execute("magics = get_ipython().magics_manager.registry['SageMakerAsyncMagics']\n"
+                         "print(len(magics.session.panels), client.tracker.bus.listener_count - before)").stdout
     assert out.split() == ["1", "1"]
 
-    messages, _ = run_cell(kernel, "inv = client.invocation(iid)\ninv")
+    messages = kernel.execute("inv = client.invocation(iid)\ninv").messages
     assert len(_widget_views(messages)) == 1
     results = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
     assert results[0]["text/plain"].startswith(f"<Invocation {made['iid']} PENDING")
@@ -273,5 +164,5 @@ def test_panel_is_shown_again_and_a_handle_is_a_live_status_line(kernel, moto_se
     updated = completed == lines
     assert updated, f"the status line did not update; saw {seen}"
     assert "execute_input" not in seen
-    _, out = run_cell(kernel, "print(repr(inv).split()[2], client.tracker.bus.listener_count - before)")
+    out = kernel.execute("print(repr(inv).split()[2], client.tracker.bus.listener_count - before)").stdout
     assert out.split() == ["COMPLETED", "1"]  # the status line stopped listening; the panel did not

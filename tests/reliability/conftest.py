@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 
 @dataclass
 class Ctx:
     """What one corpus case acts on: the shared stack, a client with its own journal, a temp folder, the
-    corpus's endpoints, and ``stage`` (the stage_row fixture) to set a journal row as no verb would."""
+    corpus's endpoints, ``stage`` (the stage_row fixture) to set a journal row as no verb would, and an
+    IPython shell with the extension on that client."""
 
     stack: Any
     client: Any
     tmp: Path
     endpoints: dict[str, str]
     stage: Any
+    make_shell: Any  # the magic_shell fixture
     _shell: Any = field(default=None)
 
     @property
@@ -31,12 +31,7 @@ class Ctx:
 
     def shell(self):
         if self._shell is None:
-            config = Config()
-            config.HistoryManager.enabled = False
-            self._shell = InteractiveShell(config=config)
-            self._shell.run_line_magic("load_ext", "sm_async_nb")
-            magics = self._shell.magics_manager.registry["SageMakerAsyncMagics"]
-            magics.session._client = self.client  # the same journal and stack as the other cases
+            self._shell = self.make_shell(self.client)  # the same journal and stack as the other cases
         return self._shell
 
     def magic(self, line: str):
@@ -62,9 +57,9 @@ class Ctx:
 
 
 @pytest.fixture
-def corpus_context(stack, tmp_path, stage_row):
+def corpus_context(stack, tmp_path, stage_row, magic_shell):
     """``corpus_context(client, endpoints)``: the :class:`Ctx` a case acts in."""
-    return lambda client, endpoints: Ctx(stack, client, tmp_path, endpoints, stage_row)
+    return lambda client, endpoints: Ctx(stack, client, tmp_path, endpoints, stage_row, magic_shell)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -49,13 +48,7 @@ def test_thousand_submissions_with_ten_percent_faults(tmp_path):
     assert faults > 100, faults
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_stack_stopped_mid_batch_and_restarted(tmp_path):
+def test_stack_stopped_mid_batch_and_restarted(tmp_path, free_port):
     journal = tmp_path / "journal.sqlite3"
     ports = {"moto_port": free_port(), "runtime_port": free_port()}
     payloads = [f"{i},1\n" for i in range(200)]

@@ -44,6 +44,13 @@ def client(stack, tmp_path):
         yield c
 
 
+def into_the_next_second() -> None:
+    """Sleep until the wall clock is in a later second (real time: the stack is another process). An
+    output written before this call is then from an earlier second than any invoke after it, and S3's
+    LastModified may be truncated to the second."""
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
+
+
 def runtime_calls(stack, inference_id: str) -> int:
     return sum(r["inference_id"] == inference_id for r in stack.records())  # each request is an invocation
 
@@ -52,7 +59,7 @@ def test_a_reused_filename_after_forget_waits_for_its_own_output(client, endpoin
     first = client.submit(endpoints["echo"], "old,data\n", filename="shared.csv").wait(timeout=30)
     assert first.raw() == b"old,data\n"
     first.forget()
-    time.sleep(2.1)  # the old object is now from an earlier second than the next invoke
+    into_the_next_second()
     second = client.submit(endpoints["slow"], "new,data\n", filename="shared.csv")
     assert second.output_location.endswith("/shared.csv")
     assert second.refresh() is Status.PENDING  # the old object at the same key is not this invocation's
@@ -61,7 +68,7 @@ def test_a_reused_filename_after_forget_waits_for_its_own_output(client, endpoin
 
 def test_an_inference_id_reused_after_forget_is_not_completed_by_the_old_output(client, endpoints):
     client.submit(endpoints["echo"], "first\n", inference_id="reused-after-forget").wait(timeout=30).forget()
-    time.sleep(2.1)
+    into_the_next_second()
     again = client.submit(endpoints["slow"], "second\n", inference_id="reused-after-forget")
     assert again.refresh() is Status.PENDING
     assert again.wait(timeout=30).raw() == b"second\n"
@@ -71,7 +78,7 @@ def test_an_inference_id_reused_after_forget_on_the_same_endpoint_runs_again(cli
     # AWS does not deduplicate by id: the second request is a second invocation, and the client takes
     # only the output written after its own invoke.
     client.submit(endpoints["echo"], "first\n", inference_id="reused-same-endpoint").wait(timeout=30).forget()
-    time.sleep(2.1)
+    into_the_next_second()
     again = client.submit(endpoints["echo"], "second\n", inference_id="reused-same-endpoint")
     assert again.wait(timeout=30).raw() == b"second\n"
     assert runtime_calls(stack, "reused-same-endpoint") == 2
@@ -80,7 +87,7 @@ def test_an_inference_id_reused_after_forget_on_the_same_endpoint_runs_again(cli
 def test_a_batch_prefix_rerun_after_forget_gets_new_results(client, endpoints):
     batch = client.submit_many(endpoints["echo"], ["a\n", "b\n"], inference_id="prefix-again").wait(timeout=30)
     client.forget(batch.inference_ids)
-    time.sleep(2.1)
+    into_the_next_second()
     again = client.submit_many(endpoints["slow"], ["c\n", "d\n"], inference_id="prefix-again")
     assert again.refresh() == {"PENDING": 2}
     assert again.wait(timeout=30).result()[0].tolist() == ["c", "d"]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import sqlite3
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -135,18 +135,25 @@ def test_expired_credentials_while_tracking_show_one_line_and_tracking_resumes(s
                 raise bx.NoCredentialsError()
         for operation in ("ListObjectsV2", "HeadObject", "GetObject"):
             events.register(f"before-call.s3.{operation}", handler)
+        failed: queue.SimpleQueue[str] = queue.SimpleQueue()  # the problem, after each failed refresh
+
+        def heard(_changes) -> None:  # every refresh is published, a failed one too
+            if client.tracker.problem:
+                failed.put(client.tracker.problem)
+
+        client.tracker.subscribe(heard)
         client.tracker.start()
-        deadline = time.monotonic() + 20
-        while client.tracker.problem is None:
-            assert time.monotonic() < deadline, "the tracker never said what is wrong"
-            time.sleep(0.05)
-        problem = client.tracker.problem
+        problem = failed.get(timeout=20)
         assert "\n" not in problem and ("aws sso login" in problem or "aws configure" in problem)
         assert "resumes by itself" in problem
         panel = client.panel()
         assert problem[:40] in panel.view.w.notices.value  # the first snapshot is drawn before panel() returns
-        stack.wait_until_idle(10)
-        time.sleep(1)
+        assert stack.wait_until_idle(10)  # the output is in S3 now
+        while not failed.empty():
+            failed.get()
+        for _ in range(2):  # the second of these refreshes started after the output was written
+            client.tracker.poke()
+            failed.get(timeout=10)
         assert inv.status is Status.PENDING and client.tracker.running  # nothing marked failed, thread alive
         for operation in ("ListObjectsV2", "HeadObject", "GetObject"):
             events.unregister(f"before-call.s3.{operation}", handler)

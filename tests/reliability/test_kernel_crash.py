@@ -7,11 +7,7 @@ import os
 import signal
 import time
 
-import pytest
-
 from sm_async_nb.local import LocalStack
-
-pytestmark = pytest.mark.kernel
 
 SUBMIT = """
 import pandas as pd

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-
-import pytest
 
 from sm_async_nb.local import LocalStack
-
-pytestmark = pytest.mark.kernel
 
 SETUP = """
 %load_ext sm_async_nb
@@ -37,17 +32,14 @@ def test_two_kernels_share_one_journal(kernels, tmp_path):
         for n, kernel in enumerate(pair):
             kernel.execute_nowait(
                 f"batch = client.submit_many('local-async', [f'{{i}},{n}' for i in range(100)], label='k{n}')")
-        deadline = time.time() + 120
+        for kernel in pair:  # each waits (after its submission cell) until its own batch is finished
+            kernel.run("batch.wait(timeout=120)", timeout=180)
         db = sqlite3.connect(journal)
-        while time.time() < deadline:
-            done = db.execute("SELECT COUNT(*) FROM invocations WHERE status = 'COMPLETED'").fetchone()[0]
-            if done == 200:
-                break
-            time.sleep(0.2)
-        assert done == 200
+        assert db.execute("SELECT COUNT(*) FROM invocations WHERE status = 'COMPLETED'").fetchone()[0] == 200
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT COUNT(*) FROM invocations").fetchone()[0] == 200
-        time.sleep(1.0)  # let both trackers run another round over the finished rows
+        for kernel in pair:  # another round of both trackers over the finished rows changes nothing
+            assert kernel.run("print(client.tracker.refresh())").strip() == "[]"
         announced = []
         for kernel in pair:
             announced += [tuple(t) for t in json.loads(kernel.run("print(json.dumps(applied))"))]

@@ -5,37 +5,22 @@ with the endpoint's data written by plain boto3 clients."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import time
 
 import boto3
-import pytest
 
 import sm_async_nb as sma
 from sm_async_nb.records import InvocationRecord, Status
-
-
-@pytest.fixture
-def server_url(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", url)  # every boto3 client of this test, ours included
-    yield url
-    server.stop()
 
 
 def plain(service: str):
     return boto3.client(service, region_name="us-east-1")
 
 
-def test_status_and_logs_over_http_against_a_moto_server(server_url, tmp_path):
+def test_status_and_logs_over_http_against_a_moto_server(moto_server, monkeypatch, tmp_path):
     from moto.sagemaker.models import sagemaker_backends
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)  # every boto3 client of this test, ours included
 
     plain("s3").create_bucket(Bucket="input-bucket")
     sm = plain("sagemaker")

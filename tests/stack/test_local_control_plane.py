@@ -32,16 +32,8 @@ FRAMEWORK_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inferenc
 UNANSWERED_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/nobody-home:1"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def stack():
+def stack(free_port):
     from sm_async_nb.local import LocalStack
 
     # time_scale shortens the emulated 10 s a container gets to answer /ping (for the unanswered image).

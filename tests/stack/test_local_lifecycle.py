@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import psutil
 import pytest
@@ -212,14 +211,8 @@ def test_aws_cli_invoke_endpoint_async(stack, unique):
     answer = json.loads(done.stdout)
     assert answer["InferenceId"] == f"{unique}-cli"
     assert answer["OutputLocation"] == f"{stack.output_path}{unique}-cli.out"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            obj = s3.get_object(Bucket=stack.input_bucket, Key=answer["OutputLocation"].split("/", 3)[3])
-            break
-        except s3.exceptions.NoSuchKey:
-            assert time.monotonic() < deadline, "output never appeared"
-            time.sleep(0.05)
+    assert stack.wait_until_idle(20)  # the engine writes the output before the request leaves its queue
+    obj = s3.get_object(Bucket=stack.input_bucket, Key=answer["OutputLocation"].split("/", 3)[3])
     assert obj["ContentType"] == "text/csv" and obj["Body"].read().startswith(b"setosa,")
 
 

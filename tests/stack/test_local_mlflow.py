@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -37,14 +36,8 @@ mlflow.sklearn.save_model(model, sys.argv[1], signature=infer_signature(features
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
+def mlflow_server(tmp_path_factory, free_port):
     assert MLFLOW is not None
     python = Path(MLFLOW).parent / "python"
     model = tmp_path_factory.mktemp("mlflow") / "iris-model"

@@ -115,6 +115,16 @@ def test_line_form_returns_handle_and_fans_out_dataframes(shell, list_keys):
     assert isinstance(shell.user_ns["one"], sma.Invocation)
 
 
+def test_json_format_option_and_setting(shell):
+    shell.user_ns["df"] = pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5]})
+    shell.run_cell("one = %invoke_async ep df --content-type application/json --json-format split")
+    assert read(shell.user_ns["one"].input_location) == b'{"dataframe_split":{"columns":["a","b"],"data":[[1,0.5],[2,1.5]]}}'
+    shell.run_line_magic("config", "SageMakerAsync.json_format = 'inputs'")
+    shell.run_cell("job = %invoke_async ep df --content-type application/json --rows-per-request 1")
+    assert [read(p.input_location) for p in shell.user_ns["job"].parts()] == [b'{"inputs":[[1,0.5]]}',
+                                                                              b'{"inputs":[[2,1.5]]}']
+
+
 def test_dollar_expansion_in_line_arguments(shell, invokes):
     from motokit import moto_endpoint
 
@@ -149,8 +159,16 @@ def test_dotted_variable_path(shell):
     ("%sm_async result nothing-like-this", sma.ValidationError, "Nothing tracked matches"),
     ("%sm_async frobnicate", UsageError, "invalid choice"),
     ("%sm_async forget", sma.ValidationError, "either ID_OR_LABEL or --finished"),
+    ("%invoke_async ep df --json-format tabular --content-type application/json", sma.ValidationError,
+     "json_format must be one of records, split, instances, inputs, not 'tabular'"),
+    ("%invoke_async ep df --json-format split --rows-per-request 2", sma.ValidationError,
+     "json_format='split' lays out DataFrames sent as application/json, not text/csv"),
+    ("%%invoke_async ep --json-format split\n1,2\n", sma.ValidationError, "a str payload is sent as it is"),
+    ("%invoke_async ep --s3 s3://input-bucket/in/ --json-format split", sma.ValidationError,
+     "json_format does not apply to submit_s3"),
 ])
 def test_user_errors_are_one_line_and_upload_nothing(shell, cell, error, match, list_keys):
+    shell.user_ns["df"] = pd.DataFrame({"a": [1, 2, 3]})
     with pytest.raises(error, match=match) as caught:
         shell.run_cell(cell)
     if isinstance(caught.value, sma.ValidationError):

@@ -1,7 +1,6 @@
 """The README's Python example against a moto server runs as written (on a free port)."""
 
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,13 +8,7 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_moto_server_example_runs(tmp_path):
+def test_moto_server_example_runs(tmp_path, free_port):
     block = re.search(r"```python\n# README example: moto server\n(.*?)```", README.read_text(), re.S).group(1)
     code = block.replace("5000", str(free_port())).replace("/tmp/readme-journal.sqlite3",
                                                               str(tmp_path / "journal.sqlite3"))

@@ -65,6 +65,20 @@ def wire(monkeypatch):
             recorder.record(self.comm_id, msg_type, data, buffers)
 
     monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
+    from ipywidgets.widgets import widget
+
+    legacy = getattr(widget, "Comm", None)  # ipywidgets before 8.0.5 opens ipykernel's Comm itself
+    if legacy is not None:
+
+        class LegacyRecordingComm(legacy):
+            kernel = "none: recorded"  # those releases send updates only when the comm has a kernel
+
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, show_warning=False, **kwargs)
+
+            publish_msg = RecordingComm.publish_msg
+
+        monkeypatch.setattr(widget, "Comm", LegacyRecordingComm)
     return recorder
 
 

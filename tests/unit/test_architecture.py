@@ -1,5 +1,5 @@
 """The structure the code promises: one wiring point, no import cycles (imports inside functions
-counted), notices through logging. import-linter checks the layers in .ci/run; these tests check
+counted), notices through logging, a logger only in a module that logs. import-linter checks the layers in .ci/run; these tests check
 what it cannot, and that grimp sees what we rely on it seeing."""
 
 from __future__ import annotations
@@ -66,3 +66,19 @@ def test_client_is_the_one_wiring_point():
 def test_notices_go_through_logging(path):
     # Never warnings.warn into whichever cell happens to be running: log, and let the panel show it.
     assert "warnings.warn" not in path.read_text()
+
+
+def _is_get_logger(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "getLogger"
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == "logging")
+
+
+def test_a_module_has_a_logger_only_if_it_logs():
+    unused = []
+    for path in SOURCES:
+        tree = ast.parse(path.read_text())
+        loggers = {target.id for node in tree.body if isinstance(node, ast.Assign) and _is_get_logger(node.value)
+                   for target in node.targets if isinstance(target, ast.Name)}
+        read = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+        unused += [f"{path.relative_to(PACKAGE)}: {name}" for name in sorted(loggers - read)]
+    assert unused == []

@@ -62,9 +62,16 @@ def test_explain(error, kind, transient, stops, words):
 
 @pytest.mark.parametrize("code, status", [("RequestTimeout", 400), ("RequestTimeoutException", 408),
                                           ("PriorRequestNotComplete", 400), ("Throttling", 400),
-                                          ("RequestLimitExceeded", 503), ("Whatever", 502), ("", 429)])
+                                          ("RequestLimitExceeded", 503), ("Whatever", 502)])
 def test_transient_follows_botocores_standard_retry_checkers(code, status):
     assert is_transient(client_error(code, status))
+
+
+def test_a_429_without_a_code_is_transient_where_botocore_retries_it():
+    from botocore.retries import standard
+
+    # Newer botocore releases retry a bare 429 (ThrottlingStatusCodeChecker); older ones do not.
+    assert is_transient(client_error("", 429)) is hasattr(standard, "ThrottlingStatusCodeChecker")
 
 
 @pytest.mark.parametrize("code, status", [("AccessDenied", 403), ("ValidationError", 400), ("NoSuchKey", 404)])

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from test_endpoint_status import add_rows, endpoint_requests, make_endpoint
-from traitlets.config import Config
+from endpointkit import add_rows, endpoint_requests, make_endpoint
 
 import sm_async_nb as sma
 
 
 @pytest.fixture
-def shell(moto_aws, tmp_path):
-    config = Config()
-    config.HistoryManager.enabled = False
-    ip = InteractiveShell(config=config)
-    ip.run_line_magic("load_ext", "sm_async_nb")
-    ip.run_line_magic("config", f"SageMakerAsync.journal_path = {str(tmp_path / 'journal.sqlite3')!r}")
-    ip.run_line_magic("config", "SageMakerAsync.s3_input_path = 's3://input-bucket/cells/'")
-    yield ip
-    ip.run_line_magic("unload_ext", "sm_async_nb")
-    ip.clear_instance()
+def shell(magic_shell, client):
+    return magic_shell(client)
 
 
-def client_of(shell):
-    return shell.magics_manager.registry["SageMakerAsyncMagics"].session.client
-
-
-def test_endpoint_prints_the_status_compactly_with_its_warnings(shell, capsys):
+def test_endpoint_prints_the_status_compactly_with_its_warnings(shell, client, capsys):
     make_endpoint("ep", instances=0)
-    add_rows(client_of(shell), "ep", 2)
+    add_rows(client, "ep", 2)
     assert shell.run_line_magic("sm_async", "endpoint ep") is None
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "ep: InService, ml.g4dn.xlarge; instances 0/0 current/desired (no autoscaling)"
@@ -39,13 +25,13 @@ def test_endpoint_prints_the_status_compactly_with_its_warnings(shell, capsys):
     assert len(out) == 4
 
 
-def test_max_age_is_passed_on(shell, capsys):
+def test_max_age_is_passed_on(shell, client, capsys):
     make_endpoint("ep")
     shell.run_line_magic("sm_async", "endpoint ep")
     shell.run_line_magic("sm_async", "endpoint ep")
-    assert endpoint_requests(client_of(shell))["sagemaker.DescribeEndpoint"] == 1
+    assert endpoint_requests(client)["sagemaker.DescribeEndpoint"] == 1
     shell.run_line_magic("sm_async", "endpoint ep --max-age 0")
-    assert endpoint_requests(client_of(shell))["sagemaker.DescribeEndpoint"] == 2
+    assert endpoint_requests(client)["sagemaker.DescribeEndpoint"] == 2
     assert capsys.readouterr().out.count("ep: InService") == 3
 
 

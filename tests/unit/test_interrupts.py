@@ -74,7 +74,7 @@ def test_ctrl_c_during_a_batch_sends_nothing_that_had_not_started(client, slow_i
     # worker may have started one more.
     late = sum(1 for t in slow_invokes if t > slow_invokes.fired_at)
     assert late <= client.max_workers * (1 if how == "sigint" else 2)
-    time.sleep(0.3)
+    time.sleep(0.3)  # an absence: watched for a while of real time (a send still queued would start in it)
     assert all(t <= raised_at for t in slow_invokes), "nothing may be sent after the exception"
     errors = [p for p in batch.parts() if p.status is Status.ERROR]
     assert {p.error for p in errors} == {NOT_SENT_INTERRUPTED}
@@ -93,6 +93,29 @@ def test_ctrl_c_during_a_single_submit_lets_the_request_finish(client, slow_invo
     assert slow_invokes.fired_at is not None
     assert info.value.sent == 1 and info.value.inference_id == "one-in-flight"
     assert client.invocation("one-in-flight").status is Status.PENDING  # journaled, and tracked
+
+
+def test_ctrl_c_landing_in_the_hand_off_to_the_pool_never_calls_a_sent_request_not_sent(client, monkeypatch):
+    # The Ctrl-C lands right after the request went to the pool, once its invoke is under way: it must be
+    # waited for and journaled PENDING, never marked "not sent" (resubmit() would then send it twice).
+    invoking = threading.Event()
+    client.aws.runtime.meta.events.register("before-send.sagemaker-runtime.InvokeEndpointAsync",
+                                            lambda **_: invoking.set())
+    submit = client.pool.submit
+
+    def submit_then_ctrl_c(*args, **kwargs):
+        future = submit(*args, **kwargs)
+        if threading.current_thread() is threading.main_thread():
+            assert invoking.wait(10)
+            raise KeyboardInterrupt
+        return future
+
+    monkeypatch.setattr(client.pool, "submit", submit_then_ctrl_c)
+    with pytest.raises(sma.SubmissionInterrupted) as info:
+        client.submit("ep", "1,2,3,4\n", inference_id="handed-off")
+    assert (info.value.sent, info.value.not_sent) == (1, 0)
+    row = client.journal.get("handed-off")
+    assert row.status is Status.PENDING and row.error is None
 
 
 class Unplugged(BaseException):

@@ -104,7 +104,10 @@ def test_the_moto_range_is_the_local_extras():
     """The range named in the stack's error messages is the one pyproject.toml installs."""
     from pathlib import Path
 
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     from sm_async_nb.local.settings import MOTO_REQUIREMENT
 

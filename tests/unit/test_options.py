@@ -66,6 +66,30 @@ def test_an_option_of_another_method_says_so(client, method, option, value, reas
     assert caught.value.parameter == option and nothing_sent(client)
 
 
+@pytest.mark.parametrize("method", [m for m in CALLS if m != "submit_s3"])
+def test_an_unknown_json_format_is_one_line_before_any_io(client, method):
+    with pytest.raises(sma.ValidationError) as caught:
+        CALLS[method](client, json_format="dataframe_split", content_type="application/json")
+    assert str(caught.value) == "json_format must be one of records, split, instances, inputs, not 'dataframe_split'."
+    assert caught.value.parameter == "json_format" and nothing_sent(client)
+
+
+@pytest.mark.parametrize("method", ["submit_dataframe", "submit_dataset"])
+def test_json_format_with_a_content_type_that_is_not_json_is_refused_before_any_io(client, method):
+    # Their content type is text/csv unless told otherwise: json_format never changes it.
+    with pytest.raises(sma.ValidationError, match="json_format='split' lays out DataFrames sent as application/json, "
+                                                  "not text/csv: pass content_type='application/json'") as caught:
+        CALLS[method](client, json_format="split")
+    assert caught.value.parameter == "json_format" and nothing_sent(client)
+
+
+def test_json_format_does_not_apply_to_objects_already_in_s3(client):
+    with pytest.raises(sma.ValidationError, match="json_format does not apply to submit_s3: it sends objects "
+                                                  "already in S3 as they are."):
+        CALLS["submit_s3"](client, json_format="split")
+    assert nothing_sent(client)
+
+
 def test_options_given_their_default_are_accepted_where_they_do_not_apply(client, list_keys):
     import boto3
 

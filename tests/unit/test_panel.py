@@ -143,12 +143,18 @@ def test_background_thread_updates_while_nothing_else_runs(client, make_panel, s
     client.settings.poll_interval = 0.2
     panel = make_panel(auto_refresh=True)
     assert client.tracker.running and panel.view.w.auto.value
+    finished: list[str] = []
+    heard = threading.Event()
+
+    def listener(changes):  # subscribed after the panel: it hears each refresh after the panel did
+        finished.extend(c.inference_id for c in changes)
+        if len(finished) == 3:
+            heard.set()
+
+    client.tracker.subscribe(listener)
     complete(s3, rows)
-    deadline = time.time() + 10
-    # Only read the widgets (no waiting on the panel): the tracker's and the loop's threads draw.
-    while sum(">COMPLETED<" in s.status.value for s in panel.view.table.slots[:3]) < 3 and time.time() < deadline:
-        time.sleep(0.05)
-    assert statuses(panel) == ["COMPLETED"] * 3
+    assert heard.wait(10)  # the tracker's thread found them, with no call from here
+    assert statuses(panel) == ["COMPLETED"] * 3  # once the loop's thread has drawn what the panel heard
     client.tracker.stop()
 
 
@@ -288,9 +294,7 @@ def test_a_second_slow_action_while_one_runs_is_refused(client, make_panel, s3, 
     monkeypatch.setattr(client.tracker, "refresh", lambda *a, **k: (release.wait(10), original(*a, **k))[1])
     w = panel.view.w
     w.refresh_now.click()
-    deadline = time.time() + 10
-    while not w.load.disabled and time.time() < deadline:  # the worker holds the action
-        time.sleep(0.01)
+    assert panel.loop.flush()  # the click is applied and drawn; the worker holds the action
     assert w.load.disabled and w.resubmit.disabled and w.refresh_now.disabled
     panel.view.table.slots[0].check.value = True  # the buttons are disabled: as if a click got through
     w.load.click()

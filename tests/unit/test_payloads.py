@@ -236,6 +236,57 @@ def test_dataframe_json_is_a_list_of_rows_with_exact_floats_and_nulls():
         [0.30000000000000004, "x", "2024-01-02T00:00:00"], [None, None, None]]
 
 
+# -- serving containers' JSON conventions (SPEC §19) ----------------------------------------------
+
+@pytest.mark.parametrize("json_format, document", [
+    ("records", [[1, 0.5, "x"], [2, 0.30000000000000004, "ü"]]),
+    ("split", {"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, 0.5, "x"], [2, 0.30000000000000004, "ü"]]}}),
+    ("instances", {"instances": [[1, 0.5, "x"], [2, 0.30000000000000004, "ü"]]}),
+    ("inputs", {"inputs": [[1, 0.5, "x"], [2, 0.30000000000000004, "ü"]]}),
+])
+def test_dataframe_json_formats(json_format, document):
+    df = frame().iloc[:2]
+    asked = encode(df, "application/json", json_format=json_format)
+    assert json.loads(asked.body) == document and asked.content_type == "application/json"
+    by_setting = encode(df, "application/json", default_json_format=json_format)
+    assert by_setting.body == asked.body
+
+
+def test_inputs_of_one_column_are_a_flat_list_as_pipelines_take_texts():
+    texts = pd.Series(["great film", "dull"], name="review")
+    assert encode(texts, "application/json", json_format="inputs").body.decode() == '{"inputs":["great film","dull"]}'
+    assert encode(texts, "application/json", json_format="instances").body == b'{"instances":[["great film"],["dull"]]}'
+
+
+def test_split_keeps_column_labels_and_writes_nan_as_null():
+    df = pd.DataFrame({0: [1.5, np.nan], 1: [2, 3]})
+    assert json.loads(encode(df, "application/json", json_format="split").body) == {
+        "dataframe_split": {"columns": [0, 1], "data": [[1.5, 2], [None, 3]]}}
+
+
+def test_the_json_format_setting_leaves_other_payloads_and_content_types_alone():
+    assert encode({"a": 1}, default_json_format="split").body == b'{"a":1}'
+    assert encode(frame(), "text/csv", default_json_format="split").body == encode(frame(), "text/csv").body
+
+
+@pytest.mark.parametrize("payload, content_type, json_format, message", [
+    (frame(), "application/json", "dataframe_split", "json_format must be one of records, split, instances, "
+                                                     "inputs, not 'dataframe_split'."),
+    (frame(), "application/json", 3, "not 3"),
+    (frame(), "text/csv", "split", "json_format='split' lays out DataFrames sent as application/json, not text/csv: "
+                                   "pass content_type='application/json'"),
+    (frame(), None, "split", "not text/csv"),  # a DataFrame's inferred type is CSV: json_format does not change it
+    (frame(), "application/jsonlines", "records", "not application/jsonlines"),
+    ({"a": 1}, None, "instances", "a dict payload is sent as it is: leave json_format out."),
+    ('{"a": 1}', None, "inputs", "a str payload is sent as it is"),
+])
+def test_bad_json_formats_are_one_line(payload, content_type, json_format, message):
+    with pytest.raises(ValidationError) as caught:
+        encode(payload, content_type, json_format=json_format)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert caught.value.parameter == "json_format"
+
+
 def test_dataframe_jsonlines_is_one_record_per_line():
     body = encode(pd.DataFrame({"a": [1, 2], "b": ["x", "é"]}), "application/jsonlines").body
     assert body.decode() == '{"a":1,"b":"x"}\n{"a":2,"b":"é"}\n'
@@ -484,6 +535,10 @@ def test_decode_text_plain_one_row_per_line():
     ({"label": ["a", "b"], "score": [0.9, 0.1]}, ["label", "score"], [["a", 0.9], ["b", 0.1]]),
     ({"predictions": [1, 2], "scores": [0.5, 0.6]}, ["predictions", "scores"], [[1, 0.5], [2, 0.6]]),
     ({"label": "a", "score": 0.9}, ["label", "score"], [["a", 0.9]]),
+    # what serving containers answer (SPEC §19): one row per input row
+    ([{"generated_text": "a cat"}, {"generated_text": "a dog"}], ["generated_text"], [["a cat"], ["a dog"]]),
+    ({"predictions": [[0.1, 0.9], [0.8, 0.2]]}, [0, 1], [[0.1, 0.9], [0.8, 0.2]]),
+    ({"outputs": [0.25, 0.75]}, ["prediction"], [[0.25], [0.75]]),
     (3.5, ["prediction"], [[3.5]]),
     ("cat", ["prediction"], [["cat"]]),
 ])

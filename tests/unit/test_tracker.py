@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -174,14 +175,19 @@ def test_step_backs_off_while_nothing_changes_and_resets_on_change(client, s3):
 
 def test_background_thread_publishes_changes_to_subscribers(client, s3):
     seen = []
-    unsubscribe = client.tracker.subscribe(lambda changes: seen.extend(c.inference_id for c in changes))
+    all_seen = threading.Event()
+
+    def listener(changes):
+        seen.extend(c.inference_id for c in changes)
+        if len(seen) >= 5:
+            all_seen.set()
+
+    unsubscribe = client.tracker.subscribe(listener)
     rows = pending(client, 5)
     client.tracker.start().start()  # twice is harmless
     complete(s3, rows)
     client.tracker.poke()
-    deadline = time.time() + 10
-    while len(seen) < 5 and time.time() < deadline:
-        time.sleep(0.05)
+    assert all_seen.wait(10)
     client.tracker.stop()
     assert sorted(seen) == sorted(r.inference_id for r in rows)
     assert not client.tracker.running

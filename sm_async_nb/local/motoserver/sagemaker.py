@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..service.faults import INTERNAL_MARKER
 from ..service.lifecycle import ControlPlaneError
 from .server import signing_service
-
-log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "SageMaker."
 SCALING_SERVICES = frozenset({"application-autoscaling", "monitoring"})  # SigV4 names of AAS and CloudWatch
