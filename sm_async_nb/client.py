@@ -23,7 +23,14 @@ from .aws.clients import AwsClients
 from .aws.s3uri import S3Uri
 from .config import SageMakerAsync
 from .context import Context
-from .contract.routing import ROUTER_MEMBER, Destination, RoutingTarget, check_destination, refuse_inline
+from .contract.routing import (
+    ROUTER_MEMBER,
+    Destination,
+    RoutingTarget,
+    check_destination,
+    refuse_inline,
+    routing_target_of,
+)
 from .contract.validation import INVOKE_ROUTER_ASYNC, check_member
 from .endpoints.monitor import DEFAULT_MAX_AGE_S, EndpointMonitor
 from .endpoints.router_status import RouterStatus
@@ -34,7 +41,10 @@ from .handles import HandleParts, Invocation, InvocationBatch
 from .journal import Journal
 from .records import InvocationRecord, Status, ids_of, statuses_of
 from .submission import plans
+from .submission.attach import attach as attach_invocation
+from .submission.flow import Capacity, combined
 from .submission.inputs import InputPrefix
+from .submission.jobs import Jobs, recover_jobs
 from .submission.options import (
     ROWS_PER_REQUEST_DATAFRAME,
     ROWS_PER_REQUEST_DATASET,
@@ -54,6 +64,9 @@ if TYPE_CHECKING:
     from .notebook.panel.panel import Panel
 
 
+AUTO_CAPACITY_MAX_AGE_S = 15.0  # "auto" re-reads the endpoint's instances at most this often
+
+
 def _check_max_age(max_age: Any) -> None:
     if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age >= 0:
         raise ValidationError(f"max_age must be a number of seconds >= 0, not {max_age!r}.", parameter="max_age")
@@ -65,7 +78,7 @@ class AsyncInferenceClient:
     def __init__(self, s3_input_path: str | None = None, session: boto3.Session | None = None,
                  journal_path: str | os.PathLike[str] | None = None, max_workers: int | None = None, *,
                  settings: SageMakerAsync | None = None, endpoint_urls: dict[str, str] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, time_scale: float = 1.0):
         """
         Args:
             s3_input_path: where payloads are uploaded (``s3://bucket/prefix/``); default from the
@@ -77,6 +90,9 @@ class AsyncInferenceClient:
             endpoint_urls: endpoint_url per boto3 service name (a local stack or a moto server).
             clock: the notebook's clock (epoch seconds); S3's may differ from it, by hours even, and
                 outputs are still matched (tests inject one that is off).
+            time_scale: how many of the endpoint's seconds pass per real second: 1 on AWS; a local stack
+                with ``time_scale`` hands its own (``stack.client()``). Used only where TTLs and drain rates
+                are compared (``max_pending="auto"``).
 
         Raises:
             ConfigurationError: no region, or an s3_input_path that is not an S3 URI.
@@ -101,6 +117,9 @@ class AsyncInferenceClient:
             self.max_workers = -1
         if self.max_workers < 1:
             raise ConfigurationError(f"max_workers must be a positive integer, not {workers!r}.")
+        if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) \
+                or not 0 < time_scale < float("inf"):
+            raise ConfigurationError(f"time_scale must be a number > 0, not {time_scale!r}.")
         if journal_path is not None and (not isinstance(journal_path, (str, os.PathLike))
                                          or not os.fspath(journal_path)):
             raise ConfigurationError(f"journal_path must be a file path, not {journal_path!r}.")
@@ -112,15 +131,18 @@ class AsyncInferenceClient:
         journal = Journal(journal_path or self.settings.resolved_journal_path(), clock=clock)
         self.pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sm-async-nb")
         self.ctx = Context(aws=aws, journal=journal, settings=self.settings, pool=self.pool, origin=aws.origin(),
-                           clock=clock)
+                           clock=clock, time_scale=float(time_scale))
         self.tracker = Tracker(self.ctx, clock=clock)
         self._inputs = InputPrefix(self.ctx, configured)
         self._preparer = Preparer(self.ctx, self._inputs)
         self._submitter = Submitter(self.ctx, self._preparer, on_submitted=self.tracker.poke)
         self.monitor = EndpointMonitor(self.ctx, clock=clock)
         self.routers = RouterMonitor(self.ctx, self.monitor, clock=clock)
-        self._parts = HandleParts(self.ctx, self.tracker, self._submitter, self.monitor)
+        self.jobs = Jobs(self.ctx, self._submitter, capacity=self._capacity, lag=lambda: self.tracker.max_interval,
+                         on_activity=self._jobs_moved, subscribe=self.tracker.subscribe)
+        self._parts = HandleParts(self.ctx, self.tracker, self._submitter, self.monitor, self.jobs)
         self.recovered = recover_interrupted(self.ctx)
+        self.paused_jobs = recover_jobs(self.ctx)
 
     # The context's parts, for code that used to reach them through the client.
     aws = property(lambda self: self.ctx.aws)
@@ -286,9 +308,35 @@ class AsyncInferenceClient:
             raise
 
     def _run_batch(self, plan: plans.Plan) -> InvocationBatch:
-        self._run(plan)
+        if plan.options.is_job:  # held QUEUED and invoked by the job thread, a window at a time
+            self.tracker.start()
+            try:
+                self.jobs.submit(plan)
+            except SubmissionError as exc:
+                if exc.batch_id is not None and self.ctx.journal.get_batch(exc.batch_id) is not None:
+                    exc.batch = self.batch(exc.batch_id)
+                raise
+        else:
+            self._run(plan)
         assert plan.batch is not None
         return self.batch(plan.batch.batch_id)
+
+    def _capacity(self, endpoint_name: str) -> Capacity:
+        """What ``max_pending="auto"`` sizes from: the endpoint's current instances and per-instance concurrency;
+        for a routing target, its Routable destinations' combined capacity (SPEC §20)."""
+        routed = routing_target_of(endpoint_name)
+        if routed is not None:
+            target = self.routers.status(routed.router, AUTO_CAPACITY_MAX_AGE_S).target(routed.target)
+            return combined([Capacity(d.endpoint.current_instances, d.endpoint.max_concurrent_per_instance)
+                             for d in (target.destinations if target else ()) if d.routable and d.endpoint])
+        status = self.monitor.status(endpoint_name, AUTO_CAPACITY_MAX_AGE_S)
+        return Capacity(status.current_instances, status.max_concurrent_per_instance)
+
+    def _jobs_moved(self) -> None:
+        """A job sent or changed something: poll soon, and wake whoever waits on the tracker."""
+        self.tracker.start()
+        self.tracker.poke()
+        self.tracker.bus.publish([])
 
     def resubmit(self, inference_ids: Iterable[str]) -> list[Invocation]:
         """Send finished-but-unsuccessful invocations again, reusing their input object.
@@ -300,6 +348,29 @@ class AsyncInferenceClient:
             ValidationError: an id is unknown, still running, or has no input left to reuse.
         """
         return [self.invocation(i) for i in self._submitter.resubmit(ids_of(inference_ids))]
+
+    def attach(self, endpoint_name: Destination, inference_id: str, output_location: str,
+               failure_location: str | None = None, *, label: str | None = None) -> Invocation:
+        """Follow an invocation submitted by anything else (the AWS CLI, an SDK, a Lambda, another kernel):
+        it is journaled PENDING and appears in the panel, ``wait``, ``result`` and ``as_completed`` like any
+        other. Nothing is sent; its input is the user's and is never deleted. Attaching an id already
+        tracked for the same endpoint returns it.
+
+        Args:
+            endpoint_name: the endpoint it was sent to (an ``sma.RoutingTarget``: the router's routing target).
+            inference_id: the InferenceId the invoke answered (or was given).
+            output_location: the OutputLocation the invoke answered (``s3://.../ID.out``).
+            failure_location: the FailureLocation it answered, if the endpoint has one.
+            label: a label to find it by.
+
+        Raises:
+            ValidationError: a location that is not an S3 URI of an object, a bad name or id, or an id
+                already tracked for another endpoint; nothing is journaled.
+        """
+        record = attach_invocation(self.ctx, endpoint_name, inference_id, output_location, failure_location, label)
+        self.tracker.start()
+        self.tracker.poke()
+        return self.invocation(record.inference_id)
 
     def input_prefix(self) -> S3Uri:
         """The configured s3_input_path, else SageMaker's default bucket (created if missing)."""
@@ -415,6 +486,7 @@ class AsyncInferenceClient:
         panel = getattr(self, "_panel", None)
         if panel is not None:  # its workers and subscription must not outlive the journal
             panel.close()
+        self.jobs.close()
         self.tracker.stop()
         self.pool.shutdown(wait=True)
         self.ctx.journal.close()

@@ -20,6 +20,11 @@ class DestinationStatus:
     endpoint: EndpointStatus | None = None
 
     @property
+    def routable(self) -> bool:
+        """The router sends requests there now."""
+        return self.routing_status == ROUTABLE
+
+    @property
     def capacity(self) -> int | None:
         """Requests it runs at once now (instances x MaxConcurrentInvocationsPerInstance); None: unknown."""
         st = self.endpoint
@@ -44,7 +49,7 @@ class RoutingTargetStatus:
     def capacity(self) -> int | None:
         """The destinations' combined capacity (what ``max_pending="auto"`` sizes its window from), counting
         the readable ones; None when none is readable."""
-        known = [d.capacity for d in self.destinations if d.routing_status == ROUTABLE and d.capacity is not None]
+        known = [d.capacity for d in self.destinations if d.routable and d.capacity is not None]
         return sum(known) if known else None
 
 

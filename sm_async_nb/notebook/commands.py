@@ -41,6 +41,17 @@ def _sm_async_parser() -> MagicArgumentParser:
                    help="with --finished: only those finished more than DAYS ago")
     p = sub.add_parser("resubmit", help="send ERROR/FAILED/EXPIRED invocations again")
     p.add_argument("key", metavar="ID_OR_LABEL")
+    for action, what in (("pause", "stop invoking a job's queued requests (what is on the endpoint runs on)"),
+                         ("resume", "continue a paused job (also one paused by a kernel restart)"),
+                         ("cancel", "a job's queued requests become ERROR 'cancelled, not sent'")):
+        p = sub.add_parser(action, help=what)
+        p.add_argument("key", metavar="LABEL_OR_BATCH")
+    p = sub.add_parser("attach", help="follow an invocation submitted elsewhere (the AWS CLI, an SDK, a Lambda)")
+    p.add_argument("endpoint", metavar="ENDPOINT")
+    p.add_argument("inference_id", metavar="ID")
+    p.add_argument("output_location", metavar="OUTPUT_LOCATION")
+    p.add_argument("failure_location", nargs="?", metavar="FAILURE_LOCATION")
+    p.add_argument("--label", metavar="L", help="a name to find it by")
     p = sub.add_parser("events", help="learn completions from the endpoint's SNS topics (creates an SQS queue)")
     p.add_argument("action", choices=["on", "off"])
     p.add_argument("endpoint", metavar="ENDPOINT")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -39,14 +38,8 @@ json.dump(model.predict(iris.data).tolist(), open(sys.argv[2], "w"))  # what the
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
+def mlflow_server(tmp_path_factory, free_port):
     """(url, expected predictions for every iris row) of a running `mlflow models serve`."""
     bin_dir = Path(MLFLOW).parent
     python, mlflow = bin_dir / "python", bin_dir / "mlflow"

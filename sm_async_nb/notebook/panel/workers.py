@@ -30,6 +30,7 @@ from .details import FetchHead, RowLogs, failed_html, logs_html
 from .intents import (
     ActionDone,
     ActivityLoaded,
+    ControlJobs,
     DeleteRows,
     Effect,
     EndpointLoaded,
@@ -156,6 +157,8 @@ class PanelWorkers:
                 self._actions.submit(self._act, lambda: self._load(records, variable, push))
             case ResubmitRecords(records):
                 self._actions.submit(self._act, lambda: self._resubmit(records))
+            case ControlJobs(action, batch_ids):
+                self._actions.submit(self._act, lambda: self._control(action, batch_ids))
             case PollNow():
                 self._actions.submit(self._act, self._poll)
             case DeleteRows(inference_ids):
@@ -238,6 +241,9 @@ class PanelWorkers:
     def _resubmit(self, records: Sequence[InvocationRecord]) -> ActionDone:
         ids, message = actions.resubmit(self._parts, records)
         return ActionDone(message, tuple(ids))
+
+    def _control(self, action: str, batch_ids: Sequence[str]) -> ActionDone:
+        return ActionDone(actions.control_jobs(self._parts, action, batch_ids))
 
     def _poll(self) -> ActionDone:
         changes = self._parts.tracker.refresh()
