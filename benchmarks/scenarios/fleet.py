@@ -41,7 +41,7 @@ def output_fn(prediction, accept):
 
 
 def model_archive() -> bytes:
-    """model.tar.gz with ``code/inference.py`` waiting MODEL_SECONDS per request (also scenario l's)."""
+    """model.tar.gz with ``code/inference.py`` waiting MODEL_SECONDS per request (also scenario n's)."""
     stream = io.BytesIO()
     with tarfile.open(fileobj=stream, mode="w:gz") as archive:
         data = HANDLER.encode()

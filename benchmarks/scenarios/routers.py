@@ -1,4 +1,4 @@
-"""(l) One job through an inference router over three local endpoints vs the same job to one of them
+"""(n) One job through an inference router over three local endpoints vs the same job to one of them
 (SPEC §20), and the same job when one destination is at 0 instances with no scale-out.
 
 One ``sma.LocalStack``; three async endpoints made with plain boto3 from one model.tar.gz whose
@@ -136,7 +136,7 @@ def run(bench: Bench) -> list[Row]:
     common = {"requests": count, "model_seconds": MODEL_SECONDS, "per_instance": PER_INSTANCE, "threads": THREADS,
               "time_scale": time_scale}
     return [
-        Row("l", f"A {count:,}-request job through an inference router over 3 endpoints vs to one of them "
+        Row("n", f"A {count:,}-request job through an inference router over 3 endpoints vs to one of them "
                  f"({PER_INSTANCE} per instance, {MODEL_SECONDS * 1000:.0f} ms model; plain boto3)", None,
             ours=f"router {seconds(routed['seconds'])}, {routed_summary['statuses'].get('Expired', 0)} expired, "
                  f"ran at {routed_summary['ran_at']}",
@@ -145,7 +145,7 @@ def run(bench: Bench) -> list[Row]:
             checks=[Check("≥ 2.5× faster", speedup, speedup >= 2.5), Check("0 expired", expired, expired == 0)],
             data={**common, "one_endpoint_seconds": one["seconds"], "router_seconds": routed["seconds"],
                   "speedup": speedup, "one_endpoint": one_summary, "router": routed_summary}),
-        Row("l", f"The same job, one of the 3 destinations at 0 instances with no scale-out "
+        Row("n", f"The same job, one of the 3 destinations at 0 instances with no scale-out "
                  f"(MaxTimeInBacklogSeconds {move_after}, {seconds(move_after / time_scale)} real)", None,
             ours=f"{completed:,} of {count:,} completed in {seconds(rescued['seconds'])}; {rescued_summary['moved']:,} "
                  f"moved ({rescued_summary['moves']:,} moves); ran at {rescued_summary['ran_at']}",
