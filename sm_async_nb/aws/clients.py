@@ -204,8 +204,8 @@ class AwsClients:
         return CountedS3(self._make("s3", counter), counter)
 
     def _make(self, service: ServiceName, counter: RequestCounter) -> Any:
-        client: Any = self.session.client(service, endpoint_url=self.endpoint_urls.get(service),
-                                          config=self._config)
+        session: Any = self.session  # boto3's stubs do not list the newest services (inference routers)
+        client: Any = session.client(service, endpoint_url=self.endpoint_urls.get(service), config=self._config)
         client.meta.events.register("before-send", counter)
         if service == "s3":
             client.meta.events.register("after-call.s3", self.s3_clock.observe)
@@ -216,13 +216,19 @@ class AwsClients:
         return self.get("s3")
 
     @property
+    def sagemaker(self) -> Any:
+        """The SageMaker control plane's client, untyped: the installed stubs may predate its inference-router
+        operations (DescribeInferenceRouter)."""
+        return self.get("sagemaker")
+
+    @property
     def runtime(self) -> SageMakerRuntimeClient:
         return self.get("sagemaker-runtime")
 
     @property
     def router_runtime(self) -> Any:
-        """InvokeInferenceRouterAsync's client (botocore 1.44 or later; the caller checked the model has it).
-        Its endpoint comes from ``endpoint_urls`` or, as boto3 does, AWS_ENDPOINT_URL_SAGEMAKER_INFERENCE_ROUTER_RUNTIME."""
+        """InvokeInferenceRouterAsync's client (botocore 1.44 or later; the caller checked the model has it). Its
+        endpoint comes from ``endpoint_urls`` or, as boto3 does, AWS_ENDPOINT_URL_SAGEMAKER_INFERENCE_ROUTER_RUNTIME."""
         return self.get("sagemaker-inference-router-runtime")
 
     def origin(self) -> str:

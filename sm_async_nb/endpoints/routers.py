@@ -73,7 +73,7 @@ class RouterMonitor:
     def _fetch(self, name: str, max_age: float) -> RouterStatus:
         now = self.clock()
         try:
-            described = self.ctx.aws.get("sagemaker").describe_inference_router(InferenceRouterName=name)
+            described = self.ctx.aws.sagemaker.describe_inference_router(InferenceRouterName=name)
         except Exception as exc:
             if error_code(exc) in RESOURCE_NOT_FOUND_CODES:
                 return RouterStatus(name=name, exists=False, fetched_at=now, warnings=[

@@ -8,8 +8,8 @@ import os
 
 from ..aws.s3uri import S3Uri
 from ..context import Context
-from ..contract.service import service_deadline
 from ..contract.routing import Destination, check_destination
+from ..contract.service import service_deadline
 from ..contract.validation import check_member
 from ..errors import ValidationError
 from ..records import InvocationRecord, Status, SubmitStep

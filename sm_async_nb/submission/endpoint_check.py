@@ -53,7 +53,7 @@ class EndpointCheck:
         target = routing_target_of(name)
         try:
             if target is not None:
-                check_routing_target(self.ctx.aws.get("sagemaker").describe_inference_router(
+                check_routing_target(self.ctx.aws.sagemaker.describe_inference_router(
                     InferenceRouterName=target.router), target)
                 return True
             self.ctx.aws.get("sagemaker").describe_endpoint(EndpointName=name)

@@ -177,7 +177,10 @@ def test_router_status_reads_each_destination_and_warns(stack, client):
     assert [(d.endpoint_name, d.routing_status) for d in gone.destinations] == [
         (LIVE[0], "Routable"), ("never-made", "Unroutable")]
     assert gone.destinations[0].endpoint.status == "InService" and gone.destinations[1].endpoint is None
-    assert gone.capacity == 1  # one instance x one request at a time
+    config = stack.boto3_client("sagemaker").describe_endpoint_config(
+        EndpointConfigName=stack.boto3_client("sagemaker").describe_endpoint(EndpointName=LIVE[0])["EndpointConfigName"])
+    per_instance = config["AsyncInferenceConfig"]["ClientConfig"]["MaxConcurrentInvocationsPerInstance"]
+    assert gone.capacity == per_instance  # one instance (the Unroutable destination counts for nothing)
     warnings = "\n".join(rs.warnings)
     assert "Every destination of routing target 'idle' of 'cold' has 0 instances" in warnings
     assert "Destination never-made of routing target 'gone' of 'cold' is Unroutable" in warnings

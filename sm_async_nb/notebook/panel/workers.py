@@ -20,6 +20,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ...contract.routing import routing_target_of
 from ...display import activity, previews
 from ...display.activity import ActivityScope
 from ...endpoints.status import EndpointSample
