@@ -11,11 +11,13 @@ create_seconds 45 makes a router (and an endpoint) Creating for 1.5 real seconds
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
 import subprocess
 import time
+import urllib.parse
 import uuid
 
 import pytest
@@ -137,6 +139,45 @@ def invoke(router_runtime, stack, router: str, text: str, target_name: str = "ma
                                                         **extra)
 
 
+def subscribed_queue(stack, name: str) -> tuple[str, str]:
+    """(topic ARN, queue URL): an SNS topic whose messages arrive in an SQS queue."""
+    sns, sqs = stack.boto3_client("sns"), stack.boto3_client("sqs")
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return topic, queue
+
+
+def notices(stack, queue: str, count: int) -> list:
+    """The first ``count`` async-inference notifications that arrive in ``queue``, parsed."""
+    sqs, found = stack.boto3_client("sqs"), []
+
+    def more():
+        for raw in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+            found.append(notifications.parse(raw["Body"]))
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=raw["ReceiptHandle"])
+        return found if len(found) >= count else None
+
+    return wait_for(more, timeout=20)
+
+
+def raw_invoke(stack, router: str, headers: dict[str, str], body: bytes = b"",
+               path: str = "async-invocations") -> tuple[int, str | None, str]:
+    """POST a request botocore would not send to the stack's router runtime: (status, error type, message),
+    checking that it was refused as a ValidationException."""
+    url = urllib.parse.urlparse(stack.endpoint_urls["sagemaker-inference-router-runtime"])
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.request("POST", f"/inference-routers/{router}/{path}", body=body, headers=headers)
+        answer = conn.getresponse()
+        found = (answer.status, answer.getheader("x-amzn-ErrorType"), json.loads(answer.read()).get("message"))
+    finally:
+        conn.close()
+    assert found[:2] == (400, "ValidationException") and "\n" not in found[2], found
+    return found
+
+
 def router_names(sm) -> list[str]:
     return sorted(r["InferenceRouterName"] for r in sm.list_inference_routers(MaxResults=100)["InferenceRouters"])
 
@@ -245,7 +286,8 @@ def test_any_boto3_client_configured_by_stack_env_invokes_a_router(stack, fleet,
 
 
 def test_invoking_unknown_routers_and_targets_and_breaking_the_rules(stack, fleet, sm, router_runtime):
-    make_router(sm, "rules", target(stack, "rules", "fleet-a"))
+    make_router(sm, "rules", target(stack, "rules", "fleet-a"),
+                {"Name": "live", "Destinations": [{"ResourceArn": arn(REALTIME)}]})  # a real-time target
 
     def refused(**params):
         with pytest.raises(ClientError) as caught:
@@ -259,11 +301,32 @@ def test_invoking_unknown_routers_and_targets_and_breaking_the_rules(stack, flee
         "Routing target nope not found in inference router rules of account 123456789012.")
     assert "Filename" in refused(Filename="x" * 65)  # the router's limit is 64 (InvokeEndpointAsync's: 32)
     assert "RequestTTLSeconds" in refused(RequestTTLSeconds=21601)
+    assert refused(RoutingTargetName="live") == (
+        "Routing target live of inference router rules is not configured for asynchronous inference: it has no "
+        "AsyncInferenceConfig. Use InvokeInferenceRouter for real-time routing targets.")
+
+    # what botocore cannot send: a body (the router's model has none), missing members, a malformed integer
+    data = upload(stack, "1\n")
+    valid = {"X-Amzn-SageMaker-Routing-Target-Name": "main", "X-Amzn-SageMaker-InputLocation": data}
+    assert raw_invoke(stack, "rules", valid, b"1,2,3")[2] == (
+        "1 validation error detected: InvokeInferenceRouterAsync takes its input from InputLocation only; the request has a body. Upload the "
+        "payload to S3 and pass its location.")
+    without_target = {"X-Amzn-SageMaker-InputLocation": data}
+    assert raw_invoke(stack, "rules", without_target)[2] == (
+        "1 validation error detected: Value null at 'routingTargetName' failed to satisfy constraint: Member must not be null")
+    assert raw_invoke(stack, "rules", {"X-Amzn-SageMaker-Routing-Target-Name": "main"})[2] == (
+        "1 validation error detected: Value null at 'inputLocation' failed to satisfy constraint: Member must not be null")
+    assert "RequestTTLSeconds 'soon' is invalid" in raw_invoke(
+        stack, "rules", {**valid, "X-Amzn-SageMaker-RequestTTLSeconds": "soon"})[2]
+    assert "bad_router" in raw_invoke(stack, "bad_router", valid)[2]
+    status, code, message = raw_invoke(stack, "rules", valid, path="invocations")  # InvokeInferenceRouter
+    assert (status, code) == (400, "ValidationException") and "asynchronous inference only" in message
     assert stack.records(router_name="nope") == stack.records(router_name="rules") == []  # nothing accepted
 
 
 def test_requests_spread_over_three_endpoints_and_land_at_the_targets_output_path(stack, fleet, sm, router_runtime):
-    make_router(sm, "spread", target(stack, "spread", *fleet, backlog=3600))
+    topic, queue = subscribed_queue(stack, "router-successes")
+    make_router(sm, "spread", target(stack, "spread", *fleet, backlog=3600, notification={"SuccessTopic": topic}))
     inputs = [upload(stack, "sleep 1") for _ in range(9)]  # uploaded first: the nine requests arrive together
     answers = [router_runtime.invoke_inference_router_async(InferenceRouterName="spread", RoutingTargetName="main",
                                                             InputLocation=uri, ContentType="text/csv")
@@ -280,6 +343,11 @@ def test_requests_spread_over_three_endpoints_and_land_at_the_targets_output_pat
     assert all(s3_object(s3, a["OutputLocation"]) == (b"0\n", "text/csv") for a in answers)
     stats = stack.stats["routers"]["spread"]["main"]
     assert stats["ran_at"] == ran_at and stats["completed"] == 9 and stats["received"] == 9
+    sent = notices(stack, queue, 9)  # the routing target's topic, not the destination endpoints' (they have none)
+    assert sorted(n.inference_id for n in sent) == sorted(a["InferenceId"] for a in answers)
+    assert all(n.succeeded and (n.request["inferenceRouterName"], n.request["routingTargetName"]) == ("spread", "main")
+               for n in sent)
+    assert {n.output_location for n in sent} == {a["OutputLocation"] for a in answers}
 
 
 def test_a_request_at_a_scaled_to_zero_destination_moves_after_max_time_in_backlog(stack, fleet, idle, sm,
@@ -305,11 +373,7 @@ def test_a_request_at_a_scaled_to_zero_destination_moves_after_max_time_in_backl
 
 
 def test_when_no_destination_takes_it_a_failure_object_and_an_error_notification(stack, idle, sm, router_runtime):
-    sns, sqs = stack.boto3_client("sns"), stack.boto3_client("sqs")
-    topic = sns.create_topic(Name="router-errors")["TopicArn"]
-    queue = sqs.create_queue(QueueName="router-errors")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    topic, queue = subscribed_queue(stack, "router-errors")
     make_router(sm, "nobody", target(stack, "nobody", *idle, backlog=60,
                                      notification={"ErrorTopic": topic}))
     answer = invoke(router_runtime, stack, "nobody", "1\n")
@@ -319,13 +383,7 @@ def test_when_no_destination_takes_it_a_failure_object_and_an_error_notification
                              "started the request: it was tried at idle-1, idle-2")
     assert content_type == notifications.FAILURE_CONTENT_TYPE
     assert answer["FailureLocation"].startswith(paths(stack, "nobody")[1])
-
-    def message():
-        for raw in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", []):
-            return notifications.parse(raw["Body"])
-        return None
-
-    result = wait_for(message, timeout=20)
+    [result] = notices(stack, queue, 1)
     assert (result.inference_id, result.succeeded, result.failure_reason) == (answer["InferenceId"], False, reason)
     assert result.failure_location == answer["FailureLocation"]
     assert (result.request["inferenceRouterName"], result.request["routingTargetName"]) == ("nobody", "main")
