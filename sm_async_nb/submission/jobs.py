@@ -130,7 +130,8 @@ class Jobs:
             self.submitter.run(plan)
         except SubmissionInterrupted:
             # Ctrl-C: the runner already holds the job (nothing more is invoked); journal it paused so it
-            # says so and ``resume()`` continues it, here or after a restart.
+            # says so, and keep the plan so that ``resume()`` reads on from where it stopped.
+            job.plan = plan
             self.pause(job.batch_id)
             raise
         self._wake.set()
