@@ -14,11 +14,12 @@ from pathlib import Path
 from .config import FULL, QUICK
 from .harness import Bench
 from .report import Row, environment, write
-from .scenarios import dataset, fleet, inline, kernel, lean, load, media, memory, refresh, submit, tracked, upload
+from .scenarios import dataset, fleet, inline, jobs, kernel, lean, load, media, memory, refresh, submit, tracked, upload
 
 SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "a": submit.run, "b": inline.run, "c": refresh.run, "d": load.run, "e": kernel.run, "f": memory.run,
     "g": dataset.run, "h": tracked.run, "i": upload.run, "j": lean.run, "k": fleet.run, "l": media.run,
+    "m": jobs.run,
 }
 
 DEFAULT_OUT = Path(__file__).parent / "results"
