@@ -309,6 +309,8 @@ class AsyncInferenceClient:
 
     def _run_batch(self, plan: plans.Plan) -> InvocationBatch:
         if plan.options.is_job:  # held QUEUED and invoked by the job thread, a window at a time
+            if plan.window is None:  # read a window at a time too: the job's invokes share the pool with the uploads
+                plan.window = plans.stream_window(self.max_workers)
             self.tracker.start()
             try:
                 self.jobs.submit(plan)

@@ -29,7 +29,7 @@ from typing import Any
 from ..aws.s3uri import S3Uri
 from ..context import Context
 from ..contract.service import DEFAULT_TTL_SECONDS
-from ..errors import ValidationError
+from ..errors import SubmissionInterrupted, ValidationError
 from ..records import ON_ENDPOINT, UNFINISHED, BatchRecord, InvocationRecord, JobState, Status
 from . import flow
 from .dispatch import QueuedPlan, RetryPlan, retryable
@@ -126,7 +126,14 @@ class Jobs:
         if options.background:
             self._read_in_background(job, plan)
             return
-        self.submitter.run(plan)
+        try:
+            self.submitter.run(plan)
+        except SubmissionInterrupted:
+            # Ctrl-C: the runner already holds the job (nothing more is invoked); journal it paused so it
+            # says so, and keep the plan so that ``resume()`` reads on from where it stopped.
+            job.plan = plan
+            self.pause(job.batch_id)
+            raise
         self._wake.set()
 
     def _read_in_background(self, job: Job, plan: Plan) -> None:

@@ -40,6 +40,11 @@ STREAM_WINDOW_PER_WORKER = 4
 _MIN_ID_WIDTH = 4  # ``prefix-0000``
 
 
+def stream_window(workers: int) -> int:
+    """How many requests a streamed plan (a dataset, or any job's reading) holds at once."""
+    return max(STREAM_WINDOW_MIN, STREAM_WINDOW_PER_WORKER * workers)
+
+
 def per_item(name: str, value: Any, count: int) -> list[Any]:
     """A batch option that must differ per request (ids, file names): a sequence, or None."""
     if value is None:
@@ -333,7 +338,7 @@ class DatasetPlan(Plan):
             raise ValidationError("inference_id for a dataset is one prefix (a str).", parameter="inference_id")
         self.ids = BatchIds(prefix, generated=inference_id is None)
         self.continue_with = prefix
-        self.window = max(STREAM_WINDOW_MIN, STREAM_WINDOW_PER_WORKER * workers)
+        self.window = stream_window(workers)
         self.opened: datasets.OpenDataset | None = None
 
     def open(self) -> None:
