@@ -25,6 +25,7 @@ from ...contract.validation import (
     Operation,
     check_member,
     inline_body_limit,
+    required,
     rules,
 )
 from ...errors import ValidationError
@@ -116,8 +117,8 @@ def parse_router_invoke(router_name: str, headers: Headers, body: bytes) -> tupl
     try:
         _check("InferenceRouterName", router_name, INVOKE_ROUTER_ASYNC)
         values = _headers(INVOKE_ROUTER_ASYNC, headers)
-        for member in ("RoutingTargetName", "InputLocation"):
-            if values.get(member) is None:
+        for member in required(INVOKE_ROUTER_ASYNC):  # RoutingTargetName and InputLocation, from the model
+            if rules(INVOKE_ROUTER_ASYNC)[member].header is not None and values.get(member) is None:
                 name = member[:1].lower() + member[1:]
                 raise InvalidRequest(f"Value null at '{name}' failed to satisfy constraint: Member must not be null")
         if body:
