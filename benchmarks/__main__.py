@@ -18,6 +18,7 @@ from .scenarios import (
     dataset,
     fleet,
     inline,
+    jobs,
     kernel,
     lean,
     load,
@@ -33,7 +34,7 @@ from .scenarios import (
 SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "a": submit.run, "b": inline.run, "c": refresh.run, "d": load.run, "e": kernel.run, "f": memory.run,
     "g": dataset.run, "h": tracked.run, "i": upload.run, "j": lean.run, "k": fleet.run, "l": media.run,
-    "n": routers.run,
+    "m": jobs.run, "n": routers.run,
 }
 
 DEFAULT_OUT = Path(__file__).parent / "results"

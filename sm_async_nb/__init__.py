@@ -29,18 +29,23 @@ _EXPORTS = {
     "AwsError": "sm_async_nb.errors",
     "ConfigurationError": "sm_async_nb.errors",
     "EndpointStatus": "sm_async_nb.endpoints.status",
+    "RoutingTarget": "sm_async_nb.contract.routing",
+    "RouterStatus": "sm_async_nb.endpoints.router_status",
 }
 
 __all__ = [  # the names of _EXPORTS, spelled out for static tools
     "AsyncInferenceClient", "AwsError", "ConfigurationError", "DecodeError", "EndpointStatus", "InferenceExpired",
     "InferenceFailed", "Invocation", "InvocationBatch", "JournalError", "LocalStack", "NotTracked", "OutputMissing",
-    "ResultNotReady", "SageMakerAsync", "Status", "SubmissionError", "SubmissionInterrupted", "ValidationError",
+    "ResultNotReady", "RouterStatus", "RoutingTarget", "SageMakerAsync", "Status", "SubmissionError",
+    "SubmissionInterrupted", "ValidationError",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     __version__: str
     from .client import AsyncInferenceClient
     from .config import SageMakerAsync
+    from .contract.routing import RoutingTarget
+    from .endpoints.router_status import RouterStatus
     from .endpoints.status import EndpointStatus
     from .errors import (
         AwsError,

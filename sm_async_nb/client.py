@@ -23,15 +23,28 @@ from .aws.clients import AwsClients
 from .aws.s3uri import S3Uri
 from .config import SageMakerAsync
 from .context import Context
-from .contract.validation import check_member
+from .contract.routing import (
+    ROUTER_MEMBER,
+    Destination,
+    RoutingTarget,
+    check_destination,
+    refuse_inline,
+    routing_target_of,
+)
+from .contract.validation import INVOKE_ROUTER_ASYNC, check_member
 from .endpoints.monitor import DEFAULT_MAX_AGE_S, EndpointMonitor
+from .endpoints.router_status import RouterStatus
+from .endpoints.routers import RouterMonitor
 from .endpoints.status import EndpointStatus
 from .errors import AwsError, ConfigurationError, SubmissionError, ValidationError
 from .handles import HandleParts, Invocation, InvocationBatch
 from .journal import Journal
 from .records import InvocationRecord, Status, ids_of, statuses_of
 from .submission import plans
+from .submission.attach import attach as attach_invocation
+from .submission.flow import Capacity, combined
 from .submission.inputs import InputPrefix
+from .submission.jobs import Jobs, recover_jobs
 from .submission.options import (
     ROWS_PER_REQUEST_DATAFRAME,
     ROWS_PER_REQUEST_DATASET,
@@ -51,13 +64,21 @@ if TYPE_CHECKING:
     from .notebook.panel.panel import Panel
 
 
+AUTO_CAPACITY_MAX_AGE_S = 15.0  # "auto" re-reads the endpoint's instances at most this often
+
+
+def _check_max_age(max_age: Any) -> None:
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age >= 0:
+        raise ValidationError(f"max_age must be a number of seconds >= 0, not {max_age!r}.", parameter="max_age")
+
+
 class AsyncInferenceClient:
     """Submit payloads to SageMaker async endpoints and follow them up from a notebook."""
 
     def __init__(self, s3_input_path: str | None = None, session: boto3.Session | None = None,
                  journal_path: str | os.PathLike[str] | None = None, max_workers: int | None = None, *,
                  settings: SageMakerAsync | None = None, endpoint_urls: dict[str, str] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, time_scale: float = 1.0):
         """
         Args:
             s3_input_path: where payloads are uploaded (``s3://bucket/prefix/``); default from the
@@ -69,6 +90,9 @@ class AsyncInferenceClient:
             endpoint_urls: endpoint_url per boto3 service name (a local stack or a moto server).
             clock: the notebook's clock (epoch seconds); S3's may differ from it, by hours even, and
                 outputs are still matched (tests inject one that is off).
+            time_scale: how many of the endpoint's seconds pass per real second: 1 on AWS; a local stack
+                with ``time_scale`` hands its own (``stack.client()``). Used only where TTLs and drain rates
+                are compared (``max_pending="auto"``).
 
         Raises:
             ConfigurationError: no region, or an s3_input_path that is not an S3 URI.
@@ -93,6 +117,9 @@ class AsyncInferenceClient:
             self.max_workers = -1
         if self.max_workers < 1:
             raise ConfigurationError(f"max_workers must be a positive integer, not {workers!r}.")
+        if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) \
+                or not 0 < time_scale < float("inf"):
+            raise ConfigurationError(f"time_scale must be a number > 0, not {time_scale!r}.")
         if journal_path is not None and (not isinstance(journal_path, (str, os.PathLike))
                                          or not os.fspath(journal_path)):
             raise ConfigurationError(f"journal_path must be a file path, not {journal_path!r}.")
@@ -104,14 +131,18 @@ class AsyncInferenceClient:
         journal = Journal(journal_path or self.settings.resolved_journal_path(), clock=clock)
         self.pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sm-async-nb")
         self.ctx = Context(aws=aws, journal=journal, settings=self.settings, pool=self.pool, origin=aws.origin(),
-                           clock=clock)
+                           clock=clock, time_scale=float(time_scale))
         self.tracker = Tracker(self.ctx, clock=clock)
         self._inputs = InputPrefix(self.ctx, configured)
         self._preparer = Preparer(self.ctx, self._inputs)
         self._submitter = Submitter(self.ctx, self._preparer, on_submitted=self.tracker.poke)
         self.monitor = EndpointMonitor(self.ctx, clock=clock)
-        self._parts = HandleParts(self.ctx, self.tracker, self._submitter, self.monitor)
+        self.routers = RouterMonitor(self.ctx, self.monitor, clock=clock)
+        self.jobs = Jobs(self.ctx, self._submitter, capacity=self._capacity, lag=lambda: self.tracker.max_interval,
+                         on_activity=self._jobs_moved, subscribe=self.tracker.subscribe)
+        self._parts = HandleParts(self.ctx, self.tracker, self._submitter, self.monitor, self.jobs)
         self.recovered = recover_interrupted(self.ctx)
+        self.paused_jobs = recover_jobs(self.ctx)
 
     # The context's parts, for code that used to reach them through the client.
     aws = property(lambda self: self.ctx.aws)
@@ -120,7 +151,7 @@ class AsyncInferenceClient:
 
     # --- submitting: validate → plan → the one runner ---------------------------------------
 
-    def submit(self, endpoint_name: str, payload: Any, content_type: str | None = None,
+    def submit(self, endpoint_name: Destination, payload: Any, content_type: str | None = None,
                accept: str | None = None, custom_attributes: str | None = None,
                inference_id: str | None = None, request_ttl_seconds: int | None = None,
                invocation_timeout_seconds: int | None = None, s3_output_path_extension: str | None = None,
@@ -129,7 +160,7 @@ class AsyncInferenceClient:
         """Send one payload.
 
         Args:
-            endpoint_name: the async endpoint.
+            endpoint_name: the async endpoint, or an ``sma.RoutingTarget`` (an inference router's routing target).
             payload: str, bytes, dict/list, DataFrame/Series, numpy array or pathlib.Path
                 (``sm_async_nb.payloads.CONTENT_TYPE_RULES`` says how each is sent).
             content_type, accept, custom_attributes, inference_id, request_ttl_seconds,
@@ -146,19 +177,19 @@ class AsyncInferenceClient:
             SubmissionError: the request could not be handed to SageMaker (journaled as ERROR; the
                 exception carries the inference id). SubmissionInterrupted on Ctrl-C.
         """
-        options = self._options("submit", endpoint_name, dict(
+        name, options = self._options("submit", endpoint_name, dict(
             content_type=content_type, accept=accept, custom_attributes=custom_attributes,
             request_ttl_seconds=request_ttl_seconds, invocation_timeout_seconds=invocation_timeout_seconds,
             s3_output_path_extension=s3_output_path_extension, label=label, inline=inline,
             json_format=json_format, **unknown))
-        plan = plans.SinglePlan(self._preparer, endpoint_name, payload, options, inference_id, filename)
+        plan = plans.SinglePlan(self._preparer, name, payload, options, inference_id, filename)
         self._run(plan)
         record = self.ctx.journal.get(plan.prepared[0].inference_id)
         if record is not None and record.status is Status.ERROR:
             raise SubmissionError(record.error or "submission failed", inference_id=record.inference_id)
         return self.invocation(plan.prepared[0].inference_id)
 
-    def submit_many(self, endpoint_name: str, payloads: Iterable[Any], *,
+    def submit_many(self, endpoint_name: Destination, payloads: Iterable[Any], *,
                     inference_id: str | Sequence[str] | None = None,
                     filename: Sequence[str] | None = None, **options: Any) -> InvocationBatch:
         """Send many payloads concurrently as one batch (same options as :meth:`submit`).
@@ -170,11 +201,11 @@ class AsyncInferenceClient:
             ValidationError: a payload or option breaks a rule (named); nothing was sent.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, ``resubmit()`` sends the rest.
         """
-        checked = self._options("submit_many", endpoint_name, options)
-        return self._run_batch(plans.PayloadsPlan(self._preparer, endpoint_name, payloads, checked, inference_id,
+        name, checked = self._options("submit_many", endpoint_name, options)
+        return self._run_batch(plans.PayloadsPlan(self._preparer, name, payloads, checked, inference_id,
                                                   filename))
 
-    def submit_dataframe(self, endpoint_name: str, df: pd.DataFrame,
+    def submit_dataframe(self, endpoint_name: Destination, df: pd.DataFrame,
                          rows_per_request: int = ROWS_PER_REQUEST_DATAFRAME,
                          content_type: str | None = TABLE_CONTENT_TYPE, *,
                          inference_id: str | Sequence[str] | None = None,
@@ -183,7 +214,7 @@ class AsyncInferenceClient:
         aligned to ``df.index`` when each request returns one row per input row.
 
         Args:
-            endpoint_name: the async endpoint.
+            endpoint_name: the async endpoint, or an ``sma.RoutingTarget`` (an inference router's routing target).
             df: the DataFrame (a Series is sent as one column).
             rows_per_request: rows per request (the last one may be shorter).
             content_type: how each slice is sent (text/csv without header by default).
@@ -195,18 +226,18 @@ class AsyncInferenceClient:
             ValidationError: not a DataFrame, empty, a bad option or payload; nothing was sent.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch, ``resubmit()`` sends the rest.
         """
-        checked = self._options("submit_dataframe", endpoint_name,
+        name, checked = self._options("submit_dataframe", endpoint_name,
                                 dict(options, rows_per_request=rows_per_request, content_type=content_type))
-        return self._run_batch(plans.DataFramePlan(self._preparer, endpoint_name, df, checked, inference_id, filename))
+        return self._run_batch(plans.DataFramePlan(self._preparer, name, df, checked, inference_id, filename))
 
-    def submit_s3(self, endpoint_name: str, source: Any, pattern: str | None = None, *,
+    def submit_s3(self, endpoint_name: Destination, source: Any, pattern: str | None = None, *,
                   inference_id: str | Sequence[str] | None = None, content_type: str | None = None,
                   **options: Any) -> InvocationBatch:
         """Send objects that are already in S3, as they are: InputLocation is the object itself (never
         copied, moved or deleted). One invocation per object, as one batch.
 
         Args:
-            endpoint_name: the async endpoint.
+            endpoint_name: the async endpoint, or an ``sma.RoutingTarget`` (an inference router's routing target).
             source: one ``s3://bucket/key``; a prefix ending in ``/`` (listed, every object under it);
                 a list of URIs; or a pandas Series of URIs (results align to its index).
             pattern: with a prefix, a glob on the key below it, as ``submit_dataset``'s: ``*`` and ``?`` stay
@@ -222,10 +253,11 @@ class AsyncInferenceClient:
             AwsError: S3 refused to list or read the objects.
             SubmissionInterrupted: Ctrl-C; ``exc.batch`` is the batch.
         """
-        checked = self._options("submit_s3", endpoint_name, dict(options, pattern=pattern, content_type=content_type))
-        return self._run_batch(plans.S3ObjectsPlan(self._preparer, endpoint_name, source, checked, inference_id))
+        name, checked = self._options("submit_s3", endpoint_name,
+                                      dict(options, pattern=pattern, content_type=content_type))
+        return self._run_batch(plans.S3ObjectsPlan(self._preparer, name, source, checked, inference_id))
 
-    def submit_dataset(self, endpoint_name: str, source: str | os.PathLike[str],
+    def submit_dataset(self, endpoint_name: Destination, source: str | os.PathLike[str],
                        rows_per_request: int = ROWS_PER_REQUEST_DATASET,
                        content_type: str | None = TABLE_CONTENT_TYPE, columns: Sequence[str] | None = None, *,
                        inference_id: str | None = None, **options: Any) -> InvocationBatch:
@@ -234,7 +266,7 @@ class AsyncInferenceClient:
         dataset. Results align to the dataset's row numbers; ``batch.write_results(dest)`` streams them.
 
         Args:
-            endpoint_name: the async endpoint.
+            endpoint_name: the async endpoint, or an ``sma.RoutingTarget`` (an inference router's routing target).
             source: ``data/big.parquet``, ``data/*.csv``, ``data/table/`` or ``s3://bucket/table/``.
             rows_per_request: rows per request (the last one may be shorter).
             content_type: how each slice is sent (text/csv without header by default).
@@ -251,16 +283,20 @@ class AsyncInferenceClient:
             SubmissionError: a failure every request would meet (expired credentials...) stopped it part-way;
                 ``exc.batch`` is the batch, the message says how to continue.
         """
-        checked = self._options("submit_dataset", endpoint_name, dict(
+        name, checked = self._options("submit_dataset", endpoint_name, dict(
             options, rows_per_request=rows_per_request, content_type=content_type, columns=columns))
-        return self._run_batch(plans.DatasetPlan(self._preparer, endpoint_name, source, checked, inference_id,
+        return self._run_batch(plans.DatasetPlan(self._preparer, name, source, checked, inference_id,
                                                  workers=self.max_workers))
 
     @staticmethod
-    def _options(method: Method, endpoint_name: str, given: dict[str, Any]) -> SubmitOptions:
-        """The endpoint name and every option checked, before any I/O."""
-        check_member("EndpointName", endpoint_name)
-        return parse_options(method, given)
+    def _options(method: Method, destination: Destination, given: dict[str, Any]) -> tuple[str, SubmitOptions]:
+        """The destination (an endpoint name or a RoutingTarget: its journaled name) and every option,
+        checked by the rules of the operation that will send them, before any I/O."""
+        name = check_destination(destination)
+        options = parse_options(method, given)
+        if options.inline:
+            refuse_inline(name)
+        return name, options
 
     def _run(self, plan: plans.Plan) -> None:
         """The one runner; a batch that stopped part-way is attached to the error (``exc.batch``)."""
@@ -272,9 +308,37 @@ class AsyncInferenceClient:
             raise
 
     def _run_batch(self, plan: plans.Plan) -> InvocationBatch:
-        self._run(plan)
+        if plan.options.is_job:  # held QUEUED and invoked by the job thread, a window at a time
+            if plan.window is None:  # read a window at a time too: the job's invokes share the pool with the uploads
+                plan.window = plans.stream_window(self.max_workers)
+            self.tracker.start()
+            try:
+                self.jobs.submit(plan)
+            except SubmissionError as exc:
+                if exc.batch_id is not None and self.ctx.journal.get_batch(exc.batch_id) is not None:
+                    exc.batch = self.batch(exc.batch_id)
+                raise
+        else:
+            self._run(plan)
         assert plan.batch is not None
         return self.batch(plan.batch.batch_id)
+
+    def _capacity(self, endpoint_name: str) -> Capacity:
+        """What ``max_pending="auto"`` sizes from: the endpoint's current instances and per-instance concurrency;
+        for a routing target, its Routable destinations' combined capacity (SPEC §20)."""
+        routed = routing_target_of(endpoint_name)
+        if routed is not None:
+            target = self.routers.status(routed.router, AUTO_CAPACITY_MAX_AGE_S).target(routed.target)
+            return combined([Capacity(d.endpoint.current_instances, d.endpoint.max_concurrent_per_instance)
+                             for d in (target.destinations if target else ()) if d.routable and d.endpoint])
+        status = self.monitor.status(endpoint_name, AUTO_CAPACITY_MAX_AGE_S)
+        return Capacity(status.current_instances, status.max_concurrent_per_instance)
+
+    def _jobs_moved(self) -> None:
+        """A job sent or changed something: poll soon, and wake whoever waits on the tracker."""
+        self.tracker.start()
+        self.tracker.poke()
+        self.tracker.bus.publish([])
 
     def resubmit(self, inference_ids: Iterable[str]) -> list[Invocation]:
         """Send finished-but-unsuccessful invocations again, reusing their input object.
@@ -286,6 +350,29 @@ class AsyncInferenceClient:
             ValidationError: an id is unknown, still running, or has no input left to reuse.
         """
         return [self.invocation(i) for i in self._submitter.resubmit(ids_of(inference_ids))]
+
+    def attach(self, endpoint_name: Destination, inference_id: str, output_location: str,
+               failure_location: str | None = None, *, label: str | None = None) -> Invocation:
+        """Follow an invocation submitted by anything else (the AWS CLI, an SDK, a Lambda, another kernel):
+        it is journaled PENDING and appears in the panel, ``wait``, ``result`` and ``as_completed`` like any
+        other. Nothing is sent; its input is the user's and is never deleted. Attaching an id already
+        tracked for the same endpoint returns it.
+
+        Args:
+            endpoint_name: the endpoint it was sent to (an ``sma.RoutingTarget``: the router's routing target).
+            inference_id: the InferenceId the invoke answered (or was given).
+            output_location: the OutputLocation the invoke answered (``s3://.../ID.out``).
+            failure_location: the FailureLocation it answered, if the endpoint has one.
+            label: a label to find it by.
+
+        Raises:
+            ValidationError: a location that is not an S3 URI of an object, a bad name or id, or an id
+                already tracked for another endpoint; nothing is journaled.
+        """
+        record = attach_invocation(self.ctx, endpoint_name, inference_id, output_location, failure_location, label)
+        self.tracker.start()
+        self.tracker.poke()
+        return self.invocation(record.inference_id)
 
     def input_prefix(self) -> S3Uri:
         """The configured s3_input_path, else SageMaker's default bucket (created if missing)."""
@@ -313,15 +400,44 @@ class AsyncInferenceClient:
             max_age: the oldest cached snapshot to accept, in seconds.
 
         Raises:
-            ValidationError: ``name`` is not a valid endpoint name, or ``max_age`` is negative.
+            ValidationError: ``name`` is not a valid endpoint name (a RoutingTarget: use :meth:`router_status`),
+                or ``max_age`` is negative.
             AwsError: there is no such endpoint (``kind="not_found"``).
         """
+        if isinstance(name, RoutingTarget):
+            raise ValidationError(f"endpoint_status takes an endpoint name, not a routing target ({name}): "
+                                  f"client.router_status({name.router!r}) shows the router, its targets and each "
+                                  "destination endpoint's status.", parameter="EndpointName")
         check_member("EndpointName", name)
-        if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age >= 0:
-            raise ValidationError(f"max_age must be a number of seconds >= 0, not {max_age!r}.", parameter="max_age")
+        _check_max_age(max_age)
         snapshot = self.monitor.status(name, max_age)
         if snapshot.exists is False:
             raise AwsError(snapshot.warnings[0], code="NotFound", kind="not_found")
+        return snapshot
+
+    def router_status(self, name: str, max_age: float = DEFAULT_MAX_AGE_S) -> RouterStatus:
+        """What an inference router is doing (SPEC §20): its status, its routing targets, each destination's
+        RoutingStatus and — for an endpoint readable with your credentials (this account and Region) — its
+        :class:`EndpointStatus` (SPEC §10), and warnings (one actionable line each).
+
+        Served from a cache younger than ``max_age`` seconds (0: fetch now). A fetch costs one
+        DescribeInferenceRouter plus the endpoint monitor's (cached) fetches of the destination endpoints.
+
+        Args:
+            name: the inference router's name (or an ``sma.RoutingTarget``: its router).
+            max_age: the oldest cached snapshot to accept, in seconds.
+
+        Raises:
+            ValidationError: ``name`` is not a valid router name, ``max_age`` is negative, or the installed botocore
+                does not know inference routers.
+            AwsError: there is no such router (``kind="not_found"``).
+        """
+        router = name.router if isinstance(name, RoutingTarget) else name
+        check_member(ROUTER_MEMBER, router, INVOKE_ROUTER_ASYNC)
+        _check_max_age(max_age)
+        snapshot = self.routers.status(router, max_age)
+        if snapshot.exists is False:
+            raise AwsError(snapshot.warnings[0], code="ResourceNotFound", kind="not_found")
         return snapshot
 
     def panel(self) -> Panel:
@@ -333,7 +449,8 @@ class AsyncInferenceClient:
         if current is None or current.closed:
             # The strip and the details read the endpoint monitor's cache (a fetch at most once a minute).
             current = self._panel = Panel(self._parts, row_logs=self.monitor.log_messages,
-                                          endpoint_status=self.monitor.status, endpoint_history=self.monitor.history)
+                                          endpoint_status=self.monitor.status, endpoint_history=self.monitor.history,
+                                          router_status=self.routers.status)
         return current
 
     def forget(self, inference_ids: Iterable[str]) -> int:
@@ -371,6 +488,7 @@ class AsyncInferenceClient:
         panel = getattr(self, "_panel", None)
         if panel is not None:  # its workers and subscription must not outlive the journal
             panel.close()
+        self.jobs.close()
         self.tracker.stop()
         self.pool.shutdown(wait=True)
         self.ctx.journal.close()

@@ -22,7 +22,8 @@ from .records import InvocationRecord, Status
 class Context:
     """What the parts share: AWS clients, the journal, the settings, the worker pool, the origin
     (which AWS target this client talks to; journal rows of other targets are not ours), and the
-    notebook's clock (every time the client journals is on it; S3's clock is ``aws.s3_clock``)."""
+    notebook's clock (every time the client journals is on it; S3's clock is ``aws.s3_clock``), and how
+    fast the endpoint's clock runs (``time_scale``: 1 on AWS; a local stack's emulated time)."""
 
     aws: AwsClients
     journal: Journal
@@ -30,6 +31,7 @@ class Context:
     pool: Executor
     origin: str
     clock: Callable[[], float] = time.time
+    time_scale: float = 1.0  # the endpoint's seconds per real second (an emulated stack's); TTL/drain arithmetic only
 
     def records(self, *, statuses: Iterable[Status] | None = None,
                 include_other_origins: bool = False) -> list[InvocationRecord]:

@@ -4,12 +4,13 @@ the tracker, which a handle reaches through :class:`HandleParts` (never through 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import os
 import time
 from collections import Counter
-from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +18,17 @@ from .context import Context
 from .display.shown import Gallery, Shown, show_batch, show_invocation
 from .endpoints.logs import LogLine
 from .endpoints.monitor import EndpointMonitor
-from .errors import NotTracked, ValidationError
+from .errors import NotTracked, OutputMissing, SubmissionError, ValidationError
 from .journal.activity import Scope
 from .journal.frames import parts_frame, timeline_frame
-from .records import FINISHED, RESUBMITTABLE, ErrorsMode, InvocationRecord, Status, statuses_of
+from .records import FINISHED, RESUBMITTABLE, UNFINISHED, ErrorsMode, InvocationRecord, JobState, Status, statuses_of
 from .results import downloads
 from .results import loading as results
 from .results import writer as results_writer
+from .submission.jobs import Jobs
 from .submission.runner import Submitter
 from .tracking.tracker import Tracker
+from .tracking.watch import DoneWatch
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,18 +43,29 @@ class HandleParts:
     tracker: Tracker
     submitter: Submitter
     monitor: EndpointMonitor
+    jobs: Jobs
+    watch: DoneWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "watch", DoneWatch(self.tracker.bus))
 
     def invocation(self, inference_id: str) -> Invocation:
         """A handle on a tracked invocation.
 
         Raises:
-            NotTracked: the journal has no row for it.
+            NotTracked: the journal has no row for it (the message says how to attach it).
         """
         if not isinstance(inference_id, str) or self.ctx.journal.get(inference_id) is None:
             raise NotTracked(f"Invocation {inference_id!r} is not tracked by this journal ({self.ctx.journal.path}): "
                              "ids are tracked when they are submitted through this client (or another one on the "
-                             "same journal), until they are forgotten.", parameter="inference_id")
+                             "same journal). To follow one submitted elsewhere (the AWS CLI, an SDK), attach it: "
+                             "client.attach(endpoint, inference_id, output_location) or %sm_async attach ENDPOINT "
+                             "ID OUTPUT_LOCATION.", parameter="inference_id")
         return Invocation(self, inference_id)
+
+    def follow(self) -> None:
+        """Something waits for finishes (a callback, a future, as_completed): poll in the background."""
+        self.tracker.start()
 
     def batch(self, batch_id: str) -> InvocationBatch:
         """A handle on a tracked batch.
@@ -87,6 +101,39 @@ def _freq_seconds(freq: object) -> float:
 
 def _when(epoch: float | None) -> dt.datetime | None:
     return None if epoch is None else dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+
+
+def _check_callable(fn: object) -> None:
+    if not callable(fn):
+        raise ValidationError(f"fn must be callable (it is called with the handle), not {fn!r}.", parameter="fn")
+
+
+def _check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf"):
+        raise ValidationError(f"timeout must be a number of seconds >= 0 (or None to wait as long as it takes), not "
+                              f"{timeout!r}.", parameter="timeout")
+    return float(timeout)
+
+
+def _future_of(handle: Any, add_callback: Callable[[Callable[[Any], Any]], None]) -> concurrent.futures.Future[Any]:
+    """A Future resolved with ``handle.result()`` (or its exception) once the handle is done."""
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    future.set_running_or_notify_cancel()
+
+    def settle(done: Any) -> None:
+        try:
+            future.set_result(done.result())
+        except BaseException as exc:  # the Future carries it to whoever awaits
+            future.set_exception(exc)
+
+    add_callback(settle)
+    return future
+
+
+RATE_WINDOW_S = 300.0  # batch.rate_per_min: what finished over the last five minutes
+_PAGE = 1000            # as_completed reads finished rows this many at a time
 
 
 class Invocation:
@@ -214,6 +261,29 @@ class Invocation:
     def forget(self) -> None:
         self._parts.ctx.journal.forget([self.inference_id])
 
+    def _settled(self) -> bool:
+        """Finished for good: a resubmitted attempt is settled by the attempt carrying it."""
+        record = self._parts.ctx.journal.get(self.inference_id)
+        return record is None or record.status in FINISHED
+
+    def add_done_callback(self, fn: Callable[[Invocation], Any]) -> None:
+        """Call ``fn(inv)`` once this invocation is finished: at once (in this thread) if it is, else from the
+        thread that notices (the tracker's poller, which this starts). ``fn`` runs outside every lock and may
+        call ``inv.result()``; an exception it raises is logged.
+
+        Raises:
+            ValidationError: ``fn`` is not callable.
+        """
+        _check_callable(fn)
+        if not self._settled():
+            self._parts.follow()
+        self._parts.watch.add(self._settled, lambda: fn(self))
+
+    def future(self) -> concurrent.futures.Future[pd.DataFrame]:
+        """A ``concurrent.futures.Future`` of :meth:`result` (its exception when there is none);
+        ``asyncio.wrap_future`` makes it awaitable."""
+        return _future_of(self, self.add_done_callback)
+
     def __await__(self) -> Generator[Any, None, pd.DataFrame]:
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(None, lambda: self.wait().result()).__await__()
@@ -282,9 +352,188 @@ class InvocationBatch:
         return len(results.unsent_slots(self.record, self.parts()))
 
     @property
+    def job_state(self) -> JobState | None:
+        """What the batch's job is doing (RUNNING, PAUSED, CANCELLED, DONE; a RUNNING job whose kernel ended is
+        PAUSED), or None for a batch sent at once."""
+        batch = self._parts.ctx.journal.get_batch(self.batch_id)
+        return None if batch is None else self._parts.jobs.state(batch)
+
+    @property
     def done(self) -> bool:
         parts = self.parts()
-        return all(r.status in FINISHED for r in parts) and not results.unsent_slots(self.record, parts)
+        if not all(r.status in FINISHED for r in parts) or results.unsent_slots(self.record, parts):
+            return False
+        return not self._retrying(parts)
+
+    def _retrying(self, parts: list[InvocationRecord]) -> bool:
+        """Some finished part is still to be sent again by the job (retries)."""
+        batch = self._parts.ctx.journal.get_batch(self.batch_id)
+        if batch is None or not batch.retries:
+            return False
+        return any(self._parts.jobs.will_retry(batch, r) for r in parts if r.status in (Status.EXPIRED, Status.FAILED))
+
+    # --- the job: pace, pause, resume, cancel ----------------------------------------------------
+
+    @property
+    def rate_per_min(self) -> float | None:
+        """Parts finished per minute over the last five minutes (since the first finish when more recent);
+        None until something finished."""
+        finished = [r.finished_at for r in self.parts() if r.status in FINISHED and r.status is not Status.ERROR
+                    and r.finished_at is not None]
+        if not finished:
+            return None
+        now = self._parts.ctx.clock()
+        start = max(now - RATE_WINDOW_S, min(r for r in finished))
+        recent = sum(1 for at in finished if at >= start)
+        span = max(now - start, 1.0)
+        return recent * 60.0 / span
+
+    @property
+    def eta(self) -> dt.datetime | None:
+        """When the batch should be done at the current pace (UTC); None until something finished, or when
+        nothing finished lately."""
+        rate = self.rate_per_min
+        if not rate:
+            return None
+        parts = self.parts()
+        remaining = sum(1 for r in parts if r.status in UNFINISHED) + len(results.unsent_slots(self.record, parts))
+        return _when(self._parts.ctx.clock() + remaining * 60.0 / rate)
+
+    def pause(self) -> bool:
+        """Stop invoking (and reading) this batch: QUEUED parts wait; what is on the endpoint runs on. Returns
+        whether it was running.
+
+        Raises:
+            ValidationError: the batch was sent at once (no job to pause).
+        """
+        return self._parts.jobs.pause(self.batch_id)
+
+    def resume(self) -> bool:
+        """Continue a paused job in this kernel (also one paused by a kernel restart): QUEUED parts are invoked
+        as the window allows, a dataset is read on from where it stopped. Returns at once; False when there
+        was nothing to resume.
+
+        Raises:
+            ValidationError: the batch was sent at once; or queued inputs were removed from S3 (nothing is sent).
+        """
+        return self._parts.jobs.resume(self.batch_id)
+
+    def cancel(self) -> int:
+        """QUEUED parts become ERROR "cancelled, not sent" and the inputs this client uploaded for them are
+        removed (a user's own objects are never touched); the source is read no further. What is already on the
+        endpoint runs on (AWS has no cancel). Returns how many parts were cancelled.
+
+        Raises:
+            ValidationError: the batch was sent at once (nothing held back to cancel).
+        """
+        return self._parts.jobs.cancel(self.batch_id)
+
+    # --- results as they come --------------------------------------------------------------------
+
+    def _paused_idle(self) -> bool:
+        """Paused with parts QUEUED and nothing on the endpoint: waiting longer cannot help."""
+        if self.job_state is not JobState.PAUSED:
+            return False
+        journal = self._parts.ctx.journal
+        return (journal.batch_count(self.batch_id, [Status.QUEUED]) > 0
+                and journal.batch_count(self.batch_id, [Status.PENDING, Status.SUBMITTING]) == 0)
+
+    def _raise_if_paused(self) -> None:
+        if self._paused_idle():
+            queued = self._parts.ctx.journal.batch_count(self.batch_id, [Status.QUEUED])
+            raise SubmissionError(f"Batch {self.label or self.batch_id} is paused with {queued} queued request(s): "
+                                  "batch.resume() sends them (or cancel() drops them).", batch_id=self.batch_id)
+
+    def _reading(self) -> bool:
+        return self.batch_id in self._parts.jobs.active() and self.job_state is JobState.RUNNING
+
+    def as_completed(self, timeout: float | None = None) -> Iterator[Invocation]:
+        """Each part as it finishes, once, in finishing order (a retried part: its last attempt). Ends when the
+        batch is done; parts that finished before the call come first.
+
+        Raises:
+            ValidationError: a bad ``timeout``. TimeoutError: parts still unfinished after ``timeout`` s.
+            SubmissionError: the batch is paused with queued parts and nothing running (resume() it).
+        """
+        limit = _check_timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        journal, jobs = self._parts.ctx.journal, self._parts.jobs
+        seen: set[str] = set()
+        deferred: set[str] = set()  # finished attempts the job will send again
+        cursor = float("-inf")
+        self._parts.follow()
+        while True:
+            found = journal.finished_since(self.batch_id, cursor, _PAGE)
+            fresh = [iid for _, iid in found if iid not in seen]
+            if found:
+                cursor = found[-1][0]
+            ids = list(dict.fromkeys([*deferred, *fresh]))
+            batch = journal.get_batch(self.batch_id)
+            rows = journal.get_many(ids) if ids else {}
+            for iid in ids:
+                record = rows.get(iid)
+                deferred.discard(iid)
+                if record is not None and record.resubmitted_as is None and record.status in FINISHED \
+                        and batch is not None and jobs.will_retry(batch, record):
+                    deferred.add(iid)  # its next attempt is the one to yield
+                    continue
+                seen.add(iid)
+                if record is not None and record.resubmitted_as is None and record.status in FINISHED:
+                    yield Invocation(self._parts, iid)
+            if len(found) == _PAGE and fresh:
+                continue  # more finished already: no waiting
+            if not deferred and journal.batch_count(self.batch_id, UNFINISHED) == 0 and not self._reading():
+                if all(iid in seen for _, iid in journal.finished_since(self.batch_id, cursor, _PAGE)):
+                    return
+                continue
+            self._raise_if_paused()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"Batch {self.label or self.batch_id}: parts still unfinished after {timeout} s; "
+                                   "they keep running: call as_completed() again.")
+            self._parts.tracker.bus.wait(0.5 if remaining is None else min(0.5, remaining))
+
+    def iter_results(self, errors: ErrorsMode = "raise", timeout: float | None = None,
+                     **reader_kwargs: Any) -> Iterator[pd.DataFrame]:
+        """One DataFrame per finished part, as parts finish, indexed like its input rows (the DataFrame's
+        index, the dataset's row numbers, the payload's position) when the part returned one row per input
+        row. ``errors="skip"`` leaves out parts without a result.
+
+        Raises:
+            ValidationError: a bad ``errors`` or ``timeout``. TimeoutError: after ``timeout`` s.
+            InferenceFailed / InferenceExpired / SubmissionError / OutputMissing: a part without a result
+                (``errors="raise"``).
+        """
+        results.check_errors_mode(errors)
+        batch = self.record
+        for inv in self.as_completed(timeout):
+            record = inv.record
+            if record.status is not Status.COMPLETED:
+                if errors == "raise":
+                    results.raise_unless_completed(record)
+                continue
+            try:
+                yield results.load_part(self._parts.ctx, batch, record, **reader_kwargs)
+            except OutputMissing:
+                if errors == "raise":
+                    raise
+
+    def add_done_callback(self, fn: Callable[[InvocationBatch], Any]) -> None:
+        """Call ``fn(batch)`` once the batch is done: at once (in this thread) if it is, else from the thread
+        that notices. ``fn`` runs outside every lock; an exception it raises is logged.
+
+        Raises:
+            ValidationError: ``fn`` is not callable.
+        """
+        _check_callable(fn)
+        if not self.done:
+            self._parts.follow()
+        self._parts.watch.add(lambda: self.done, lambda: fn(self))
+
+    def future(self) -> concurrent.futures.Future[pd.DataFrame]:
+        """A ``concurrent.futures.Future`` of :meth:`result` (its exception when there is none);
+        ``asyncio.wrap_future`` makes it awaitable."""
+        return _future_of(self, self.add_done_callback)
 
     def refresh(self) -> dict[str, int]:
         ids = [r.inference_id for r in self.parts() if r.status is Status.PENDING]
@@ -293,8 +542,29 @@ class InvocationBatch:
         return self.status_counts()
 
     def wait(self, timeout: float | None = None) -> InvocationBatch:
-        self._parts.tracker.wait_for(self.inference_ids, timeout)
-        return self
+        """Block until every part is finished (a job's queued and retried parts too).
+
+        Raises:
+            TimeoutError: after ``timeout`` s (the parts keep running). SubmissionError: the batch is paused
+                with queued parts and nothing running (resume() it).
+        """
+        limit = _check_timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._raise_if_paused()
+            if self.record.job_state is None:
+                self._parts.tracker.wait_for(self.inference_ids, remaining)
+                return self
+            parts = self.parts()
+            waiting = [r.inference_id for r in parts if r.status in (Status.PENDING, Status.SUBMITTING)]
+            if not waiting and self.done:
+                return self
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"Batch {self.label or self.batch_id}: {sum(r.status in UNFINISHED for r in parts)} "
+                                   f"part(s) still unfinished after {timeout} s; they keep running.")
+            self._parts.follow()
+            self._parts.tracker.bus.wait(0.5 if remaining is None else min(0.5, remaining))
 
     def result(self, errors: ErrorsMode = "raise", **reader_kwargs: Any) -> pd.DataFrame:
         """All outputs as one DataFrame. errors="skip" leaves out parts without a result."""

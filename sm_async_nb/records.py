@@ -19,8 +19,10 @@ from .errors import ValidationError
 
 
 class Status(str, enum.Enum):
-    """Where an invocation is in its life. ERROR: never reached SageMaker; FAILED: the model or
-    service wrote a failure object; EXPIRED: nothing appeared in time, or the service said so."""
+    """Where an invocation is in its life. QUEUED: its input is in S3 (uploaded, or the user's own
+    object) and journaled, held by the client's flow control, not yet invoked; ERROR: never reached
+    SageMaker; FAILED: the model or service wrote a failure object; EXPIRED: nothing appeared in
+    time, or the service said so."""
 
     SUBMITTING = "SUBMITTING"
     PENDING = "PENDING"
@@ -28,6 +30,7 @@ class Status(str, enum.Enum):
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
     ERROR = "ERROR"
+    QUEUED = "QUEUED"  # SPEC §16 (listed last: the first map's order is kept)
 
     @property
     def finished(self) -> bool:
@@ -39,7 +42,8 @@ class Status(str, enum.Enum):
 
 # Every status set the package uses, defined once.
 FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.EXPIRED, Status.ERROR})
-UNFINISHED = frozenset({Status.SUBMITTING, Status.PENDING})
+UNFINISHED = frozenset({Status.QUEUED, Status.SUBMITTING, Status.PENDING})
+ON_ENDPOINT = frozenset({Status.PENDING})         # invoked and not finished: what a flow-control window counts
 UNSUCCESSFUL = frozenset({Status.FAILED, Status.EXPIRED, Status.ERROR})
 RESUBMITTABLE = UNSUCCESSFUL                      # resubmit() accepts these
 RESUMABLE = frozenset({Status.ERROR, Status.SUBMITTING})  # a re-run of the same request continues these
@@ -186,6 +190,16 @@ class InvocationRecord:
         return dataclasses.replace(self, **changes)
 
 
+class JobState(str, enum.Enum):
+    """What a batch's job is doing. A RUNNING job whose owner process died is paused in effect:
+    nothing resumes by itself after a kernel restart."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
 @dataclass
 class BatchRecord:
     batch_id: str
@@ -195,6 +209,15 @@ class BatchRecord:
     created_at: float | None = None
     kind: BatchKind = BatchKind.PAYLOADS
     index_json: str | None = None   # the input DataFrame's index, when JSON can hold it
+    # A job (SPEC §16: flow control, background, retries); None when the batch was sent at once.
+    max_pending: str | None = None   # "auto", or an int as text; None: no window
+    retries: int = 0                 # how often an EXPIRED (or service-failed) part is sent again
+    job_state: JobState | None = None
+    job_owner: int | None = None     # the process driving the job (a dead one: the job shows as paused)
+    read_position: int | None = None  # the next request of the source still to read (None: all read)
+    source_json: str | None = None   # how to read the source again after a restart (a dataset), else None
+
+
 
 
 class PendingRow(NamedTuple):

@@ -42,6 +42,7 @@ RETRY_POLICY = {"mode": "standard", "max_attempts": 5}
 # --- error codes, defined once ---------------------------------------------------------------
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 NO_BUCKET_CODES = frozenset({"NoSuchBucket"})
+RESOURCE_NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException"})  # e.g. DescribeInferenceRouter
 ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "403", "Forbidden",
                                  "UnauthorizedOperation", "KMSAccessDeniedException"})
 EXPIRED_CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
@@ -89,6 +90,8 @@ IAM_ACTIONS = {
     **dict.fromkeys(("DeleteObject", "DeleteObjects"), "s3:DeleteObject"),
     "CopyObject": "s3:GetObject and s3:PutObject", "AbortMultipartUpload": "s3:AbortMultipartUpload",
     "CreateBucket": "s3:CreateBucket", "InvokeEndpointAsync": "sagemaker:InvokeEndpointAsync",
+    "InvokeInferenceRouterAsync": "sagemaker:InvokeInferenceRouterAsync",
+    "DescribeInferenceRouter": "sagemaker:DescribeInferenceRouter",
     "DescribeEndpoint": "sagemaker:DescribeEndpoint", "DescribeEndpointConfig": "sagemaker:DescribeEndpointConfig",
     "GetCallerIdentity": "sts:GetCallerIdentity", "FilterLogEvents": "logs:FilterLogEvents",
     "GetMetricData": "cloudwatch:GetMetricData",
@@ -142,8 +145,8 @@ class RequestCounter:
             return self.counts[service]
 
 
-ServiceName = Literal["s3", "sagemaker", "sagemaker-runtime", "sns", "sqs", "sts", "cloudwatch", "logs",
-                      "application-autoscaling"]
+ServiceName = Literal["s3", "sagemaker", "sagemaker-runtime", "sagemaker-inference-router-runtime", "sns", "sqs",
+                      "sts", "cloudwatch", "logs", "application-autoscaling"]
 
 
 class AwsClients:
@@ -183,6 +186,8 @@ class AwsClients:
     def get(self, service: Literal["logs"]) -> CloudWatchLogsClient: ...
     @overload
     def get(self, service: Literal["application-autoscaling"]) -> ApplicationAutoScalingClient: ...
+    @overload
+    def get(self, service: Literal["sagemaker-inference-router-runtime"]) -> Any: ...  # no stubs for it yet
 
     def get(self, service: ServiceName) -> Any:
         """The shared client of ``service`` (made on first use, thread-safe)."""
@@ -199,8 +204,8 @@ class AwsClients:
         return CountedS3(self._make("s3", counter), counter)
 
     def _make(self, service: ServiceName, counter: RequestCounter) -> Any:
-        client: Any = self.session.client(service, endpoint_url=self.endpoint_urls.get(service),
-                                          config=self._config)
+        session: Any = self.session  # boto3's stubs do not list the newest services (inference routers)
+        client: Any = session.client(service, endpoint_url=self.endpoint_urls.get(service), config=self._config)
         client.meta.events.register("before-send", counter)
         if service == "s3":
             client.meta.events.register("after-call.s3", self.s3_clock.observe)
@@ -211,8 +216,20 @@ class AwsClients:
         return self.get("s3")
 
     @property
+    def sagemaker(self) -> Any:
+        """The SageMaker control plane's client, untyped: the installed stubs may predate its inference-router
+        operations (DescribeInferenceRouter)."""
+        return self.get("sagemaker")
+
+    @property
     def runtime(self) -> SageMakerRuntimeClient:
         return self.get("sagemaker-runtime")
+
+    @property
+    def router_runtime(self) -> Any:
+        """InvokeInferenceRouterAsync's client (botocore 1.44 or later; the caller checked the model has it). Its
+        endpoint comes from ``endpoint_urls`` or, as boto3 does, AWS_ENDPOINT_URL_SAGEMAKER_INFERENCE_ROUTER_RUNTIME."""
+        return self.get("sagemaker-inference-router-runtime")
 
     def origin(self) -> str:
         """Identifies the AWS target (region + endpoints) a journal row belongs to, so a client

@@ -36,10 +36,27 @@ def written_for(last_modified: float, invoked_at: float, skew: float = OUTPUT_CL
     return last_modified >= math.floor(invoked_at - skew)
 
 
+# Failure codes of the service itself, not the model: a transient fault of the platform. ``retries=N``
+# resends these (and EXPIRED invocations); a model's error (``ModelError``), a timeout of the model's
+# own (``InvocationTimeout``), a bad input (``ClientError``) or a deleted endpoint never are.
+SERVICE_FAILURE_CODES = frozenset({"InternalFailure", "InternalServerError", "ServiceUnavailable",
+                                   "InternalDependencyException", "ThrottlingException"})
+
+
+def failure_code(reason: str | None) -> str:
+    """The error code that leads a failure reason (``"<Code>: <message>"``), or ""."""
+    return (reason or "").lstrip().split(":", 1)[0].strip()
+
+
 def is_expiry(reason: str | None) -> bool:
     """Whether a failure reason is the service's own expiry signal (it starts with an expiry code)."""
-    code = (reason or "").lstrip().split(":", 1)[0].strip()
-    return code in EXPIRY_CODES
+    return failure_code(reason) in EXPIRY_CODES
+
+
+def service_caused(reason: str | None) -> bool:
+    """Whether a failure reason is the service's (an expiry or a platform fault), not the model's."""
+    code = failure_code(reason)
+    return code in EXPIRY_CODES or code in SERVICE_FAILURE_CODES
 
 
 def service_deadline(request: dict[str, Any], started: float) -> float:

@@ -310,10 +310,10 @@ def _length(rule: Rule, value: Any, path: str, errors: list[str]) -> None:
         errors.append(_violation(value, path, f"have length less than or equal to {rule.max}"))
 
 
-def validate_request(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check every given parameter; return the botocore keyword arguments (None values dropped).
-
-    ``params`` uses the Python keyword names of :data:`PARAMETER_NAMES`.
+def validate_request(params: Mapping[str, Any], operation: Operation = INVOKE_ENDPOINT_ASYNC) -> dict[str, Any]:
+    """Check every given parameter by ``operation``'s rules; return the botocore keyword arguments (None
+    values dropped). ``params`` uses the Python keyword names of :data:`PARAMETER_NAMES`; EndpointName is
+    required for InvokeEndpointAsync (``contract.routing.request_params`` names a routing target instead).
     """
     unknown = set(params) - set(PARAMETER_NAMES)
     if unknown:
@@ -324,8 +324,8 @@ def validate_request(params: Mapping[str, Any]) -> dict[str, Any]:
         value = params.get(keyword)
         if value is None:
             continue
-        api[member] = check_member(member, value)
-    if "EndpointName" not in api:
+        api[member] = check_member(member, value, operation)
+    if operation == INVOKE_ENDPOINT_ASYNC and "EndpointName" not in api:
         raise ValidationError("EndpointName is required: name the async endpoint to invoke.",
                               parameter="EndpointName")
     return api

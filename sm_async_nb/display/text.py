@@ -11,6 +11,7 @@ from ..records import Status
 
 # Badge colours: background of the counts badges and text colour of the status column.
 STATUS_COLOURS = {
+    Status.QUEUED: "var(--jp-ui-font-color3, #8c959f)",
     Status.SUBMITTING: "var(--jp-ui-font-color2, #6e7781)",
     Status.PENDING: "var(--jp-brand-color1, #0969da)",
     Status.COMPLETED: "var(--jp-success-color1, #1a7f37)",

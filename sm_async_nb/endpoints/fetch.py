@@ -126,6 +126,7 @@ class Described:
     desired_instances: int | None = None
     instance_type: str | None = None
     is_async: bool | None = None
+    per_instance: int | None = None  # AsyncInferenceConfig.ClientConfig.MaxConcurrentInvocationsPerInstance
 
 
 def _total(variants: list[dict[str, Any]], key: str) -> int | None:
@@ -159,6 +160,8 @@ def describe(reader: Reader, configs: dict[str, dict[str, Any]]) -> Described:
             configs[found.config_name] = config
     if config is not None:
         found.is_async = bool(config.get("AsyncInferenceConfig"))
+        client_config = (config.get("AsyncInferenceConfig") or {}).get("ClientConfig") or {}
+        found.per_instance = client_config.get("MaxConcurrentInvocationsPerInstance")
         types = sorted({v["InstanceType"] for v in config["ProductionVariants"] if v.get("InstanceType")})
         found.instance_type = ", ".join(types) or None
         if not found.variants:  # not reported yet (e.g. still Creating): the config's

@@ -125,5 +125,6 @@ class EndpointMonitor:
             oldest_request_age_s=metrics.oldest_request_age_s,
             has_backlog_without_capacity=metrics.has_backlog_without_capacity,
             scales_from_zero=scaling.scales_from_zero, fetched_at=now, failure_reason=described.failure_reason,
-            pending=queue.pending, drain_rate_per_min=None if rate is None else rate * 60, metrics_at=metrics.at)
+            pending=queue.pending, drain_rate_per_min=None if rate is None else rate * 60, metrics_at=metrics.at,
+            max_concurrent_per_instance=described.per_instance)
         return dataclasses.replace(snapshot, warnings=rules.rules(snapshot, queue, now) + reader.warnings)

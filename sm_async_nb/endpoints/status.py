@@ -33,6 +33,7 @@ class EndpointStatus:
     pending: int | None = None                     # this client's PENDING invocations on the endpoint
     drain_rate_per_min: float | None = None        # completions per minute this client saw (None: none seen)
     metrics_at: float | None = None                # time.time() of the newest CloudWatch datapoint read
+    max_concurrent_per_instance: int | None = None  # AsyncInferenceConfig.ClientConfig (None: not set)
 
     @property
     def instances_text(self) -> str:

@@ -11,10 +11,9 @@ Definitions (one place):
   that ended in it with that status (``finished_at``);
 - *pending* at an interval's end: rows invoked by then whose result had not been seen by then
   (a result seen before its invoke was recorded, which two clocks allow, counts at the invoke);
-- *queued* at an interval's end: rows held by the client, journaled but not invoked yet
-  (``QUEUED_STATUSES``; Status.QUEUED arrives with flow control, and until it exists this is 0).
-  The journal keeps each row's current state, not its history, so a row counts as queued from
-  its journaling for as long as it is still queued now;
+- *queued* at an interval's end: rows journaled by then and neither invoked nor ended by then —
+  held by a job's flow control (``QUEUED_STATUSES``), or still being uploaded; a row leaves the
+  queue at its invoke (``invoked_at``), or at its end when it never was invoked (cancelled: ERROR);
 - *latency*: ``finished_at - submitted_at`` of COMPLETED rows (what the panel calls latency).
 """
 
@@ -27,7 +26,7 @@ from typing import Any
 from ..records import UNFINISHED, Status
 from .store import Journal
 
-QUEUED_STATUSES = frozenset(s for s in Status if s.value == "QUEUED")  # empty until flow control adds it
+QUEUED_STATUSES = frozenset({Status.QUEUED})
 ENDED = (Status.COMPLETED, Status.FAILED, Status.EXPIRED)
 HISTOGRAM_BINS = 20
 
@@ -134,23 +133,24 @@ def timeline(journal: Journal, scope: Scope, start: float, step: float, interval
     where, params = scope.where()
     found = journal._read(
         f"SELECT status, {_bucket('submitted_at')}, {_bucket('finished_at')}, {_bucket('invoked_at')}, "
-        f"{_bucket('MAX(invoked_at, finished_at)')}, COUNT(*) FROM invocations WHERE {where} GROUP BY 1, 2, 3, 4, 5",
+        f"{_bucket('MAX(invoked_at, finished_at)')}, {_bucket('COALESCE(invoked_at, finished_at)')}, COUNT(*) "
+        f"FROM invocations WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6",
         {**params, "start": start, "step": step})
     # index 0 holds what happened before the first interval (only the running counts need it)
     counts = {kind: [0] * (intervals + 1) for kind in ("submitted", *(s.value for s in ENDED), "invoked", "returned",
-                                                       "queued")}
-    ended, queued = {s.value for s in ENDED}, {s.value for s in QUEUED_STATUSES}
+                                                       "dequeued")}
+    ended = {s.value for s in ENDED}
 
     def add(kind: str, bucket: int | None, n: int) -> None:
         if bucket is not None and bucket < intervals:
             counts[kind][bucket + 1] += n
 
-    for status, submitted, finished, invoked, returned, n in found:
+    for status, submitted, finished, invoked, returned, dequeued, n in found:
         add("submitted", submitted, n)
         add(status, finished if status in ended else None, n)
         add("invoked", invoked, n)
         add("returned", returned, n)  # NULL unless both invoked and finished
-        add("queued", submitted if status in queued else None, n)
+        add("dequeued", dequeued, n)  # invoked, or ended without an invoke
 
     def running(kind: str) -> list[int]:
         total, out = 0, []
@@ -162,7 +162,8 @@ def timeline(journal: Journal, scope: Scope, start: float, step: float, interval
     invoked, returned = running("invoked"), running("returned")
     return Timeline(start, step, counts["submitted"][1:], counts[Status.COMPLETED.value][1:],
                     counts[Status.FAILED.value][1:], counts[Status.EXPIRED.value][1:],
-                    [max(0, a - b) for a, b in zip(invoked, returned, strict=True)], running("queued"))
+                    [max(0, a - b) for a, b in zip(invoked, returned, strict=True)],
+                    [max(0, a - b) for a, b in zip(running("submitted"), running("dequeued"), strict=True)])
 
 
 def latency(journal: Journal, scope: Scope, bins: int = HISTOGRAM_BINS) -> Latency:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from ..records import BatchKind, BatchRecord, InvocationRecord, Status, SubmitStep
+from ..records import BatchKind, BatchRecord, InvocationRecord, JobState, Status, SubmitStep
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,21 @@ _V4 = (
     "ALTER TABLE invocations ADD COLUMN named_by_user INTEGER NOT NULL DEFAULT 1",
 )
 
+_V5 = (
+    # Jobs (SPEC §16): a batch's flow-control window, its retries, what its job is doing and which
+    # process drives it, how far its source was read, and how to read that source again after a restart.
+    "ALTER TABLE batches ADD COLUMN max_pending TEXT",
+    "ALTER TABLE batches ADD COLUMN retries INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE batches ADD COLUMN job_state TEXT",
+    "ALTER TABLE batches ADD COLUMN job_owner INTEGER",
+    "ALTER TABLE batches ADD COLUMN read_position INTEGER",
+    "ALTER TABLE batches ADD COLUMN source_json TEXT",
+    # The flow-control window counts a batch's PENDING rows, and takes its QUEUED ones in slot order.
+    "CREATE INDEX IF NOT EXISTS invocations_batch_status ON invocations (batch_id, status)",
+)
+
 # (version, statements): version N's statements turn a version N-1 journal into version N.
-MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))
+MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 COLUMNS = tuple(f.name for f in fields(InvocationRecord))
@@ -134,7 +147,7 @@ _BOOLEANS = ("inline", "user_input", "named_by_user")
 
 def encode(name: str, value: Any) -> Any:
     """A record field as SQLite stores it: enums by value, the request as JSON, booleans as 0/1."""
-    if isinstance(value, (Status, SubmitStep, BatchKind)):
+    if isinstance(value, (Status, SubmitStep, BatchKind, JobState)):
         return value.value
     if name == "request":
         return json.dumps(value, sort_keys=True)
@@ -164,6 +177,7 @@ def batch_row(batch: BatchRecord) -> tuple[Any, ...]:
 def batch_from_row(row: Sequence[Any]) -> BatchRecord:
     data = dict(zip(BATCH_COLUMNS, row, strict=True))
     data["kind"] = BatchKind(data["kind"])
+    data["job_state"] = None if data["job_state"] is None else JobState(data["job_state"])
     return BatchRecord(**data)
 
 

@@ -9,10 +9,13 @@ atomicity; no caller writes SQL or names columns:
 
 * reads: :meth:`get`, :meth:`get_many`, :meth:`records`, :meth:`with_label`, :meth:`with_id_prefix`,
   :meth:`get_batch`, :meth:`batch_rows`, :meth:`batch_parts`, :meth:`pending`, :meth:`counts`,
-  :meth:`completions`, :meth:`output_name_taken`;
+  :meth:`completions`, :meth:`output_name_taken`, :meth:`queued`, :meth:`batch_count`, :meth:`jobs`,
+  :meth:`finished_since`;
 * the submission's life: :meth:`add` / :meth:`add_missing` (insert), :meth:`claim_for_submission`,
-  :meth:`mark_invoking`, :meth:`mark_pending`, :meth:`mark_not_sent`, :meth:`restate_errors`,
-  :meth:`recover_dead_owners`, :meth:`claim_resubmission` / :meth:`release_resubmission`;
+  :meth:`mark_invoking`, :meth:`mark_pending`, :meth:`mark_not_sent`, :meth:`mark_queued`,
+  :meth:`restate_errors`, :meth:`recover_dead_owners`, :meth:`claim_resubmission` /
+  :meth:`release_resubmission`, :meth:`attach`;
+* a batch's job: :meth:`set_job`, :meth:`cancel_queued`, :meth:`inputs_removed`;
 * the tracker's: :meth:`finish`;
 * housekeeping: :meth:`forget`, :meth:`prune`.
 
@@ -40,7 +43,17 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import JournalError
-from ..records import FINISHED, UNFINISHED, BatchRecord, Finish, InvocationRecord, PendingRow, Status, SubmitStep
+from ..records import (
+    FINISHED,
+    UNFINISHED,
+    BatchRecord,
+    Finish,
+    InvocationRecord,
+    JobState,
+    PendingRow,
+    Status,
+    SubmitStep,
+)
 from . import schema
 from .filesystem import filesystem_type, is_network_filesystem
 from .schema import SCHEMA_VERSION, placeholders
@@ -285,6 +298,51 @@ class Journal:
             latest[row.batch_index or 0] = row
         return [latest[i] for i in sorted(latest)]
 
+    def queued(self, batch_id: str, limit: int) -> list[InvocationRecord]:
+        """At most ``limit`` QUEUED rows of a batch, in slot order (the next ones its window sends)."""
+        return self._select("batch_id = ? AND status = ? ORDER BY batch_index, rowid",
+                            (batch_id, Status.QUEUED.value), limit=limit)
+
+    def batch_count(self, batch_id: str, statuses: Iterable[Status]) -> int:
+        """How many rows of a batch are in ``statuses`` (every attempt counts)."""
+        wanted = [s.value for s in statuses]
+        [(count,)] = self._read(f"SELECT COUNT(*) FROM invocations WHERE batch_id = ? AND status IN "
+                                f"({placeholders(len(wanted))})", (batch_id, *wanted))
+        return int(count)
+
+    def endpoint_count(self, origin: str, endpoint_name: str, statuses: Iterable[Status]) -> int:
+        """How many rows of ``origin`` on ``endpoint_name`` are in ``statuses``."""
+        wanted = [s.value for s in statuses]
+        [(count,)] = self._read(f"SELECT COUNT(*) FROM invocations WHERE status IN ({placeholders(len(wanted))}) "
+                                "AND origin = ? AND endpoint_name = ?", (*wanted, origin, endpoint_name))
+        return int(count)
+
+    def retry_candidates(self, batch_id: str) -> list[tuple[InvocationRecord, int]]:
+        """A batch's EXPIRED and FAILED rows not sent again yet, each with how many attempts its slot has had."""
+        rows = self._select("batch_id = ? AND status IN (?, ?) AND resubmitted_as IS NULL",
+                            (batch_id, Status.EXPIRED.value, Status.FAILED.value))
+        if not rows:
+            return []
+        attempts = dict(self._read("SELECT batch_index, COUNT(*) FROM invocations WHERE batch_id = ? "
+                                   "GROUP BY batch_index", (batch_id,)))
+        return [(r, int(attempts.get(r.batch_index, 1))) for r in rows]
+
+    def jobs(self, states: Iterable[JobState]) -> list[BatchRecord]:
+        """The batches whose job is in ``states``, oldest first."""
+        wanted = [s.value for s in states]
+        return [schema.batch_from_row(r) for r in self._read(
+            schema.SELECT_BATCHES + f" WHERE job_state IN ({placeholders(len(wanted))}) ORDER BY created_at",
+            wanted)]
+
+    def finished_since(self, batch_id: str, after: float, limit: int) -> list[tuple[float, str]]:
+        """(updated_at, inference_id) of a batch's rows that finished (any attempt) and were last written at
+        or after ``after``, in that order: what ``as_completed`` has not seen yet (one indexed statement)."""
+        done = [s.value for s in FINISHED]
+        return [(float(at), iid) for at, iid in self._read(
+            f"SELECT updated_at, inference_id FROM invocations WHERE batch_id = ? AND status IN "
+            f"({placeholders(len(done))}) AND updated_at >= ? ORDER BY updated_at, rowid LIMIT {int(limit)}",
+            (batch_id, *done, after))]
+
     def pending(self, origin: str) -> list[PendingRow]:
         """The PENDING rows of ``origin``, reading only what polling needs."""
         rows = self._read(
@@ -417,6 +475,23 @@ class Journal:
             changes["input_location"] = None
         return self._own_transition(inference_id, changes)
 
+    def mark_queued(self, inference_id: str) -> bool:
+        """This process's SUBMITTING row, its input in place, → QUEUED: held by flow control, invoked later
+        (by whichever process claims it then)."""
+        return self._own_transition(inference_id, {"status": Status.QUEUED, "submit_step": SubmitStep.DONE})
+
+    def attach(self, record: InvocationRecord) -> InvocationRecord | None:
+        """Insert a PENDING row for an invocation submitted elsewhere; returns the row already there for
+        its id instead (nothing written) when there is one."""
+        record.updated_at = self.clock()
+        with self.transaction() as db:
+            found = db.execute(schema.SELECT_INVOCATIONS + " WHERE inference_id = ?", (record.inference_id,)).fetchall()
+            if found:
+                return schema.invocation_from_row(found[0])
+            db.execute(f"INSERT INTO invocations ({', '.join(schema.COLUMNS)}) VALUES "
+                       f"({placeholders(len(schema.COLUMNS))})", schema.invocation_row(record))
+        return None
+
     def restate_errors(self, reasons: Mapping[str, str]) -> list[str]:
         """ERROR rows get a new error text (why they were not sent again); one transaction. Rows in
         another status are left alone. Returns the ids changed."""
@@ -447,6 +522,47 @@ class Journal:
         """Clear a row's resubmission pointer if it still is ``pointer`` (whose row is gone)."""
         with self.transaction() as db:
             return self._set(db, inference_id, {"resubmitted_as": None}, "resubmitted_as = ?", (pointer,))
+
+    # --- a batch's job -----------------------------------------------------------------------
+
+    _UNSET: Any = object()
+
+    def set_job(self, batch_id: str, *, state: JobState | None = _UNSET, owner: int | None = _UNSET,
+                read_position: int | None = _UNSET, expect: Iterable[JobState | None] | None = None) -> bool:
+        """Update a batch's job fields (those given), if its state is one of ``expect`` (any when None);
+        whether it applied."""
+        changes = {name: value for name, value in (("job_state", state), ("job_owner", owner),
+                                                   ("read_position", read_position)) if value is not self._UNSET}
+        if not changes:
+            return False
+        sets = ", ".join(f"{name} = ?" for name in changes)
+        values = [schema.encode(n, v) for n, v in changes.items()]
+        sql, params = f"UPDATE batches SET {sets} WHERE batch_id = ?", [*values, batch_id]
+        if expect is not None:
+            wanted = list(expect)
+            known = [s.value for s in wanted if s is not None]
+            conditions = [f"job_state IN ({placeholders(len(known))})"] if known else []
+            conditions += ["job_state IS NULL"] if None in wanted else []
+            sql += f" AND ({' OR '.join(conditions) or '0'})"
+            params += known
+        with self.transaction() as db:
+            return bool(db.execute(sql, params).rowcount)
+
+    def cancel_queued(self, batch_id: str, error: str) -> list[InvocationRecord]:
+        """A batch's QUEUED rows → ERROR with ``error``, in one transaction, each only if still QUEUED;
+        returns them as they were (their inputs: what the caller may clean up)."""
+        rows = self._select("batch_id = ? AND status = ?", (batch_id, Status.QUEUED.value))
+        now = self.clock()
+        with self.transaction() as db:
+            return [r for r in rows if self._set(
+                db, r.inference_id, {"status": Status.ERROR, "submit_step": SubmitStep.DONE, "error": error,
+                                     "finished_at": now}, "status = ?", (Status.QUEUED.value,))]
+
+    def inputs_removed(self, inference_ids: Iterable[str]) -> None:
+        """These ERROR rows' inputs were removed from S3: the rows say their input is nowhere."""
+        with self.transaction() as db:
+            for iid in inference_ids:
+                self._set(db, iid, {"input_location": None}, "status = ?", (Status.ERROR.value,))
 
     # --- the tracker's transitions -----------------------------------------------------------
 

@@ -238,7 +238,8 @@ class Engine:
         self._require_running()
         return StackInfo(pid=os.getpid(), host=self.config.host, moto_port=self._moto.port,
                          runtime_port=self._server.port, region=self.region, endpoint_name=self.config.endpoint_name,
-                         input_bucket=self.input_bucket, output_path=self.output_path, failure_path=self.failure_path)
+                         input_bucket=self.input_bucket, output_path=self.output_path, failure_path=self.failure_path,
+                         time_scale=self.config.time_scale)
 
     # -- the control plane, through moto --------------------------------------------------------
     def _make_clients(self) -> None:

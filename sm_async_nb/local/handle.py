@@ -114,11 +114,13 @@ class StackHandle:
                              region_name=self.region)
 
     def client(self, **kwargs: Any) -> AsyncInferenceClient:
-        """An AsyncInferenceClient wired to this stack; keyword arguments are passed through."""
+        """An AsyncInferenceClient wired to this stack, knowing its emulated clock (``time_scale``, for TTL and
+        drain-rate arithmetic); keyword arguments are passed through."""
         from ..client import AsyncInferenceClient  # lazily: the stack is usable without the client
 
         urls = self.endpoint_urls
         kwargs.setdefault("s3_input_path", f"s3://{self.input_bucket}/inputs/")
+        kwargs.setdefault("time_scale", self._running()[0].time_scale)  # the emulated clock's pace
         return AsyncInferenceClient(session=self.session(), endpoint_urls=urls, **kwargs)
 
     def boto3_client(self, service: str, **kwargs: Any) -> Any:

@@ -29,6 +29,7 @@ class StackInfo:
     input_bucket: str
     output_path: str
     failure_path: str
+    time_scale: float = 1.0  # emulated seconds per real second (the client's TTL arithmetic needs it)
 
     @property
     def runtime_url(self) -> str:

@@ -22,7 +22,7 @@ import ipywidgets as W
 from ..display.text import MUTED_COLOUR, esc, human_duration, short_id, status_badge
 from ..handles import HandleParts, Invocation, InvocationBatch
 from ..journal import activity, views
-from ..records import FINISHED, UNSUCCESSFUL, Status
+from ..records import FINISHED, UNSUCCESSFUL, JobState, Status
 from . import notices
 from .progress import in_kernel
 
@@ -105,7 +105,14 @@ class StatusLine:
                           + ([f"{total - journaled} never sent"] if total > journaled else []))
         name = esc(handle.label or handle.batch_id)
         elapsed = "" if created is None else f" · elapsed {esc(human_duration(now - created))}"
-        done = finished >= journaled  # nothing more will change (what was never sent stays so)
+        job = handle.job_state
+        # nothing more will change (what was never sent stays so), unless a job still reads, sends or retries
+        done = finished >= journaled and job in (None, JobState.DONE, JobState.CANCELLED)
+        if job is not None and not done:
+            rate, eta = handle.rate_per_min, handle.eta
+            pace = "" if rate is None else f" · {rate:,.1f}/min"
+            pace += "" if eta is None else f" · ETA {eta.astimezone().strftime('%H:%M:%S')}"
+            elapsed += f" · job {esc(job.value)}{esc(pace)}"
         if done:
             span = activity.span(ctx.journal, activity.Scope(ctx.origin, batch_id=handle.batch_id))
             found = [notices.batch_finished(handle.label or handle.batch_id, counts, span.last if span else now)]

@@ -10,6 +10,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..config import SageMakerAsync
+from ..contract.routing import RoutingTarget
 from ..contract.serving import JSON_FORMATS
 from ..errors import SubmissionError, SubmissionInterrupted, ValidationError
 from ..handles import Invocation, InvocationBatch
@@ -71,6 +72,19 @@ def _check_variable_name(name: str | None) -> None:
         raise ValidationError(f"-o {name!r} is not a valid Python variable name: use one such as df or job.")
 
 
+def _max_pending(text: str | None) -> int | float | str | None:
+    """``--max-pending N|auto``: a number stays a number (options.parse checks it), anything else is passed on."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)  # refused there as not a whole number, with its own message
+        except ValueError:
+            return text
+
+
 def _key(label: str | None, ident: str) -> str:
     """How a hint names a submission: its label, quoted so it can be pasted back, else its id."""
     return (quote(label) if label else None) or ident
@@ -98,7 +112,9 @@ class SageMakerAsyncMagics(Magics):
     # --- %%invoke_async / %invoke_async ------------------------------------------------------
 
     @magic_arguments()
-    @argument("endpoint", help="name of the async endpoint")
+    @argument("endpoint", help="name of the async endpoint (of the inference router, with --routing-target)")
+    @argument("--routing-target", metavar="T", help="send through inference router ENDPOINT's routing target T "
+              "(InvokeInferenceRouterAsync; inputs go through S3)")
     @argument("variable", nargs="?", help="line form: the variable to send (DataFrame, dict, array, path...)")
     @argument("-o", dest="output", metavar="VAR",
               help="store the handle in VAR (with --wait: the result DataFrame)")
@@ -119,10 +135,16 @@ class SageMakerAsyncMagics(Magics):
     @argument("--json-format", metavar="F", help="how a DataFrame sent as application/json is laid out: "
               + ", ".join(JSON_FORMATS) + " (default: the json_format setting)")
     @argument("--inline", action="store_true", help="send the payload in the request body (<= 128,000 bytes)")
+    @argument("--max-pending", metavar="N|auto", help="a batch as a job: at most N requests unfinished on the "
+              "endpoint at once, the rest QUEUED ('auto': sized from the endpoint)")
+    @argument("--background", action="store_true", help="a batch as a job: return at once; read, upload and "
+              "invoke in the background")
+    @argument("--retries", type=int, metavar="N", help="a batch as a job: send EXPIRED (and service-failed) "
+              "parts again up to N times")
     @argument("--wait", action="store_true", help="wait for the result and show it")
     @line_cell_magic
     def invoke_async(self, line: str, cell: str | None = None) -> Any:
-        """Send data to a SageMaker async endpoint.
+        """Send data to a SageMaker async endpoint (or through an inference router: ROUTER --routing-target T).
 
         Cell form: the cell body is the payload, sent byte-for-byte as UTF-8 and never evaluated.
         Line form: `%invoke_async ENDPOINT VAR` sends a notebook variable and returns the handle,
@@ -138,8 +160,10 @@ class SageMakerAsyncMagics(Magics):
                    "invocation_timeout_seconds": args.timeout,
                    "s3_output_path_extension": args.output_path_extension, "label": args.label,
                    "inline": args.inline, "json_format": args.json_format}
+        job = {"max_pending": _max_pending(args.max_pending), "background": args.background or None,
+               "retries": args.retries}
         try:
-            handle = self._submit(args, payload, options)
+            handle = self._submit(args, payload, options, {k: v for k, v in job.items() if v is not None})
         except SubmissionInterrupted as exc:
             self.session.after_submit()  # what was sent is tracked
             if args.output:
@@ -157,23 +181,29 @@ class SageMakerAsyncMagics(Magics):
             self._show_panel()
         return handle if cell is None else None
 
-    def _submit(self, args: argparse.Namespace, payload: Any, options: dict[str, Any]) -> Invocation | InvocationBatch:
+    def _submit(self, args: argparse.Namespace, payload: Any, options: dict[str, Any],
+                job: dict[str, Any]) -> Invocation | InvocationBatch:
         client = self.session.client
+        destination = args.endpoint if args.routing_target is None else RoutingTarget(args.endpoint,
+                                                                                        args.routing_target)
         try:
             if args.dataset is not None:
                 options.pop("inline")
-                return client.submit_dataset(args.endpoint, args.dataset, args.rows_per_request,
+                return client.submit_dataset(destination, args.dataset, args.rows_per_request,
                                              inference_id=args.inference_id,
-                                             **{k: v for k, v in options.items() if v is not None})
+                                             **{k: v for k, v in options.items() if v is not None}, **job)
             if args.s3 is not None:
                 options.pop("inline")
-                return client.submit_s3(args.endpoint, args.s3, pattern=args.pattern, inference_id=args.inference_id,
-                                        **options)
+                return client.submit_s3(destination, args.s3, pattern=args.pattern, inference_id=args.inference_id,
+                                        **options, **job)
             if args.rows_per_request is not None:
-                return client.submit_dataframe(args.endpoint, payload, args.rows_per_request,
+                return client.submit_dataframe(destination, payload, args.rows_per_request,
                                                inference_id=args.inference_id,
-                                               filename=[args.filename] if args.filename else None, **options)
-            return client.submit(args.endpoint, payload, inference_id=args.inference_id,
+                                               filename=[args.filename] if args.filename else None, **options, **job)
+            if job:
+                raise ValidationError("--max-pending, --background and --retries apply to batches: a DataFrame with "
+                                      "--rows-per-request, --s3 or --dataset.")
+            return client.submit(destination, payload, inference_id=args.inference_id,
                                  filename=args.filename, **options)
         except SubmissionError as exc:
             if args.output and not isinstance(exc, SubmissionInterrupted):
@@ -183,7 +213,14 @@ class SageMakerAsyncMagics(Magics):
             raise
 
     def _describe(self, handle: Invocation | InvocationBatch) -> None:
-        if isinstance(handle, InvocationBatch):
+        if isinstance(handle, InvocationBatch) and handle.job_state is not None:
+            key = _key(handle.label, handle.batch_id)
+            batch = handle.record
+            counts = ", ".join(f"{n} {s.lower()}" for s, n in handle.status_counts().items()) or "reading"
+            window = f"max_pending={batch.max_pending}" if batch.max_pending else "no window"
+            print(f"Job {handle.batch_id} on {handle.endpoint_name!r} ({window}, retries={batch.retries}): {counts}. "
+                  f"%sm_async pause|resume|cancel {key}")
+        elif isinstance(handle, InvocationBatch):
             parts = handle.parts()
             sent = [p for p in parts if p.status is not Status.ERROR]
             where = sent[0].input_location.rsplit("/", 1)[0] + "/" if sent and sent[0].input_location else "inline"
@@ -194,6 +231,7 @@ class SageMakerAsyncMagics(Magics):
                 print(f"{len(failed)} could not be submitted: {failed[0].error}")
             key = _key(handle.label, handle.batch_id)
         else:
+            assert isinstance(handle, Invocation)
             where = handle.input_location or "inline"
             print(f"Submitted {handle.inference_id} to {handle.endpoint_name!r} (input: {where}).")
             key = _key(handle.label, handle.inference_id)
@@ -294,6 +332,44 @@ class SageMakerAsyncMagics(Magics):
         print(f"Resubmitted {len(again)} invocation(s): " + ", ".join(i.inference_id for i in again[:5])
               + (" …" if len(again) > 5 else ""))
 
+    def _job(self, key: str) -> InvocationBatch:
+        handle = self.session.resolve(key)
+        if not isinstance(handle, InvocationBatch):
+            raise ValidationError(f"{key!r} names one invocation, not a batch: pause, resume and cancel act on jobs "
+                                  "(batches sent with --max-pending, --background or --retries).")
+        return handle
+
+    def _cmd_pause(self, args: argparse.Namespace) -> Any:
+        batch = self._job(args.key)
+        paused = batch.pause()
+        queued = batch.status_counts().get("QUEUED", 0)
+        print(f"Paused {batch.label or batch.batch_id}: {queued} queued request(s) wait; what is on the endpoint runs "
+              f"on. %sm_async resume {_key(batch.label, batch.batch_id)} continues." if paused else
+              f"{batch.label or batch.batch_id} is not running ({(batch.job_state or 'sent at once')}).")
+
+    def _cmd_resume(self, args: argparse.Namespace) -> Any:
+        batch = self._job(args.key)
+        resumed = batch.resume()
+        self.session.after_submit()
+        print(f"Resumed {batch.label or batch.batch_id}: {batch.status_counts().get('QUEUED', 0)} queued request(s) "
+              "are sent as the window allows." if resumed else
+              f"{batch.label or batch.batch_id} has nothing to resume ({batch.job_state or 'sent at once'}).")
+
+    def _cmd_cancel(self, args: argparse.Namespace) -> Any:
+        batch = self._job(args.key)
+        cancelled = batch.cancel()
+        print(f"Cancelled {cancelled} queued request(s) of {batch.label or batch.batch_id} (not sent; the inputs this "
+              "client uploaded for them were removed). What is on the endpoint runs on.")
+
+    def _cmd_attach(self, args: argparse.Namespace) -> Any:
+        inv = self.session.client.attach(args.endpoint, args.inference_id, args.output_location,
+                                         args.failure_location, label=args.label)
+        self.session.after_submit()
+        key = _key(inv.label, inv.inference_id)
+        print(f"Attached {inv.inference_id} on {inv.endpoint_name!r} ({inv.status.value}): tracked like any other "
+              f"(%sm_async wait {key} | %sm_async result {key} -o df). Its input is never touched.")
+        return None
+
     def _cmd_events(self, args: argparse.Namespace) -> Any:
         tracker = self.session.client.tracker
         if args.action == "on":
@@ -309,6 +385,11 @@ class SageMakerAsyncMagics(Magics):
     def _cmd_endpoint(self, args: argparse.Namespace) -> Any:
         options = {} if args.max_age is None else {"max_age": args.max_age}
         print("\n".join(self.session.client.endpoint_status(args.name, **options).lines()))
+        return None
+
+    def _cmd_router(self, args: argparse.Namespace) -> Any:
+        options = {} if args.max_age is None else {"max_age": args.max_age}
+        print("\n".join(self.session.client.router_status(args.name, **options).lines()))
         return None
 
     def _cmd_local(self, args: argparse.Namespace) -> Any:

@@ -154,10 +154,11 @@ class PartIndex:
     """Which rows of the input each part's result stands for, when each part returns one row per input row
     (per input row of its slice, for a DataFrame or a dataset; one row per payload otherwise)."""
 
-    def __init__(self, batch: BatchRecord, parts: Sequence[InvocationRecord]):
+    def __init__(self, batch: BatchRecord, parts: Sequence[InvocationRecord], rows: int | None = None):
         self.by_rows = batch.kind.by_rows
-        if self.by_rows:
-            self.index, self.note = decode_index(batch.index_json, sum(r.row_count or 0 for r in parts))
+        if self.by_rows:  # ``rows``: the input's rows when not every part is known yet (a part alone)
+            total = sum(r.row_count or 0 for r in parts) if rows is None else rows
+            self.index, self.note = decode_index(batch.index_json, total)
         else:  # a Series of URIs: its index; else the payload positions
             self.index, self.note = decode_index(batch.index_json, batch.size)
 
@@ -171,6 +172,22 @@ class PartIndex:
             start = record.row_start or 0
             return self.index[start:start + (record.row_count or 0)]
         return self.index[[record.batch_index or 0]]
+
+
+def load_part(ctx: Context, batch: BatchRecord, record: InvocationRecord, **reader_kwargs: Any) -> pd.DataFrame:
+    """One part's output, indexed like its input rows (the DataFrame's index, the dataset's row numbers, the
+    payload's position) when it returned one row per input row; else renumbered, ``attrs["aligned"]`` False.
+
+    Raises:
+        InferenceFailed / InferenceExpired / ResultNotReady / SubmissionError / OutputMissing: no output.
+    """
+    frame = load_frame(ctx, record, **reader_kwargs)
+    index = PartIndex(batch, [], rows=(record.row_start or 0) + (record.row_count or 0))
+    if index.note is None and len(frame) == index.rows(record):
+        return frame.set_axis(index.of(record), axis=0)
+    frame.attrs["aligned"] = False
+    frame.attrs["note"] = index.note or "the part did not return one row per input row"
+    return frame
 
 
 def _assemble(batch: BatchRecord, parts: Sequence[InvocationRecord], usable: list[InvocationRecord],

@@ -1,5 +1,9 @@
 """Whether the endpoint exists, asked once per client before anything is uploaded or journaled.
 
+A routing target of an inference router (SPEC §20) is checked the same way with one
+DescribeInferenceRouter: the router must exist (AWS's own error text when it does not), have the
+target, and the target must be asynchronous (an AsyncInferenceConfig).
+
 Without it, a request to an endpoint that does not exist is uploaded, refused by the invoke, its input
 deleted again and an ERROR row journaled. One DescribeEndpoint per endpoint per client (an endpoint
 seen once is not asked about again); an endpoint that does not exist is asked about again next time
@@ -12,9 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from typing import Any
 
-from ..aws.clients import explain, is_missing_endpoint
+from ..aws.clients import RESOURCE_NOT_FOUND_CODES, error_code, explain, is_missing_endpoint
 from ..context import Context
+from ..contract.routing import RoutingTarget, routing_target_of
 from ..errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -44,10 +50,21 @@ class EndpointCheck:
                     self._seen.add(name)
 
     def _exists(self, name: str) -> bool:
+        target = routing_target_of(name)
         try:
+            if target is not None:
+                check_routing_target(self.ctx.aws.sagemaker.describe_inference_router(
+                    InferenceRouterName=target.router), target)
+                return True
             self.ctx.aws.get("sagemaker").describe_endpoint(EndpointName=name)
             return True
+        except ValidationError:
+            raise
         except Exception as exc:
+            if target is not None and error_code(exc) in RESOURCE_NOT_FOUND_CODES:
+                raise ValidationError(f"{explain(exc).message.rstrip('.')}: check the inference router's name and "
+                                      "region (aws sagemaker list-inference-routers); nothing was uploaded or "
+                                      "journaled.", parameter="InferenceRouterName") from None
             if is_missing_endpoint(exc):
                 region = self.ctx.aws.region or "this region"
                 raise ValidationError(f"Endpoint {name!r} does not exist in {region}: check the name and region "
@@ -62,3 +79,23 @@ class EndpointCheck:
             else:
                 log.debug("could not check endpoint %s before uploading: %s", name, problem.message)
             return False
+
+
+def check_routing_target(described: dict[str, Any], target: RoutingTarget) -> None:
+    """The routing target is in the router DescribeInferenceRouter described, and asynchronous.
+
+    Raises:
+        ValidationError: it is not, naming the targets there are.
+    """
+    targets = {t.get("Name"): t for t in described.get("RoutingTargets") or ()}
+    found = targets.get(target.target)
+    if found is None:
+        names = ", ".join(sorted(str(n) for n in targets)) or "none"
+        raise ValidationError(f"Routing target {target.target!r} not found in inference router {target.router!r} "
+                              f"(its routing targets: {names}); nothing was uploaded or journaled.",
+                              parameter="RoutingTargetName")
+    if not found.get("AsyncInferenceConfig"):
+        raise ValidationError(f"Routing target {target.target!r} of inference router {target.router!r} is not "
+                              "asynchronous (it has no AsyncInferenceConfig): only an asynchronous routing target "
+                              "takes InvokeInferenceRouterAsync; nothing was uploaded or journaled.",
+                              parameter="RoutingTargetName")

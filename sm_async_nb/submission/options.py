@@ -28,6 +28,9 @@ ROWS_PER_REQUEST_DATAFRAME = 100
 ROWS_PER_REQUEST_DATASET = 1000
 TABLE_CONTENT_TYPE = CSV  # how DataFrame and dataset slices are sent unless told otherwise
 MAX_ROWS_PER_REQUEST = 10_000_000  # far beyond any 1 GB request, and within pyarrow's chunk sizes
+AUTO = "auto"            # max_pending="auto": the window sized from the endpoint (submission/flow.py)
+MAX_PENDING_LIMIT = 1_000_000
+MAX_RETRIES = 10         # retries=N resends an expired part up to N times; more is a loop, not a retry
 
 # The InvokeEndpointAsync members every method takes, as Python keyword -> API member.
 REQUEST_MEMBERS: dict[str, str] = {
@@ -56,6 +59,14 @@ class SubmitOptions:
     rows_per_request: int | None = None           # submit_dataframe, submit_dataset
     columns: tuple[str, ...] | None = None        # submit_dataset
     pattern: str | None = None                    # submit_s3 with a prefix
+    max_pending: int | Literal["auto"] | None = None  # at most this many unfinished on the endpoint at once
+    background: bool = False                      # return at once; read, upload and invoke in the background
+    retries: int = 0                              # EXPIRED / service-failed parts sent again up to this often
+
+    @property
+    def is_job(self) -> bool:
+        """Sent as a job (SPEC §16): held QUEUED once uploaded and invoked by the client's job thread."""
+        return self.max_pending is not None or self.background or self.retries > 0
 
     def api_params(self) -> dict[str, Any]:
         """The botocore keyword arguments of the request members given (values as sent)."""
@@ -68,12 +79,13 @@ class SubmitOptions:
 
 
 _COMMON = frozenset({*REQUEST_MEMBERS, "label"})
+_JOBS = frozenset({"max_pending", "background", "retries"})
 APPLIES: dict[Method, frozenset[str]] = {
     "submit": _COMMON | {"inline", "json_format"},
-    "submit_many": _COMMON | {"inline", "json_format"},
-    "submit_dataframe": _COMMON | {"inline", "json_format", "rows_per_request"},
-    "submit_s3": _COMMON | {"pattern"},
-    "submit_dataset": _COMMON | {"json_format", "rows_per_request", "columns"},
+    "submit_many": _COMMON | _JOBS | {"inline", "json_format"},
+    "submit_dataframe": _COMMON | _JOBS | {"inline", "json_format", "rows_per_request"},
+    "submit_s3": _COMMON | _JOBS | {"pattern"},
+    "submit_dataset": _COMMON | _JOBS | {"json_format", "rows_per_request", "columns"},
 }
 ROWS_PER_REQUEST: dict[Method, int] = {"submit_dataframe": ROWS_PER_REQUEST_DATAFRAME,
                                        "submit_dataset": ROWS_PER_REQUEST_DATASET}
@@ -86,6 +98,9 @@ _WHY_NOT = {
     "pattern": "it applies to submit_s3 with a prefix",
     "json_format": "it sends objects already in S3 as they are",
     "filename": "each output is named by its inference id",
+    "max_pending": "it applies to the batch methods (submit_many, submit_dataframe, submit_s3, submit_dataset)",
+    "background": "it applies to the batch methods (submit_many, submit_dataframe, submit_s3, submit_dataset)",
+    "retries": "it applies to the batch methods (submit_many, submit_dataframe, submit_s3, submit_dataset)",
 }
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(SubmitOptions)}
 
@@ -118,8 +133,32 @@ def _columns(value: Any) -> tuple[str, ...]:
     return wanted
 
 
+def _max_pending(value: Any) -> int | Literal["auto"]:
+    if isinstance(value, str):
+        if value.strip().lower() == AUTO:
+            return "auto"
+        raise ValidationError(f"max_pending must be a positive integer, \"auto\" or None, not {value!r}.",
+                              parameter="max_pending")
+    if isinstance(value, float) or type(value).__name__.startswith("float"):
+        raise ValidationError(f"max_pending must be a whole number of requests (or \"auto\"), not {value!r}.",
+                              parameter="max_pending")
+    return _integer("max_pending", value, 1, MAX_PENDING_LIMIT)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise ValidationError(f"{name} must be True or False, not {value!r}.", parameter=name)
+
+
 def _check(name: str, value: Any) -> Any:
     """One option's value as it is used, or ValidationError naming it."""
+    if name == "max_pending":
+        return _max_pending(value)
+    if name == "retries":
+        return _integer(name, value, 0, MAX_RETRIES)
+    if name == "background":
+        return _flag(name, value)
     if name in REQUEST_MEMBERS:
         return validation.check_member(REQUEST_MEMBERS[name], value)
     if name == "label":
@@ -130,9 +169,7 @@ def _check(name: str, value: Any) -> Any:
                                   "stored: fix the text.", parameter="label")
         return value
     if name == "inline":
-        if isinstance(value, bool) or type(value).__name__ == "bool_":
-            return bool(value)
-        raise ValidationError(f"inline must be True or False, not {value!r}.", parameter="inline")
+        return _flag(name, value)
     if name == "rows_per_request":
         return _integer(name, value, 1, MAX_ROWS_PER_REQUEST)
     if name == "columns":
@@ -172,4 +209,8 @@ def parse(method: Method, given: Mapping[str, Any]) -> SubmitOptions:
         check_json_format(values["json_format"], values["content_type"])
     if method in ROWS_PER_REQUEST:
         values.setdefault("rows_per_request", ROWS_PER_REQUEST[method])
-    return SubmitOptions(**values)
+    options = SubmitOptions(**values)
+    if options.inline and options.is_job:
+        raise ValidationError("inline does not combine with max_pending, background or retries: a request held "
+                              "back (or sent again) needs its input in S3; leave inline out.", parameter="inline")
+    return options

@@ -16,7 +16,9 @@ must (the journal, S3, the dataset) and checks the rest before the first request
 from __future__ import annotations
 
 import abc
+import json
 import os
+import threading
 import uuid
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
@@ -26,9 +28,9 @@ from ..contract import validation
 from ..errors import ValidationError
 from ..payloads import CSV, NPY, media_type
 from ..payloads.indexes import encode_index
-from ..records import BatchKind, BatchRecord
+from ..records import BatchKind, BatchRecord, JobState
 from . import datasets, s3_sources
-from .options import SubmitOptions
+from .options import REQUEST_MEMBERS, SubmitOptions
 from .prepare import PreparedRequest, Preparer, Slot
 
 # A streamed plan holds at most this many requests at once (read, encoded, journaled, queued or in
@@ -36,6 +38,11 @@ from .prepare import PreparedRequest, Preparer, Slot
 STREAM_WINDOW_MIN = 64
 STREAM_WINDOW_PER_WORKER = 4
 _MIN_ID_WIDTH = 4  # ``prefix-0000``
+
+
+def stream_window(workers: int) -> int:
+    """How many requests a streamed plan (a dataset, or any job's reading) holds at once."""
+    return max(STREAM_WINDOW_MIN, STREAM_WINDOW_PER_WORKER * workers)
 
 
 def per_item(name: str, value: Any, count: int) -> list[Any]:
@@ -121,6 +128,22 @@ class Plan(abc.ABC):
         self.window: int | None = None          # requests a run may hold at once (None: all of them)
         self.continue_with: str | None = None   # the id prefix that continues a stopped streamed run
         self.created_at = preparer.ctx.clock()
+        self.is_open = False
+        # A job's (SPEC §16): requests are held QUEUED once their input is in place (``hold``), reading
+        # starts at ``start``, stops while ``paused`` is set, and reports how far it got (``on_position``).
+        self.hold = options.is_job
+        self.start = 0
+        self.paused: threading.Event | None = None
+        self.on_position: Any = None  # Callable[[int], None] | None
+
+    @property
+    def target(self) -> str:
+        """Where the requests go: the one place a plan names its destination (an endpoint's name)."""
+        return self.endpoint_name
+
+    def source_json(self) -> str | None:
+        """How to read this plan's source again in another process (None: it lives in this one's memory)."""
+        return None
 
     def open(self) -> None:  # noqa: B027 - a plan with nothing to read has nothing to do here
         """Read and check what must be read before the first request is sent (S3, the source, the
@@ -152,15 +175,21 @@ class Plan(abc.ABC):
         the same prefix (other size, kind, endpoint or input index) would mix the two runs' rows."""
         earlier = self.preparer.ctx.journal.get_batch(batch_id)
         if earlier is not None and (earlier.endpoint_name, earlier.size, earlier.kind, earlier.index_json) != (
-                self.endpoint_name, self.total, kind, index_json):
+                self.target, self.total, kind, index_json):
             prefix = batch_id.removeprefix("batch-")
             raise ValidationError(
                 f"inference_id prefix {prefix!r} already names a batch of {earlier.size} {earlier.kind.value} "
                 f"part(s) on {earlier.endpoint_name!r}; this one has {self.total}: choose a new prefix (re-running "
                 "the very same call continues the earlier batch), or forget the earlier batch first.",
                 parameter="InferenceId")
-        return BatchRecord(batch_id=batch_id, endpoint_name=self.endpoint_name, size=self.total,
-                           label=self.options.label, created_at=self.created_at, kind=kind, index_json=index_json)
+        options = self.options
+        job = options.is_job
+        return BatchRecord(batch_id=batch_id, endpoint_name=self.target, size=self.total,
+                           label=options.label, created_at=self.created_at, kind=kind, index_json=index_json,
+                           max_pending=None if options.max_pending is None else str(options.max_pending),
+                           retries=options.retries, job_state=JobState.RUNNING if job else None,
+                           job_owner=os.getpid() if job else None, read_position=0 if job else None,
+                           source_json=self.source_json() if job else None)
 
 
 class PreparedPlan(Plan):
@@ -189,7 +218,7 @@ class SinglePlan(PreparedPlan):
         self.total = 1
 
     def open(self) -> None:
-        self.prepared = [self.preparer.prepare(self.endpoint_name, self.payload, self.options, self.slot,
+        self.prepared = [self.preparer.prepare(self.target, self.payload, self.options, self.slot,
                                                self.created_at)]
 
 
@@ -239,7 +268,7 @@ class PayloadsPlan(PreparedPlan):
         for i, ((payload, rows), iid, name) in enumerate(zip(self.parts, self.ids, self.names, strict=True)):
             slot = Slot(iid, name, self._batch_id, i, rows)
             try:
-                self.prepared.append(self.preparer.prepare(self.endpoint_name, payload, self.options, slot,
+                self.prepared.append(self.preparer.prepare(self.target, payload, self.options, slot,
                                                            self.created_at))
             except ValidationError as exc:
                 raise ValidationError(f"payload {i}: {exc}", parameter=exc.parameter) from None
@@ -287,7 +316,7 @@ class S3ObjectsPlan(PreparedPlan):
         ids = self.ids.for_count(self.total)
         index = self.source.index
         self.batch = self._batch(self.ids.batch_id, BatchKind.S3, encode_index(index) if index is not None else None)
-        self.prepared = [self.preparer.prepare(self.endpoint_name, obj, self.options,
+        self.prepared = [self.preparer.prepare(self.target, obj, self.options,
                                                Slot(iid, None, self.ids.batch_id, i), self.created_at)
                          for i, (obj, iid) in enumerate(zip(objects, ids, strict=True))]
 
@@ -309,7 +338,7 @@ class DatasetPlan(Plan):
             raise ValidationError("inference_id for a dataset is one prefix (a str).", parameter="inference_id")
         self.ids = BatchIds(prefix, generated=inference_id is None)
         self.continue_with = prefix
-        self.window = max(STREAM_WINDOW_MIN, STREAM_WINDOW_PER_WORKER * workers)
+        self.window = stream_window(workers)
         self.opened: datasets.OpenDataset | None = None
 
     def open(self) -> None:
@@ -322,6 +351,14 @@ class DatasetPlan(Plan):
         self.total = -(-self.opened.rows // step)
         self.batch = self._batch(self.ids.batch_id, BatchKind.DATASET)
 
+    def source_json(self) -> str | None:
+        fields = {name: getattr(self.options, name) for name in (*REQUEST_MEMBERS, "label", "rows_per_request")
+                  if getattr(self.options, name) is not None}
+        if self.options.columns is not None:
+            fields["columns"] = list(self.options.columns)
+        return json.dumps({"method": "submit_dataset", "source": self.text, "prefix": self.ids.prefix,
+                           "generated": self.ids.generated, "options": fields})
+
     def requests(self, start: int = 0) -> Iterator[PreparedRequest]:
         assert self.opened is not None and self.options.rows_per_request is not None, "open() first"
         step = self.options.rows_per_request
@@ -331,7 +368,7 @@ class DatasetPlan(Plan):
             slot = Slot(self.ids.at(i, self.total), None, self.ids.batch_id, i, (first, table.num_rows),
                         fresh_id=self.ids.generated)
             try:
-                yield self.preparer.prepare(self.endpoint_name, datasets.to_frame(table, exact_integers=exact),
+                yield self.preparer.prepare(self.target, datasets.to_frame(table, exact_integers=exact),
                                             self.options, slot, self.created_at)
             except ValidationError as exc:
                 raise ValidationError(f"rows {first}-{first + table.num_rows - 1} of {self.text}: {exc}",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..context import Context
-from ..contract import validation
+from ..contract import routing, validation
 from ..errors import ValidationError
 from ..payloads import EncodedPayload, encode
 from ..records import RESUBMITTABLE, RESUMABLE, InvocationRecord, Status, SubmitStep, new_inference_id
@@ -106,8 +106,8 @@ class Preparer:
         inference_id = slot.inference_id
         if inference_id is not None:
             validation.check_member("InferenceId", inference_id)
-        if slot.filename is not None:
-            validation.check_member("Filename", slot.filename)
+        if slot.filename is not None:  # a routing target's may be longer than an endpoint's
+            routing.check_request_member(endpoint_name, "Filename", slot.filename)
         user_object = isinstance(source, S3Object)
         if user_object:
             payload, content_type = None, source.content_type
@@ -123,7 +123,7 @@ class Preparer:
                 validation.check_inline_body(size)
         validation.check_member("ContentType", content_type)
         inference_id = inference_id or new_inference_id(now)  # a generated UUIDv7 is always valid
-        api = {"EndpointName": endpoint_name, **options.api_params(), "ContentType": content_type,
+        api = {**routing.destination_params(endpoint_name), **options.api_params(), "ContentType": content_type,
                "InferenceId": inference_id}
         request = {**options.request_fields(), "content_type": content_type}
         if slot.filename is not None:
@@ -174,7 +174,7 @@ class Preparer:
             params["inference_id"] = record.inference_id
             location = None if record.inline else str(input_uri(self.inputs.get(), record.inference_id, held.suffix))
             return PreparedRequest(record.replace(submitted_at=self.ctx.clock(), input_location=location),
-                                   validation.validate_request(params), held, existing=record)
+                                   routing.request_params(params), held, existing=record)
         if record.inline or not record.input_location:
             raise ValidationError(f"Invocation {record.inference_id} has no input in S3 to reuse (it was sent "
                                   "inline, or never uploaded, and this process no longer holds it): submit the "
@@ -182,7 +182,7 @@ class Preparer:
         check_input_exists(self.ctx, record)
         if record.status is Status.ERROR:
             params["inference_id"] = record.inference_id
-            api = validation.validate_request(params)
+            api = routing.request_params(params)
             return PreparedRequest(record.replace(submitted_at=self.ctx.clock()), api, None, existing=record)
         now = self.ctx.clock()
         fresh = record.replace(
@@ -192,5 +192,5 @@ class Preparer:
             owner_pid=os.getpid(), deadline=None, clock_offset=None,
             named_by_user=record.request.get("filename") is not None)
         params["inference_id"] = fresh.inference_id
-        return PreparedRequest(fresh, validation.validate_request(params), None)
+        return PreparedRequest(fresh, routing.request_params(params), None)
 

@@ -91,8 +91,9 @@ class _Run:
 
     def __init__(self, plan: Plan):
         self.plan = plan
-        self.stop, self.tally, self.window = StopSignal(), Tally(), Window(plan.window)
-        self.source = plan.requests()
+        self.stop, self.tally, self.window = StopSignal(plan.paused), Tally(), Window(plan.window)
+        self.source = plan.requests(plan.start)
+        self.next_position = plan.start  # the position of the next request the plan yields
         self.batch = plan.batch  # journaled with the first requests
         self.finished: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()  # filled from worker threads
         self.held: dict[Future[Outcome], PreparedRequest] = {}  # on the pool, not yet seen finished
@@ -103,7 +104,17 @@ class _Run:
         self.shown = plan.progress()
 
     def wants_more(self) -> bool:
-        return not self.exhausted and not self.stop.stopped and self.window.room(len(self.held)) != 0
+        return (not self.exhausted and not self.stop.stopped and not self.stop.held
+                and self.window.room(len(self.held)) != 0)
+
+    def position(self) -> int:
+        """Where reading the plan again would lose nothing: its oldest request still in flight, else the next."""
+        held = [r.record.batch_index for r in self.held.values() if r.record.batch_index is not None]
+        return min([*held, self.next_position])
+
+    def report_position(self) -> None:
+        if self.plan.on_position is not None:
+            self.plan.on_position(None if self.exhausted and not self.held else self.position())
 
     def advance(self, request: PreparedRequest) -> None:
         if self.shown is not None:
@@ -130,7 +141,7 @@ class Submitter:
             SubmissionError: a streamed plan stopped by a failure every request would meet; the parts not
                 yet read are not journaled, and re-running with ``plan.continue_with`` continues.
         """
-        plan.open()
+        self.open(plan)
         run = _Run(plan)
         try:
             self._pump(run)
@@ -140,8 +151,20 @@ class Submitter:
             if run.shown is not None:
                 run.shown.close(ok=not run.stop.stopped and run.failure is None)
             self.on_submitted()
+        run.report_position()
         self._conclude(run)
         return run.tally
+
+    @staticmethod
+    def open(plan: Plan) -> None:
+        """``plan.open()`` once: what must be read and checked before anything is sent.
+
+        Raises:
+            ValidationError: nothing has been sent or journaled.
+        """
+        if not plan.is_open:
+            plan.open()
+            plan.is_open = True
 
     def _pump(self, run: _Run) -> None:
         """Fill the window and account for what finishes until the plan is exhausted or the run stops.
@@ -154,7 +177,7 @@ class Submitter:
             if run.wants_more():
                 self._fill(run)
             if not run.held:
-                if run.exhausted or run.stop.stopped:
+                if run.exhausted or run.stop.stopped or run.stop.held:
                     break
                 continue
             try:
@@ -213,6 +236,7 @@ class Submitter:
         run.taken, run.handed = [], 0
         try:
             run.taken = list(itertools.islice(run.source, room))
+            run.next_position += len(run.taken)
             run.exhausted = room is None or len(run.taken) < room
             self.endpoints.require(r.record.endpoint_name for r in run.taken if not r.done)  # before any write
             if run.taken or run.batch is not None:
@@ -233,10 +257,12 @@ class Submitter:
                 future: Future[Outcome] = Future()
                 run.held[future] = request
                 future.add_done_callback(run.finished.put)
-                self.ctx.pool.submit(_send_unless_cancelled, future, self.sender.send, request, run.stop)
+                self.ctx.pool.submit(_send_unless_cancelled, future, self.sender.send, request, run.stop,
+                                     run.plan.hold)
             run.handed += 1
         if run.taken:
             self.on_submitted()
+            run.report_position()
 
     @staticmethod
     def _account(done: Future[Outcome], run: _Run) -> None:
@@ -247,7 +273,10 @@ class Submitter:
         run.tally.add(done.result())
 
     def _interrupt(self, run: _Run) -> None:
-        """Ctrl-C: nothing that has not started is sent; what is in flight finishes; say what happened."""
+        """Ctrl-C: nothing that has not started is sent; what is in flight finishes; say what happened. A
+        job's QUEUED requests stay QUEUED and its job is paused: ``batch.resume()`` sends them."""
+        if run.plan.paused is not None:
+            run.plan.paused.set()  # the job thread invokes nothing more of this batch
         run.stop.interrupt()  # requests that start from now on journal themselves as not sent
         held = {id(request) for request in run.held.values()}
         for request in run.taken[run.handed:]:  # journaled (perhaps) but never given to the pool
@@ -266,7 +295,7 @@ class Submitter:
             if future.done():
                 self._account(future, run)
         plan, tally = run.plan, run.tally
-        sent, not_sent = tally[Outcome.SENT], tally[Outcome.INTERRUPTED]
+        sent, not_sent = tally[Outcome.SENT] + tally[Outcome.QUEUED], tally[Outcome.INTERRUPTED]
         log.info("submission interrupted: %d sent, %d not sent", sent, not_sent)
         batch_id = plan.batch.batch_id if plan.batch else None
         if plan.streamed:  # the parts not yet read are not journaled: re-running the call continues
@@ -285,21 +314,21 @@ class Submitter:
         if run.failure is not None:
             raise run.failure
         if stop.problem is not None and plan.streamed and not run.exhausted:
-            sent = run.tally[Outcome.SENT] + run.tally[Outcome.SKIPPED]
+            sent = run.tally[Outcome.SENT] + run.tally[Outcome.QUEUED] + run.tally[Outcome.SKIPPED]
             raise SubmissionError(
                 f"Stopped after {sent} of {plan.total} requests: {stop.problem.message} Once that is fixed, re-run "
                 f"with inference_id={plan.continue_with!r} to send the other {plan.total - sent} (nothing is sent "
                 "twice).", code=stop.problem.code, batch_id=plan.batch.batch_id if plan.batch else None)
 
 
-def _send_unless_cancelled(future: Future[Outcome], send: Callable[[PreparedRequest, StopSignal], Outcome],
-                           request: PreparedRequest, stop: StopSignal) -> None:
+def _send_unless_cancelled(future: Future[Outcome], send: Callable[[PreparedRequest, StopSignal, bool], Outcome],
+                           request: PreparedRequest, stop: StopSignal, hold: bool) -> None:
     """On a pool thread: ``send`` the request unless ``future`` was cancelled first; what it returns or
     raises (a BaseException too, as the pool's own futures do) goes to ``future``."""
     if not future.set_running_or_notify_cancel():
         return
     try:
-        future.set_result(send(request, stop))
+        future.set_result(send(request, stop, hold))
     except BaseException as exc:
         future.set_exception(exc)
 

@@ -28,6 +28,7 @@ from .. import progress
 from ..aws.clients import CONDITION_CODES, Problem, error_code, explain
 from ..aws.s3uri import S3Uri
 from ..context import Context
+from ..contract.routing import ROUTER_MEMBER
 from ..errors import JournalError
 from ..payloads import EncodedPayload
 from .prepare import PreparedRequest
@@ -54,16 +55,19 @@ class Outcome(str, enum.Enum):
     FAILED = "failed"              # ERROR: AWS refused, or an earlier request stopped the run
     INTERRUPTED = "interrupted"    # ERROR: Ctrl-C came before it started
     SKIPPED = "skipped"            # submitted by an earlier run (or another thread): nothing to do
+    QUEUED = "queued"              # its input in place, held QUEUED by flow control: invoked later
 
 
 class StopSignal:
     """One per run, shared by its requests: once set, requests that have not started are not sent.
 
     Set by Ctrl-C, by the first request that fails in a way every other request would too (expired
-    credentials, a missing bucket, a lost connection), or by a request that crashed."""
+    credentials, a missing bucket, a lost connection), or by a request that crashed. ``paused`` (a
+    job's pause): requests whose input is in place are held QUEUED instead of invoked."""
 
-    def __init__(self) -> None:
+    def __init__(self, paused: threading.Event | None = None) -> None:
         self._lock = threading.Lock()
+        self._paused = paused
         self.interrupted = False
         self.problem: Problem | None = None
         self.crash: BaseException | None = None
@@ -80,6 +84,11 @@ class StopSignal:
         with self._lock:
             if self.crash is None:
                 self.crash = exc
+
+    @property
+    def held(self) -> bool:
+        """A job's pause: requests are kept QUEUED, not invoked."""
+        return self._paused is not None and self._paused.is_set()
 
     @property
     def stopped(self) -> bool:
@@ -105,10 +114,13 @@ class Sender:
         self._held: dict[str, EncodedPayload] = {}
         self._held_lock = threading.Lock()
 
-    def send(self, request: PreparedRequest, stop: StopSignal) -> Outcome:
+    def send(self, request: PreparedRequest, stop: StopSignal, hold: bool = False) -> Outcome:
         """Upload, invoke, journal. Every AWS failure is journaled ERROR (the first that would fail every
         other request trips ``stop``); anything else escaping (a BaseException, a journal that cannot be
-        written) journals the row ERROR if it can, trips ``stop``, and is re-raised."""
+        written) journals the row ERROR if it can, trips ``stop``, and is re-raised.
+
+        With ``hold`` (a job's requests) or once ``stop`` is held (a paused job), the request stops after
+        its input is in place: journaled QUEUED, invoked later by the job thread."""
         record = request.record
         why = stop.why_not_sent()
         if why is not None:
@@ -130,11 +142,16 @@ class Sender:
                     ours = self._upload(request.payload, location)
                     uploaded, input_written = (location if ours else None), True
                 params["InputLocation"] = str(location)
+            if hold or stop.held:
+                if journal.mark_queued(record.inference_id):
+                    return Outcome.QUEUED
+                log.info("not queueing %s: its row is no longer this run's", record.inference_id)
+                return Outcome.FAILED
             if not journal.mark_invoking(record.inference_id):
                 log.info("not invoking %s: its row is no longer this run's to send", record.inference_id)
                 return Outcome.INTERRUPTED if stop.interrupted else Outcome.FAILED
             invoking = True
-            answer = self.ctx.aws.runtime.invoke_endpoint_async(**params)
+            answer = self._invoke(params)
             invoked_at = self.ctx.clock()
             journal.mark_pending(record.inference_id, output_location=answer.get("OutputLocation"),
                                  failure_location=answer.get("FailureLocation"), invoked_at=invoked_at,
@@ -175,6 +192,12 @@ class Sender:
             except Exception:
                 log.exception("could not journal %s as not sent", record.inference_id)
             raise
+
+    def _invoke(self, params: dict[str, Any]) -> Any:
+        """InvokeEndpointAsync, or InvokeInferenceRouterAsync for a routing target (the arguments name which)."""
+        if ROUTER_MEMBER in params:
+            return self.ctx.aws.router_runtime.invoke_inference_router_async(**params)
+        return self.ctx.aws.runtime.invoke_endpoint_async(**params)
 
     def not_sent(self, request: PreparedRequest, message: str, *, input_written: bool = False) -> bool:
         """ERROR, with the journal saying where the input really is (nowhere, unless written); the payload

@@ -1,5 +1,6 @@
 """Fixtures of the kernel tier: the kernels each panel test runs on (the installed ipykernel, and
-ipykernel 6 when an interpreter with it is given), and such a kernel reaching the moto server."""
+ipykernel 6 when an interpreter with it is given), such a kernel reaching the moto server, and one
+user's environment for kernels that share the detached local stack."""
 
 from __future__ import annotations
 
@@ -38,3 +39,19 @@ def kernel(kernels, kernel_spec, moto_server):
     version = kernel.execute("import ipykernel; print(ipykernel.__version__)").stdout.strip()
     assert kernel_spec[0] != "ipykernel6" or version.startswith("6."), version
     return kernel
+
+
+@pytest.fixture
+def user_env(tmp_path):
+    """One user's environment (cache dir, journal home) shared by every kernel of a test, the way one
+    user's kernels share them: the detached local stack they start is stopped at the end."""
+    from sm_async_nb.local.detached import handle as detached
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), SM_ASYNC_NB_HOME=str(tmp_path / "sm-async-nb"))
+    yield env
+    os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"]
+    try:
+        detached.stop()
+    finally:
+        del os.environ["XDG_CACHE_HOME"]

@@ -3,29 +3,10 @@ restart (jupyter_client ``restart_kernel``), and two kernels share one stack."""
 
 from __future__ import annotations
 
-import os
-
 import psutil
-import pytest
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]] * 4
 SPECIES = ["setosa", "virginica", "versicolor"] * 4
-
-
-@pytest.fixture
-def user_env(tmp_path):
-    """One user's environment (cache dir, journal home) shared by every kernel of the test; the
-    detached stack is stopped at the end."""
-    from sm_async_nb.local.detached import handle as detached
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), SM_ASYNC_NB_HOME=str(tmp_path / "sm-async-nb"))
-    yield env
-    os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"]
-    try:
-        detached.stop()
-    finally:
-        del os.environ["XDG_CACHE_HOME"]
 
 
 def stack_pid(kernel) -> int:

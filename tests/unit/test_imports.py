@@ -20,5 +20,6 @@ def test_public_names_of_the_spec():
     for name in ("AsyncInferenceClient", "Invocation", "InvocationBatch", "Status", "LocalStack",
                  "ValidationError", "InferenceFailed", "InferenceExpired", "ResultNotReady", "SubmissionError"):
         assert getattr(sma, name).__name__ == name
-    assert [s.name for s in sma.Status] == ["SUBMITTING", "PENDING", "COMPLETED", "FAILED", "EXPIRED", "ERROR"]
+    assert [s.name for s in sma.Status] == ["SUBMITTING", "PENDING", "COMPLETED", "FAILED", "EXPIRED", "ERROR",
+                                                "QUEUED"]
     assert issubclass(sma.ValidationError, ValueError)

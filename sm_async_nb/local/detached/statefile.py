@@ -158,6 +158,7 @@ _INFO_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "input_bucket": (_text, "a bucket name"),
     "output_path": (lambda v: _text(v) and v.startswith("s3://"), "an s3:// URI"),
     "failure_path": (lambda v: _text(v) and v.startswith("s3://"), "an s3:// URI"),
+    "time_scale": (lambda v: _number(v) and v > 0, "a positive number"),
 }
 _RECORD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "create_time": (lambda v: _number(v) and v > 0, "a time"),
@@ -166,7 +167,7 @@ _RECORD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "endpoints": (lambda v: isinstance(v, list) and all(_endpoint_name(e) for e in v), "a list of endpoint names"),
 }
 
-_OPTIONAL = frozenset({"endpoints"})  # files of earlier versions lack it
+_OPTIONAL = frozenset({"endpoints", "time_scale"})  # files of earlier versions lack them
 
 
 def _checked(data: Any) -> StackRecord:
@@ -187,7 +188,7 @@ def _checked(data: Any) -> StackRecord:
                 raise TypeError(f"{shown}{name} is {source[name]!r}, not {what}")
     names = {f.name for f in fields(StackRecord)} - {"info"}
     return StackRecord(**{k: v for k, v in data.items() if k in names},
-                       info=StackInfo(**{k: data["info"][k] for k in _INFO_RULES}))
+                       info=StackInfo(**{k: data["info"][k] for k in _INFO_RULES if k in data["info"]}))
 
 
 def verify(record: StackRecord) -> str | None:

@@ -96,6 +96,28 @@ def resubmit(parts: HandleParts, records: Sequence[InvocationRecord]) -> tuple[l
     return ids, message + "."
 
 
+def control_jobs(parts: HandleParts, action: str, batch_ids: Sequence[str]) -> str:
+    """Pause, resume or cancel the jobs of these batches; a message saying what happened."""
+    done, skipped = [], []
+    for batch_id in batch_ids:
+        batch = parts.batch(batch_id)
+        if batch.job_state is None:
+            skipped.append(batch.label or batch_id)
+            continue
+        outcome = getattr(batch, action)()
+        if action == "cancel":
+            done.append(f"{batch.label or batch_id} ({outcome} queued not sent)")
+        elif outcome:
+            done.append(batch.label or batch_id)
+        else:
+            skipped.append(batch.label or batch_id)
+    verb = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled"}[action]
+    message = f"{verb} {', '.join(done)}." if done else f"Nothing to {action}."
+    if skipped:
+        message += f" Left alone: {', '.join(skipped[:3])}{' …' if len(skipped) > 3 else ''}."
+    return message
+
+
 def failure_html(records: Sequence[InvocationRecord]) -> str:
     """Failure reasons (and submission errors) of the selection, every outside string escaped."""
     failed = [r for r in records if r.failure_reason or r.error]

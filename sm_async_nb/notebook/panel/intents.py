@@ -100,6 +100,13 @@ class Resubmit:
 
 
 @dataclass(frozen=True)
+class ControlJob:
+    """Pause, resume or cancel the jobs of the selected rows' batches."""
+
+    action: str  # "pause" | "resume" | "cancel"
+
+
+@dataclass(frozen=True)
 class RefreshNow:
     pass
 
@@ -197,7 +204,8 @@ class TrackerStopped:
 
 
 Intent = (Filter | SortBy | TurnPage | Toggle | Select | SelectShown | ClearSelection | OpenDetails | HideDetails
-          | ShowReasons | ShowUris | Forget | Load | Resubmit | RefreshNow | AutoRefresh | PollInterval | ShowActivity
+          | ShowReasons | ShowUris | Forget | Load | Resubmit | ControlJob | RefreshNow | AutoRefresh | PollInterval
+          | ShowActivity
           | DismissNotices | Redraw | Refreshed | PreviewLoaded | LogsLoaded | EndpointLoaded | ActivityLoaded
           | ActionDone | Forgotten | Say | TrackerStopped)
 
@@ -243,6 +251,12 @@ class ResubmitRecords:
 
 
 @dataclass(frozen=True)
+class ControlJobs:
+    action: str
+    batch_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PollNow:
     pass
 
@@ -267,5 +281,6 @@ class SetPollInterval:
     seconds: float
 
 
-Effect = (FetchPreview | FetchLogs | FetchEndpoint | FetchActivity | LoadFrame | ResubmitRecords | PollNow | DeleteRows
+Effect = (FetchPreview | FetchLogs | FetchEndpoint | FetchActivity | LoadFrame | ResubmitRecords | ControlJobs | PollNow
+          | DeleteRows
           | StartTracker | StopTracker | SetPollInterval)

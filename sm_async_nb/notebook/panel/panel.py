@@ -37,7 +37,7 @@ from .intents import Intent, OpenDetails, Redraw, Refreshed, Select, ShowActivit
 from .loop import PanelLoop
 from .query import JournalReader
 from .state import PanelState
-from .strip import EndpointStatusFn
+from .strip import EndpointStatusFn, RouterStatusFn
 from .view import PanelView
 from .workers import EndpointHistoryFn, PanelWorkers
 
@@ -58,6 +58,7 @@ class Panel:
             for the details' preview; default ``results.head`` on the context's S3 client.
         row_logs: ``record -> log lines`` for the details; None hides the log section.
         endpoint_status: ``endpoint name -> EndpointStatus`` for the endpoint strip; None hides it.
+        router_status: ``router name -> RouterStatus``: the strip's line of a routing target's rows.
         endpoint_interval: the least time between two status fetches of one endpoint.
         endpoint_history: ``endpoint name -> [EndpointSample]`` (the monitor's history of the
             statuses it fetched), drawn in the activity view; None leaves that chart out.
@@ -69,7 +70,8 @@ class Panel:
     def __init__(self, parts: HandleParts, *, page_size: int = 20, auto_refresh: bool = True,
                  clock: Callable[[], float] = time.time, fetch_head: FetchHead | None = None,
                  row_logs: RowLogs | None = None, endpoint_status: EndpointStatusFn | None = None,
-                 endpoint_interval: float = 60.0, endpoint_history: EndpointHistoryFn | None = None):
+                 endpoint_interval: float = 60.0, endpoint_history: EndpointHistoryFn | None = None,
+                 router_status: RouterStatusFn | None = None):
         self.parts = parts
         self.ctx = parts.ctx
         self.tracker = parts.tracker
@@ -82,7 +84,7 @@ class Panel:
         self.loop = PanelLoop(self.state, draw=self.view.draw, say=self.view.say, clock=clock)
         self.workers = PanelWorkers(
             parts, self.loop.post, row_logs=row_logs, endpoint_status=endpoint_status,
-            endpoint_history=endpoint_history,
+            endpoint_history=endpoint_history, router_status=router_status,
             fetch_head=fetch_head if fetch_head is not None else functools.partial(results.head, self.ctx))
         self._unsubscribe = self.tracker.subscribe(self._on_refresh)
         if auto_refresh:

@@ -34,6 +34,8 @@ from .intents import (
     ActivityLoaded,
     AutoRefresh,
     ClearSelection,
+    ControlJob,
+    ControlJobs,
     DeleteRows,
     DismissNotices,
     Effect,
@@ -240,6 +242,13 @@ class PanelState:
                 records = self._selection_or_say()
                 if records:
                     self._start(f"Resubmitting {len(records)} invocation(s)…", ResubmitRecords(tuple(records)))
+            case ControlJob(action):
+                records = self._selection_or_say()
+                batch_ids = tuple(dict.fromkeys(r.batch_id for r in records if r.batch_id is not None))
+                if records and not batch_ids:
+                    self.message = f"Select rows of a batch sent as a job to {action} it."
+                elif batch_ids:
+                    self._start(f"{action.capitalize()} {len(batch_ids)} batch(es)…", ControlJobs(action, batch_ids))
             case RefreshNow():
                 self._start("Refreshing…", PollNow())
             case ActionDone(message, select):

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 from ...display.text import MUTED_COLOUR, WARN_COLOUR, esc, human_duration
 
 if TYPE_CHECKING:
+    from ...endpoints.router_status import RouterStatus
     from ...endpoints.status import EndpointStatus
 
 EndpointStatusFn = Callable[[str], "EndpointStatus"]
+RouterStatusFn = Callable[[str], "RouterStatus"]
 MIN_INTERVAL = 60.0
 
 
@@ -36,6 +38,27 @@ def endpoint_html(status: EndpointStatus) -> str:
         bits.append(f"oldest request {esc(human_duration(status.oldest_request_age_s))}")
     if status.scales_from_zero:
         bits.append("scales from zero")
+    warnings = "".join(f'<div style="color:{WARN_COLOUR};margin-left:12px">⚠ {esc(w)}</div>'
+                       for w in status.warnings)
+    return f'<div style="padding:2px 0">{" · ".join(bits)}</div>{warnings}'
+
+
+def router_html(status: RouterStatus, target_name: str) -> str:
+    """The line of a routing target (``router/target``): the router's status and each destination's
+    RoutingStatus, instances and backlog, then the router's warnings (every value escaped)."""
+    bits = [f"<b>{esc(status.name)}/{esc(target_name)}</b>",
+            esc(f"router {status.status or ('not found' if status.exists is False else 'status unknown')}")]
+    target = status.target(target_name)
+    if target is not None:
+        if target.capacity is not None:
+            bits.append(f"capacity {target.capacity}")
+        for dest in target.destinations:
+            text = f"{dest.endpoint_name or dest.arn}: {dest.routing_status or '?'}"
+            if dest.endpoint is not None:
+                text += f" {dest.endpoint.instances_text}"
+                if dest.endpoint.backlog is not None:
+                    text += f" backlog {_number(dest.endpoint.backlog)}"
+            bits.append(esc(text))
     warnings = "".join(f'<div style="color:{WARN_COLOUR};margin-left:12px">⚠ {esc(w)}</div>'
                        for w in status.warnings)
     return f'<div style="padding:2px 0">{" · ".join(bits)}</div>{warnings}'

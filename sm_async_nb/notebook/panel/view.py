@@ -21,6 +21,7 @@ import ipywidgets as W
 from .intents import (
     AutoRefresh,
     ClearSelection,
+    ControlJob,
     DismissNotices,
     Filter,
     Forget,
@@ -85,6 +86,8 @@ class PanelView:
             "prev": lambda: TurnPage(-1), "next": lambda: TurnPage(1), "select_shown": SelectShown,
             "clear": ClearSelection, "load": lambda: Load(w.var.value), "why": ShowReasons, "uris": ShowUris,
             "forget": Forget, "resubmit": Resubmit, "refresh_now": RefreshNow, "hide": HideDetails,
+            "pause": lambda: ControlJob("pause"), "resume": lambda: ControlJob("resume"),
+            "cancel": lambda: ControlJob("cancel"),
             "dismiss": DismissNotices}
         for name, intent in clicks.items():
             getattr(w, name).on_click(self._user(functools.partial(_click, intent)))

@@ -143,6 +143,11 @@ class PanelWidgets:
         self.uris = W.Button(description="S3 URIs", tooltip="Show input/output/failure URIs to copy")
         self.forget = W.Button(description="Forget", tooltip="Stop tracking the selection (S3 objects stay)")
         self.resubmit = W.Button(description="Resubmit", tooltip="Send failed, expired or errored ones again")
+        self.pause = W.Button(description="Pause", icon="pause", tooltip="Pause the selected rows' jobs: queued "
+                              "requests wait, what is on the endpoint runs on")
+        self.resume = W.Button(description="Resume", icon="play", tooltip="Resume the selected rows' paused jobs")
+        self.cancel = W.Button(description="Cancel", icon="stop", tooltip="Cancel the selected rows' jobs: queued "
+                               "requests are not sent")
         self.message = W.Label()
         self.reasons = W.HTML()
         self.uri_text = W.Textarea(rows=8, layout=W.Layout(width="95%"))
@@ -160,7 +165,8 @@ class PanelWidgets:
                                                                width="100%")),
             W.HBox([self.prev, self.page_text, self.next], layout=row),
             W.HBox([self.selection_text, self.select_shown, self.clear], layout=row),
-            W.HBox([self.var, self.load, self.why, self.uris, self.forget, self.resubmit], layout=row),
+            W.HBox([self.var, self.load, self.why, self.uris, self.forget, self.resubmit, self.pause, self.resume,
+                    self.cancel], layout=row),
             self.message, self.details, self.css], _dom_classes=("sm-async-panel",))  # CSS hooks
         self._extra = [table.box, *table.widgets()]
 
@@ -228,7 +234,7 @@ class PanelWidgets:
         self.details.children = (*children, self.hide) if children else ()
 
     def set_busy(self, busy: bool) -> None:
-        for button in (self.load, self.resubmit, self.refresh_now):
+        for button in (self.load, self.resubmit, self.pause, self.resume, self.cancel, self.refresh_now):
             button.disabled = busy
 
     # --- lifetime ----------------------------------------------------------------------------

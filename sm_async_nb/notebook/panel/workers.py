@@ -20,6 +20,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ...contract.routing import routing_target_of
 from ...display import activity, previews
 from ...display.activity import ActivityScope
 from ...endpoints.status import EndpointSample
@@ -30,6 +31,7 @@ from .details import FetchHead, RowLogs, failed_html, logs_html
 from .intents import (
     ActionDone,
     ActivityLoaded,
+    ControlJobs,
     DeleteRows,
     Effect,
     EndpointLoaded,
@@ -50,7 +52,7 @@ from .intents import (
     StopTracker,
     TrackerStopped,
 )
-from .strip import EndpointStatusFn, endpoint_html, unavailable_html
+from .strip import EndpointStatusFn, RouterStatusFn, checking_html, endpoint_html, router_html, unavailable_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,11 +120,14 @@ class PanelWorkers:
         row_logs: ``record -> log lines``; None when the panel has no log section.
         endpoint_status: ``endpoint name -> EndpointStatus``; None when the panel has no strip.
         endpoint_history: ``endpoint name -> samples`` of its past statuses for the activity charts.
+        router_status: ``router name -> RouterStatus``: the strip's line of a routing target (``router/target``).
     """
 
     def __init__(self, parts: HandleParts, post: Post, *, fetch_head: FetchHead, row_logs: RowLogs | None,
-                 endpoint_status: EndpointStatusFn | None, endpoint_history: EndpointHistoryFn | None = None):
+                 endpoint_status: EndpointStatusFn | None, endpoint_history: EndpointHistoryFn | None = None,
+                 router_status: RouterStatusFn | None = None):
         self._parts, self._post = parts, post
+        self._router_status = router_status
         self._fetch_head, self._row_logs, self._endpoint_status = fetch_head, row_logs, endpoint_status
         self._endpoint_history = endpoint_history
         self._csv_header = parts.ctx.settings.csv_output_header
@@ -153,6 +158,8 @@ class PanelWorkers:
                 self._actions.submit(self._act, lambda: self._load(records, variable, push))
             case ResubmitRecords(records):
                 self._actions.submit(self._act, lambda: self._resubmit(records))
+            case ControlJobs(action, batch_ids):
+                self._actions.submit(self._act, lambda: self._control(action, batch_ids))
             case PollNow():
                 self._actions.submit(self._act, self._poll)
             case DeleteRows(inference_ids):
@@ -191,7 +198,12 @@ class PanelWorkers:
 
     def _endpoint(self, name: str) -> Intent:
         assert self._endpoint_status is not None  # the state asks only when the panel has a strip
+        routed = routing_target_of(name)
         try:
+            if routed is not None:  # a routing target's rows: the router's line (its destinations' statuses)
+                if self._router_status is None:
+                    return EndpointLoaded(name, checking_html(name))
+                return EndpointLoaded(name, router_html(self._router_status(routed.router), routed.target))
             status = self._endpoint_status(name)
             return EndpointLoaded(name, endpoint_html(status), status)
         except Exception as exc:
@@ -230,6 +242,9 @@ class PanelWorkers:
     def _resubmit(self, records: Sequence[InvocationRecord]) -> ActionDone:
         ids, message = actions.resubmit(self._parts, records)
         return ActionDone(message, tuple(ids))
+
+    def _control(self, action: str, batch_ids: Sequence[str]) -> ActionDone:
+        return ActionDone(actions.control_jobs(self._parts, action, batch_ids))
 
     def _poll(self) -> ActionDone:
         changes = self._parts.tracker.refresh()
