@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = "abcdefghijkl"
+SCENARIOS = "abcdefghijklm"
 
 pytest.importorskip("moto")
 pytest.importorskip("jupyter_client")
