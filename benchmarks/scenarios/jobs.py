@@ -27,6 +27,7 @@ WORK_S = 30.0         # real seconds the whole queue needs on the endpoint (the 
 TTL = 60              # RequestTTLSeconds (emulated), the API's shortest
 TTL_REAL_S = 10.0     # ...which passes in this many real seconds (time_scale = TTL / TTL_REAL_S): a third of
                       # the queue, and well above the client's polling lag, as a real TTL of minutes is
+QUICK_SHRINK = 3.0    # --quick: the same proportions, three times shorter
 
 
 class Steady:
@@ -102,9 +103,10 @@ def _one(stack: LocalStack, workdir: Any, label: str, count: int, max_pending: s
 
 def run(bench: Bench) -> list[Row]:
     count = 2_000 if bench.sizes.payloads >= 500 else 200
-    work_s, scale = WORK_S, TTL / TTL_REAL_S
+    shrink = 1.0 if count == 2_000 else QUICK_SHRINK
+    work_s, scale = WORK_S / shrink, TTL / (TTL_REAL_S / shrink)
     with LocalStack(time_scale=scale) as stack:
-        stack.add_endpoint(ENDPOINT, model=Steady(WORK_S * CAPACITY / count), concurrency=CAPACITY)
+        stack.add_endpoint(ENDPOINT, model=Steady(work_s * CAPACITY / count), concurrency=CAPACITY)
         everything = _one(stack, bench.workdir, "submit-all", count, None)
         stack.wait_until_idle(120)
         auto = _one(stack, bench.workdir, "auto", count, "auto")

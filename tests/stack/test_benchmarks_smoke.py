@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = "abcdefghijkln"  # m is reserved for jobs (SPEC §16)
+SCENARIOS = "abcdefghijklmn"
 
 pytest.importorskip("moto")
 pytest.importorskip("jupyter_client")
