@@ -23,7 +23,7 @@ def restart(kernel) -> None:
     assert "reattached" in kernel.run("%sm_async local start")
 
 
-def test_queued_rows_survive_a_killed_kernel_and_resume_on_request(user_env, kernels):
+def test_queued_rows_survive_a_killed_kernel_and_resume_on_request(kernels, user_env):
     kernel = kernels(user_env)
     kernel.run("%load_ext sm_async_nb")
     assert "detached" in kernel.run("%sm_async local start --delay 0.2 --concurrency 1")
@@ -49,7 +49,7 @@ def test_queued_rows_survive_a_killed_kernel_and_resume_on_request(user_env, ker
                "assert job.status_counts() == {'COMPLETED': 12}, job.status_counts()")
 
 
-def test_a_dataset_read_continues_where_it_stopped(user_env, kernels, tmp_path):
+def test_a_dataset_read_continues_where_it_stopped(kernels, user_env, tmp_path):
     path = tmp_path / "rows.parquet"
     frame = pd.DataFrame(IRIS * 100, columns=["sl", "sw", "pl", "pw"])
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=50)
@@ -73,7 +73,7 @@ def test_a_dataset_read_continues_where_it_stopped(user_env, kernels, tmp_path):
                timeout=300)
 
 
-def test_job_magics(user_env, kernels):
+def test_job_magics(kernels, user_env):
     kernel = kernels(user_env)
     kernel.run("%load_ext sm_async_nb")
     kernel.run("%sm_async local start --delay 0.2 --concurrency 1")

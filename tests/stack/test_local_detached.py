@@ -279,3 +279,81 @@ def test_image_map_reaches_the_detached_stack_and_a_reattach_adds_to_it(cache):
         for process in (echo, other):
             process.kill()
             process.wait()
+
+
+OWNER = """
+import json, os, signal, sys, time
+import pandas as pd
+from sm_async_nb.local.config import StackConfig
+from sm_async_nb.local.detached import handle as detached
+
+stack = detached.start(StackConfig(delay=0.2, concurrency=1))
+client = stack.client()
+job = client.submit_dataframe("local-async", pd.DataFrame([[5.1, 3.5, 1.4, 0.2]] * 200), rows_per_request=1,
+                              max_pending=2, accept="text/csv", background=True)
+while job.status_counts().get("COMPLETED", 0) < 2:  # the job invokes and the tracker has seen outputs
+    time.sleep(0.05)
+print(json.dumps({"pid": stack.pid}), flush=True)
+sys.stdin.readline()  # the stack was stopped by another process
+deadline = time.monotonic() + 60
+while client.tracker.problem is None and time.monotonic() < deadline:
+    time.sleep(0.1)
+print(json.dumps({"problem": client.tracker.problem, "state": job.job_state.value, "counts": job.status_counts(),
+                  "children": [c.pid for c in __import__("psutil").Process().children()]}), flush=True)
+"""
+
+
+def _owner(cache, script: str) -> tuple[subprocess.Popen, dict]:
+    """A process (as a kernel would) that starts the detached stack and keeps running: the server is its child."""
+    owner = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**clean_env(), "XDG_CACHE_HOME": os.environ[
+                                 "XDG_CACHE_HOME"], "SM_ASYNC_NB_HOME": str(cache.parent / "home")})
+    line = owner.stdout.readline()
+    assert line, owner.communicate(timeout=30)[1][-3000:]
+    return owner, json.loads(line)
+
+
+def test_another_process_stops_the_stack_a_running_kernel_started_while_its_job_polls(cache):
+    """The server is the child of the process that started it; it used to stay a zombie until that process
+    reaped it, so a stop from anywhere else (another kernel, the CLI, a test's teardown) waited the whole
+    30 s and raised. Now stop returns once the server exits; the owner reaps it and its job and tracker
+    see the stack gone as one line, no traceback."""
+    from sm_async_nb.local.detached import handle as detached
+
+    owner, started = _owner(cache, OWNER)
+    try:
+        pid = started["pid"]
+        assert psutil.Process(pid).ppid() == owner.pid
+        assert detached.stop() is True  # raised "did not stop within 30 s" before
+        assert not alive(pid) and not cache.exists()
+        out, err = owner.communicate("stopped\n", timeout=90)
+        seen = json.loads(out.splitlines()[-1])
+        assert seen["problem"] and "\n" not in seen["problem"] and "still running" in seen["problem"], seen
+        assert pid not in seen["children"]  # reaped by its parent: no zombie left in the kernel
+        assert seen["state"] == "running" and seen["counts"].get("QUEUED", 0) > 0, seen  # held, nothing lost
+        assert "Traceback" not in err, err[-3000:]
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_stop_does_not_wait_for_a_parent_that_never_reaps_the_server(cache):
+    """A zombie has exited: stop counts it as stopped whoever its parent is (a stopped kernel here; a
+    container's PID 1 that reaps nothing is the same)."""
+    import signal
+
+    from sm_async_nb.local.detached import handle as detached
+
+    owner, started = _owner(cache, "import json, sys\nfrom sm_async_nb.local.config import StackConfig\n"
+                                   "from sm_async_nb.local.detached import handle as detached\n"
+                                   "stack = detached.start(StackConfig())\n"
+                                   "print(json.dumps({'pid': stack.pid}), flush=True)\nsys.stdin.readline()\n")
+    owner.send_signal(signal.SIGSTOP)  # its threads cannot reap the server now
+    try:
+        assert detached.stop() is True
+        assert psutil.Process(started["pid"]).status() == psutil.STATUS_ZOMBIE
+        assert not cache.exists()
+    finally:
+        owner.send_signal(signal.SIGCONT)
+        owner.kill()
+        owner.wait()

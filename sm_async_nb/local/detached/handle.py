@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from .statefile import StackRecord, StateFileError
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 90.0
+EXIT_POLL_S = 0.1  # how often stop() looks whether the server has exited
 __all__ = ["Detached", "StateFileError", "find", "start", "stop"]
 
 
@@ -103,18 +105,41 @@ class Detached:
                 return
             with contextlib.suppress(psutil.NoSuchProcess):
                 psutil.Process(record.pid).terminate()
-        try:
-            psutil.Process(record.pid).wait(timeout)
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.TimeoutExpired:
+        if not _exited(record.pid, timeout):
             raise RuntimeError(f"the local stack server (pid {record.pid}) did not stop within {timeout:g} s; "
-                               f"its log is {path.with_suffix('.log')}") from None
+                               f"its log is {path.with_suffix('.log')}")
         statefile.remove(path, pid=record.pid)
 
     def release(self) -> None:
         """Stop using it; it keeps running for other kernels until stopped or idle."""
         self.record = None
+
+
+def _exited(pid: int, timeout: float) -> bool:
+    """Wait until process ``pid`` has exited (True), or ``timeout`` seconds pass (False).
+
+    Why not ``psutil.Process.wait`` alone: the server is the child of the kernel (or shell) that
+    started it, and once it exits it stays a zombie until that parent reaps it. For any other
+    process — another kernel, ``sm-async-nb local stop``, the test runner — psutil's wait on a
+    non-child polls until the pid is gone, which a zombie never is while its parent lives: stop
+    then waited the whole timeout. A zombie has exited (its ports and files are closed), so it counts.
+    """
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    try:
+        process = psutil.Process(pid)
+        while True:
+            try:
+                process.wait(min(EXIT_POLL_S, max(0.0, deadline - time.monotonic())))  # reaps it if ours
+                return True
+            except psutil.TimeoutExpired:
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+    except psutil.NoSuchProcess:  # (ZombieProcess is a NoSuchProcess too)
+        return True
 
 
 def attach(record: StackRecord, path: Path) -> StackHandle:
@@ -177,10 +202,18 @@ def _spawn(path: Path, config: StackConfig) -> StackRecord:
         except StateFileError:
             record = None
         if record is not None and record.pid == process.pid and statefile.verify(record) is None:
+            _reap_when_done(process)
             return record
         time.sleep(0.1)
     process.terminate()
+    _reap_when_done(process)
     raise RuntimeError(f"the local stack server did not start within {START_TIMEOUT:g} s: {_last_line(log_path)}")
+
+
+def _reap_when_done(process: subprocess.Popen[bytes]) -> None:
+    """Collect the server's exit status whenever it ends, so this process (it started the server, so
+    it is its parent) does not keep a zombie of it for as long as it runs."""
+    threading.Thread(target=process.wait, name=f"sm-async-nb-reap-{process.pid}", daemon=True).start()
 
 
 def _last_line(log_path: Path) -> str:

@@ -143,6 +143,8 @@ class RuntimeServer:
             return
         self._server.shutdown()
         close_connections(self._server)
-        self._server.server_close()  # joins the (now unblocked) handler threads
+        # Closes the listening socket. Handler threads are daemon threads (werkzeug's), so this joins none:
+        # a client holding a connection or sending more requests cannot hold the stop up.
+        self._server.server_close()
         self._thread.join()
         self._thread = None
