@@ -378,15 +378,26 @@ class Jobs:
         if room > 0:
             rows = journal.queued(job.batch_id, room)
             if rows:
+                plan = QueuedPlan(self.submitter.preparer, rows)
+                plan.paused = job.paused  # a pause (or a problem that pauses the job) keeps rows QUEUED
                 try:
-                    self.submitter.run(QueuedPlan(self.submitter.preparer, rows))
+                    self.submitter.run(plan)
                 except Exception as exc:
                     self.problem = f"batch {job.batch_id}: {exc}"
                     log.warning("invoking queued requests of %s failed: %s", job.batch_id, exc)
+                if plan.stopped_by is not None and job.paused.is_set():
+                    self._paused_by(job, plan.stopped_by.message)
                 moved += len(rows)
         if moved == 0 or unlimited:
             self._finish_if_done(job)
         return moved
+
+    def _paused_by(self, job: Job, why: str) -> None:
+        """A problem every request would hit paused the job: journal it paused and say so, once."""
+        if self.ctx.journal.set_job(job.batch_id, state=JobState.PAUSED, expect=[JobState.RUNNING]):
+            self.problem = (f"batch {job.batch_id} paused: {why} Its queued requests wait; "
+                            "batch.resume() continues once that is fixed.")
+            log.warning("%s", self.problem)
 
     def _window(self, job: Job, now: float) -> int | None:
         if job.max_pending is None:

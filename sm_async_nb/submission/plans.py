@@ -24,6 +24,7 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from .. import progress
+from ..aws.clients import Problem
 from ..contract import validation
 from ..errors import ValidationError
 from ..payloads import CSV, NPY, media_type
@@ -135,6 +136,7 @@ class Plan(abc.ABC):
         self.start = 0
         self.paused: threading.Event | None = None
         self.on_position: Any = None  # Callable[[int], None] | None
+        self.stopped_by: Problem | None = None  # what stopped its run, when a problem every request would hit did
 
     @property
     def target(self) -> str:

@@ -309,6 +309,7 @@ class Submitter:
     def _conclude(run: _Run) -> None:
         """Raise what ended the run early, once nothing of it is in flight any more."""
         stop, plan = run.stop, run.plan
+        plan.stopped_by = stop.problem
         if stop.crash is not None:  # a bug or a journal that cannot be written: say so, loudly
             raise stop.crash
         if run.failure is not None:

@@ -79,6 +79,10 @@ class StopSignal:
         with self._lock:
             if self.problem is None:
                 self.problem = problem
+        if self._paused is not None:
+            # A job's run: what would fail every other request (a lost connection, expired credentials)
+            # pauses the job, so its QUEUED rows wait for resume() instead of all ending ERROR.
+            self._paused.set()
 
     def crashed(self, exc: BaseException) -> None:
         with self._lock:
@@ -94,14 +98,15 @@ class StopSignal:
     def stopped(self) -> bool:
         return self.interrupted or self.problem is not None or self.crash is not None
 
-    def why_not_sent(self) -> tuple[Outcome, str] | None:
-        """What a request starting now is journaled with instead of being sent (None: send it)."""
+    def why_not_sent(self, input_in_place: bool = False) -> tuple[Outcome, str] | None:
+        """What a request starting now is journaled with instead of being sent (None: send it, or hold it
+        QUEUED when the job is paused and its input is in place)."""
         if self.interrupted:
             return Outcome.INTERRUPTED, NOT_SENT_INTERRUPTED
         if self.crash is not None:
             return Outcome.FAILED, (f"Not sent: the submission stopped ({type(self.crash).__name__} in another "
                                     "request); resubmit() sends it.")
-        if self.problem is not None:
+        if self.problem is not None and not (self.held and input_in_place):
             return Outcome.FAILED, f"Not submitted: an earlier request failed: {self.problem.message}"
         return None
 
@@ -122,7 +127,7 @@ class Sender:
         With ``hold`` (a job's requests) or once ``stop`` is held (a paused job), the request stops after
         its input is in place: journaled QUEUED, invoked later by the job thread."""
         record = request.record
-        why = stop.why_not_sent()
+        why = stop.why_not_sent(input_in_place=request.payload is None and not record.inline)
         if why is not None:
             self.not_sent(request, why[1])
             return why[0]

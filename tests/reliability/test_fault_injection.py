@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
+from botocore.awsrequest import AWSResponse
+
 from sm_async_nb.local import LocalStack
 from sm_async_nb.local.service.models import RuntimeStatus
-from sm_async_nb.records import Status
+from sm_async_nb.records import JobState, Status
 
 COMPLETED = RuntimeStatus.COMPLETED.value
 
@@ -83,3 +85,46 @@ def test_stack_stopped_mid_batch_and_restarted(tmp_path, free_port):
         assert all(final[i].status is Status.COMPLETED for i in resent)
         assert all(final[i].status in (Status.EXPIRED, Status.COMPLETED) for i in lost)
         assert batch.status_counts().get("PENDING", 0) == 0
+
+
+
+def test_a_job_pauses_on_expired_credentials_and_resume_finishes_it(tmp_path):
+    """A problem every request would hit (here expired credentials on the invoke) pauses a flow-controlled
+    job: its QUEUED rows wait for resume() instead of each window ending ERROR one after the other."""
+    expired = threading.Event()
+
+    def answer(**_):
+        if not expired.is_set():
+            return None
+        return (AWSResponse("https://runtime.sagemaker/", 403, {}, None),
+                {"Error": {"Code": "ExpiredTokenException", "Message": "The security token included in the "
+                           "request is expired"}, "ResponseMetadata": {"HTTPStatusCode": 403}})
+
+    with LocalStack(model=echo, delay=0.02) as stack, \
+            stack.client(journal_path=tmp_path / "journal.sqlite3", max_workers=4) as client:
+        client.aws.runtime.meta.events.register("before-call.sagemaker-runtime.InvokeEndpointAsync", answer)
+        batch = client.submit_many(stack.endpoint_name, [f"{i},1\n" for i in range(300)], inference_id="creds",
+                                   max_pending=8)
+        deadline = time.time() + 60
+        while len(stack.records()) < 30 and time.time() < deadline:
+            time.sleep(0.01)
+        expired.set()
+        deadline = time.time() + 60
+        while batch.job_state is not JobState.PAUSED and time.time() < deadline:
+            time.sleep(0.05)
+        assert batch.job_state is JobState.PAUSED
+        time.sleep(1.5)  # a job that did not pause would end a window of rows ERROR on every turn meanwhile
+        counts = batch.status_counts()
+        assert counts.get("ERROR", 0) <= 4, counts  # the invokes in flight when the credentials expired
+        assert counts.get("QUEUED", 0) >= 250, counts
+        assert "paused" in client.jobs.problem and "resume()" in client.jobs.problem, client.jobs.problem
+
+        expired.clear()  # credentials renewed
+        assert batch.resume() is True
+        deadline = time.time() + 180
+        while batch.status_counts().get("QUEUED", 0) and time.time() < deadline:
+            time.sleep(0.1)
+        client.tracker.wait_for([p.inference_id for p in batch.parts() if p.status is not Status.ERROR],
+                                timeout=180)
+        final = batch.status_counts()
+        assert final.get("COMPLETED", 0) == 300 - counts.get("ERROR", 0), final
