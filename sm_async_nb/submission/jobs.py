@@ -174,6 +174,7 @@ class Jobs:
         with self._lock:
             job = self._jobs.get(batch_id)
         if job is not None:
+            self._finish_if_done(job)  # every part finished before the thread's turn noticed: done, not paused
             job.paused.set()
         changed = self.ctx.journal.set_job(batch_id, state=JobState.PAUSED, expect=[JobState.RUNNING])
         log.info("batch %s paused (%s)", batch_id, "was running" if changed else self.state(batch))
@@ -226,6 +227,7 @@ class Jobs:
         with self._lock:
             job = self._jobs.pop(batch_id, None)
         if job is not None:
+            self._finish_if_done(job)  # nothing left to cancel: done, not cancelled
             job.paused.set()
             if job.reader is not None:
                 job.reader.join(timeout=60)  # in-flight uploads finish and are queued, then cancelled below
