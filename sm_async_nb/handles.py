@@ -113,7 +113,7 @@ def _check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
     # numbers.Real: numpy's integers and floats too (a bool is a mistake, not 1 s)
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 <= timeout < float("inf"):
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 <= float(timeout) < float("inf"):
         raise ValidationError(f"timeout must be a number of seconds >= 0 (or None to wait as long as it takes), not "
                               f"{timeout!r}.", parameter="timeout")
     return float(timeout)
