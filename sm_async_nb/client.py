@@ -68,7 +68,7 @@ AUTO_CAPACITY_MAX_AGE_S = 15.0  # "auto" re-reads the endpoint's instances at mo
 
 
 def _check_max_age(max_age: Any) -> None:
-    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age >= 0:
+    if isinstance(max_age, bool) or not isinstance(max_age, numbers.Real) or not float(max_age) >= 0:
         raise ValidationError(f"max_age must be a number of seconds >= 0, not {max_age!r}.", parameter="max_age")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import numbers
 import os
 import time
 from collections import Counter
@@ -111,7 +112,8 @@ def _check_callable(fn: object) -> None:
 def _check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf"):
+    # numbers.Real: numpy's integers and floats too (a bool is a mistake, not 1 s)
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 <= float(timeout) < float("inf"):
         raise ValidationError(f"timeout must be a number of seconds >= 0 (or None to wait as long as it takes), not "
                               f"{timeout!r}.", parameter="timeout")
     return float(timeout)
@@ -267,9 +269,10 @@ class Invocation:
         return record is None or record.status in FINISHED
 
     def add_done_callback(self, fn: Callable[[Invocation], Any]) -> None:
-        """Call ``fn(inv)`` once this invocation is finished: at once (in this thread) if it is, else from the
-        thread that notices (the tracker's poller, which this starts). ``fn`` runs outside every lock and may
-        call ``inv.result()``; an exception it raises is logged.
+        """Call ``fn(inv)`` once this invocation is finished: at once (in this thread) if it is, else on the
+        client's callback thread once the tracker's poller (which this starts) notices. ``fn`` runs outside every
+        lock and off the poller, so it may call ``inv.result()`` or wait for other handles; an exception it
+        raises is logged.
 
         Raises:
             ValidationError: ``fn`` is not callable.
@@ -519,8 +522,9 @@ class InvocationBatch:
                     raise
 
     def add_done_callback(self, fn: Callable[[InvocationBatch], Any]) -> None:
-        """Call ``fn(batch)`` once the batch is done: at once (in this thread) if it is, else from the thread
-        that notices. ``fn`` runs outside every lock; an exception it raises is logged.
+        """Call ``fn(batch)`` once the batch is done: at once (in this thread) if it is, else on the client's
+        callback thread. ``fn`` runs outside every lock and off the tracker's poller (it may wait for other
+        handles); an exception it raises is logged.
 
         Raises:
             ValidationError: ``fn`` is not callable.

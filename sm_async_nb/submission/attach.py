@@ -13,6 +13,7 @@ from ..contract.service import service_deadline
 from ..contract.validation import check_member
 from ..errors import ValidationError
 from ..records import InvocationRecord, Status, SubmitStep
+from .options import check_label
 
 
 def _location(name: str, value: object) -> str:
@@ -41,8 +42,8 @@ def attach(ctx: Context, endpoint_name: Destination, inference_id: str, output_l
     check_member("InferenceId", inference_id)
     output = _location("output_location", output_location)
     failure = None if failure_location is None else _location("failure_location", failure_location)
-    if label is not None and not isinstance(label, str):
-        raise ValidationError(f"label must be a string, not {type(label).__name__}.", parameter="label")
+    if label is not None:
+        check_label(label)
     now = ctx.clock()
     record = InvocationRecord(
         inference_id=inference_id, endpoint_name=endpoint_name, status=Status.PENDING, submit_step=SubmitStep.DONE,

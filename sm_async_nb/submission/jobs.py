@@ -174,6 +174,7 @@ class Jobs:
         with self._lock:
             job = self._jobs.get(batch_id)
         if job is not None:
+            self._finish_if_done(job)  # every part finished before the thread's turn noticed: done, not paused
             job.paused.set()
         changed = self.ctx.journal.set_job(batch_id, state=JobState.PAUSED, expect=[JobState.RUNNING])
         log.info("batch %s paused (%s)", batch_id, "was running" if changed else self.state(batch))
@@ -226,6 +227,7 @@ class Jobs:
         with self._lock:
             job = self._jobs.pop(batch_id, None)
         if job is not None:
+            self._finish_if_done(job)  # nothing left to cancel: done, not cancelled
             job.paused.set()
             if job.reader is not None:
                 job.reader.join(timeout=60)  # in-flight uploads finish and are queued, then cancelled below
@@ -299,8 +301,8 @@ class Jobs:
                 try:
                     self.ctx.aws.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
                     removed += [r.inference_id for r in chunk]
-                except Exception:
-                    log.warning("could not remove %d cancelled input(s) from %s", len(chunk), bucket, exc_info=True)
+                except Exception as exc:  # they stay in S3 (the rows say so); one line, no traceback
+                    log.warning("could not remove %d cancelled input(s) from %s: %s", len(chunk), bucket, exc)
         if removed:
             self.ctx.journal.inputs_removed(removed)
 
@@ -330,7 +332,8 @@ class Jobs:
                 log.exception("a jobs turn failed; trying again")
 
     def close(self) -> None:
-        """Stop the thread (jobs stay journaled: QUEUED rows show as paused in the next kernel)."""
+        """Stop the thread; the jobs it drove are journaled PAUSED (their QUEUED rows wait for ``resume()``,
+        from a new client in this process as in the next kernel: nothing drives them any more)."""
         self._stop.set()
         self._wake.set()
         with self._lock:
@@ -344,6 +347,13 @@ class Jobs:
                 job.reader.join(timeout=30)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=30)
+        for job in jobs:
+            try:
+                self._finish_if_done(job)  # a job with nothing left is DONE, not paused
+                if self.ctx.journal.set_job(job.batch_id, state=JobState.PAUSED, expect=[JobState.RUNNING]):
+                    log.info("batch %s paused: its client was closed", job.batch_id)
+            except Exception as exc:  # closing goes on; a dead owner's RUNNING job shows as paused anyway
+                log.warning("could not journal batch %s as paused: %s", job.batch_id, exc)
 
     def step(self, now: float | None = None) -> int:
         """One turn over every job this process drives; returns how many requests were invoked or retried."""

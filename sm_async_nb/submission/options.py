@@ -151,6 +151,20 @@ def _flag(name: str, value: Any) -> bool:
     raise ValidationError(f"{name} must be True or False, not {value!r}.", parameter=name)
 
 
+def check_label(value: Any) -> str:
+    """A label as it is stored (submissions and ``attach``).
+
+    Raises:
+        ValidationError: not a str, or a lone surrogate in it (it could not be stored).
+    """
+    if not isinstance(value, str):
+        raise ValidationError(f"label must be a string, not {type(value).__name__}.", parameter="label")
+    if not value.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise ValidationError(f"label {value!r} has a lone surrogate, which is not valid Unicode and cannot be "
+                              "stored: fix the text.", parameter="label")
+    return value
+
+
 def _check(name: str, value: Any) -> Any:
     """One option's value as it is used, or ValidationError naming it."""
     if name == "max_pending":
@@ -162,12 +176,7 @@ def _check(name: str, value: Any) -> Any:
     if name in REQUEST_MEMBERS:
         return validation.check_member(REQUEST_MEMBERS[name], value)
     if name == "label":
-        if not isinstance(value, str):
-            raise ValidationError(f"label must be a string, not {type(value).__name__}.", parameter="label")
-        if not value.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in value):
-            raise ValidationError(f"label {value!r} has a lone surrogate, which is not valid Unicode and cannot be "
-                                  "stored: fix the text.", parameter="label")
-        return value
+        return check_label(value)
     if name == "inline":
         return _flag(name, value)
     if name == "rows_per_request":

@@ -17,6 +17,7 @@ Locks (see docs/ARCHITECTURE.md for the whole picture):
 from __future__ import annotations
 
 import logging
+import numbers
 import random
 import threading
 import time
@@ -343,7 +344,7 @@ class Tracker:
             JournalError: the journal cannot be read any more (deleted or replaced): at once, and
                 ``problem`` says so.
         """
-        if timeout is not None and not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+        if timeout is not None and not (isinstance(timeout, numbers.Real) and not isinstance(timeout, bool)
                                         and 0 <= timeout < float("inf")):
             raise ValidationError(f"timeout must be a number of seconds >= 0 (or None to wait as long as it "
                                   f"takes), not {timeout!r}.", parameter="timeout")

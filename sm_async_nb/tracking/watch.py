@@ -1,10 +1,13 @@
-"""Done callbacks: ``fn`` runs once when what it watches is done, outside every lock, on the thread that
-noticed (the tracker's poller after a refresh, the jobs thread after a change, or the caller when it is
-done already). Checked on every publish of the tracker's bus, so a callback costs one journal read per
-refresh while it waits, and nothing once it ran."""
+"""Done callbacks: ``fn`` runs once when what it watches is done, outside every lock: in the caller when it
+is done already, else on the client's callback thread (``sm-async-nb-callbacks``), in the order they became
+due. Never on the thread that noticed (the tracker's poller, the jobs thread): a callback that blocks — one
+that waits for another batch, say — would stop the very polling it waits on. Checked on every publish of
+the tracker's bus, so a callback costs one journal read per refresh while it waits, and nothing once it
+ran."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -29,6 +32,8 @@ class DoneWatch:
         self._waiting: list[_Watch] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._bus = bus
+        self._due: collections.deque[_Watch] = collections.deque()  # taken, to run on the callback thread
+        self._runner: threading.Thread | None = None
 
     def add(self, done: Callable[[], bool], call: Callable[[], None]) -> None:
         """Call ``call`` once ``done()`` holds: at once (in this thread) if it holds now."""
@@ -60,7 +65,20 @@ class DoneWatch:
             taken = [w for w in ready if w in self._waiting]
             for watch in taken:
                 self._waiting.remove(watch)
-        self._run(taken)
+            self._due.extend(taken)
+            if taken and self._runner is None:
+                self._runner = threading.Thread(target=self._run_due, name="sm-async-nb-callbacks", daemon=True)
+                self._runner.start()
+
+    def _run_due(self) -> None:
+        """The callback thread: runs what is due, one at a time, and ends when nothing is."""
+        while True:
+            with self._lock:
+                if not self._due:
+                    self._runner = None
+                    return
+                watch = self._due.popleft()
+            self._run([watch])
 
     @staticmethod
     def _run(watches: list[_Watch]) -> None:

@@ -127,6 +127,10 @@ def test_cancel_keeps_what_runs_and_removes_only_our_inputs(stack, client, slow_
         s3.put_object(Bucket="jobs-user", Key=f"in/{i}.csv", Body=f"u,{i}\n".encode(), ContentType="text/csv")
     theirs = client.submit_s3(slow_endpoint, "s3://jobs-user/in/", max_pending=1)
     ours = client.submit_many(slow_endpoint, payloads(6, "c"), max_pending=1)
+    deadline = time.monotonic() + 10
+    while all(r.status is Status.QUEUED for r in ours.parts()):  # the job thread's first turn invokes one
+        assert time.monotonic() < deadline, "the window never let a request through"
+        time.sleep(0.01)
     queued_ours = [r for r in ours.parts() if r.status is Status.QUEUED]
     assert theirs.cancel() >= 4 and ours.cancel() == len([r for r in ours.parts() if r.error and "ancelled" in r.error])
     for batch in (theirs, ours):
