@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -30,17 +31,14 @@ TTL_REAL_S = 10.0     # ...which passes in this many real seconds (time_scale = 
 QUICK_SHRINK = 3.0    # --quick: the same proportions, three times shorter
 
 
-class Steady:
-    """A model that takes ``seconds`` per request."""
-
-    __name__ = "steady"
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-
-    def __call__(self, body: bytes, content_type: str) -> tuple[bytes, str]:
-        time.sleep(self.seconds)
-        return body, "text/csv"
+def steady_model(workdir: Path, seconds: float) -> Path:
+    """A handler file whose model takes ``seconds`` per request. It runs in the engine's process, so the
+    endpoint's pace does not depend on how busy the client being measured keeps this one."""
+    path = workdir / "steady_model.py"
+    path.write_text("import time\n\n\ndef input_fn(body, content_type):\n    return body\n\n\n"
+                    f"def predict_fn(data, model):\n    time.sleep({seconds!r})\n    return data\n\n\n"
+                    "def output_fn(prediction, accept):\n    return prediction, 'text/csv'\n")
+    return path
 
 
 class _Peak:
@@ -106,7 +104,7 @@ def run(bench: Bench) -> list[Row]:
     shrink = 1.0 if count == 2_000 else QUICK_SHRINK
     work_s, scale = WORK_S / shrink, TTL / (TTL_REAL_S / shrink)
     with LocalStack(time_scale=scale) as stack:
-        stack.add_endpoint(ENDPOINT, model=Steady(work_s * CAPACITY / count), concurrency=CAPACITY)
+        stack.add_endpoint(ENDPOINT, model=steady_model(bench.workdir, work_s * CAPACITY / count), concurrency=CAPACITY)
         everything = _one(stack, bench.workdir, "submit-all", count, None)
         stack.wait_until_idle(120)
         auto = _one(stack, bench.workdir, "auto", count, "auto")
