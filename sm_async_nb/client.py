@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
 
 AUTO_CAPACITY_MAX_AGE_S = 15.0  # "auto" re-reads the endpoint's instances at most this often
+ZERO_CAPACITY_MAX_AGE_S = 2.0   # ...and this often while it reads 0 (scaling out from zero: the window grows with it)
 
 
 def _check_max_age(max_age: Any) -> None:
@@ -332,6 +333,8 @@ class AsyncInferenceClient:
             return combined([Capacity(d.endpoint.current_instances, d.endpoint.max_concurrent_per_instance)
                              for d in (target.destinations if target else ()) if d.routable and d.endpoint])
         status = self.monitor.status(endpoint_name, AUTO_CAPACITY_MAX_AGE_S)
+        if status.current_instances == 0:
+            status = self.monitor.status(endpoint_name, ZERO_CAPACITY_MAX_AGE_S)
         return Capacity(status.current_instances, status.max_concurrent_per_instance)
 
     def _jobs_moved(self) -> None:
