@@ -203,6 +203,8 @@ class Jobs:
         if not self.ctx.journal.set_job(batch_id, state=JobState.RUNNING, owner=os.getpid(),
                                         expect=[JobState.PAUSED, JobState.RUNNING]):
             return False
+        if self.problem and self.problem.startswith(f"batch {batch_id} "):
+            self.problem = None  # what paused it is behind it now (if not, the next turn says so again)
         if job is None:
             job = Job(batch_id, batch.endpoint_name, _window_of(batch), batch.retries, _batch_ttl(self.ctx, batch_id),
                       journaled=True)

@@ -121,6 +121,7 @@ def test_a_job_pauses_on_expired_credentials_and_resume_finishes_it(tmp_path):
 
         expired.clear()  # credentials renewed
         assert batch.resume() is True
+        assert client.jobs.problem is None
         deadline = time.time() + 180
         while batch.status_counts().get("QUEUED", 0) and time.time() < deadline:
             time.sleep(0.1)

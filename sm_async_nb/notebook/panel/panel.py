@@ -78,7 +78,8 @@ class Panel:
         self._closed = False
         self.state = PanelState(JournalReader(self.ctx.journal, self.ctx.origin, page_size), self.tracker,
                                 poll_interval=lambda: self.ctx.settings.poll_interval, logs=row_logs is not None,
-                                strip_interval=endpoint_interval if endpoint_status is not None else None)
+                                strip_interval=endpoint_interval if endpoint_status is not None else None,
+                                job_problem=lambda: parts.jobs.problem)
         self.view = PanelView(page_size, strip=endpoint_status is not None)
         self.widget = self.view.root
         self.loop = PanelLoop(self.state, draw=self.view.draw, say=self.view.say, clock=clock)

@@ -167,8 +167,10 @@ class PanelState:
     """
 
     def __init__(self, reader: JournalReader, tracker: TrackerView, *, poll_interval: Callable[[], float],
-                 previews: bool = True, logs: bool = False, strip_interval: float | None = None):
+                 previews: bool = True, logs: bool = False, strip_interval: float | None = None,
+                 job_problem: Callable[[], str | None] = lambda: None):
         self.reader = reader
+        self._job_problem = job_problem  # the job thread's last problem (a job it paused, and why)
         self._tracker, self._poll_interval = tracker, poll_interval
         self._previews_enabled, self._logs_enabled, self._strip_interval = previews, logs, strip_interval
         self.query = Query()
@@ -462,7 +464,7 @@ class PanelState:
         alert = notices.expiring(soon, None if first is None else first - now)
         if alert is not None:
             found.append(alert)
-        found += [Notice("warn", text) for text in ([tracker.problem] if tracker.problem else [])]
+        found += [Notice("warn", text) for text in (tracker.problem, self._job_problem()) if text]
         found += [Notice("warn", text) for text in tracker.notices.values()]
         if self.refresh_error:
             found.append(Notice("warn", f"Last refresh failed: {self.refresh_error}"))
