@@ -195,6 +195,11 @@ class Journal:
         with self._lock:
             self._check_file()
             try:
+                if self._db.in_transaction:
+                    # Only an interrupt (Ctrl-C, interrupt_main) landing between an earlier BEGIN and its
+                    # try leaves one open under this lock: that change was never made; drop it.
+                    log.warning("rolling back a journal transaction an interrupt left open")
+                    self._db.execute("ROLLBACK")
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise self._explain(exc) from None

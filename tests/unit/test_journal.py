@@ -247,3 +247,29 @@ def test_deleting_the_journal_file_under_a_client_is_an_error_not_silent_loss(tm
     with pytest.raises(JournalError, match="deleted or replaced"):
         journal.add([record("b")])
     assert not path.exists()
+
+
+def test_an_interrupt_right_after_begin_leaves_no_transaction_open(journal):
+    """Ctrl-C (or interrupt_main) can land just after BEGIN, before the block that rolls back: the next
+    change must not fail with "cannot start a transaction within a transaction" (seen in a kernel test)."""
+    real = journal._db
+
+    class InterruptedAfterBegin:
+        armed = True
+
+        def execute(self, sql, *args):
+            result = real.execute(sql, *args)
+            if sql == "BEGIN IMMEDIATE" and self.armed:
+                self.armed = False
+                raise KeyboardInterrupt
+            return result
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    journal._db = InterruptedAfterBegin()
+    with pytest.raises(KeyboardInterrupt):
+        journal.add([record("lost")])
+    journal.add([record("kept")])
+    assert journal.get("kept") is not None and journal.get("lost") is None
+    journal._db = real
