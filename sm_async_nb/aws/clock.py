@@ -10,15 +10,19 @@ smaller than ``RESOLUTION_S`` cannot be told from none and counts as 0.
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 RESOLUTION_S = 2.0  # Date is whole seconds, plus the answer's way back: below this, no offset is known
+READINGS_S = 300.0  # the offset is the best reading of this long (a clock set back shows within it)
+MAX_READINGS = 256  # readings kept at most (a busy client makes many per second)
 
 
 def parse_date(value: str | None) -> float | None:
@@ -37,10 +41,11 @@ class ServerClock:
     ``observe`` is a botocore ``after-call`` handler registered on every S3 client of the context.
     """
 
-    def __init__(self, clock: Callable[[], float]):
-        self.clock = clock
+    def __init__(self, clock: Callable[[], float], monotonic: Callable[[], float] = time.monotonic):
+        self.clock, self._monotonic = clock, monotonic
         self._lock = threading.Lock()
         self._offset: float | None = None
+        self._readings: collections.deque[tuple[float, float]] = collections.deque()  # (monotonic time, offset)
         self._warned = False
 
     def observe(self, http_response: Any = None, parsed: Any = None, **_: Any) -> None:
@@ -53,10 +58,22 @@ class ServerClock:
             self.update(date, self.clock())
 
     def update(self, server_time: float, local_time: float) -> None:
-        """One reading: S3 said ``server_time`` (whole seconds) when the notebook said ``local_time``."""
-        offset = server_time + 0.5 - local_time  # the Date is truncated: the middle of its second
-        offset = 0.0 if abs(offset) < RESOLUTION_S else offset
+        """One reading: S3 said ``server_time`` (whole seconds) when the notebook said ``local_time``.
+
+        S3 dates its answer when it sends it; botocore reports it once the answer has arrived (after its
+        whole body, for a download), so every reading is late by that time and the true offset is at
+        least as large. The offset is the largest reading of the last ``READINGS_S`` seconds: the answer
+        that came back fastest (a slow download or a loaded machine does not shift it), while a clock that
+        was set back still shows within that time."""
+        reading = server_time + 0.5 - local_time  # the Date is truncated: the middle of its second
+        at = self._monotonic()  # not the notebook's clock: that is what may be set back
         with self._lock:
+            self._readings.append((at, reading))
+            while self._readings and (at - self._readings[0][0] > READINGS_S
+                                      or len(self._readings) > MAX_READINGS):
+                self._readings.popleft()
+            best = max(offset for _, offset in self._readings)
+            offset = 0.0 if abs(best) < RESOLUTION_S else best
             self._offset = offset
             warn = offset != 0.0 and not self._warned and abs(offset) > 60
             self._warned = self._warned or warn
