@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -308,17 +309,29 @@ def test_a_closed_clients_job_waits_paused_for_resume(stack, routed, tmp_path):
         assert batch.wait(timeout=60).status_counts() == {"COMPLETED": 12}
 
 
-def test_a_router_deleted_mid_job_errors_its_queued_parts_and_they_resubmit(stack, routed, client):
+def test_a_router_deleted_mid_job_pauses_it_and_it_finishes_once_the_router_is_back(stack, routed, client):
+    """A router that is gone is a problem every request would hit: the job pauses (its queued parts stay
+    QUEUED, the one that hit it is ERROR with AWS's text, its input kept); once the router is back,
+    resume() and resubmit() finish the job in order."""
     make_router(stack, "corpus4-gone", [SLOW])
     batch = client.submit_many(R("corpus4-gone", TARGET), payloads(6, "g"), max_pending=1, label="gone")
     stack.boto3_client("sagemaker").delete_inference_router(InferenceRouterName="corpus4-gone")
-    batch.wait(timeout=60)
+    deadline = time.monotonic() + 60
+    while batch.job_state is not JobState.PAUSED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert batch.job_state is JobState.PAUSED
+    with pytest.raises(sma.SubmissionError, match="paused with .* queued"):
+        batch.wait(timeout=60)
     failed = [r for r in batch.parts() if r.status is Status.ERROR]
     assert failed and all("corpus4-gone" in r.error and "not found" in r.error for r in failed)
     assert all(r.input_location for r in failed)  # kept for a resubmission
+    assert batch.status_counts().get("QUEUED", 0) >= 1
+    assert "corpus4-gone" in client.jobs.problem and "resume()" in client.jobs.problem
     make_router(stack, "corpus4-gone", [SLOW])
+    assert batch.resume() is True
     again = client.resubmit([r.inference_id for r in failed])
     assert all(inv.wait(timeout=60).status is Status.COMPLETED for inv in again)
+    batch.wait(timeout=60)
     assert batch.result()[0].tolist() == ["g"] * 6
 
 
