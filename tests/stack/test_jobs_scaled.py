@@ -54,10 +54,11 @@ def test_auto_loses_nothing_where_submitting_everything_expires_the_tail(scaled,
 
 
 def test_retries_resend_what_expired_with_the_same_input(scaled, client):
-    rows = [f"x,{i}\n" for i in range(30)]  # 1.5 s of work with a 2 s TTL: the tail of each round may expire
+    # A first round that is sure to expire some: the endpoint is busy with 40 requests (2 s of work) first,
+    # and the 2 s TTL runs out behind them. Later rounds find it free (31 requests: 1.55 s).
+    client.submit_many("steady", [f"busy,{i}\n" for i in range(40)], request_ttl_seconds=TTL * 10)
+    rows = [f"x,{i}\n" for i in range(30)]
     batch = client.submit_many("steady", rows + ["boom\n"], request_ttl_seconds=TTL, retries=3, label="retried")
-    # a first round that is sure to expire some: hold the endpoint busy with another batch
-    client.submit_many("steady", [f"busy,{i}\n" for i in range(20)], request_ttl_seconds=TTL)
     batch.wait(timeout=180)
     rows_all = client.journal.batch_rows(batch.batch_id)
     retried = [r for r in rows_all if r.resubmitted_as is not None]
