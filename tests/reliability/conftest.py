@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+import sm_async_nb as sma
+
 
 @dataclass
 class Ctx:
@@ -36,6 +38,16 @@ class Ctx:
 
     def magic(self, line: str):
         return self.shell().run_line_magic("invoke_async", line)
+
+    def refused(self, action, error: type, pattern: str) -> BaseException:
+        """Run ``action(self)``: it must raise ``error`` from sm_async_nb, one line matching ``pattern``."""
+        with pytest.raises(error) as caught:
+            action(self)
+        message = str(caught.value)
+        assert "\n" not in message and len(message) < 600, message
+        assert caught.match(pattern)
+        assert isinstance(caught.value, sma.errors.SmAsyncError)
+        return caught.value
 
     def deny(self, operation: str, code: str, status: int, message: str):
         """What S3 answers without the permission, or with expired credentials (the real shape)."""
